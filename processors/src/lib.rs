@@ -1,0 +1,1 @@
+//! Alert processing (work in progress).

@@ -1,0 +1,1 @@
+//! Segmented, crash-safe partition log (work in progress).
