@@ -1,0 +1,1 @@
+//! Classic consumer-group coordinator (work in progress).

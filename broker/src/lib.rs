@@ -1,0 +1,3 @@
+//! The Starlog broker: a Kafka-wire-compatible server over `starlog-storage`.
+
+pub mod groups;
