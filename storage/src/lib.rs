@@ -1,1 +1,38 @@
-//! Segmented, crash-safe partition log (work in progress).
+//! Starlog storage: the segmented, crash-safe partition log and the metadata store.
+//!
+//! * [`PartitionLog`] stores Kafka record batches (magic v2) exactly as produced, in segment
+//!   files with sparse offset and time indexes, and serves Fetch-ready byte ranges. It recovers
+//!   from torn writes on open, truncates for Raft, applies retention, and group-commits
+//!   fdatasyncs according to a [`FlushPolicy`].
+//! * [`MetaStore`] keeps topics, per-topic configs and consumer-group offsets durable.
+//!
+//! Everything is synchronous and `Send + Sync`; async callers use `spawn_blocking`.
+//!
+//! Module map: `batch` (v2 header decode/validate/patch), `config` (LogConfig and topic config
+//! mapping), `index` (sparse indexes), `segment` (one segment file), `recovery` (scanning
+//! segment bytes), `durability` (group commit), `checkpoint` (persisted log start),
+//! `partition_log` (the log), `meta_store` (metadata), `fsutil`/`mmap` (crash-safe file helpers).
+
+mod batch;
+mod checkpoint;
+mod config;
+mod durability;
+mod error;
+mod fsutil;
+mod index;
+mod meta_store;
+mod mmap;
+mod partition_log;
+mod recovery;
+mod segment;
+
+pub use batch::{
+    parse_batch_header, validate_batch, BatchError, BatchHeader, BATCH_HEADER_LEN, MAGIC_V2,
+};
+pub use config::{
+    log_config_from_topic_configs, FlushPolicy, LogConfig, DEFAULT_FLUSH_INTERVAL,
+    FLUSH_POLICY_KEY, MAX_SEGMENT_BYTES,
+};
+pub use error::StorageError;
+pub use meta_store::{CommittedOffset, MetaStore, TopicMeta};
+pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RecoveredTail, RetentionOutcome};
