@@ -1,3 +1,30 @@
 //! The Starlog broker: a Kafka-wire-compatible server over `starlog-storage`.
+//!
+//! A request travels `server` (accept) → `connection` (framing, limits) →
+//! `dispatch` (header, version check, decode) → `handlers::*` (the API's
+//! semantics) → `partition` / `topics` (state) → `starlog_storage` (bytes on
+//! disk). Consumer groups live in `groups`.
 
+pub mod alloc;
+pub mod api_versions;
+pub mod backend;
+pub mod batch;
+pub mod broker;
+pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod errors;
 pub mod groups;
+pub mod handlers;
+pub mod partition;
+pub mod producer_state;
+pub mod server;
+pub mod topic_configs;
+pub mod topics;
+
+pub use config::BrokerConfig;
+pub use server::Server;
+
+/// Survives absurd allocation sizes decoded from client bytes (see [`alloc`]).
+#[global_allocator]
+static GLOBAL: alloc::GuardedAllocator = alloc::GuardedAllocator;

@@ -1,0 +1,68 @@
+//! The shared state every connection works against.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::protocol::StrBytes;
+
+use crate::config::BrokerConfig;
+use crate::groups::GroupCoordinator;
+use crate::topics::TopicRegistry;
+
+/// The broker: configuration, topics, groups and producer ids.
+#[derive(Debug)]
+pub struct Broker {
+    /// The configuration it was started with.
+    pub config: BrokerConfig,
+    /// Topics and partitions.
+    pub topics: Arc<TopicRegistry>,
+    /// The consumer-group coordinator.
+    pub groups: Arc<GroupCoordinator>,
+    /// Host advertised to clients.
+    pub advertised_host: StrBytes,
+    /// Port advertised to clients.
+    pub advertised_port: i32,
+    next_producer_id: AtomicI64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Broker {
+    /// Assembles a broker from its parts; `port` is the bound listener port.
+    pub fn new(
+        config: BrokerConfig,
+        topics: Arc<TopicRegistry>,
+        groups: Arc<GroupCoordinator>,
+        port: u16,
+    ) -> Self {
+        let advertised_host = StrBytes::from_string(config.advertised_host());
+        let advertised_port = i32::from(config.advertised_port.unwrap_or(port));
+        // Producer ids must not repeat across restarts: start from the clock
+        // (milliseconds << 8 leaves room for 256 ids a millisecond of uptime).
+        let first_pid = now_ms().saturating_mul(256) & (i64::MAX >> 1);
+        Self {
+            config,
+            topics,
+            groups,
+            advertised_host,
+            advertised_port,
+            next_producer_id: AtomicI64::new(first_pid),
+        }
+    }
+
+    /// A fresh producer id.
+    pub fn allocate_producer_id(&self) -> i64 {
+        self.next_producer_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+}

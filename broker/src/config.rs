@@ -1,0 +1,352 @@
+//! Broker configuration: the YAML file `starlog serve --config` reads, and the
+//! embedded default used when no file is given.
+//!
+//! Every field has a default, so an empty file (or none) is a working broker on
+//! `127.0.0.1:9092` with its data in `./starlog-data`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use starlog_storage::{FlushPolicy, LogConfig};
+
+/// Errors found while loading a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The YAML did not parse or had a field of the wrong type.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause, with the line and field at fault.
+        source: serde_yaml::Error,
+    },
+    /// A value parsed but is not allowed.
+    #[error("invalid config value `{field}`: {reason}")]
+    Invalid {
+        /// The YAML path of the field.
+        field: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+/// The whole broker configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// This broker's id, as reported in Metadata.
+    pub node_id: i32,
+    /// Address the Kafka listener binds to.
+    pub listen: SocketAddr,
+    /// Host name advertised to clients in Metadata; defaults to the listen IP.
+    pub advertised_host: Option<String>,
+    /// Port advertised to clients; defaults to the bound port.
+    pub advertised_port: Option<u16>,
+    /// Where partitions and metadata live.
+    pub data_dir: PathBuf,
+    /// Name reported as the cluster id.
+    pub cluster_id: String,
+    /// Defaults for every topic's log (overridable per topic).
+    pub log: LogSettings,
+    /// Topic defaults and auto-creation.
+    pub topics: TopicSettings,
+    /// Limits that protect the broker from clients.
+    pub limits: Limits,
+    /// Group coordinator settings.
+    pub groups: GroupSettings,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 0,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised_host: None,
+            advertised_port: None,
+            data_dir: PathBuf::from("starlog-data"),
+            cluster_id: "starlog".to_string(),
+            log: LogSettings::default(),
+            topics: TopicSettings::default(),
+            limits: Limits::default(),
+            groups: GroupSettings::default(),
+        }
+    }
+}
+
+/// Log defaults: segment size, retention, flush policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `always`, `never`, or a number of milliseconds between group fsyncs.
+    pub flush: FlushSetting,
+    /// Segment size before a roll.
+    pub segment_bytes: u64,
+    /// Segment age before a roll.
+    pub segment_ms: u64,
+    /// Age after which whole segments are deleted; -1 keeps forever.
+    pub retention_ms: i64,
+    /// Size beyond which the oldest segments are deleted; -1 means no limit.
+    pub retention_bytes: i64,
+    /// How often the retention task runs.
+    pub retention_check_interval_ms: u64,
+    /// Largest record batch a producer may send.
+    pub max_message_bytes: u32,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        let base = LogConfig::default();
+        Self {
+            flush: FlushSetting::IntervalMs(5),
+            segment_bytes: base.segment_bytes,
+            segment_ms: base.segment_ms,
+            retention_ms: base.retention_ms.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+            retention_bytes: base
+                .retention_bytes
+                .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+            retention_check_interval_ms: 60_000,
+            max_message_bytes: base.max_batch_bytes,
+        }
+    }
+}
+
+/// The flush policy as written in YAML: `always`, `never` or milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum FlushSetting {
+    /// Milliseconds between group fsyncs.
+    IntervalMs(u64),
+    /// `always` or `never`.
+    Named(FlushNamed),
+}
+
+/// Named flush policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlushNamed {
+    /// fsync before every acknowledgement (shared by concurrent appends).
+    Always,
+    /// Leave flushing to the OS (or to replication).
+    Never,
+}
+
+impl FlushSetting {
+    /// The storage policy this setting names.
+    pub fn policy(self) -> FlushPolicy {
+        match self {
+            FlushSetting::IntervalMs(ms) => FlushPolicy::Interval(Duration::from_millis(ms)),
+            FlushSetting::Named(FlushNamed::Always) => FlushPolicy::Always,
+            FlushSetting::Named(FlushNamed::Never) => FlushPolicy::Never,
+        }
+    }
+}
+
+/// Topic creation defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Create a topic when a client asks Metadata for one that does not exist.
+    pub auto_create: bool,
+    /// Partitions of an auto-created topic, and of CreateTopics with -1.
+    pub default_partitions: i32,
+    /// Upper bound on a topic's partition count.
+    pub max_partitions: i32,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self {
+            auto_create: true,
+            default_partitions: 1,
+            max_partitions: 10_000,
+        }
+    }
+}
+
+/// Protective limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request frame accepted (Kafka's `socket.request.max.bytes`).
+    pub max_request_bytes: u32,
+    /// Connections open at once; more are closed on accept.
+    pub max_connections: usize,
+    /// A connection idle for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Longest a fetch may wait (caps the client's `max_wait_ms`).
+    pub max_fetch_wait_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 100 * 1024 * 1024,
+            max_connections: 4096,
+            idle_timeout_ms: 600_000,
+            max_fetch_wait_ms: 30_000,
+        }
+    }
+}
+
+/// Group coordinator settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupSettings {
+    /// Kafka's `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay_ms: u64,
+    /// Smallest session timeout a member may ask for.
+    pub min_session_timeout_ms: i32,
+    /// Largest session timeout a member may ask for.
+    pub max_session_timeout_ms: i32,
+}
+
+impl Default for GroupSettings {
+    fn default() -> Self {
+        Self {
+            initial_rebalance_delay_ms: 3_000,
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Reads and validates a YAML file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates YAML text (an empty document is the default).
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let config: BrokerConfig = if text.trim().is_empty() {
+            BrokerConfig::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+                path: PathBuf::new(),
+                source,
+            })?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        if self.topics.default_partitions < 1 {
+            return invalid("topics.default_partitions", "must be at least 1");
+        }
+        if self.topics.max_partitions < self.topics.default_partitions {
+            return invalid("topics.max_partitions", "must be >= default_partitions");
+        }
+        if self.log.segment_bytes < 1024 {
+            return invalid("log.segment_bytes", "must be at least 1024");
+        }
+        if self.log.max_message_bytes < 1024 {
+            return invalid("log.max_message_bytes", "must be at least 1024");
+        }
+        if self.limits.max_request_bytes < self.log.max_message_bytes {
+            return invalid(
+                "limits.max_request_bytes",
+                "must be at least log.max_message_bytes",
+            );
+        }
+        if self.groups.min_session_timeout_ms > self.groups.max_session_timeout_ms {
+            return invalid(
+                "groups.min_session_timeout_ms",
+                "must not exceed max_session_timeout_ms",
+            );
+        }
+        Ok(())
+    }
+
+    /// The log configuration every topic starts from.
+    pub fn base_log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.log.segment_bytes,
+            segment_ms: self.log.segment_ms,
+            retention_ms: u64::try_from(self.log.retention_ms).ok(),
+            retention_bytes: u64::try_from(self.log.retention_bytes).ok(),
+            max_batch_bytes: self.log.max_message_bytes,
+            flush: self.log.flush.policy(),
+            ..LogConfig::default()
+        }
+    }
+
+    /// Host clients are told to connect to.
+    pub fn advertised_host(&self) -> String {
+        self.advertised_host
+            .clone()
+            .unwrap_or_else(|| self.listen.ip().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_document_is_the_default() {
+        let c = BrokerConfig::from_yaml("").unwrap();
+        assert_eq!(c.listen.port(), 9092);
+        assert_eq!(c.data_dir, PathBuf::from("starlog-data"));
+        assert_eq!(c.log.retention_ms, 604_800_000);
+    }
+
+    #[test]
+    fn flush_policies_parse() {
+        for (text, want) in [
+            ("log: { flush: always }", FlushPolicy::Always),
+            ("log: { flush: never }", FlushPolicy::Never),
+            (
+                "log: { flush: 20 }",
+                FlushPolicy::Interval(Duration::from_millis(20)),
+            ),
+        ] {
+            let c = BrokerConfig::from_yaml(text).unwrap();
+            assert_eq!(
+                format!("{:?}", c.base_log_config().flush),
+                format!("{want:?}")
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = BrokerConfig::from_yaml("lisen: 127.0.0.1:1").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn invalid_value_is_named() {
+        let err = BrokerConfig::from_yaml("topics: { default_partitions: 0 }").unwrap_err();
+        assert!(
+            err.to_string().contains("topics.default_partitions"),
+            "{err}"
+        );
+    }
+}

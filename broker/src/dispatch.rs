@@ -1,0 +1,195 @@
+//! From a request frame to a response frame.
+//!
+//! The frame is checked before it is decoded: an unknown API key or an
+//! unserved version closes the connection (as Kafka does), except ApiVersions,
+//! which always answers so that a newer client can learn what we serve.
+//! Decode errors close the connection with one log line; nothing here panics
+//! on client bytes.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Decodable;
+use kafka_protocol::protocol::Encodable;
+use kafka_protocol::ResponseError;
+
+use crate::api_versions;
+use crate::broker::Broker;
+use crate::handlers;
+
+/// Why a connection must be closed instead of answered.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Too short to hold a request header.
+    #[error("frame of {0} bytes is too short for a request header")]
+    Short(usize),
+    /// An API key we do not know.
+    #[error("unknown API key {0}")]
+    UnknownApi(i16),
+    /// A version of a known API that we do not serve.
+    #[error("unsupported version {version} of {key:?}")]
+    UnsupportedVersion {
+        /// The API.
+        key: ApiKey,
+        /// The version asked for.
+        version: i16,
+    },
+    /// The header or body did not decode.
+    #[error("malformed {key:?} v{version} request: {reason}")]
+    Malformed {
+        /// The API.
+        key: ApiKey,
+        /// The version.
+        version: i16,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// Our own response failed to encode (a bug, reported).
+    #[error("cannot encode {key:?} v{version} response: {reason}")]
+    Encode {
+        /// The API.
+        key: ApiKey,
+        /// The version.
+        version: i16,
+        /// The encoder's complaint.
+        reason: String,
+    },
+}
+
+/// What the connection should do with a frame.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this response frame (length prefix included).
+    Respond(Bytes),
+    /// Send nothing (a Produce with acks=0).
+    Silent,
+}
+
+/// The peer, for the group APIs that record it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// `ip:port` of the client.
+    pub host: String,
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Handles one request frame (without its length prefix).
+pub async fn handle_frame(broker: &Broker, mut frame: Bytes, peer: &Peer) -> Result<Outcome, Refusal> {
+    if frame.len() < 8 {
+        return Err(Refusal::Short(frame.len()));
+    }
+    let raw_key = be_i16(&frame, 0);
+    let version = be_i16(&frame, 2);
+    let correlation_id = be_i32(&frame, 4);
+    let key = ApiKey::try_from(raw_key).map_err(|()| Refusal::UnknownApi(raw_key))?;
+    if !api_versions::is_supported(key, version) {
+        if key == ApiKey::ApiVersions {
+            // Answer at v0 with the error and our table, so the client retries lower.
+            let response = handlers::cluster::api_versions(Some(ResponseError::UnsupportedVersion));
+            return encode(ResponseKind::ApiVersions(response), key, 0, correlation_id).map(Outcome::Respond);
+        }
+        return Err(Refusal::UnsupportedVersion { key, version });
+    }
+    let malformed = |reason: String| Refusal::Malformed {
+        key,
+        version,
+        reason,
+    };
+    let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
+        .map_err(|e| malformed(format!("header: {e:#}")))?;
+    let request = RequestKind::decode(key, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
+    let client_id = header
+        .client_id
+        .as_ref()
+        .map_or_else(String::new, |c| c.to_string());
+    let response = route(broker, request, key, version, &client_id, peer).await?;
+    match response {
+        Some(r) => encode(r, key, version, correlation_id).map(Outcome::Respond),
+        None => Ok(Outcome::Silent),
+    }
+}
+
+fn encode(response: ResponseKind, key: ApiKey, version: i16, correlation_id: i32) -> Result<Bytes, Refusal> {
+    let fail = |e: anyhow::Error| Refusal::Encode {
+        key,
+        version,
+        reason: format!("{e:#}"),
+    };
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0); // length, patched below
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, key.response_header_version(version))
+        .map_err(fail)?;
+    response.encode(&mut buf, version).map_err(fail)?;
+    let len = i32::try_from(buf.len() - 4).map_err(|_| Refusal::Encode {
+        key,
+        version,
+        reason: "response larger than 2 GiB".to_string(),
+    })?;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+async fn route(
+    broker: &Broker,
+    request: RequestKind,
+    key: ApiKey,
+    version: i16,
+    client_id: &str,
+    peer: &Peer,
+) -> Result<Option<ResponseKind>, Refusal> {
+    use handlers::{cluster, configs, fetch, list_offsets, metadata, produce, topics_admin};
+    let groups = &broker.groups;
+    Ok(Some(match request {
+        RequestKind::Produce(r) => match produce::handle(broker, r).await {
+            Some(r) => ResponseKind::Produce(r),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r).await),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(cluster::api_versions(None)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics_admin::create_topics(broker, r)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics_admin::delete_topics(broker, r)),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(topics_admin::create_partitions(broker, r))
+        }
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(topics_admin::delete_records(broker, r).await)
+        }
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r))
+        }
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(cluster::find_coordinator(broker, r, version))
+        }
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(cluster::init_producer_id(broker, r)),
+        RequestKind::SaslHandshake(r) => ResponseKind::SaslHandshake(cluster::sasl_handshake(r)),
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(groups.join_group(r, version, client_id, &peer.host).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups.sync_group(r, version).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups.heartbeat(r, version).await),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups.leave_group(r, version).await),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups.offset_commit(r, version).await),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups.offset_fetch(r, version).await),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(groups.offset_delete(r, version).await),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups.list_groups(r, version).await),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(groups.describe_groups(r, version).await)
+        }
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups.delete_groups(r, version).await),
+        // `is_supported` admits only the APIs above; refuse rather than hang.
+        _ => return Err(Refusal::UnsupportedVersion { key, version }),
+    }))
+}

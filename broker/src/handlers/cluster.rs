@@ -1,0 +1,113 @@
+//! Small cluster-level APIs: ApiVersions, DescribeCluster, FindCoordinator,
+//! InitProducerId and SaslHandshake.
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{
+    ApiVersionsResponse, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ProducerId, SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::api_versions::SUPPORTED;
+use crate::broker::Broker;
+
+/// The ApiVersions response; `error` is set when the client asked for a
+/// version we do not serve (the response is then encoded at v0).
+pub fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
+    let keys = SUPPORTED
+        .iter()
+        .map(|s| {
+            ApiVersion::default()
+                .with_api_key(s.key as i16)
+                .with_min_version(s.min)
+                .with_max_version(s.max)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_error_code(error.map_or(0, |e| e.code()))
+        .with_api_keys(keys)
+}
+
+/// Handles DescribeCluster.
+pub fn describe_cluster(broker: &Broker, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+    DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_string(broker.config.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.node_id()))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.node_id()))
+            .with_host(broker.advertised_host.clone())
+            .with_port(broker.advertised_port)])
+}
+
+/// Coordinator key type for transactions (groups are 0).
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// Handles FindCoordinator: this broker coordinates every group.
+pub fn find_coordinator(
+    broker: &Broker,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let node = BrokerId(broker.node_id());
+    let host = broker.advertised_host.clone();
+    let port = broker.advertised_port;
+    let unsupported = req.key_type == KEY_TYPE_TRANSACTION;
+    if version >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                let c = Coordinator::default().with_key(key);
+                if unsupported {
+                    c.with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                } else {
+                    c.with_node_id(node).with_host(host.clone()).with_port(port)
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    if unsupported {
+        return FindCoordinatorResponse::default()
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+            .with_node_id(BrokerId(-1))
+            .with_port(-1);
+    }
+    FindCoordinatorResponse::default()
+        .with_node_id(node)
+        .with_host(host)
+        .with_port(port)
+}
+
+/// Handles InitProducerId for idempotent (non-transactional) producers.
+pub fn init_producer_id(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    if req.transactional_id.is_some() {
+        return InitProducerIdResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
+    // A producer bumping its own epoch (KIP-360) keeps its id.
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX {
+        return InitProducerIdResponse::default()
+            .with_producer_id(req.producer_id)
+            .with_producer_epoch(req.producer_epoch + 1);
+    }
+    InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(broker.allocate_producer_id()))
+        .with_producer_epoch(0)
+}
+
+/// Handles SaslHandshake: no mechanism is enabled.
+pub fn sasl_handshake(req: SaslHandshakeRequest) -> SaslHandshakeResponse {
+    tracing::info!(mechanism = %req.mechanism.as_str(), "SASL requested, but no mechanism is enabled");
+    SaslHandshakeResponse::default()
+        .with_error_code(ResponseError::UnsupportedSaslMechanism.code())
+        .with_mechanisms(Vec::new())
+}

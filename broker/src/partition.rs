@@ -1,0 +1,215 @@
+//! One served partition: its log, its published high watermark, and the
+//! idempotent-producer table that guards appends.
+//!
+//! The storage log is synchronous; appends run on the blocking pool so a
+//! fsync never stalls the reactor. The high watermark is published through a
+//! `watch` channel: long-poll fetches wait on it and are woken by appends,
+//! never by timers that spin.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use starlog_storage::{AppendInfo, PartitionLog, ReadResult, StorageError};
+use tokio::sync::{watch, Mutex};
+
+use crate::batch;
+use crate::producer_state::{ProducerStates, SequenceCheck};
+
+/// Result of a produce to one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Offset of the first record of the request's batches.
+    pub base_offset: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+}
+
+/// Why a produce to one partition failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The storage refused or failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The idempotence checks refused the batch.
+    #[error("producer sequence check failed: {0}")]
+    Sequence(ResponseError),
+    /// The records field did not parse as record batches.
+    #[error("malformed record batches: {0}")]
+    Malformed(String),
+    /// The blocking task died (a bug, reported rather than hidden).
+    #[error("append task failed: {0}")]
+    Task(String),
+}
+
+/// A partition as the broker serves it.
+#[derive(Debug)]
+pub struct Partition {
+    log: Arc<PartitionLog>,
+    high_watermark: watch::Sender<i64>,
+    producers: Mutex<ProducerStates>,
+}
+
+impl Partition {
+    /// Wraps an opened log; the high watermark starts at its end.
+    pub fn new(log: PartitionLog) -> Self {
+        let end = log.log_end_offset();
+        let (high_watermark, _) = watch::channel(end);
+        let mut producers = ProducerStates::default();
+        rebuild_producer_state(&log, &mut producers);
+        Self {
+            log: Arc::new(log),
+            high_watermark,
+            producers: Mutex::new(producers),
+        }
+    }
+
+    /// The underlying log.
+    pub fn log(&self) -> &Arc<PartitionLog> {
+        &self.log
+    }
+
+    /// The offset up to which consumers may read.
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// A receiver woken whenever the high watermark moves.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    fn publish(&self, end: i64) {
+        self.high_watermark.send_if_modified(|hw| {
+            if end != *hw {
+                *hw = end;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Re-reads the log's end (after truncation or deletion of records).
+    pub fn refresh_high_watermark(&self) {
+        let end = self.log.log_end_offset();
+        self.publish(end);
+    }
+
+    /// Appends the record batches of one produce request.
+    pub async fn append(&self, records: Bytes, leader_epoch: i32) -> Result<Appended, AppendError> {
+        let identities =
+            batch::identities(&records).map_err(|e| AppendError::Malformed(e.to_string()))?;
+        if identities.iter().all(|b| b.producer_id < 0) {
+            let info = self.append_blocking(records, leader_epoch).await?;
+            return Ok(self.appended(&info));
+        }
+        let mut producers = self.producers.lock().await;
+        let mut duplicate_base = None;
+        for (i, id) in identities.iter().enumerate() {
+            match producers.check(id) {
+                SequenceCheck::Append if duplicate_base.is_none() => {}
+                SequenceCheck::Duplicate { base_offset } if i == 0 => {
+                    duplicate_base = Some(base_offset)
+                }
+                SequenceCheck::Duplicate { .. } if duplicate_base.is_some() => {}
+                SequenceCheck::Reject(e) => return Err(AppendError::Sequence(e)),
+                _ => {
+                    return Err(AppendError::Sequence(
+                        ResponseError::OutOfOrderSequenceNumber,
+                    ))
+                }
+            }
+        }
+        if let Some(base_offset) = duplicate_base {
+            return Ok(Appended {
+                base_offset,
+                log_start_offset: self.log.log_start_offset(),
+            });
+        }
+        let info = self.append_blocking(records, leader_epoch).await?;
+        let mut base = info.base_offset;
+        for id in &identities {
+            if id.producer_id >= 0 {
+                producers.record(id, base);
+            }
+            base += i64::from(id.last_offset_delta) + 1;
+        }
+        Ok(self.appended(&info))
+    }
+
+    async fn append_blocking(
+        &self,
+        records: Bytes,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, AppendError> {
+        let log = Arc::clone(&self.log);
+        let info = tokio::task::spawn_blocking(move || log.append(&records, leader_epoch))
+            .await
+            .map_err(|e| AppendError::Task(e.to_string()))??;
+        self.publish(info.last_offset + 1);
+        Ok(info)
+    }
+
+    fn appended(&self, info: &AppendInfo) -> Appended {
+        Appended {
+            base_offset: info.base_offset,
+            log_start_offset: self.log.log_start_offset(),
+        }
+    }
+
+    /// Reads whole batches from `offset`, bounded by the high watermark.
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, AppendError> {
+        let log = Arc::clone(&self.log);
+        let hw = self.high_watermark();
+        tokio::task::spawn_blocking(move || log.read(offset, max_bytes, hw))
+            .await
+            .map_err(|e| AppendError::Task(e.to_string()))?
+            .map_err(AppendError::from)
+    }
+
+    /// Forgets producer state (after the log lost its tail).
+    pub async fn reset_producers(&self) {
+        self.producers.lock().await.clear();
+    }
+}
+
+/// Batches scanned at open to rebuild idempotence state.
+const PRODUCER_REBUILD_BYTES: usize = 64 * 1024 * 1024;
+
+/// Rebuilds the producer table from the newest batches of the log, so a
+/// producer retrying across a broker restart still gets its duplicates
+/// recognised. Bounded: only the last `PRODUCER_REBUILD_BYTES` are scanned.
+fn rebuild_producer_state(log: &PartitionLog, producers: &mut ProducerStates) {
+    let end = log.log_end_offset();
+    let start = log.log_start_offset();
+    // Start far enough back to cover the remembered batches of recent producers.
+    let mut offset = end.saturating_sub(50_000).max(start);
+    let mut scanned = 0usize;
+    while offset < end && scanned < PRODUCER_REBUILD_BYTES {
+        let Ok(read) = log.read(offset, 4 * 1024 * 1024, end) else {
+            return;
+        };
+        let mut advanced = false;
+        for chunk in &read.chunks {
+            scanned += chunk.len();
+            let Ok(headers) = batch::headers(chunk) else {
+                return;
+            };
+            for h in headers {
+                if h.identity.producer_id >= 0 {
+                    producers.record(&h.identity, h.base_offset);
+                }
+                let next = h.base_offset + i64::from(h.identity.last_offset_delta) + 1;
+                if next > offset {
+                    offset = next;
+                    advanced = true;
+                }
+            }
+        }
+        if !advanced {
+            return;
+        }
+    }
+}
+

@@ -1,0 +1,211 @@
+//! Starting and stopping a broker: open storage, bind the listener, accept
+//! connections, run retention, and shut down gracefully (stop accepting,
+//! let in-flight requests finish, flush every log).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use starlog_storage::MetaStore;
+
+use crate::backend::MetaBackend;
+use crate::broker::{now_ms, Broker};
+use crate::config::BrokerConfig;
+use crate::connection;
+use crate::dispatch::Peer;
+use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::topics::TopicRegistry;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory or metadata store could not be opened.
+    #[error("cannot open data directory {path}: {reason}")]
+    Storage {
+        /// The directory.
+        path: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Server {
+    broker: Arc<Broker>,
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    /// Opens storage, binds the listener and starts serving.
+    pub async fn start(config: BrokerConfig) -> Result<Self, StartError> {
+        let data_dir = config.data_dir.clone();
+        let storage_err = |reason: String| StartError::Storage {
+            path: data_dir.display().to_string(),
+            reason,
+        };
+        std::fs::create_dir_all(&data_dir).map_err(|e| storage_err(e.to_string()))?;
+        let meta = Arc::new(MetaStore::open(&data_dir.join("__meta")).map_err(|e| storage_err(e.to_string()))?);
+        let topics = Arc::new(
+            TopicRegistry::open(&data_dir, config.base_log_config(), meta)
+                .map_err(|e| storage_err(e.to_string()))?,
+        );
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let group_config = GroupConfig {
+            min_session_timeout_ms: config.groups.min_session_timeout_ms,
+            max_session_timeout_ms: config.groups.max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.groups.initial_rebalance_delay_ms,
+            ..GroupConfig::default()
+        };
+        let backend = Arc::new(MetaBackend::new(Arc::clone(&topics)));
+        let groups = GroupCoordinator::new(backend, group_config);
+        let broker = Arc::new(Broker::new(config, topics, groups, addr.port()));
+        let (shutdown, _) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(accept_loop(Arc::clone(&broker), listener, shutdown.subscribe()));
+        tasks.spawn(retention_loop(Arc::clone(&broker), shutdown.subscribe()));
+        let reaper = broker.groups.spawn_session_reaper();
+        let mut stop = shutdown.subscribe();
+        tasks.spawn(async move {
+            let _ = stop.changed().await;
+            reaper.abort();
+        });
+        tracing::info!(%addr, data_dir = %broker.config.data_dir.display(), "starlog broker listening");
+        Ok(Self {
+            broker,
+            addr,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The broker state.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Stops accepting, waits for in-flight requests, flushes every log.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        let broker = Arc::clone(&self.broker);
+        let flushed = tokio::task::spawn_blocking(move || {
+            for topic in broker.topics.all() {
+                for (i, p) in topic.partitions.iter().enumerate() {
+                    if let Err(e) = p.log().flush() {
+                        tracing::error!(topic = %topic.name, partition = i, error = %e, "flush on shutdown failed");
+                    }
+                }
+            }
+        })
+        .await;
+        if flushed.is_err() {
+            tracing::error!("flush task failed during shutdown");
+        }
+        tracing::info!("starlog broker stopped");
+    }
+}
+
+/// How long shutdown waits for open connections to finish their request.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(broker.config.limits.max_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                        tracing::warn!(peer = %addr, "closing connection: too many connections");
+                        continue;
+                    };
+                    let broker = Arc::clone(&broker);
+                    let stop = shutdown.clone();
+                    connections.spawn(async move {
+                        connection::serve(broker, stream, Peer { host: addr.to_string() }, stop).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(open = connections.len(), "connections still open after drain timeout; closing them");
+        connections.abort_all();
+    }
+}
+
+async fn retention_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let every = Duration::from_millis(broker.config.log.retention_check_interval_ms.max(100));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let b = Arc::clone(&broker);
+        let ran = tokio::task::spawn_blocking(move || run_retention(&b, now_ms())).await;
+        if ran.is_err() {
+            tracing::error!("retention task failed");
+        }
+    }
+}
+
+/// One retention pass over every partition.
+pub fn run_retention(broker: &Broker, now: i64) {
+    for topic in broker.topics.all() {
+        for (i, p) in topic.partitions.iter().enumerate() {
+            match p.log().apply_retention(now) {
+                Ok(outcome) if outcome.segments_deleted > 0 => tracing::info!(
+                    topic = %topic.name,
+                    partition = i,
+                    segments = outcome.segments_deleted,
+                    bytes = outcome.bytes_deleted,
+                    log_start = outcome.new_log_start_offset,
+                    "retention deleted segments"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(topic = %topic.name, partition = i, error = %e, "retention failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Helpers shared by the broker's integration tests: a broker on a loopback
+//! port with its own temporary data directory, a raw Kafka-protocol client
+//! for byte-level tests, and the real alert files of `../shared/data`.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use starlog_broker::{BrokerConfig, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A broker serving from a temporary directory on 127.0.0.1.
+pub struct TestBroker {
+    pub server: Option<Server>,
+    pub dir: tempfile::TempDir,
+    pub config: BrokerConfig,
+}
+
+impl TestBroker {
+    /// Starts a broker with the test defaults (no initial rebalance delay).
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a broker after `tweak` adjusts its configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = BrokerConfig::default();
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.data_dir = dir.path().join("data");
+        config.groups.initial_rebalance_delay_ms = 0;
+        tweak(&mut config);
+        let server = Server::start(config.clone()).await.expect("broker starts");
+        Self {
+            server: Some(server),
+            dir,
+            config,
+        }
+    }
+
+    /// `host:port` for clients.
+    pub fn bootstrap(&self) -> String {
+        self.addr().to_string()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.as_ref().expect("running").local_addr()
+    }
+
+    /// Stops the broker gracefully and starts it again on the same port and data.
+    pub async fn restart(&mut self) {
+        let addr = self.addr();
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+        let mut config = self.config.clone();
+        config.listen = addr;
+        self.server = Some(Server::start(config).await.expect("broker restarts"));
+    }
+
+    /// Stops the broker.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// The shared data folder beside the repository.
+pub fn shared_data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+}
+
+/// Every `.avro` file under `sub` of the shared data, sorted by path.
+pub fn alert_files(sub: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "avro") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&shared_data().join(sub), &mut out);
+    out.sort();
+    assert!(!out.is_empty(), "no alert files under {sub}: is ../shared/data present?");
+    out
+}
+
+/// A raw Kafka-protocol connection for byte-level tests.
+pub struct RawClient {
+    pub stream: TcpStream,
+    correlation: i32,
+}
+
+impl RawClient {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.expect("connect"),
+            correlation: 0,
+        }
+    }
+
+    /// Sends a request and decodes its response.
+    pub async fn call(&mut self, request: RequestKind, key: ApiKey, version: i16) -> ResponseKind {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("raw-test")));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, key.request_header_version(version))
+            .expect("header encodes");
+        request.encode(&mut body, version).expect("request encodes");
+        self.send_frame(&body).await;
+        let mut frame = self.read_frame().await.expect("a response frame");
+        let rh = ResponseHeader::decode(&mut frame, key.response_header_version(version)).expect("response header");
+        assert_eq!(rh.correlation_id, self.correlation, "correlation id echoed");
+        ResponseKind::decode(key, &mut frame, version).expect("response decodes")
+    }
+
+    /// Sends bytes as one size-prefixed frame.
+    pub async fn send_frame(&mut self, body: &[u8]) {
+        let mut buf = BytesMut::with_capacity(body.len() + 4);
+        buf.put_i32(i32::try_from(body.len()).expect("frame fits"));
+        buf.put_slice(body);
+        self.stream.write_all(&buf).await.expect("write");
+    }
+
+    /// Reads one response frame, or None when the broker closed the connection.
+    pub async fn read_frame(&mut self) -> Option<Bytes> {
+        let size = tokio::time::timeout(Duration::from_secs(20), self.stream.read_i32())
+            .await
+            .expect("broker answers or closes within 20 s")
+            .ok()?;
+        let mut frame = vec![0u8; usize::try_from(size).ok()?];
+        self.stream.read_exact(&mut frame).await.ok()?;
+        Some(Bytes::from(frame))
+    }
+
+    /// True when the broker closed the connection (EOF) within 20 s.
+    pub async fn is_closed_by_broker(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(20), self.stream.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}
+
+/// Reads the big-endian i32 at the start of a response frame (after the size).
+pub fn correlation_of(mut frame: Bytes) -> i32 {
+    frame.get_i32()
+}
