@@ -41,6 +41,7 @@ struct SyncState {
 #[derive(Debug)]
 pub(crate) struct Durability {
     written: AtomicU64,
+    syncs: AtomicU64,
     state: Mutex<SyncState>,
     synced: Condvar,
 }
@@ -49,6 +50,7 @@ impl Durability {
     pub(crate) fn new(active: Arc<File>, path: PathBuf) -> Self {
         Self {
             written: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
             state: Mutex::new(SyncState {
                 durable: 0,
                 syncing: false,
@@ -79,6 +81,11 @@ impl Durability {
             Some(p) => Err(p.clone()),
             None => Ok(()),
         }
+    }
+
+    /// Number of sync rounds (each fdatasyncs every file with unsynced data) so far.
+    pub(crate) fn sync_count(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Returns once the policy is met for `ticket`.
@@ -119,6 +126,7 @@ impl Durability {
             let target = self.written.load(Ordering::Acquire);
             let mut files = std::mem::take(&mut st.pending);
             files.push(st.active.clone());
+            self.syncs.fetch_add(1, Ordering::Relaxed);
             let result = MutexGuard::unlocked(&mut st, || {
                 for (f, path) in &files {
                     f.sync_data()

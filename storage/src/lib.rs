@@ -11,7 +11,7 @@
 //! Module map: `batch` (v2 header decode/validate/patch), `config` (LogConfig and topic config
 //! mapping), `index` (sparse indexes), `segment` (one segment file), `recovery` (scanning
 //! segment bytes), `durability` (group commit), `checkpoint` (persisted log start),
-//! `partition_log` (the log), `meta_store` (metadata), `fsutil`/`mmap` (crash-safe file helpers).
+//! `partition_log` (the log), `retention` (the background retention task), `meta_store` (metadata), `fsutil`/`mmap` (crash-safe file helpers).
 
 mod batch;
 mod checkpoint;
@@ -24,6 +24,7 @@ mod meta_store;
 mod mmap;
 mod partition_log;
 mod recovery;
+mod retention;
 mod segment;
 
 pub use batch::{
@@ -36,3 +37,4 @@ pub use config::{
 pub use error::StorageError;
 pub use meta_store::{CommittedOffset, MetaStore, TopicMeta};
 pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RecoveredTail, RetentionOutcome};
+pub use retention::{run_retention_once, Clock, RetentionPass, RetentionWorker, SystemClock};

@@ -706,6 +706,12 @@ impl PartitionLog {
         self.durability.sync_all().map_err(|r| self.poisoned(r))
     }
 
+    /// Number of group-commit sync rounds since open: with many concurrent appenders it stays
+    /// well below the number of appends (exposed for metrics and tests).
+    pub fn sync_count(&self) -> u64 {
+        self.durability.sync_count()
+    }
+
     /// Deletes the partition directory and everything in it (DeleteTopics).
     pub fn delete(self) -> Result<(), StorageError> {
         let dir = self.dir.clone();

@@ -147,3 +147,14 @@ pub fn concat(r: &starlog_storage::ReadResult) -> Vec<u8> {
 pub fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
 }
+
+/// Paths of the files with extension `ext` in `dir`, sorted by name.
+pub fn files_with_ext(dir: &std::path::Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v
+}
