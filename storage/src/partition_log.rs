@@ -188,6 +188,15 @@ impl PartitionLog {
                             ),
                         });
                     }
+                    if base > prev.next_offset() {
+                        // The previous segment lost its tail (it ends on a batch boundary, so
+                        // its own scan saw nothing wrong): the rest no longer continues the log.
+                        drop(seg);
+                        let report =
+                            Self::drop_after_gap(topic, partition, dir, prev, &bases[i..])?;
+                        recovered.push(report);
+                        continue 'restart;
+                    }
                 }
                 if let Some(t) = truncation {
                     let later = &bases[i + 1..];
@@ -241,6 +250,52 @@ impl PartitionLog {
             size: AtomicU64::new(size),
             durability: Durability::new(active.0, active.1),
             recovered,
+        })
+    }
+
+    /// Deletes the segments `bases` that follow a gap after `prev`, reporting them.
+    fn drop_after_gap(
+        topic: &str,
+        partition: i32,
+        dir: &Path,
+        prev: &Segment,
+        bases: &[i64],
+    ) -> Result<RecoveredTail, StorageError> {
+        let mut bytes_dropped = 0;
+        for &b in bases {
+            for ext in ["log", "index", "timeindex"] {
+                let path = dir.join(file_name(b, ext));
+                if ext == "log" {
+                    bytes_dropped += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                }
+                remove_if_exists(&path)?;
+            }
+        }
+        sync_dir(dir)?;
+        let reason = format!(
+            "segment {} ends at offset {} but the next segment starts at {}",
+            prev.log_path().display(),
+            prev.next_offset(),
+            bases.first().copied().unwrap_or_default()
+        );
+        tracing::warn!(
+            topic,
+            partition,
+            segment = %prev.log_path().display(),
+            bytes_dropped,
+            first_dropped_offset = prev.next_offset(),
+            later_segments_deleted = bases.len(),
+            %reason,
+            "offset gap between segments; dropped the segments after it"
+        );
+        Ok(RecoveredTail {
+            segment: prev.log_path().to_owned(),
+            position: prev.len(),
+            bytes_dropped,
+            first_dropped_offset: prev.next_offset(),
+            last_dropped_offset: None,
+            segments_deleted: bases.len(),
+            reason,
         })
     }
 

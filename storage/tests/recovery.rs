@@ -291,3 +291,39 @@ fn corrupt_batch_after_crc_fix_but_wrong_count_is_truncated() {
     std::fs::write(&seg, &bytes).unwrap();
     reopen_expect_cut(dir.path(), 2, sizes[2] as u64, "recordCount 9");
 }
+
+#[test]
+fn sealed_segment_cut_on_a_batch_boundary_drops_the_segments_after_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, recs) = multi_segment(dir.path());
+    let logs = files_with_ext(dir.path(), "log");
+    let n_segments = logs.len();
+    // Drop the last batch of the first segment exactly at its boundary: the segment itself
+    // still scans clean, but the next segment no longer continues it.
+    let bytes = std::fs::read(&logs[0]).unwrap();
+    let mut pos = 0;
+    let mut last_start = 0;
+    while pos < bytes.len() {
+        last_start = pos;
+        pos += 12 + i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+    }
+    OpenOptions::new()
+        .write(true)
+        .open(&logs[0])
+        .unwrap()
+        .set_len(last_start as u64)
+        .unwrap();
+    let log = PartitionLog::open(dir.path(), "t", 0, config).unwrap();
+    let tails = log.recovered_tails();
+    assert_eq!(tails.len(), 1, "{tails:?}");
+    assert_eq!(tails[0].segments_deleted, n_segments - 1);
+    assert!(tails[0].reason.contains("next segment starts"));
+    let kept = all_records(&log);
+    assert_eq!(kept[..], recs[..kept.len()]);
+    assert_eq!(log.log_end_offset(), kept.len() as i64);
+    assert_eq!(files_with_ext(dir.path(), "log").len(), 1);
+    assert_eq!(
+        log.append(&batch(1, &[b"x"]), 0).unwrap().base_offset,
+        kept.len() as i64
+    );
+}
