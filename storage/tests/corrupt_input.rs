@@ -1,6 +1,9 @@
 //! One test per malformed-batch case: the append is rejected with a typed error naming the
 //! fault and the partition, and nothing already stored changes.
 
+// Test helpers outside #[test] fns panic on purpose when a fixture cannot be built.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{batch, concat, fix_crc};

@@ -1,5 +1,8 @@
 //! `MetaStore`: durable topics, configs and committed offsets.
 
+// Test helpers outside #[test] fns panic on purpose when a fixture cannot be built.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use starlog_storage::{CommittedOffset, MetaStore, StorageError, TopicMeta};

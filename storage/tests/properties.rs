@@ -1,5 +1,8 @@
 //! Property tests of the partition log against a simple in-memory model.
 
+// Test helpers outside #[test] fns panic on purpose when a fixture cannot be built.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::fs::OpenOptions;

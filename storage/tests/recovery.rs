@@ -1,5 +1,8 @@
 //! Recovery on open: torn or corrupt tails are truncated and reported, indexes rebuilt.
 
+// Test helpers outside #[test] fns panic on purpose when a fixture cannot be built.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::fs::OpenOptions;

@@ -1,5 +1,8 @@
 //! Retention by time and size with an injected clock (no sleeping on time-based decisions).
 
+// Test helpers outside #[test] fns panic on purpose when a fixture cannot be built.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

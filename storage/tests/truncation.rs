@@ -1,5 +1,8 @@
 //! `truncate_to` (Raft conflicts) and `advance_start` (DeleteRecords).
 
+// Test helpers outside #[test] fns panic on purpose when a fixture cannot be built.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{batch, batch_sized, concat, decode, files_with_ext};
