@@ -104,6 +104,7 @@ pub async fn handle_frame(broker: &Broker, mut frame: Bytes, peer: &Peer) -> Res
     let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
         .map_err(|e| malformed(format!("header: {e:#}")))?;
     let request = RequestKind::decode(key, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
+    tracing::trace!(?key, version, ?request, "request");
     let client_id = header
         .client_id
         .as_ref()

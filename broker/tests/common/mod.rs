@@ -30,6 +30,11 @@ impl TestBroker {
 
     /// Starts a broker after `tweak` adjusts its configuration.
     pub async fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
+        // RUST_LOG=debug shows the broker's log lines in failing tests.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = BrokerConfig::default();
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
