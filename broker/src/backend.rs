@@ -45,7 +45,10 @@ impl GroupBackend for MetaBackend {
     }
 
     fn delete_group(&self, group: &str) -> Result<(), String> {
-        self.topics.meta().delete_group(group).map_err(|e| e.to_string())
+        self.topics
+            .meta()
+            .delete_group(group)
+            .map_err(|e| e.to_string())
     }
 
     fn partition_count(&self, topic: &str) -> Option<i32> {

@@ -110,7 +110,9 @@ impl Default for LogSettings {
             flush: FlushSetting::IntervalMs(5),
             segment_bytes: base.segment_bytes,
             segment_ms: base.segment_ms,
-            retention_ms: base.retention_ms.map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+            retention_ms: base
+                .retention_ms
+                .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),
             retention_bytes: base
                 .retention_bytes
                 .map_or(-1, |v| i64::try_from(v).unwrap_or(i64::MAX)),

@@ -18,7 +18,12 @@ use crate::broker::Broker;
 use crate::dispatch::{self, Outcome, Peer};
 
 /// Serves one connection until the client leaves, misbehaves, or the broker shuts down.
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: Peer, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: Peer,
+    mut shutdown: watch::Receiver<bool>,
+) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(peer = %peer.host, error = %e, "cannot set TCP_NODELAY");
     }

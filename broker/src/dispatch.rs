@@ -80,7 +80,11 @@ fn be_i32(b: &[u8], at: usize) -> i32 {
 }
 
 /// Handles one request frame (without its length prefix).
-pub async fn handle_frame(broker: &Broker, mut frame: Bytes, peer: &Peer) -> Result<Outcome, Refusal> {
+pub async fn handle_frame(
+    broker: &Broker,
+    mut frame: Bytes,
+    peer: &Peer,
+) -> Result<Outcome, Refusal> {
     if frame.len() < 8 {
         return Err(Refusal::Short(frame.len()));
     }
@@ -92,7 +96,8 @@ pub async fn handle_frame(broker: &Broker, mut frame: Bytes, peer: &Peer) -> Res
         if key == ApiKey::ApiVersions {
             // Answer at v0 with the error and our table, so the client retries lower.
             let response = handlers::cluster::api_versions(Some(ResponseError::UnsupportedVersion));
-            return encode(ResponseKind::ApiVersions(response), key, 0, correlation_id).map(Outcome::Respond);
+            return encode(ResponseKind::ApiVersions(response), key, 0, correlation_id)
+                .map(Outcome::Respond);
         }
         return Err(Refusal::UnsupportedVersion { key, version });
     }
@@ -103,7 +108,8 @@ pub async fn handle_frame(broker: &Broker, mut frame: Bytes, peer: &Peer) -> Res
     };
     let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
         .map_err(|e| malformed(format!("header: {e:#}")))?;
-    let request = RequestKind::decode(key, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
+    let request =
+        RequestKind::decode(key, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
     tracing::trace!(?key, version, ?request, "request");
     let client_id = header
         .client_id
@@ -116,7 +122,12 @@ pub async fn handle_frame(broker: &Broker, mut frame: Bytes, peer: &Peer) -> Res
     }
 }
 
-fn encode(response: ResponseKind, key: ApiKey, version: i16, correlation_id: i32) -> Result<Bytes, Refusal> {
+fn encode(
+    response: ResponseKind,
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+) -> Result<Bytes, Refusal> {
     let fail = |e: anyhow::Error| Refusal::Encode {
         key,
         version,
@@ -154,42 +165,66 @@ async fn route(
             None => return Ok(None),
         },
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
-        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, r).await),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(broker, r).await)
+        }
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(cluster::api_versions(None)),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics_admin::create_topics(broker, r)),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics_admin::delete_topics(broker, r)),
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(topics_admin::create_topics(broker, r))
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(topics_admin::delete_topics(broker, r))
+        }
         RequestKind::CreatePartitions(r) => {
             ResponseKind::CreatePartitions(topics_admin::create_partitions(broker, r))
         }
         RequestKind::DeleteRecords(r) => {
             ResponseKind::DeleteRecords(topics_admin::delete_records(broker, r).await)
         }
-        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, r)),
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(configs::describe(broker, r))
+        }
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r)),
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r))
         }
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r))
+        }
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(cluster::find_coordinator(broker, r, version))
         }
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(cluster::init_producer_id(broker, r)),
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(cluster::init_producer_id(broker, r))
+        }
         RequestKind::SaslHandshake(r) => ResponseKind::SaslHandshake(cluster::sasl_handshake(r)),
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(groups.join_group(r, version, client_id, &peer.host).await)
         }
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups.sync_group(r, version).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups.heartbeat(r, version).await),
-        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups.leave_group(r, version).await),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups.offset_commit(r, version).await),
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups.offset_fetch(r, version).await),
-        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(groups.offset_delete(r, version).await),
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups.list_groups(r, version).await),
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(groups.leave_group(r, version).await)
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(groups.offset_commit(r, version).await)
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(groups.offset_fetch(r, version).await)
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(groups.offset_delete(r, version).await)
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(groups.list_groups(r, version).await)
+        }
         RequestKind::DescribeGroups(r) => {
             ResponseKind::DescribeGroups(groups.describe_groups(r, version).await)
         }
-        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups.delete_groups(r, version).await),
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(groups.delete_groups(r, version).await)
+        }
         // `is_supported` admits only the APIs above; refuse rather than hang.
         _ => return Err(Refusal::UnsupportedVersion { key, version }),
     }))

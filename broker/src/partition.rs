@@ -212,4 +212,3 @@ fn rebuild_producer_state(log: &PartitionLog, producers: &mut ProducerStates) {
         }
     }
 }
-

@@ -59,17 +59,20 @@ impl Server {
             reason,
         };
         std::fs::create_dir_all(&data_dir).map_err(|e| storage_err(e.to_string()))?;
-        let meta = Arc::new(MetaStore::open(&data_dir.join("__meta")).map_err(|e| storage_err(e.to_string()))?);
+        let meta = Arc::new(
+            MetaStore::open(&data_dir.join("__meta")).map_err(|e| storage_err(e.to_string()))?,
+        );
         let topics = Arc::new(
             TopicRegistry::open(&data_dir, config.base_log_config(), meta)
                 .map_err(|e| storage_err(e.to_string()))?,
         );
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
@@ -85,7 +88,11 @@ impl Server {
         let broker = Arc::new(Broker::new(config, topics, groups, addr.port()));
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        tasks.spawn(accept_loop(Arc::clone(&broker), listener, shutdown.subscribe()));
+        tasks.spawn(accept_loop(
+            Arc::clone(&broker),
+            listener,
+            shutdown.subscribe(),
+        ));
         tasks.spawn(retention_loop(Arc::clone(&broker), shutdown.subscribe()));
         let reaper = broker.groups.spawn_session_reaper();
         let mut stop = shutdown.subscribe();
@@ -137,7 +144,11 @@ impl Server {
 /// How long shutdown waits for open connections to finish their request.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(broker.config.limits.max_connections));
     let mut connections = JoinSet::new();
     loop {
@@ -170,7 +181,10 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut shutdown: w
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(open = connections.len(), "connections still open after drain timeout; closing them");
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after drain timeout; closing them"
+        );
         connections.abort_all();
     }
 }
@@ -204,7 +218,9 @@ pub fn run_retention(broker: &Broker, now: i64) {
                     "retention deleted segments"
                 ),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(topic = %topic.name, partition = i, error = %e, "retention failed"),
+                Err(e) => {
+                    tracing::warn!(topic = %topic.name, partition = i, error = %e, "retention failed")
+                }
             }
         }
     }

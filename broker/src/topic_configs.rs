@@ -57,7 +57,10 @@ fn opt(v: Option<u64>) -> String {
 }
 
 /// Every reported key with its effective value, and whether it is a topic override.
-pub fn describe(effective: &LogConfig, overrides: &BTreeMap<String, String>) -> Vec<(String, String, bool)> {
+pub fn describe(
+    effective: &LogConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<(String, String, bool)> {
     let flush_ms = match effective.flush {
         starlog_storage::FlushPolicy::Always => "0".to_string(),
         starlog_storage::FlushPolicy::Interval(d) => d.as_millis().to_string(),

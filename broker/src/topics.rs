@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
 use parking_lot::{Mutex, RwLock};
-use starlog_storage::{log_config_from_topic_configs, LogConfig, MetaStore, PartitionLog, TopicMeta};
+use starlog_storage::{
+    log_config_from_topic_configs, LogConfig, MetaStore, PartitionLog, TopicMeta,
+};
 
 use crate::partition::Partition;
 
@@ -33,7 +35,9 @@ pub struct Topic {
 impl Topic {
     /// The partition with this index, if it exists.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 }
 
@@ -201,7 +205,9 @@ impl TopicRegistry {
         if partitions < 1 || partitions > max_partitions {
             return Err(TopicError::new(
                 ResponseError::InvalidPartitions,
-                format!("topic {name}: partition count {partitions} is outside 1..={max_partitions}"),
+                format!(
+                    "topic {name}: partition count {partitions} is outside 1..={max_partitions}"
+                ),
             ));
         }
         self.log_config(&configs)?;
@@ -230,7 +236,9 @@ impl TopicRegistry {
         self.meta
             .put_topic(meta)
             .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
-        self.topics.write().insert(name.to_string(), Arc::clone(&topic));
+        self.topics
+            .write()
+            .insert(name.to_string(), Arc::clone(&topic));
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }

@@ -1,20 +1,24 @@
 //! Bad input at the wire: every case gets a Kafka error code or a closed
 //! connection, the broker keeps serving, and nothing stored is lost.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{RawClient, TestBroker};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest,
     RequestKind, ResponseKind, TopicName,
 };
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use kafka_protocol::ResponseError;
 
 fn batch(values: &[&[u8]], compression: Compression) -> Bytes {
@@ -55,7 +59,10 @@ async fn create(client: &mut RawClient, name: &str) -> i16 {
         .with_name(TopicName(StrBytes::from_string(name.to_string())))
         .with_num_partitions(1)
         .with_replication_factor(1)]);
-    match client.call(RequestKind::CreateTopics(req), ApiKey::CreateTopics, 5).await {
+    match client
+        .call(RequestKind::CreateTopics(req), ApiKey::CreateTopics, 5)
+        .await
+    {
         ResponseKind::CreateTopics(r) => r.topics[0].error_code,
         other => panic!("unexpected {other:?}"),
     }
@@ -70,7 +77,10 @@ async fn produce(client: &mut RawClient, topic: &str, records: Bytes) -> (i16, i
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(records))])]);
-    match client.call(RequestKind::Produce(req), ApiKey::Produce, 8).await {
+    match client
+        .call(RequestKind::Produce(req), ApiKey::Produce, 8)
+        .await
+    {
         ResponseKind::Produce(r) => {
             let p = &r.responses[0].partition_responses[0];
             (p.error_code, p.base_offset)
@@ -89,7 +99,10 @@ async fn fetch_all(client: &mut RawClient, topic: &str) -> (i64, Bytes) {
                 .with_partition(0)
                 .with_fetch_offset(0)
                 .with_partition_max_bytes(50 << 20)])]);
-    match client.call(RequestKind::Fetch(req), ApiKey::Fetch, 11).await {
+    match client
+        .call(RequestKind::Fetch(req), ApiKey::Fetch, 11)
+        .await
+    {
         ResponseKind::Fetch(r) => {
             let p = &r.responses[0].partitions[0];
             assert_eq!(p.error_code, 0);
@@ -102,7 +115,14 @@ async fn fetch_all(client: &mut RawClient, topic: &str) -> (i64, Bytes) {
 /// The broker still answers ApiVersions on a fresh connection.
 async fn still_serving(broker: &TestBroker) {
     let mut c = RawClient::connect(broker.addr()).await;
-    match c.call(RequestKind::ApiVersions(ApiVersionsRequest::default()), ApiKey::ApiVersions, 3).await {
+    match c
+        .call(
+            RequestKind::ApiVersions(ApiVersionsRequest::default()),
+            ApiKey::ApiVersions,
+            3,
+        )
+        .await
+    {
         ResponseKind::ApiVersions(r) => assert_eq!(r.error_code, 0),
         other => panic!("unexpected {other:?}"),
     }
@@ -113,7 +133,10 @@ async fn garbage_truncated_and_oversize_frames_close_the_connection() {
     let broker = TestBroker::start_with(|c| c.limits.max_request_bytes = 16 << 20).await;
     // Pure garbage body.
     let mut c = RawClient::connect(broker.addr()).await;
-    c.send_frame(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07]).await;
+    c.send_frame(&[
+        0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+    ])
+    .await;
     assert!(c.is_closed_by_broker().await, "garbage closes");
     // A frame shorter than a header.
     let mut c = RawClient::connect(broker.addr()).await;
@@ -123,7 +146,10 @@ async fn garbage_truncated_and_oversize_frames_close_the_connection() {
     for size in [i32::MAX, -7, (16 << 20) + 1] {
         let mut c = RawClient::connect(broker.addr()).await;
         use tokio::io::AsyncWriteExt;
-        c.stream.write_all(&size.to_be_bytes()).await.expect("write");
+        c.stream
+            .write_all(&size.to_be_bytes())
+            .await
+            .expect("write");
         assert!(c.is_closed_by_broker().await, "size {size} closes");
     }
     // A Metadata request whose body is cut short.
@@ -191,7 +217,14 @@ async fn unknown_api_keys_and_versions() {
 async fn invalid_topic_names_get_error_codes() {
     let broker = TestBroker::start().await;
     let mut c = RawClient::connect(broker.addr()).await;
-    for name in ["", "..", "has space", "slash/name", &"x".repeat(250), "__meta"] {
+    for name in [
+        "",
+        "..",
+        "has space",
+        "slash/name",
+        &"x".repeat(250),
+        "__meta",
+    ] {
         assert_eq!(
             create(&mut c, name).await,
             ResponseError::InvalidTopicException.code(),
@@ -203,8 +236,14 @@ async fn invalid_topic_names_get_error_codes() {
         .with_allow_auto_topic_creation(true)
         .with_topics(Some(vec![MetadataRequestTopic::default()
             .with_name(Some(TopicName(StrBytes::from_static_str("bad name"))))]));
-    match c.call(RequestKind::Metadata(req), ApiKey::Metadata, 9).await {
-        ResponseKind::Metadata(r) => assert_eq!(r.topics[0].error_code, ResponseError::InvalidTopicException.code()),
+    match c
+        .call(RequestKind::Metadata(req), ApiKey::Metadata, 9)
+        .await
+    {
+        ResponseKind::Metadata(r) => assert_eq!(
+            r.topics[0].error_code,
+            ResponseError::InvalidTopicException.code()
+        ),
         other => panic!("unexpected {other:?}"),
     }
     broker.stop().await;
@@ -246,7 +285,10 @@ async fn oversize_and_corrupt_batches_are_refused_and_nothing_stored_is_lost() {
     assert_eq!(hw, 2);
     assert_eq!(records, good);
     // And the broker accepts the next good batch at the next offset.
-    assert_eq!(produce(&mut c, "guarded", batch(&[b"seventh"], Compression::Gzip)).await, (0, 2));
+    assert_eq!(
+        produce(&mut c, "guarded", batch(&[b"seventh"], Compression::Gzip)).await,
+        (0, 2)
+    );
     broker.stop().await;
 }
 
@@ -259,7 +301,10 @@ async fn idle_and_slow_connections_are_closed() {
     // Slow: sends a size prefix and half the body, then stalls.
     let mut slow = RawClient::connect(broker.addr()).await;
     use tokio::io::AsyncWriteExt;
-    slow.stream.write_all(&100i32.to_be_bytes()).await.expect("write");
+    slow.stream
+        .write_all(&100i32.to_be_bytes())
+        .await
+        .expect("write");
     slow.stream.write_all(&[0u8; 10]).await.expect("write");
     assert!(slow.is_closed_by_broker().await, "stalled request closed");
     still_serving(&broker).await;
@@ -276,7 +321,10 @@ async fn dropped_connection_mid_request_loses_nothing() {
     // Half a produce frame, then the client goes away.
     let mut gone = RawClient::connect(broker.addr()).await;
     use tokio::io::AsyncWriteExt;
-    gone.stream.write_all(&500i32.to_be_bytes()).await.expect("write");
+    gone.stream
+        .write_all(&500i32.to_be_bytes())
+        .await
+        .expect("write");
     gone.stream.write_all(&[1u8; 100]).await.expect("write");
     drop(gone);
     let (hw, records) = fetch_all(&mut c, "dropped").await;

@@ -1,6 +1,8 @@
 //! The `starlog` binary as a process: graceful SIGTERM, and acknowledged
 //! messages that survive `kill -9`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::TcpListener;
@@ -68,7 +70,10 @@ async fn produce(bootstrap: &str, topic: &str, n: usize) -> Vec<(i32, i64)> {
     let mut futures = Vec::new();
     for i in 0..n {
         let v = format!("{topic}-{i}");
-        futures.push(p.send_result(FutureRecord::to(topic).key(&v).payload(&v)).expect("queued"));
+        futures.push(
+            p.send_result(FutureRecord::to(topic).key(&v).payload(&v))
+                .expect("queued"),
+        );
     }
     let mut acked = Vec::new();
     for f in futures {
@@ -86,7 +91,8 @@ fn read_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<String> {
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("tpl");
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("tpl");
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -3,13 +3,17 @@
 //! survive a restart, timestamps, admin operations, compression codecs and
 //! real alerts as values.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use common::TestBroker;
-use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -112,7 +116,10 @@ async fn hundred_thousand_keyed_messages_with_headers_in_partition_order() {
             key: "seq",
             value: Some(&i.to_be_bytes()[..]),
         });
-        let record = FutureRecord::to("keyed").key(&key).payload(&value).headers(headers);
+        let record = FutureRecord::to("keyed")
+            .key(&key)
+            .payload(&value)
+            .headers(headers);
         deliveries.push(p.send_result(record).expect("queued"));
     }
     let mut acked: HashMap<i32, Vec<(i64, usize)>> = HashMap::new();
@@ -134,8 +141,15 @@ async fn hundred_thousand_keyed_messages_with_headers_in_partition_order() {
         assert_eq!(value, format!("value-{seq}").into_bytes());
         assert_eq!(key, format!("key-{}", seq % 977).into_bytes());
         if let Some((prev_off, prev_seq)) = last.get(&partition) {
-            assert_eq!(offset, prev_off + 1, "dense offsets in partition {partition}");
-            assert!(seq > *prev_seq, "producer order kept in partition {partition}");
+            assert_eq!(
+                offset,
+                prev_off + 1,
+                "dense offsets in partition {partition}"
+            );
+            assert!(
+                seq > *prev_seq,
+                "producer order kept in partition {partition}"
+            );
         }
         last.insert(partition, (offset, seq));
         assert!(seen.insert(seq), "message {seq} delivered twice");
@@ -169,7 +183,11 @@ async fn two_member_group_rebalances_without_loss() {
     };
     produce(0..400).await;
 
-    let settings = [("partition.assignment.strategy", "cooperative-sticky"), ("enable.auto.commit", "true"), ("auto.commit.interval.ms", "100")];
+    let settings = [
+        ("partition.assignment.strategy", "cooperative-sticky"),
+        ("enable.auto.commit", "true"),
+        ("auto.commit.interval.ms", "100"),
+    ];
     let a = consumer(&bs, "pair", &settings);
     a.subscribe(&["grouped"]).expect("subscribe a");
     let mut values: HashSet<String> = HashSet::new();
@@ -183,15 +201,25 @@ async fn two_member_group_rebalances_without_loss() {
     produce(400..800).await;
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while values.len() < 800 {
-        assert!(tokio::time::Instant::now() < deadline, "only {} of 800 consumed", values.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of 800 consumed",
+            values.len()
+        );
         tokio::select! {
             m = a.recv() => { let m = m.expect("a"); values.insert(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()); }
             m = b.recv() => { let m = m.expect("b"); values.insert(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()); }
         }
     }
-    let (aa, ba) = (a.assignment().expect("a assignment"), b.assignment().expect("b assignment"));
+    let (aa, ba) = (
+        a.assignment().expect("a assignment"),
+        b.assignment().expect("b assignment"),
+    );
     assert_eq!(aa.count() + ba.count(), 4, "all partitions assigned once");
-    assert!(aa.count() > 0 && ba.count() > 0, "both members got partitions");
+    assert!(
+        aa.count() > 0 && ba.count() > 0,
+        "both members got partitions"
+    );
     for i in 0..800 {
         assert!(values.contains(&format!("m{i}")), "m{i} lost");
     }
@@ -238,10 +266,18 @@ async fn committed_offsets_survive_a_broker_restart() {
     let mut rest = HashSet::new();
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while seen_first.len() + rest.len() < 100 {
-        assert!(tokio::time::Instant::now() < deadline, "resume stalled at {}", rest.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "resume stalled at {}",
+            rest.len()
+        );
         if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(1), c.recv()).await {
             let v = m.payload().unwrap_or_default().to_vec();
-            assert!(!seen_first.contains(&v), "re-delivered {:?} after commit", String::from_utf8_lossy(&v));
+            assert!(
+                !seen_first.contains(&v),
+                "re-delivered {:?} after commit",
+                String::from_utf8_lossy(&v)
+            );
             rest.insert(v);
         }
     }
@@ -259,30 +295,52 @@ async fn list_offsets_by_timestamp() {
     for i in 0..50i64 {
         let v = format!("t{i}");
         p.send(
-            FutureRecord::to("times").payload(&v).key("k").timestamp(base + i * 1000),
+            FutureRecord::to("times")
+                .payload(&v)
+                .key("k")
+                .timestamp(base + i * 1000),
             TIMEOUT,
         )
         .await
         .expect("acked");
     }
     let c = consumer(&bs, "times-reader", &[]);
-    for (ts, want) in [(base - 1, 0), (base, 0), (base + 1, 1), (base + 20_000, 20), (base + 49_000, 49)] {
+    for (ts, want) in [
+        (base - 1, 0),
+        (base, 0),
+        (base + 1, 1),
+        (base + 20_000, 20),
+        (base + 49_000, 49),
+    ] {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("times", 0, Offset::Offset(ts)).expect("tpl");
-        let got = c.offsets_for_times(tpl, TIMEOUT).expect("offsets_for_times");
+        tpl.add_partition_offset("times", 0, Offset::Offset(ts))
+            .expect("tpl");
+        let got = c
+            .offsets_for_times(tpl, TIMEOUT)
+            .expect("offsets_for_times");
         let o = got.find_partition("times", 0).expect("partition").offset();
         assert_eq!(o, Offset::Offset(want), "first offset at or after {ts}");
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("times", 0, Offset::Offset(base + 60_000)).expect("tpl");
-    let got = c.offsets_for_times(tpl, TIMEOUT).expect("offsets_for_times");
-    assert_eq!(got.find_partition("times", 0).expect("p").offset(), Offset::End, "after the last record: end");
+    tpl.add_partition_offset("times", 0, Offset::Offset(base + 60_000))
+        .expect("tpl");
+    let got = c
+        .offsets_for_times(tpl, TIMEOUT)
+        .expect("offsets_for_times");
+    assert_eq!(
+        got.find_partition("times", 0).expect("p").offset(),
+        Offset::End,
+        "after the last record: end"
+    );
     let (low, high) = c.fetch_watermarks("times", 0, TIMEOUT).expect("watermarks");
     assert_eq!((low, high), (0, 50));
     broker.stop().await;
 }
 
-async fn describe_topic(a: &AdminClient<DefaultClientContext>, topic: &str) -> BTreeMap<String, String> {
+async fn describe_topic(
+    a: &AdminClient<DefaultClientContext>,
+    topic: &str,
+) -> BTreeMap<String, String> {
     let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     let r = a
         .describe_configs(&[ResourceSpecifier::Topic(topic)], &opts)
@@ -302,38 +360,65 @@ async fn create_alter_retention_and_delete_a_topic() {
     let a = admin(&bs);
     let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     let created = a
-        .create_topics(&[NewTopic::new("admin-t", 3, TopicReplication::Fixed(1)).set("retention.ms", "3600000")], &opts)
+        .create_topics(
+            &[NewTopic::new("admin-t", 3, TopicReplication::Fixed(1))
+                .set("retention.ms", "3600000")],
+            &opts,
+        )
         .await
         .expect("create");
     assert!(created[0].is_ok(), "{created:?}");
     let again = a
-        .create_topics(&[NewTopic::new("admin-t", 3, TopicReplication::Fixed(1))], &opts)
+        .create_topics(
+            &[NewTopic::new("admin-t", 3, TopicReplication::Fixed(1))],
+            &opts,
+        )
         .await
         .expect("create again");
-    assert!(matches!(again[0], Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))), "{again:?}");
+    assert!(
+        matches!(
+            again[0],
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))
+        ),
+        "{again:?}"
+    );
 
-    assert_eq!(describe_topic(&a, "admin-t").await["retention.ms"], "3600000");
-    let alter = AlterConfig::new(ResourceSpecifier::Topic("admin-t")).set("retention.ms", "86400000");
+    assert_eq!(
+        describe_topic(&a, "admin-t").await["retention.ms"],
+        "3600000"
+    );
+    let alter =
+        AlterConfig::new(ResourceSpecifier::Topic("admin-t")).set("retention.ms", "86400000");
     let altered = a.alter_configs(&[alter], &opts).await.expect("alter");
     assert!(altered[0].is_ok(), "{altered:?}");
-    assert_eq!(describe_topic(&a, "admin-t").await["retention.ms"], "86400000");
-    let bad = AlterConfig::new(ResourceSpecifier::Topic("admin-t")).set("cleanup.policy", "compact");
+    assert_eq!(
+        describe_topic(&a, "admin-t").await["retention.ms"],
+        "86400000"
+    );
+    let bad =
+        AlterConfig::new(ResourceSpecifier::Topic("admin-t")).set("cleanup.policy", "compact");
     // The rdkafka crate does not surface per-resource AlterConfigs errors, so
     // check the effect: AlterConfigs replaces the whole override set, and a
     // refused request leaves the previous one (retention.ms) in place.
     a.alter_configs(&[bad], &opts).await.expect("alter call");
     let after = describe_topic(&a, "admin-t").await;
     assert_eq!(after["cleanup.policy"], "delete", "compaction is refused");
-    assert_eq!(after["retention.ms"], "86400000", "the refused request changed nothing");
+    assert_eq!(
+        after["retention.ms"], "86400000",
+        "the refused request changed nothing"
+    );
 
     let deleted = a.delete_topics(&["admin-t"], &opts).await.expect("delete");
     assert!(deleted[0].is_ok(), "{deleted:?}");
-    let md = a
-        .inner()
-        .fetch_metadata(None, TIMEOUT)
-        .expect("metadata");
-    assert!(md.topics().iter().all(|t| t.name() != "admin-t"), "topic gone");
-    let missing = a.delete_topics(&["admin-t"], &opts).await.expect("delete again");
+    let md = a.inner().fetch_metadata(None, TIMEOUT).expect("metadata");
+    assert!(
+        md.topics().iter().all(|t| t.name() != "admin-t"),
+        "topic gone"
+    );
+    let missing = a
+        .delete_topics(&["admin-t"], &opts)
+        .await
+        .expect("delete again");
     assert!(missing[0].is_err());
     broker.stop().await;
 }
@@ -349,7 +434,10 @@ async fn every_compression_codec_round_trips() {
         let mut futures = Vec::new();
         for i in 0..500 {
             let v = format!("{codec}-{i}-").repeat(20);
-            futures.push(p.send_result(FutureRecord::to(&topic).key("k").payload(&v)).expect("queued"));
+            futures.push(
+                p.send_result(FutureRecord::to(&topic).key("k").payload(&v))
+                    .expect("queued"),
+            );
         }
         for f in futures {
             f.await.expect("future").expect("acked");
@@ -359,7 +447,11 @@ async fn every_compression_codec_round_trips() {
         let got = consume_n(&c, 500).await;
         for (i, m) in got.iter().enumerate() {
             assert_eq!(m.1, i as i64);
-            assert_eq!(m.3, format!("{codec}-{i}-").repeat(20).into_bytes(), "{codec} value {i}");
+            assert_eq!(
+                m.3,
+                format!("{codec}-{i}-").repeat(20).into_bytes(),
+                "{codec} value {i}"
+            );
         }
     }
     broker.stop().await;
@@ -380,9 +472,12 @@ async fn real_alerts_round_trip_byte_for_byte() {
         .collect();
     let p = producer(&bs, &[("compression.type", "zstd")]);
     for (name, bytes) in &alerts {
-        p.send(FutureRecord::to("ztf-buffer").key(name).payload(bytes), TIMEOUT)
-            .await
-            .expect("acked");
+        p.send(
+            FutureRecord::to("ztf-buffer").key(name).payload(bytes),
+            TIMEOUT,
+        )
+        .await
+        .expect("acked");
     }
     p.flush(TIMEOUT).expect("flush");
     let c = consumer(&bs, "alert-reader", &[]);
@@ -390,7 +485,11 @@ async fn real_alerts_round_trip_byte_for_byte() {
     let got = consume_n(&c, alerts.len()).await;
     let by_key: HashMap<Vec<u8>, Vec<u8>> = got.into_iter().map(|m| (m.2, m.3)).collect();
     for (name, bytes) in &alerts {
-        assert_eq!(by_key.get(name.as_bytes()), Some(bytes), "alert {name} differs");
+        assert_eq!(
+            by_key.get(name.as_bytes()),
+            Some(bytes),
+            "alert {name} differs"
+        );
     }
     broker.stop().await;
 }

@@ -33,7 +33,12 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
-fn entry(name: String, value: String, source: i8, read_only: bool) -> DescribeConfigsResourceResult {
+fn entry(
+    name: String,
+    value: String,
+    source: i8,
+    read_only: bool,
+) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
         .with_name(s(name))
         .with_value(Some(s(value)))
@@ -69,7 +74,11 @@ pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigs
                         .into_iter()
                         .filter(|(k, _, _)| wanted(k))
                         .map(|(k, v, is_override)| {
-                            let source = if is_override { SOURCE_TOPIC } else { SOURCE_DEFAULT };
+                            let source = if is_override {
+                                SOURCE_TOPIC
+                            } else {
+                                SOURCE_DEFAULT
+                            };
                             entry(k, v, source, false)
                         })
                         .collect();
@@ -79,13 +88,19 @@ pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigs
                     let c = &broker.config;
                     let configs = [
                         ("broker.id", c.node_id.to_string()),
-                        ("auto.create.topics.enable", c.topics.auto_create.to_string()),
+                        (
+                            "auto.create.topics.enable",
+                            c.topics.auto_create.to_string(),
+                        ),
                         ("num.partitions", c.topics.default_partitions.to_string()),
                         ("log.retention.ms", c.log.retention_ms.to_string()),
                         ("log.retention.bytes", c.log.retention_bytes.to_string()),
                         ("log.segment.bytes", c.log.segment_bytes.to_string()),
                         ("message.max.bytes", c.log.max_message_bytes.to_string()),
-                        ("socket.request.max.bytes", c.limits.max_request_bytes.to_string()),
+                        (
+                            "socket.request.max.bytes",
+                            c.limits.max_request_bytes.to_string(),
+                        ),
                     ]
                     .into_iter()
                     .filter(|(k, _)| wanted(k))

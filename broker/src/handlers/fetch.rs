@@ -58,7 +58,10 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
                     .partitions
                     .into_iter()
                     .map(|p| Wanted {
-                        partition: topic.as_ref().and_then(|t| t.partition(p.partition)).cloned(),
+                        partition: topic
+                            .as_ref()
+                            .and_then(|t| t.partition(p.partition))
+                            .cloned(),
                         index: p.partition,
                         offset: p.fetch_offset,
                         max_bytes: to_usize(p.partition_max_bytes),
@@ -81,9 +84,8 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
         if bytes >= min_bytes || errors || receivers.is_empty() || Instant::now() >= deadline {
             return FetchResponse::default().with_responses(responses);
         }
-        let changed = futures::future::select_all(
-            receivers.iter_mut().map(|rx| Box::pin(rx.changed())),
-        );
+        let changed =
+            futures::future::select_all(receivers.iter_mut().map(|rx| Box::pin(rx.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline: answer with whatever is there now.
             let (responses, _, _) = read_all(&wanted, max_bytes).await;

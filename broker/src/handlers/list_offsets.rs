@@ -28,8 +28,10 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResp
         let topic = broker.topics.get(&t.name.0);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-            let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+            let base =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
+            else {
                 partitions.push(
                     base.with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         .with_offset(-1)
@@ -51,12 +53,20 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResp
                 ts => match by_timestamp(partition, ts).await {
                     Ok(found) => found,
                     Err(code) => {
-                        partitions.push(base.with_error_code(code.code()).with_offset(-1).with_timestamp(-1));
+                        partitions.push(
+                            base.with_error_code(code.code())
+                                .with_offset(-1)
+                                .with_timestamp(-1),
+                        );
                         continue;
                     }
                 },
             };
-            partitions.push(base.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(0));
+            partitions.push(
+                base.with_offset(offset)
+                    .with_timestamp(timestamp)
+                    .with_leader_epoch(0),
+            );
         }
         topics.push(
             ListOffsetsTopicResponse::default()
@@ -71,16 +81,20 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResp
 async fn by_timestamp(partition: &Partition, ts: i64) -> Result<(i64, i64), ResponseError> {
     let log = std::sync::Arc::clone(partition.log());
     let hw = partition.high_watermark();
-    let found = tokio::task::spawn_blocking(move || -> Result<Option<(i64, i64, Option<Bytes>)>, String> {
-        let Some((offset, batch_ts)) = log.offset_for_timestamp(ts).map_err(|e| e.to_string())? else {
-            return Ok(None);
-        };
-        if offset >= hw {
-            return Ok(None);
-        }
-        let read = log.read(offset, 1, hw).map_err(|e| e.to_string())?;
-        Ok(Some((offset, batch_ts, read.chunks.into_iter().next())))
-    })
+    let found = tokio::task::spawn_blocking(
+        move || -> Result<Option<(i64, i64, Option<Bytes>)>, String> {
+            let Some((offset, batch_ts)) =
+                log.offset_for_timestamp(ts).map_err(|e| e.to_string())?
+            else {
+                return Ok(None);
+            };
+            if offset >= hw {
+                return Ok(None);
+            }
+            let read = log.read(offset, 1, hw).map_err(|e| e.to_string())?;
+            Ok(Some((offset, batch_ts, read.chunks.into_iter().next())))
+        },
+    )
     .await
     .map_err(|_| ResponseError::UnknownServerError)?
     .map_err(|e| {

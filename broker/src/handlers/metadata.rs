@@ -27,7 +27,8 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
         Some(t) if t.is_empty() && version == 0 => None,
         Some(t) => Some(t),
     };
-    let auto_create = broker.config.topics.auto_create && (version < 4 || req.allow_auto_topic_creation);
+    let auto_create =
+        broker.config.topics.auto_create && (version < 4 || req.allow_auto_topic_creation);
     let topics = match requested {
         None => broker
             .topics
@@ -45,7 +46,9 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
     };
     MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_string(broker.config.cluster_id.clone())))
+        .with_cluster_id(Some(StrBytes::from_string(
+            broker.config.cluster_id.clone(),
+        )))
         .with_controller_id(node)
         .with_topics(topics)
 }
@@ -71,7 +74,10 @@ fn lookup(
     }
     let partitions = broker.config.topics.default_partitions;
     let max = broker.config.topics.max_partitions;
-    match broker.topics.create(name, partitions, BTreeMap::new(), false, max) {
+    match broker
+        .topics
+        .create(name, partitions, BTreeMap::new(), false, max)
+    {
         Ok(t) => describe(&t, node),
         // Lost a race with another creator: describe the winner.
         Err(e) if e.code == ResponseError::TopicAlreadyExists => broker

@@ -5,9 +5,7 @@
 //! commit). `acks=0` gets no response at all, as Kafka does.
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
-};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -97,4 +95,3 @@ async fn append_one(
         }
     }
 }
-

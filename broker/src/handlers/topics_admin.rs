@@ -178,7 +178,8 @@ pub async fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> Delet
                 .and_then(|t| t.partition(p.partition_index))
                 .cloned()
             else {
-                partitions.push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                partitions
+                    .push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
             };
             let hw = partition.high_watermark();
@@ -199,7 +200,9 @@ pub async fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> Delet
                     tracing::warn!(topic = %t.name.0, partition = p.partition_index, error = %e, "delete records failed");
                     partitions.push(base.with_error_code(ResponseError::KafkaStorageError.code()));
                 }
-                Err(_) => partitions.push(base.with_error_code(ResponseError::UnknownServerError.code())),
+                Err(_) => {
+                    partitions.push(base.with_error_code(ResponseError::UnknownServerError.code()))
+                }
             }
         }
         topics.push(

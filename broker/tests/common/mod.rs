@@ -36,9 +36,11 @@ impl TestBroker {
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = BrokerConfig::default();
-        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.data_dir = dir.path().join("data");
+        let mut config = BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.path().join("data"),
+            ..BrokerConfig::default()
+        };
         config.groups.initial_rebalance_delay_ms = 0;
         tweak(&mut config);
         let server = Server::start(config.clone()).await.expect("broker starts");
@@ -101,7 +103,10 @@ pub fn alert_files(sub: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     walk(&shared_data().join(sub), &mut out);
     out.sort();
-    assert!(!out.is_empty(), "no alert files under {sub}: is ../shared/data present?");
+    assert!(
+        !out.is_empty(),
+        "no alert files under {sub}: is ../shared/data present?"
+    );
     out
 }
 
@@ -134,7 +139,8 @@ impl RawClient {
         request.encode(&mut body, version).expect("request encodes");
         self.send_frame(&body).await;
         let mut frame = self.read_frame().await.expect("a response frame");
-        let rh = ResponseHeader::decode(&mut frame, key.response_header_version(version)).expect("response header");
+        let rh = ResponseHeader::decode(&mut frame, key.response_header_version(version))
+            .expect("response header");
         assert_eq!(rh.correlation_id, self.correlation, "correlation id echoed");
         ResponseKind::decode(key, &mut frame, version).expect("response decodes")
     }
