@@ -1,0 +1,7 @@
+mod admin;
+mod bad_input;
+mod encoding;
+mod join_sync;
+mod offsets;
+mod sessions;
+mod support;
