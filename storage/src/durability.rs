@@ -9,9 +9,11 @@
 //! covers returns. Appends arriving while a sync runs are covered by the next one, so N
 //! concurrent producers share roughly one fdatasync.
 //!
-//! `FlushPolicy::Interval(d)` adds one rule: a leader never starts a sync earlier than `d` after
-//! the previous one, so a busy partition does at most one fdatasync per `d`, while a lone
-//! appender after a quiet period syncs at once.
+//! `FlushPolicy::Interval(d)` adds one rule: a leader does not start a sync earlier than `d`
+//! after the previous one, so a trickle of small appends costs at most one fdatasync per `d`,
+//! while a lone appender after a quiet period syncs at once. The leader stops waiting early
+//! once [`EARLY_SYNC_BYTES`] are pending: with that much to write, waiting longer would only
+//! add latency and cap throughput at (bytes in flight / `d`) without saving any IOPS worth it.
 //!
 //! Files of segments rolled since the last sync are kept in `pending` and synced with the
 //! active one. A failed fdatasync poisons the log: Linux may drop the dirty pages after
@@ -27,10 +29,14 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::config::FlushPolicy;
 
+/// Unsynced bytes at which an `Interval` leader syncs without waiting for the interval.
+pub(crate) const EARLY_SYNC_BYTES: u64 = 1 << 20;
+
 #[derive(Debug)]
 struct SyncState {
     durable: u64,
     syncing: bool,
+    leader_waiting: bool,
     last_sync: Option<Instant>,
     active: (Arc<File>, PathBuf),
     pending: Vec<(Arc<File>, PathBuf)>,
@@ -44,6 +50,7 @@ pub(crate) struct Durability {
     syncs: AtomicU64,
     state: Mutex<SyncState>,
     synced: Condvar,
+    wake_leader: Condvar,
 }
 
 impl Durability {
@@ -54,12 +61,14 @@ impl Durability {
             state: Mutex::new(SyncState {
                 durable: 0,
                 syncing: false,
+                leader_waiting: false,
                 last_sync: None,
                 active: (active, path),
                 pending: Vec::new(),
                 poisoned: None,
             }),
             synced: Condvar::new(),
+            wake_leader: Condvar::new(),
         }
     }
 
@@ -102,6 +111,12 @@ impl Durability {
         self.sync_until(self.written.load(Ordering::Acquire), Duration::ZERO)
     }
 
+    fn pending(&self, st: &SyncState) -> u64 {
+        self.written
+            .load(Ordering::Acquire)
+            .saturating_sub(st.durable)
+    }
+
     fn sync_until(&self, ticket: u64, min_gap: Duration) -> Result<(), String> {
         let mut st = self.state.lock();
         loop {
@@ -112,16 +127,20 @@ impl Durability {
                 return Ok(());
             }
             if st.syncing {
+                if st.leader_waiting && self.pending(&st) >= EARLY_SYNC_BYTES {
+                    self.wake_leader.notify_one();
+                }
                 self.synced.wait(&mut st);
                 continue;
             }
             st.syncing = true;
             if let Some(last) = st.last_sync {
                 let due = last + min_gap;
-                let now = Instant::now();
-                if due > now {
-                    MutexGuard::unlocked(&mut st, || std::thread::sleep(due - now));
+                st.leader_waiting = true;
+                while Instant::now() < due && self.pending(&st) < EARLY_SYNC_BYTES {
+                    self.wake_leader.wait_until(&mut st, due);
                 }
+                st.leader_waiting = false;
             }
             let target = self.written.load(Ordering::Acquire);
             let mut files = std::mem::take(&mut st.pending);
