@@ -79,12 +79,30 @@ fn be_i32(b: &[u8], at: usize) -> i32 {
     i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// Handles one request frame (without its length prefix).
-pub async fn handle_frame(
-    broker: &Broker,
-    mut frame: Bytes,
-    peer: &Peer,
-) -> Result<Outcome, Refusal> {
+/// A decoded request frame.
+#[derive(Debug)]
+pub enum Parsed {
+    /// A request we serve, decoded.
+    Request {
+        /// The API.
+        key: ApiKey,
+        /// Its version.
+        version: i16,
+        /// The request header.
+        header: RequestHeader,
+        /// The request body.
+        request: RequestKind,
+    },
+    /// ApiVersions at a version we do not serve: answer with our table at v0.
+    ApiVersionsTooNew {
+        /// To echo in the response.
+        correlation_id: i32,
+    },
+}
+
+/// Checks and decodes one request frame (without its length prefix).
+/// Never panics on any input; this is the function the fuzz target drives.
+pub fn parse_frame(mut frame: Bytes) -> Result<Parsed, Refusal> {
     if frame.len() < 8 {
         return Err(Refusal::Short(frame.len()));
     }
@@ -94,10 +112,7 @@ pub async fn handle_frame(
     let key = ApiKey::try_from(raw_key).map_err(|()| Refusal::UnknownApi(raw_key))?;
     if !api_versions::is_supported(key, version) {
         if key == ApiKey::ApiVersions {
-            // Answer at v0 with the error and our table, so the client retries lower.
-            let response = handlers::cluster::api_versions(Some(ResponseError::UnsupportedVersion));
-            return encode(ResponseKind::ApiVersions(response), key, 0, correlation_id)
-                .map(Outcome::Respond);
+            return Ok(Parsed::ApiVersionsTooNew { correlation_id });
         }
         return Err(Refusal::UnsupportedVersion { key, version });
     }
@@ -110,6 +125,35 @@ pub async fn handle_frame(
         .map_err(|e| malformed(format!("header: {e:#}")))?;
     let request =
         RequestKind::decode(key, &mut frame, version).map_err(|e| malformed(format!("{e:#}")))?;
+    Ok(Parsed::Request {
+        key,
+        version,
+        header,
+        request,
+    })
+}
+
+/// Handles one request frame (without its length prefix).
+pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<Outcome, Refusal> {
+    let (key, version, header, request) = match parse_frame(frame)? {
+        Parsed::Request {
+            key,
+            version,
+            header,
+            request,
+        } => (key, version, header, request),
+        Parsed::ApiVersionsTooNew { correlation_id } => {
+            // Answer at v0 with the error and our table, so the client retries lower.
+            let response = handlers::cluster::api_versions(Some(ResponseError::UnsupportedVersion));
+            return encode(
+                ResponseKind::ApiVersions(response),
+                ApiKey::ApiVersions,
+                0,
+                correlation_id,
+            )
+            .map(Outcome::Respond);
+        }
+    };
     tracing::trace!(?key, version, ?request, "request");
     let client_id = header
         .client_id
@@ -117,7 +161,7 @@ pub async fn handle_frame(
         .map_or_else(String::new, |c| c.to_string());
     let response = route(broker, request, key, version, &client_id, peer).await?;
     match response {
-        Some(r) => encode(r, key, version, correlation_id).map(Outcome::Respond),
+        Some(r) => encode(r, key, version, header.correlation_id).map(Outcome::Respond),
         None => Ok(Outcome::Silent),
     }
 }
@@ -228,4 +272,38 @@ async fn route(
         // `is_supported` admits only the APIs above; refuse rather than hang.
         _ => return Err(Refusal::UnsupportedVersion { key, version }),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// Arbitrary bytes after a valid API key and version never panic the
+        /// decoder: they decode or are refused.
+        #[test]
+        fn arbitrary_frames_never_panic(
+            key in prop::sample::select(crate::api_versions::SUPPORTED.to_vec()),
+            version_pick in 0u8..=255,
+            correlation in any::<i32>(),
+            body in prop::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let span = i32::from(key.max - key.min) + 1;
+            let version = key.min + i16::try_from(i32::from(version_pick) % span).unwrap_or(0);
+            let mut frame = Vec::with_capacity(body.len() + 8);
+            frame.extend_from_slice(&(key.key as i16).to_be_bytes());
+            frame.extend_from_slice(&version.to_be_bytes());
+            frame.extend_from_slice(&correlation.to_be_bytes());
+            frame.extend_from_slice(&body);
+            let _ = parse_frame(Bytes::from(frame));
+        }
+
+        #[test]
+        fn completely_random_frames_never_panic(body in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_frame(Bytes::from(body));
+        }
+    }
 }
