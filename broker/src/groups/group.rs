@@ -53,6 +53,13 @@ pub(crate) struct Group {
     pub(super) rebalance: Option<RebalanceDeadlines>,
     pub(super) initial_delay: Duration,
     pub(super) clock: Clock,
+    /// How many members offer each protocol name (for O(protocols) checks of
+    /// a joining member against the group).
+    protocol_support: HashMap<String, usize>,
+    /// Set when a deadline was added or moved earlier: the registry then wakes
+    /// the group's timer task (other changes need no wake-up; the task finds
+    /// them at its next deadline).
+    pub(super) timers_changed: bool,
 }
 
 impl Group {
@@ -74,6 +81,8 @@ impl Group {
             rebalance: None,
             initial_delay,
             clock,
+            protocol_support: HashMap::new(),
+            timers_changed: false,
         }
     }
 
@@ -133,20 +142,40 @@ impl Group {
         if protocol_type.is_empty() || protocols.is_empty() {
             return false;
         }
-        let others: Vec<&Member> = self
-            .members
-            .values()
-            .filter(|m| Some(m.id.as_str()) != exclude)
-            .collect();
-        if others.is_empty() {
+        let excluded = exclude.and_then(|id| self.members.get(id));
+        let others = self.members.len() - usize::from(excluded.is_some());
+        if others == 0 {
             return true;
         }
         if self.protocol_type.as_deref() != Some(protocol_type) {
             return false;
         }
-        protocols
-            .iter()
-            .any(|p| others.iter().all(|m| m.supports(&p.name)))
+        protocols.iter().any(|p| {
+            let all = self.protocol_support.get(&p.name).copied().unwrap_or(0);
+            let own = usize::from(excluded.is_some_and(|m| m.supports(&p.name)));
+            all - own == others
+        })
+    }
+
+    /// Counts (`add`) or uncounts a member's protocols in `protocol_support`.
+    pub(super) fn count_protocols(&mut self, protocols: &[Protocol], add: bool) {
+        let mut seen: HashSet<&str> = HashSet::with_capacity(protocols.len());
+        for protocol in protocols {
+            if !seen.insert(&protocol.name) {
+                continue;
+            }
+            if add {
+                *self
+                    .protocol_support
+                    .entry(protocol.name.clone())
+                    .or_insert(0) += 1;
+            } else if let Some(count) = self.protocol_support.get_mut(&protocol.name) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.protocol_support.remove(&protocol.name);
+                }
+            }
+        }
     }
 
     /// Adds a member (the caller then starts or advances a rebalance).
@@ -161,7 +190,9 @@ impl Group {
             self.static_members
                 .insert(instance.clone(), member.id.clone());
         }
+        self.count_protocols(&member.protocols, true);
         self.members.insert(member.id.clone(), member);
+        self.timers_changed = true;
     }
 
     /// Removes a member's bookkeeping without any state transition, failing
@@ -171,6 +202,7 @@ impl Group {
             return false;
         };
         member.fail_waiters(error);
+        self.count_protocols(&member.protocols, false);
         if let Some(instance) = &member.instance_id {
             if self.static_members.get(instance).map(String::as_str) == Some(member_id) {
                 self.static_members.remove(instance);

@@ -98,6 +98,7 @@ impl Group {
         if args.require_known_member_id {
             self.pending
                 .insert(member_id.clone(), now + args.session_timeout);
+            self.timers_changed = true;
             return JoinStep::Done(Err(GroupError::MemberIdRequired {
                 group: self.id.clone(),
                 member: member_id,
@@ -181,11 +182,16 @@ impl Group {
         let Some(member) = self.members.get_mut(&args.member_id) else {
             return JoinStep::Done(Err(GroupError::unknown_member(&group, &args.member_id)));
         };
-        member.protocols = args.protocols;
+        let old_protocols = std::mem::replace(&mut member.protocols, args.protocols);
         member.session_timeout = args.session_timeout;
         member.rebalance_timeout = args.rebalance_timeout;
         member.touch(now);
         let rx = member.park_join(&group);
+        let new_protocols = member.protocols.clone();
+        self.count_protocols(&old_protocols, false);
+        self.count_protocols(&new_protocols, true);
+        // The session timeout may have shrunk.
+        self.timers_changed = true;
         if alone {
             self.protocol_type = Some(args.protocol_type);
         }

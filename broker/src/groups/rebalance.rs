@@ -55,6 +55,7 @@ impl Group {
                 initial_until: None,
             }
         });
+        self.timers_changed = true;
         tracing::info!(group = %self.id, generation = self.generation, members = self.members.len(), "preparing rebalance");
         self.transition(GroupState::PreparingRebalance, now);
     }
@@ -153,6 +154,7 @@ impl Group {
         self.transition(GroupState::CompletingRebalance, now);
         self.pending_sync = self.members.keys().cloned().collect();
         self.sync_deadline = Some(now + self.max_rebalance_timeout());
+        self.timers_changed = true;
 
         let leader = self.leader.clone().unwrap_or_default();
         let protocol_type = self.protocol_type.clone().unwrap_or_default();

@@ -23,8 +23,8 @@ use super::state::GroupState;
 #[derive(Debug)]
 pub(super) struct GroupCell {
     pub(super) group: Mutex<Group>,
-    /// Notified after every request that touched the group, so its timer
-    /// task recomputes its next deadline.
+    /// Notified when a request added or advanced a deadline of the group
+    /// (`Group::timers_changed`), so its timer task recomputes when to wake.
     pub(super) wake: Notify,
 }
 
@@ -52,8 +52,11 @@ impl Registry {
         let mut group = cell.group.lock();
         drop(table);
         let result = f(&mut group);
+        let wake = std::mem::take(&mut group.timers_changed);
         drop(group);
-        cell.wake.notify_one();
+        if wake {
+            cell.wake.notify_one();
+        }
         Some(result)
     }
 
@@ -94,8 +97,11 @@ impl Registry {
         let mut group = cell.group.lock();
         drop(table);
         let result = f(&mut group);
+        let wake = std::mem::take(&mut group.timers_changed);
         drop(group);
-        cell.wake.notify_one();
+        if wake {
+            cell.wake.notify_one();
+        }
         Ok(result)
     }
 

@@ -23,6 +23,8 @@ impl Group {
         self.expire_sessions(now);
         self.advance_rebalance(now);
         self.expire_pending_sync(now);
+        // The caller is the timer task itself: it is about to use the result.
+        self.timers_changed = false;
         self.next_deadline()
     }
 

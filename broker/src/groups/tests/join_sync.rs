@@ -529,3 +529,47 @@ async fn static_members_are_accepted_and_a_restarted_instance_replaces_the_old_o
     let response = c.heartbeat(hb, 4).await;
     assert_eq!(response.error_code, code(ResponseError::FencedInstanceId));
 }
+
+#[tokio::test(start_paused = true)]
+async fn protocol_compatibility_follows_members_changing_and_leaving() {
+    let (c, _) = setup(config());
+    let inconsistent = code(ResponseError::InconsistentGroupProtocol);
+    let a = join_new(&c, "g", "a", &[("range", b"1")]).await;
+    let a_id = a.member_id.as_str().to_owned();
+    // The only member switches assignor: the group now speaks roundrobin.
+    let switched = join(
+        &c,
+        join_request("g", &a_id, &[("roundrobin", b"2")]),
+        5,
+        "a",
+    )
+    .await;
+    assert_eq!(switched.error_code, 0);
+    assert_eq!(
+        switched.protocol_name.as_ref().map(|p| p.as_str()),
+        Some("roundrobin")
+    );
+    assert_eq!(
+        join(&c, join_request("g", "", &[("range", b"x")]), 5, "b")
+            .await
+            .error_code,
+        inconsistent
+    );
+    let b = join(
+        &c,
+        join_request("g", "", &[("range", b"x"), ("roundrobin", b"y")]),
+        5,
+        "b",
+    )
+    .await;
+    assert_eq!(b.error_code, code(ResponseError::MemberIdRequired));
+    // Once the member left, anything goes again.
+    assert_eq!(leave(&c, "g", &[&a_id], 3).await.members[0].error_code, 0);
+    assert_eq!(
+        leave(&c, "g", &[b.member_id.as_str()], 3).await.members[0].error_code,
+        0
+    );
+    let mut other = join_request("g", "", &[("sticky", b"z")]);
+    other.protocol_type = s("connect");
+    assert_eq!(join(&c, other, 3, "c").await.error_code, 0);
+}
