@@ -22,6 +22,7 @@ fn batch_of(size: usize) -> Vec<u8> {
     }
     // Value length chosen so that the whole batch is `size` bytes (varints are <= 3 bytes here).
     let mut value_len = size - 61 - 12;
+    let mut attempts = 0;
     loop {
         let mut rec = vec![0u8];
         varint(&mut rec, 0);
@@ -33,8 +34,10 @@ fn batch_of(size: usize) -> Vec<u8> {
         let mut records = Vec::new();
         varint(&mut records, rec.len() as i64);
         records.extend_from_slice(&rec);
-        if 61 + records.len() > size {
-            value_len -= 61 + records.len() - size;
+        let total = 61 + records.len();
+        if total != size && attempts < 8 {
+            attempts += 1;
+            value_len = (value_len as i64 + size as i64 - total as i64) as usize;
             continue;
         }
         let mut b = Vec::with_capacity(size);
@@ -54,7 +57,7 @@ fn batch_of(size: usize) -> Vec<u8> {
         b.extend_from_slice(&records);
         let crc = crc32c::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(b.len() <= size && b.len() + 3 > size);
+        assert_eq!(b.len(), size);
         return b;
     }
 }
@@ -62,7 +65,10 @@ fn batch_of(size: usize) -> Vec<u8> {
 fn policies() -> [(&'static str, FlushPolicy); 3] {
     [
         ("always", FlushPolicy::Always),
-        ("interval_5ms", FlushPolicy::Interval(Duration::from_millis(5))),
+        (
+            "interval_5ms",
+            FlushPolicy::Interval(Duration::from_millis(5)),
+        ),
         ("never", FlushPolicy::Never),
     ]
 }
@@ -71,7 +77,10 @@ fn policies() -> [(&'static str, FlushPolicy); 3] {
 /// time from the first append to the last acknowledgement.
 fn timed_appends(batch: &Arc<Vec<u8>>, flush: FlushPolicy, threads: u64, iters: u64) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { flush, ..LogConfig::default() };
+    let config = LogConfig {
+        flush,
+        ..LogConfig::default()
+    };
     let log = Arc::new(PartitionLog::open(dir.path(), "bench", 0, config).unwrap());
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
@@ -102,9 +111,12 @@ fn append(c: &mut Criterion) {
         group.measurement_time(Duration::from_secs(4));
         for (name, policy) in policies() {
             for threads in [1u64, 16] {
-                group.bench_function(BenchmarkId::new(name, format!("{threads}_appenders")), |b| {
-                    b.iter_custom(|iters| timed_appends(&batch, policy, threads, iters));
-                });
+                group.bench_function(
+                    BenchmarkId::new(name, format!("{threads}_appenders")),
+                    |b| {
+                        b.iter_custom(|iters| timed_appends(&batch, policy, threads, iters));
+                    },
+                );
             }
         }
         group.finish();

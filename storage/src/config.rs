@@ -15,11 +15,12 @@ pub enum FlushPolicy {
     /// Every append returns only after an fdatasync covering it. Concurrent appends share one
     /// fdatasync (group commit).
     Always,
-    /// Group commit with at most one fdatasync per interval per log: an append waits until an
-    /// fdatasync covers it. If the previous fdatasync is older than the interval, the first
-    /// waiting append syncs at once; otherwise it waits for the interval to elapse, and every
-    /// append arriving meanwhile joins that sync. Latency is bounded by the interval plus one
-    /// fdatasync.
+    /// Group commit with a coalescing delay: an append waits until an fdatasync covers it.
+    /// The append that performs the sync first waits for appends already in progress to join,
+    /// but at most until the interval has passed since the previous sync (or until 1 MiB is
+    /// pending). It never waits for appends that have not started, so a lone sequential
+    /// producer syncs at once, and a busy partition does about one fdatasync per interval.
+    /// Added latency is bounded by the interval plus one fdatasync.
     Interval(Duration),
     /// Never fsync on the append path (rely on replication or the OS); `append` returns after
     /// the write. [`crate::PartitionLog::flush`] still syncs on demand.

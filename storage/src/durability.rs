@@ -9,11 +9,13 @@
 //! covers returns. Appends arriving while a sync runs are covered by the next one, so N
 //! concurrent producers share roughly one fdatasync.
 //!
-//! `FlushPolicy::Interval(d)` adds one rule: a leader does not start a sync earlier than `d`
-//! after the previous one, so a trickle of small appends costs at most one fdatasync per `d`,
-//! while a lone appender after a quiet period syncs at once. The leader stops waiting early
-//! once [`EARLY_SYNC_BYTES`] are pending: with that much to write, waiting longer would only
-//! add latency and cap throughput at (bytes in flight / `d`) without saving any IOPS worth it.
+//! `FlushPolicy::Interval(d)` adds a coalescing delay: while other appends are in progress
+//! (started but not yet written), the leader waits for them to join its sync, but never longer
+//! than `d` after the previous sync and never once [`EARLY_SYNC_BYTES`] are pending. It never
+//! waits for appends that have not started, so a lone sequential appender is not slowed down
+//! (it syncs at once, like `Always`), while a busy partition coalesces its concurrent appends
+//! into at most about one fdatasync per `d`. `Always` never delays: appends that arrive while a
+//! sync runs share the next one.
 //!
 //! Files of segments rolled since the last sync are kept in `pending` and synced with the
 //! active one. A failed fdatasync poisons the log: Linux may drop the dirty pages after
@@ -21,7 +23,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,7 @@ struct SyncState {
 #[derive(Debug)]
 pub(crate) struct Durability {
     written: AtomicU64,
+    in_progress: AtomicUsize,
     syncs: AtomicU64,
     state: Mutex<SyncState>,
     synced: Condvar,
@@ -57,6 +60,7 @@ impl Durability {
     pub(crate) fn new(active: Arc<File>, path: PathBuf) -> Self {
         Self {
             written: AtomicU64::new(0),
+            in_progress: AtomicUsize::new(0),
             syncs: AtomicU64::new(0),
             state: Mutex::new(SyncState {
                 durable: 0,
@@ -70,6 +74,13 @@ impl Durability {
             synced: Condvar::new(),
             wake_leader: Condvar::new(),
         }
+    }
+
+    /// Marks an append as in progress until the guard is dropped (after its bytes are written
+    /// and recorded, or on failure), so that a waiting leader knows whom it may wait for.
+    pub(crate) fn begin_write(&self) -> WriteInProgress<'_> {
+        self.in_progress.fetch_add(1, Ordering::AcqRel);
+        WriteInProgress { durability: self }
     }
 
     /// Records `n` freshly written bytes; returns the ticket to wait for.
@@ -127,7 +138,10 @@ impl Durability {
                 return Ok(());
             }
             if st.syncing {
-                if st.leader_waiting && self.pending(&st) >= EARLY_SYNC_BYTES {
+                if st.leader_waiting
+                    && (self.pending(&st) >= EARLY_SYNC_BYTES
+                        || self.in_progress.load(Ordering::Acquire) == 0)
+                {
                     self.wake_leader.notify_one();
                 }
                 self.synced.wait(&mut st);
@@ -137,7 +151,10 @@ impl Durability {
             if let Some(last) = st.last_sync {
                 let due = last + min_gap;
                 st.leader_waiting = true;
-                while Instant::now() < due && self.pending(&st) < EARLY_SYNC_BYTES {
+                while Instant::now() < due
+                    && self.pending(&st) < EARLY_SYNC_BYTES
+                    && self.in_progress.load(Ordering::Acquire) > 0
+                {
                     self.wake_leader.wait_until(&mut st, due);
                 }
                 st.leader_waiting = false;
@@ -164,5 +181,17 @@ impl Durability {
             }
             self.synced.notify_all();
         }
+    }
+}
+
+/// An append between its start and the recording of its bytes (see [`Durability::begin_write`]).
+#[derive(Debug)]
+pub(crate) struct WriteInProgress<'a> {
+    durability: &'a Durability,
+}
+
+impl Drop for WriteInProgress<'_> {
+    fn drop(&mut self) {
+        self.durability.in_progress.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -433,6 +433,7 @@ impl PartitionLog {
             .max()
             .unwrap_or(NO_TIMESTAMP);
 
+        let in_progress = self.durability.begin_write();
         let mut writer = self.writer.lock();
         self.durability
             .check_poisoned()
@@ -480,6 +481,7 @@ impl PartitionLog {
         self.log_end.store(next, Ordering::Release);
         let ticket = self.durability.record_write(total);
         drop(writer);
+        drop(in_progress);
 
         self.durability
             .wait(ticket, config.flush)

@@ -41,13 +41,17 @@ fn real_alerts_round_trip_byte_for_byte() {
 
     let dir = tempfile::tempdir().unwrap();
     // Small segments so alerts are spread over sealed (mapped) and active segments.
-    let config = LogConfig { segment_bytes: 256 * 1024, ..LogConfig::default() };
+    let config = LogConfig {
+        segment_bytes: 256 * 1024,
+        ..LogConfig::default()
+    };
     {
         let log = PartitionLog::open(dir.path(), "alerts", 0, config.clone()).unwrap();
         // Three alerts per batch, like a producer batching them.
         for (i, chunk) in alerts.chunks(3).enumerate() {
             let values: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
-            log.append(&batch(1_700_000_000_000 + i as i64, &values), 1).unwrap();
+            log.append(&batch(1_700_000_000_000 + i as i64, &values), 1)
+                .unwrap();
         }
     }
     let log = PartitionLog::open(dir.path(), "alerts", 0, config).unwrap();
@@ -56,7 +60,11 @@ fn real_alerts_round_trip_byte_for_byte() {
     assert_eq!(records.len(), alerts.len());
     for (i, (rec, alert)) in records.iter().zip(&alerts).enumerate() {
         assert_eq!(rec.offset, i as i64);
-        assert!(rec.value == *alert, "alert {} differs after the round trip", files[i].display());
+        assert!(
+            rec.value == *alert,
+            "alert {} differs after the round trip",
+            files[i].display()
+        );
         assert!(rec.value.starts_with(b"Obj\x01"));
     }
 }
@@ -64,8 +72,7 @@ fn real_alerts_round_trip_byte_for_byte() {
 #[test]
 fn concurrent_appenders_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
-    // With a long interval every append after the first waits for the next sync, which cannot
-    // start before the interval is over: appends arriving meanwhile must share it.
+    // With a long interval the syncing append waits for the appends in progress to join it.
     let config = LogConfig {
         flush: FlushPolicy::Interval(Duration::from_millis(300)),
         ..LogConfig::default()
@@ -73,11 +80,14 @@ fn concurrent_appenders_share_fsyncs() {
     let log = Arc::new(PartitionLog::open(dir.path(), "t", 0, config).unwrap());
     log.append(&batch(0, &[b"first"]), 0).unwrap();
     assert_eq!(log.sync_count(), 1);
+    let barrier = Arc::new(std::sync::Barrier::new(8));
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let log = Arc::clone(&log);
+            let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 for i in 0..4 {
+                    barrier.wait();
                     log.append(&batch_sized(i, 1, 64, t), 0).unwrap();
                 }
             })
@@ -87,16 +97,22 @@ fn concurrent_appenders_share_fsyncs() {
         t.join().unwrap();
     }
     assert_eq!(log.log_end_offset(), 33);
-    // 32 appends from 8 threads: each thread's appends are sequential, so there are at least
-    // 4 sync rounds; without group commit there would be 32.
+    // 32 appends in 4 rounds of 8 simultaneous ones: at least 4 sync rounds, and far fewer
+    // than the 32 that one fdatasync per append would take.
     let syncs = log.sync_count() - 1;
-    assert!((4..=8).contains(&syncs), "{syncs} sync rounds for 32 appends");
+    assert!(
+        (4..=16).contains(&syncs),
+        "{syncs} sync rounds for 32 appends"
+    );
 }
 
 #[test]
 fn always_policy_syncs_every_append_when_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { flush: FlushPolicy::Always, ..LogConfig::default() };
+    let config = LogConfig {
+        flush: FlushPolicy::Always,
+        ..LogConfig::default()
+    };
     let log = PartitionLog::open(dir.path(), "t", 0, config).unwrap();
     for i in 0..5 {
         log.append(&batch(i, &[b"x"]), 0).unwrap();
@@ -107,7 +123,10 @@ fn always_policy_syncs_every_append_when_alone() {
         never.path(),
         "t",
         0,
-        LogConfig { flush: FlushPolicy::Never, ..LogConfig::default() },
+        LogConfig {
+            flush: FlushPolicy::Never,
+            ..LogConfig::default()
+        },
     )
     .unwrap();
     log.append(&batch(0, &[b"x"]), 0).unwrap();

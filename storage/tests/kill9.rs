@@ -50,7 +50,8 @@ fn child(dir: &Path) {
         let next = log.log_end_offset();
         let info = log.append(&batch(next, &[&value(next)]), 0).unwrap();
         writeln!(out, "log {}", info.base_offset).unwrap();
-        meta.commit_offsets("g", &[commit(info.base_offset)]).unwrap();
+        meta.commit_offsets("g", &[commit(info.base_offset)])
+            .unwrap();
         writeln!(out, "meta {}", info.base_offset).unwrap();
         out.flush().unwrap();
     }
@@ -85,7 +86,10 @@ fn crash_round(dir: &Path, acks_before_kill: usize) -> i64 {
     assert!(last_log >= 0, "child acknowledged nothing");
 
     let log = PartitionLog::open(&dir.join("t-0"), "t", 0, config()).unwrap();
-    assert!(log.log_end_offset() > last_log, "acknowledged offset {last_log} lost");
+    assert!(
+        log.log_end_offset() > last_log,
+        "acknowledged offset {last_log} lost"
+    );
     let recs = decode(&concat(&log.read(0, usize::MAX, i64::MAX).unwrap()));
     assert_eq!(recs.len() as i64, log.log_end_offset());
     for (i, r) in recs.iter().enumerate() {
@@ -95,14 +99,22 @@ fn crash_round(dir: &Path, acks_before_kill: usize) -> i64 {
     let meta = MetaStore::open(&dir.join("__meta")).unwrap();
     let committed = meta.committed_offsets("g");
     if last_meta >= 0 {
-        assert!(committed[0].offset >= last_meta, "acknowledged commit {last_meta} lost");
+        assert!(
+            committed[0].offset >= last_meta,
+            "acknowledged commit {last_meta} lost"
+        );
     }
     // The recovered log accepts appends.
     let end = log.log_end_offset();
     let mut c = config();
     c.flush = FlushPolicy::Never;
     log.set_config(c);
-    assert_eq!(log.append(&batch(end, &[&value(end)]), 0).unwrap().base_offset, end);
+    assert_eq!(
+        log.append(&batch(end, &[&value(end)]), 0)
+            .unwrap()
+            .base_offset,
+        end
+    );
     end + 1
 }
 

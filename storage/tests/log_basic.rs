@@ -226,3 +226,53 @@ fn flush_policies_all_store_the_data() {
         assert_eq!(log.log_end_offset(), 5, "{flush:?}");
     }
 }
+
+#[test]
+fn segments_roll_by_age_of_record_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: 1000,
+        ..cfg()
+    };
+    let log = PartitionLog::open(dir.path(), "t", 0, config).unwrap();
+    // 0 and 900 share a segment; 1500 is more than 1000 ms after the first (0): roll.
+    for ts in [0, 900, 1500, 2400, 2600] {
+        log.append(&batch(ts, &[b"v"]), 0).unwrap();
+    }
+    let bases: Vec<String> = common::files_with_ext(dir.path(), "log")
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        bases,
+        vec![
+            format!("{:020}", 0),
+            format!("{:020}", 2),
+            format!("{:020}", 4)
+        ]
+    );
+    assert_eq!(
+        decode(&concat(&log.read(0, usize::MAX, i64::MAX).unwrap())).len(),
+        5
+    );
+}
+
+#[test]
+fn segments_roll_by_size_and_never_exceed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = batch_sized(0, 1, 200, 0).len() as u64;
+    let config = LogConfig {
+        segment_bytes: one * 3,
+        ..cfg()
+    };
+    let log = PartitionLog::open(dir.path(), "t", 0, config).unwrap();
+    for i in 0..10 {
+        log.append(&batch_sized(i, 1, 200, 0), 0).unwrap();
+    }
+    let logs = common::files_with_ext(dir.path(), "log");
+    assert_eq!(logs.len(), 4);
+    for p in &logs[..3] {
+        assert_eq!(p.metadata().unwrap().len(), one * 3);
+    }
+    assert_eq!(log.size_bytes(), one * 10);
+}
