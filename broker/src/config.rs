@@ -64,6 +64,27 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// Group coordinator settings.
     pub groups: GroupSettings,
+    /// The Confluent-compatible schema registry.
+    pub schema_registry: RegistrySettings,
+}
+
+/// Schema registry settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// Serve the registry.
+    pub enabled: bool,
+    /// Its HTTP listener.
+    pub listen: SocketAddr,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -79,6 +100,7 @@ impl Default for BrokerConfig {
             topics: TopicSettings::default(),
             limits: Limits::default(),
             groups: GroupSettings::default(),
+            schema_registry: RegistrySettings::default(),
         }
     }
 }

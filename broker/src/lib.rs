@@ -18,6 +18,7 @@ pub mod groups;
 pub mod handlers;
 pub mod partition;
 pub mod producer_state;
+pub mod registry;
 pub mod server;
 pub mod topic_configs;
 pub mod topics;

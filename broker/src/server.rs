@@ -18,6 +18,7 @@ use crate::config::BrokerConfig;
 use crate::connection;
 use crate::dispatch::Peer;
 use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::registry::{self, SchemaStore};
 use crate::topics::TopicRegistry;
 
 /// Why the broker could not start.
@@ -31,6 +32,9 @@ pub enum StartError {
         /// The cause.
         reason: String,
     },
+    /// The schema registry's state could not be opened.
+    #[error("cannot open the schema registry: {0}")]
+    Registry(String),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -46,6 +50,7 @@ pub enum StartError {
 pub struct Server {
     broker: Arc<Broker>,
     addr: SocketAddr,
+    registry_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -88,6 +93,30 @@ impl Server {
         let broker = Arc::new(Broker::new(config, topics, groups, addr.port()));
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let registry_addr = if broker.config.schema_registry.enabled {
+            let store = SchemaStore::open(&data_dir.join("__meta").join("schemas.json"))
+                .map_err(|e| StartError::Registry(e.to_string()))?;
+            let listen = broker.config.schema_registry.listen;
+            let listener = TcpListener::bind(listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: listen,
+                    source,
+                })?;
+            let bound = listener.local_addr().map_err(|source| StartError::Bind {
+                addr: listen,
+                source,
+            })?;
+            tasks.spawn(registry::http::serve(
+                listener,
+                Arc::new(store),
+                shutdown.subscribe(),
+            ));
+            tracing::info!(addr = %bound, "schema registry listening");
+            Some(bound)
+        } else {
+            None
+        };
         tasks.spawn(accept_loop(
             Arc::clone(&broker),
             listener,
@@ -104,6 +133,7 @@ impl Server {
         Ok(Self {
             broker,
             addr,
+            registry_addr,
             shutdown,
             tasks,
         })
@@ -112,6 +142,11 @@ impl Server {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The schema registry's bound address, when enabled.
+    pub fn registry_addr(&self) -> Option<SocketAddr> {
+        self.registry_addr
     }
 
     /// The broker state.

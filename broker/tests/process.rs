@@ -28,7 +28,7 @@ fn spawn(data: &Path, port: u16, flush: &str) -> Child {
     std::fs::write(
         &config,
         format!(
-            "listen: 127.0.0.1:{port}\ndata_dir: {}\nlog: {{ flush: {flush} }}\n",
+            "listen: 127.0.0.1:{port}\ndata_dir: {}\nlog: {{ flush: {flush} }}\nschema_registry: {{ enabled: false }}\n",
             data.display()
         ),
     )

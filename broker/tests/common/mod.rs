@@ -41,6 +41,7 @@ impl TestBroker {
             data_dir: dir.path().join("data"),
             ..BrokerConfig::default()
         };
+        config.schema_registry.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.groups.initial_rebalance_delay_ms = 0;
         tweak(&mut config);
         let server = Server::start(config.clone()).await.expect("broker starts");
@@ -61,14 +62,28 @@ impl TestBroker {
         self.server.as_ref().expect("running").local_addr()
     }
 
-    /// Stops the broker gracefully and starts it again on the same port and data.
+    /// The schema registry's base URL.
+    pub fn registry_url(&self) -> String {
+        let addr = self
+            .server
+            .as_ref()
+            .and_then(|s| s.registry_addr())
+            .expect("registry enabled");
+        format!("http://{addr}")
+    }
+
+    /// Stops the broker gracefully and starts it again on the same ports and data.
     pub async fn restart(&mut self) {
         let addr = self.addr();
+        let registry = self.server.as_ref().and_then(|s| s.registry_addr());
         if let Some(s) = self.server.take() {
             s.shutdown().await;
         }
         let mut config = self.config.clone();
         config.listen = addr;
+        if let Some(r) = registry {
+            config.schema_registry.listen = r;
+        }
         self.server = Some(Server::start(config).await.expect("broker restarts"));
     }
 
