@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use starlog_storage::{FlushPolicy, LogConfig, PartitionLog};
 
 /// A valid v2 batch of `size` bytes in total: one record with a value filling the rest.
@@ -170,8 +170,19 @@ fn sequential_read(c: &mut Criterion) {
     group.finish();
 }
 
+/// Asks the kernel to drop the cached pages of `path` (GNU dd `iflag=nocache count=0`), so the
+/// next open reads the segment from the disk. Only this file's clean pages are affected.
+fn evict_from_page_cache(path: &std::path::Path) {
+    let status = std::process::Command::new("dd")
+        .arg(format!("if={}", path.display()))
+        .args(["iflag=nocache", "count=0", "status=none"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn reopen(c: &mut Criterion) {
-    let mut group = c.benchmark_group("reopen");
+    let mut group = c.benchmark_group("reopen_active_segment_1GiB");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
     for (size_name, size) in [("1KiB", 1024usize), ("64KiB", 64 * 1024)] {
@@ -187,14 +198,36 @@ fn reopen(c: &mut Criterion) {
             for _ in 0..(1u64 << 30) / batch.len() as u64 {
                 log.append(&batch, 0).unwrap();
             }
-            log.flush().unwrap();
         }
-        group.bench_function(BenchmarkId::new("active_segment_1GiB", size_name), |b| {
-            b.iter(|| {
-                let log = PartitionLog::open(dir.path(), "bench", 0, config.clone()).unwrap();
-                assert!(log.size_bytes() > (1 << 30) - (64 << 10));
-                log
-            });
+        let segment = dir.path().join(format!("{:020}.log", 0));
+        let marker = dir.path().join("clean-shutdown");
+        let open = || {
+            let log = PartitionLog::open(dir.path(), "bench", 0, config.clone()).unwrap();
+            assert!(log.size_bytes() > (1 << 30) - (64 << 10));
+            assert!(log.recovered_tails().is_empty());
+            log
+        };
+        // After a clean close: indexes trusted, only the last index interval is scanned.
+        group.bench_function(BenchmarkId::new("after_clean_close", size_name), |b| {
+            b.iter_with_large_drop(open);
+        });
+        // After a crash (no marker): the whole segment is read and CRC-checked.
+        group.bench_function(BenchmarkId::new("after_crash_warm_cache", size_name), |b| {
+            b.iter_batched(
+                || std::fs::remove_file(&marker).unwrap(),
+                |()| open(),
+                BatchSize::PerIteration,
+            );
+        });
+        group.bench_function(BenchmarkId::new("after_crash_cold_cache", size_name), |b| {
+            b.iter_batched(
+                || {
+                    std::fs::remove_file(&marker).unwrap();
+                    evict_from_page_cache(&segment);
+                },
+                |()| open(),
+                BatchSize::PerIteration,
+            );
         });
     }
     group.finish();

@@ -10,11 +10,12 @@
 //!
 //! Module map: `batch` (v2 header decode/validate/patch), `config` (LogConfig and topic config
 //! mapping), `index` (sparse indexes), `segment` (one segment file), `recovery` (scanning
-//! segment bytes), `durability` (group commit), `checkpoint` (persisted log start),
+//! segment bytes), `durability` (group commit), `checkpoint` (persisted log start), `clean_shutdown` (skip the active scan after a clean close),
 //! `partition_log` (the log), `retention` (the background retention task), `meta_store` (metadata), `fsutil`/`mmap` (crash-safe file helpers).
 
 mod batch;
 mod checkpoint;
+mod clean_shutdown;
 mod config;
 mod durability;
 mod error;

@@ -16,6 +16,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::batch::{patch_header, validate_batch};
 use crate::checkpoint;
+use crate::clean_shutdown;
 use crate::config::LogConfig;
 use crate::durability::Durability;
 use crate::error::StorageError;
@@ -110,6 +111,7 @@ pub struct PartitionLog {
     size: AtomicU64,
     durability: Durability,
     recovered: Vec<RecoveredTail>,
+    skip_clean_close: bool,
 }
 
 /// Base offsets of the segments in `dir`, sorted; removes leftovers of interrupted operations
@@ -168,6 +170,7 @@ impl PartitionLog {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io("create dir", dir, e))?;
         let interval = index_interval(&config);
         let start_checkpoint = checkpoint::read(dir)?;
+        let clean = clean_shutdown::take(dir)?;
         let mut recovered = Vec::new();
         let mut segments: Vec<Arc<Segment>> = Vec::new();
         // Each restart deletes at least one segment, so this terminates.
@@ -176,7 +179,8 @@ impl PartitionLog {
             let bases = list_segments(dir)?;
             for (i, &base) in bases.iter().enumerate() {
                 let active = i + 1 == bases.len();
-                let (seg, truncation) = Segment::open(dir, base, active, interval)?;
+                let trust = active && clean.is_some_and(|c| c.matches(dir, base));
+                let (seg, truncation) = Segment::open(dir, base, active, trust, interval)?;
                 if let Some(prev) = segments.last() {
                     if base < prev.next_offset() {
                         return Err(StorageError::Corrupt {
@@ -250,6 +254,7 @@ impl PartitionLog {
             size: AtomicU64::new(size),
             durability: Durability::new(active.0, active.1),
             recovered,
+            skip_clean_close: false,
         })
     }
 
@@ -770,13 +775,36 @@ impl PartitionLog {
     }
 
     /// Deletes the partition directory and everything in it (DeleteTopics).
-    pub fn delete(self) -> Result<(), StorageError> {
+    pub fn delete(mut self) -> Result<(), StorageError> {
         let dir = self.dir.clone();
+        self.skip_clean_close = true;
         drop(self);
         std::fs::remove_dir_all(&dir).map_err(|e| StorageError::io("remove dir", &dir, e))?;
         if let Some(parent) = dir.parent() {
             sync_dir(parent)?;
         }
         Ok(())
+    }
+}
+
+impl PartitionLog {
+    /// Clean close: everything synced, the active segment's indexes written, then the marker
+    /// that lets the next open skip the full scan of the active segment.
+    fn close_cleanly(&self) -> Result<(), StorageError> {
+        self.durability.sync_all().map_err(|r| self.poisoned(r))?;
+        let active = self.active();
+        active.write_index_files()?;
+        clean_shutdown::write(&self.dir, active.base_offset(), active.len())
+    }
+}
+
+impl Drop for PartitionLog {
+    fn drop(&mut self) {
+        if self.skip_clean_close {
+            return;
+        }
+        if let Err(e) = self.close_cleanly() {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "clean close failed; the next open will scan the active segment");
+        }
     }
 }

@@ -167,14 +167,16 @@ impl Segment {
         ))
     }
 
-    /// Opens an existing segment. The active segment is fully scanned (CRC included) and its
-    /// index rebuilt in memory. A sealed segment is trusted if its index files are consistent
-    /// (only the batches after the last index entry are scanned); otherwise it is rescanned and
-    /// its index files rewritten. An invalid tail is truncated on disk and reported.
+    /// Opens an existing segment. A sealed segment, or the active one after a clean shutdown
+    /// (`trust_index`), is trusted if its index files are consistent: only the batches after the
+    /// last index entry are scanned. Otherwise (and always for the active segment after a
+    /// crash) the whole segment is scanned, CRC included, and its index rebuilt. An invalid tail
+    /// is truncated on disk and reported.
     pub(crate) fn open(
         dir: &Path,
         base_offset: i64,
         active: bool,
+        trust_index: bool,
         index_interval: u64,
     ) -> Result<(Self, Option<Truncation>), StorageError> {
         let (log_path, _, _) = Self::paths(dir, base_offset);
@@ -193,7 +195,7 @@ impl Segment {
         let mut index = SegmentIndex::empty();
         let mut rebuilt = true;
         let mut fault = None;
-        if !active {
+        if !active || trust_index {
             match Self::load_index(dir, base_offset, file_len, bytes) {
                 Ok(Some(ix)) => {
                     if let Some((o, t)) = ix.last() {
@@ -588,6 +590,15 @@ impl Segment {
         Ok(())
     }
 
+    /// Writes the index files of the active segment (clean shutdown) without changing how it
+    /// is read. Renamed into place, so a map of an older version stays valid.
+    pub(crate) fn write_index_files(&self) -> Result<(), StorageError> {
+        let ix = self.index.read();
+        replace_file(&self.index_path, ix.offset_bytes())?;
+        replace_file(&self.time_index_path, ix.time_bytes())?;
+        Ok(())
+    }
+
     /// Seals the active segment: index files written, reads switch to the memory map.
     pub(crate) fn seal(&self) -> Result<(), StorageError> {
         self.persist_and_map_index()?;
@@ -680,7 +691,8 @@ impl Segment {
         remove_if_exists(&self.index_path)?;
         remove_if_exists(&self.time_index_path)?;
         sync_dir(&self.dir)?;
-        let (seg, truncation) = Segment::open(&self.dir, self.base_offset, true, index_interval)?;
+        let (seg, truncation) =
+            Segment::open(&self.dir, self.base_offset, true, false, index_interval)?;
         if let Some(t) = truncation {
             return Err(corrupt(&self.log_path, t.fault.position, t.fault.reason));
         }

@@ -31,6 +31,14 @@ fn fill(dir: &Path, config: &LogConfig, n: usize) -> Vec<usize> {
         .collect()
 }
 
+/// A crash leaves no clean-shutdown marker; the fixtures closed the log cleanly, so remove it
+/// to put the directory in the state a crash would have left.
+fn simulate_crash(dir: &Path) {
+    let marker = dir.join("clean-shutdown");
+    assert!(marker.exists(), "a clean close writes the marker");
+    std::fs::remove_file(marker).unwrap();
+}
+
 fn active_segment(dir: &Path) -> std::path::PathBuf {
     files_with_ext(dir, "log").pop().unwrap()
 }
@@ -79,6 +87,7 @@ fn torn_partial_batch_is_truncated() {
         .unwrap()
         .set_len(cut as u64)
         .unwrap();
+    simulate_crash(dir.path());
     reopen_expect_cut(dir.path(), 9, (cut - (full - sizes[9])) as u64, "declares");
 }
 
@@ -94,6 +103,7 @@ fn torn_header_is_truncated() {
         .unwrap()
         .set_len(prefix as u64 + 20)
         .unwrap();
+    simulate_crash(dir.path());
     reopen_expect_cut(dir.path(), 3, 20, "truncated header");
 }
 
@@ -106,6 +116,7 @@ fn bad_crc_in_tail_is_truncated() {
     let start: usize = sizes[..4].iter().sum();
     bytes[start + 100] ^= 0x55;
     std::fs::write(&seg, &bytes).unwrap();
+    simulate_crash(dir.path());
     reopen_expect_cut(dir.path(), 4, sizes[4] as u64, "CRC");
 }
 
@@ -119,6 +130,7 @@ fn bad_length_in_tail_is_truncated() {
     bytes[start + 8..start + 12].copy_from_slice(&7i32.to_be_bytes());
     std::fs::write(&seg, &bytes).unwrap();
     // Everything from the bad batch on is dropped (the next batch can no longer be found).
+    simulate_crash(dir.path());
     reopen_expect_cut(dir.path(), 3, (sizes[3] + sizes[4]) as u64, "batchLength 7");
 }
 
@@ -130,6 +142,7 @@ fn zero_filled_tail_is_truncated() {
     let f = OpenOptions::new().write(true).open(&seg).unwrap();
     let full: usize = sizes.iter().sum();
     f.set_len(full as u64 + 4096).unwrap();
+    simulate_crash(dir.path());
     reopen_expect_cut(dir.path(), 3, 4096, "batchLength 0");
 }
 
@@ -144,6 +157,7 @@ fn batch_with_wrong_offset_is_truncated() {
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes.extend_from_slice(&rogue);
     std::fs::write(&seg, &bytes).unwrap();
+    simulate_crash(dir.path());
     reopen_expect_cut(dir.path(), 3, rogue.len() as u64, "does not continue");
 }
 
@@ -156,6 +170,7 @@ fn wrong_magic_in_tail_is_truncated() {
     let start: usize = sizes[..2].iter().sum();
     bytes[start + 16] = 9;
     std::fs::write(&seg, &bytes).unwrap();
+    simulate_crash(dir.path());
     reopen_expect_cut(dir.path(), 2, sizes[2] as u64, "magic 9");
 }
 
@@ -292,6 +307,7 @@ fn corrupt_batch_after_crc_fix_but_wrong_count_is_truncated() {
     bytes[start + 57..start + 61].copy_from_slice(&9i32.to_be_bytes());
     fix_crc(&mut bytes[start..]);
     std::fs::write(&seg, &bytes).unwrap();
+    simulate_crash(dir.path());
     reopen_expect_cut(dir.path(), 2, sizes[2] as u64, "recordCount 9");
 }
 
@@ -329,4 +345,55 @@ fn sealed_segment_cut_on_a_batch_boundary_drops_the_segments_after_the_gap() {
         log.append(&batch(1, &[b"x"]), 0).unwrap().base_offset,
         kept.len() as i64
     );
+}
+
+#[test]
+fn clean_close_lets_reopen_trust_the_active_segment_and_consumes_the_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), &cfg(), 6);
+    let marker = dir.path().join("clean-shutdown");
+    assert!(marker.exists());
+    // The active segment's indexes were written by the clean close.
+    assert_eq!(files_with_ext(dir.path(), "index").len(), 1);
+    let log = PartitionLog::open(dir.path(), "t", 0, cfg()).unwrap();
+    assert!(
+        !marker.exists(),
+        "open must consume the marker before any append"
+    );
+    assert_eq!(all_records(&log).len(), 12);
+    assert_eq!(log.append(&batch(1, &[b"x"]), 0).unwrap().base_offset, 12);
+    assert_eq!(log.offset_for_timestamp(41).unwrap(), Some((8, 41)));
+}
+
+#[test]
+fn clean_marker_for_another_length_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = fill(dir.path(), &cfg(), 4);
+    // Bytes written after the marker (impossible without a crash in between, but the marker
+    // must not be trusted when the file disagrees with it).
+    let seg = active_segment(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let start: usize = sizes[..2].iter().sum();
+    bytes[start + 16] = 7; // corrupt batch 2 of 4, before the last index entry
+    bytes.extend_from_slice(&[0u8; 10]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let log = PartitionLog::open(dir.path(), "t", 0, cfg()).unwrap();
+    assert_eq!(log.recovered_tails().len(), 1);
+    assert_eq!(log.log_end_offset(), 4);
+}
+
+#[test]
+fn unreadable_clean_marker_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = fill(dir.path(), &cfg(), 4);
+    std::fs::write(dir.path().join("clean-shutdown"), "not a marker").unwrap();
+    let seg = active_segment(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let start: usize = sizes[..1].iter().sum();
+    bytes[start + 100] ^= 1; // corrupt batch 1 of 4, same length
+    std::fs::write(&seg, &bytes).unwrap();
+    let log = PartitionLog::open(dir.path(), "t", 0, cfg()).unwrap();
+    assert_eq!(log.recovered_tails().len(), 1);
+    assert!(log.recovered_tails()[0].reason.contains("CRC"));
+    assert_eq!(log.log_end_offset(), 2);
 }
