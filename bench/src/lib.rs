@@ -1,0 +1,50 @@
+//! `starlog-bench`: does Starlog meet the alert-stream requirement, and how
+//! does it compare with another Kafka-compatible broker on the same machine?
+//!
+//! The requirement is 1,000 alerts/s sustained and 10,000 alerts/s stretch,
+//! each a 40-100 KB Avro record, with consumers reading in real time and
+//! nothing acknowledged lost. This crate replays the real alerts of
+//! `../shared/data` (or synthetic values) at a fixed rate or flat out,
+//! against any bootstrap address, with K consumer groups, and reports
+//! throughput, HdrHistogram latencies (produce and end-to-end), the broker
+//! process's CPU and peak memory, whether every acknowledged message reached
+//! every group intact, and all of it as a fraction of the machine's own
+//! measured limits. A side-by-side mode runs Starlog and a peer A B A B.
+//!
+//! Module map:
+//! - `client`: the `LoadClient` / `LoadProducer` / `LoadConsumer` seam;
+//!   `rdkafka_client` implements it on librdkafka (the Starlog Rust client
+//!   plugs in here later).
+//! - `workload`, `payload`, `pacer`, `stamp`: what is sent, how fast, and
+//!   the headers that make each message checkable and timeable.
+//! - `run`: one run (topic, groups, producer) → `results::RunResult`.
+//! - `ledger`, `stats`: delivery verdicts and latency/rate arithmetic.
+//! - `target`, `spawned`, `proc_stats`: the broker under test, as a process
+//!   we start per run or one already running, and its `/proc` figures.
+//! - `compare`: A B A B alternation, per-pair ratios, min/median/max.
+//! - `limits`, `machine`: the machine's ceilings and description.
+//! - `report`, `progress`, `chain`: Markdown/JSON output, the progress bar,
+//!   and the reserved in-broker chain option.
+
+pub mod chain;
+pub mod client;
+pub mod compare;
+pub mod error;
+pub mod ledger;
+pub mod limits;
+pub mod machine;
+pub mod pacer;
+pub mod payload;
+pub mod proc_stats;
+pub mod progress;
+pub mod rdkafka_client;
+pub mod report;
+pub mod results;
+pub mod run;
+pub mod spawned;
+pub mod stamp;
+pub mod stats;
+pub mod target;
+pub mod workload;
+
+pub use error::BenchError;

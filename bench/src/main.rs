@@ -1,0 +1,432 @@
+//! The `starlog-bench` command: `run`, `compare` and `limits`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use starlog_bench::client::{Acks, ConsumerSettings, LoadClient, ProducerSettings};
+use starlog_bench::compare;
+use starlog_bench::limits::{self, LimitSizes, MachineLimits};
+use starlog_bench::machine;
+use starlog_bench::pacer::Rate;
+use starlog_bench::payload::{shared_data_dir, PayloadSource, Payloads};
+use starlog_bench::rdkafka_client::RdKafkaClient;
+use starlog_bench::report::BenchReport;
+use starlog_bench::results::RunResult;
+use starlog_bench::run::{fresh_topic, run, RunContext};
+use starlog_bench::spawned::CommandTarget;
+use starlog_bench::target::{BrokerTarget, ExternalBroker, RunningBroker};
+use starlog_bench::workload::Workload;
+use tracing_subscriber::EnvFilter;
+
+/// Load generator and side-by-side benchmarks for Kafka-compatible brokers.
+#[derive(Debug, Parser)]
+#[command(name = "starlog-bench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a workload against one broker (spawned fresh per run, or --bootstrap).
+    Run {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Run the same workload against Starlog and a peer, alternately A B A B.
+    Compare {
+        /// Command that starts Starlog ({host}, {port}, {data_dir} are filled in).
+        /// Default: `<--starlog-bin> serve --listen {host}:{port} --data-dir {data_dir}`.
+        #[arg(long)]
+        starlog_cmd: Option<String>,
+        /// The starlog binary for the default --starlog-cmd.
+        #[arg(long, default_value = "target/release/starlog")]
+        starlog_bin: PathBuf,
+        /// Command that starts the peer broker ({host}, {port}, {data_dir} are filled in).
+        #[arg(long)]
+        peer_cmd: String,
+        /// Where the peer listens; its port fills {port}. Default: a free port on 127.0.0.1.
+        #[arg(long)]
+        peer_bootstrap: Option<String>,
+        /// The peer's name in reports.
+        #[arg(long, default_value = "peer")]
+        peer_name: String,
+        /// Number of A B pairs per rate.
+        #[arg(long, default_value_t = 2)]
+        pairs: usize,
+        /// Seconds to wait for a started broker to accept connections.
+        #[arg(long, default_value_t = 60)]
+        ready_timeout_secs: u64,
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Measure only the machine's limits (disk, loopback TCP, memory copy).
+    Limits {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct TargetArgs {
+    /// Use the broker already listening here instead of starting one.
+    #[arg(long, conflicts_with = "broker_cmd")]
+    bootstrap: Option<String>,
+    /// With --bootstrap: the broker's process id, to report its CPU and memory.
+    #[arg(long, requires = "bootstrap")]
+    broker_pid: Option<u32>,
+    /// Command that starts the broker per run ({host}, {port}, {data_dir} are
+    /// filled in). Default: Starlog from --starlog-bin.
+    #[arg(long)]
+    broker_cmd: Option<String>,
+    /// The target's name in reports.
+    #[arg(long, default_value = "starlog")]
+    name: String,
+    /// The starlog binary (`cargo build --release -p starlog-broker`).
+    #[arg(long, default_value = "target/release/starlog")]
+    starlog_bin: PathBuf,
+    /// Seconds to wait for a started broker to accept connections.
+    #[arg(long, default_value_t = 60)]
+    ready_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PayloadKind {
+    /// Rubin's sample alerts (15 files, 33-56 KB, ~42 KB for schema 11.1).
+    Rubin,
+    /// The 298 real ZTF alerts.
+    Ztf,
+    /// Rubin samples and ZTF alerts.
+    Alerts,
+    /// Pseudo-random values of --message-bytes.
+    Synthetic,
+}
+
+#[derive(Debug, Args)]
+struct WorkloadArgs {
+    /// Values to send.
+    #[arg(long, value_enum, default_value = "rubin")]
+    payload: PayloadKind,
+    /// Value size for --payload synthetic.
+    #[arg(long, default_value_t = 1024)]
+    message_bytes: usize,
+    /// Messages per second, or `max`; repeat for several runs (e.g. --rate 1000 --rate 10000).
+    #[arg(long, value_parser = Rate::parse, default_value = "1000")]
+    rate: Vec<Rate>,
+    /// Seconds of traffic at a fixed rate (messages = rate x seconds).
+    #[arg(long, default_value_t = 10.0)]
+    duration_secs: f64,
+    /// Number of messages (overrides --duration-secs; required sense for --rate max).
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Partitions of the run's fresh topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Consumer groups reading in real time.
+    #[arg(long, default_value_t = 2)]
+    groups: usize,
+    /// Producer acks.
+    #[arg(long, value_enum, default_value = "all")]
+    acks: Acks,
+    /// Producer compression: none, gzip, snappy, lz4, zstd.
+    #[arg(long, default_value = "none")]
+    compression: String,
+    /// Idempotent producer.
+    #[arg(long)]
+    idempotent: bool,
+    /// Extra producer setting for the client library, key=value (repeatable).
+    #[arg(long = "producer-config", short = 'P', value_parser = key_value)]
+    producer_config: Vec<(String, String)>,
+    /// Extra consumer setting for the client library, key=value (repeatable).
+    #[arg(long = "consumer-config", short = 'C', value_parser = key_value)]
+    consumer_config: Vec<(String, String)>,
+    /// Seconds consumers may take to catch up after the last acknowledgement.
+    #[arg(long, default_value_t = 120)]
+    drain_timeout_secs: u64,
+    /// In-broker processor chain to run in Starlog (not available yet: reported as not run).
+    #[arg(long)]
+    in_broker_chain: Option<String>,
+    /// The alert data folder (default: ../shared/data beside the repository).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct OutputArgs {
+    /// Where the JSON and Markdown reports go.
+    #[arg(long, default_value = "target/starlog-bench")]
+    out_dir: PathBuf,
+    /// Where spawned brokers keep their data (and the disk limit is measured).
+    #[arg(long, default_value = "target/starlog-bench/data")]
+    data_dir: PathBuf,
+    /// Skip measuring the machine's limits.
+    #[arg(long)]
+    no_limits: bool,
+    /// MiB written for the disk limit.
+    #[arg(long, default_value_t = 1024)]
+    limit_disk_mib: u64,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got `{s}`")),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    // The program's own path is left out: reports name the tool, not this machine's layout.
+    let command_line = shell_line(std::iter::once("starlog-bench".to_string()).chain(std::env::args().skip(1)));
+    let report = match cli.command {
+        Command::Limits { output } => {
+            let machine = machine::describe(&output.data_dir);
+            let limits = measure_limits(&output)?;
+            finish(BenchReport::new(command_line, machine, limits, Vec::new(), Vec::new()), &output)?
+        }
+        Command::Run {
+            target,
+            workload,
+            output,
+        } => {
+            let limits = measure_limits(&output)?;
+            let machine = machine::describe(&output.data_dir);
+            let payloads = load_payloads(&workload)?;
+            let mut broker_target = make_target(&target, &output)?;
+            let mut runs = Vec::new();
+            for &rate in &workload.rate {
+                let w = build_workload(&workload, rate)?;
+                let r = compare::run_on(broker_target.as_mut(), &mut |broker, name| {
+                    run_against(broker, name, &w, &payloads, !output.no_progress)
+                })
+                .with_context(|| format!("run at {rate} against {}", target.name))?;
+                eprintln_summary(&r);
+                runs.push(r);
+            }
+            finish(BenchReport::new(command_line, machine, limits, runs, Vec::new()), &output)?
+        }
+        Command::Compare {
+            starlog_cmd,
+            starlog_bin,
+            peer_cmd,
+            peer_bootstrap,
+            peer_name,
+            pairs,
+            ready_timeout_secs,
+            workload,
+            output,
+        } => {
+            let limits = measure_limits(&output)?;
+            let machine = machine::describe(&output.data_dir);
+            let payloads = load_payloads(&workload)?;
+            let starlog_cmd = match starlog_cmd {
+                Some(c) => c,
+                None => starlog_template(&starlog_bin)?,
+            };
+            let ready = Duration::from_secs(ready_timeout_secs);
+            let mut a = CommandTarget::new("starlog", starlog_cmd, "127.0.0.1", None, &output.data_dir);
+            a.ready_timeout = ready;
+            let (host, port) = match &peer_bootstrap {
+                Some(b) => {
+                    let (h, p) = b
+                        .rsplit_once(':')
+                        .with_context(|| format!("--peer-bootstrap `{b}` is not host:port"))?;
+                    let p: u16 = p
+                        .parse()
+                        .with_context(|| format!("--peer-bootstrap `{b}`: bad port"))?;
+                    (h.to_string(), Some(p))
+                }
+                None => ("127.0.0.1".to_string(), None),
+            };
+            let mut b = CommandTarget::new(peer_name, peer_cmd, host, port, &output.data_dir);
+            b.ready_timeout = ready;
+            let mut runs = Vec::new();
+            let mut comparisons = Vec::new();
+            for &rate in &workload.rate {
+                let w = build_workload(&workload, rate)?;
+                let (a_runs, b_runs) = compare::alternate(&mut a, &mut b, pairs, &mut |broker, name| {
+                    let r = run_against(broker, name, &w, &payloads, !output.no_progress)?;
+                    eprintln_summary(&r);
+                    Ok(r)
+                })
+                .with_context(|| format!("side-by-side at {rate}"))?;
+                comparisons.push(compare::compare(&a_runs, &b_runs)?);
+                // Report runs in the order they ran: A1 B1 A2 B2 ...
+                for (x, y) in a_runs.into_iter().zip(b_runs) {
+                    runs.push(x);
+                    runs.push(y);
+                }
+            }
+            finish(BenchReport::new(command_line, machine, limits, runs, comparisons), &output)?
+        }
+    };
+    if !report.all_complete() {
+        eprintln!("starlog-bench: at least one run did NOT deliver every acknowledged message (see the report)");
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
+fn starlog_template(bin: &Path) -> anyhow::Result<String> {
+    if !bin.is_file() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p starlog-broker`, \
+             or pass --starlog-bin / --starlog-cmd",
+            bin.display()
+        );
+    }
+    Ok(format!(
+        "{} serve --listen {{host}}:{{port}} --data-dir {{data_dir}}",
+        bin.display()
+    ))
+}
+
+fn make_target(t: &TargetArgs, output: &OutputArgs) -> anyhow::Result<Box<dyn BrokerTarget>> {
+    if let Some(b) = &t.bootstrap {
+        return Ok(Box::new(ExternalBroker::new(t.name.clone(), b.clone(), t.broker_pid)));
+    }
+    let template = match &t.broker_cmd {
+        Some(c) => c.clone(),
+        None => starlog_template(&t.starlog_bin)?,
+    };
+    let mut c = CommandTarget::new(t.name.clone(), template, "127.0.0.1", None, &output.data_dir);
+    c.ready_timeout = Duration::from_secs(t.ready_timeout_secs);
+    Ok(Box::new(c))
+}
+
+fn measure_limits(output: &OutputArgs) -> anyhow::Result<Option<MachineLimits>> {
+    if output.no_limits {
+        return Ok(None);
+    }
+    eprintln!("measuring machine limits (disk in {}) ...", output.data_dir.display());
+    let sizes = LimitSizes {
+        disk_bytes: output.limit_disk_mib << 20,
+        ..LimitSizes::default()
+    };
+    Ok(Some(limits::measure(&output.data_dir, sizes)?))
+}
+
+fn load_payloads(w: &WorkloadArgs) -> anyhow::Result<Arc<Payloads>> {
+    let source = payload_source(w);
+    let root = w.data_root.clone().unwrap_or_else(shared_data_dir);
+    Ok(Arc::new(Payloads::load(&source, &root)?))
+}
+
+fn payload_source(w: &WorkloadArgs) -> PayloadSource {
+    match w.payload {
+        PayloadKind::Rubin => PayloadSource::RubinSamples,
+        PayloadKind::Ztf => PayloadSource::ZtfAlerts,
+        PayloadKind::Alerts => PayloadSource::AllAlerts,
+        PayloadKind::Synthetic => PayloadSource::Synthetic {
+            bytes: w.message_bytes,
+            distinct: 16,
+        },
+    }
+}
+
+fn build_workload(a: &WorkloadArgs, rate: Rate) -> anyhow::Result<Workload> {
+    let messages = match (a.messages, rate) {
+        (Some(n), _) => n,
+        (None, Rate::Fixed(r)) => (r * a.duration_secs).round() as u64,
+        (None, Rate::Max) => bail!("--rate max needs --messages N"),
+    };
+    let mut w = Workload::alerts(rate, messages);
+    w.payload = payload_source(a);
+    w.partitions = a.partitions;
+    w.groups = a.groups;
+    w.producer = ProducerSettings {
+        acks: a.acks,
+        compression: a.compression.clone(),
+        idempotent: a.idempotent,
+        extra: a.producer_config.clone(),
+    };
+    w.consumer = ConsumerSettings {
+        extra: a.consumer_config.clone(),
+    };
+    w.drain_timeout = Duration::from_secs(a.drain_timeout_secs);
+    w.in_broker_chain = a.in_broker_chain.clone();
+    w.validate()?;
+    Ok(w)
+}
+
+fn run_against(
+    broker: &dyn RunningBroker,
+    name: &str,
+    w: &Workload,
+    payloads: &Arc<Payloads>,
+    progress: bool,
+) -> Result<RunResult, starlog_bench::BenchError> {
+    let client = RdKafkaClient::new(broker.bootstrap());
+    let describe = broker.describe();
+    let ctx = RunContext {
+        client: &client as &dyn LoadClient,
+        broker_pid: broker.pid(),
+        label: name,
+        broker: &describe,
+        progress,
+    };
+    run(ctx, w, Arc::clone(payloads), &fresh_topic("bench"))
+}
+
+fn eprintln_summary(r: &RunResult) {
+    eprintln!(
+        "{}: {} msgs, {:.0} acked msgs/s ({:.1} MB/s), produce p99 {:.1} ms, e2e p99 {:.1} ms, delivered: {}",
+        r.label,
+        r.produce.sent,
+        r.produce.acknowledged_per_s,
+        r.produce.acknowledged_mb_per_s,
+        r.produce.latency.p99_ms,
+        r.end_to_end.p99_ms,
+        if r.complete { "all" } else { "NOT all" }
+    );
+}
+
+fn finish(report: BenchReport, output: &OutputArgs) -> anyhow::Result<BenchReport> {
+    let stem = format!(
+        "run-{}",
+        report
+            .machine
+            .date_utc
+            .replace([' ', ':'], "-")
+            .trim_end_matches('Z')
+    );
+    let (json, md) = report.write(&output.out_dir, &stem)?;
+    std::io::stdout()
+        .write_all(report.markdown().as_bytes())
+        .context("writing the report to stdout")?;
+    eprintln!("report: {} and {}", md.display(), json.display());
+    Ok(report)
+}
+
+/// The command line, quoted so it can be pasted back into a shell.
+fn shell_line(args: impl Iterator<Item = String>) -> String {
+    args.map(|a| {
+        if !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@".contains(c))
+        {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', r"'\''"))
+        }
+    })
+    .collect::<Vec<_>>()
+    .join(" ")
+}

@@ -1,0 +1,514 @@
+//! One run: a fresh topic, K consumer groups reading live, a paced producer.
+//!
+//! Order matters for honest figures. The topic is created first and every
+//! group must hold its partitions before the first message is due, so
+//! consumers read in real time rather than catching up on a backlog. The
+//! clock starts (`epoch`) only then. The producer runs on this thread at
+//! the pacer's schedule, recording due time → acknowledgement; each group
+//! runs on its own thread, recording due time → receipt and checking every
+//! record's value against the payload its sequence number selects. The run
+//! ends when every group has every acknowledged message or the drain timeout
+//! passes; what is missing then is reported, not waited for forever.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::chain;
+use crate::client::{Delivery, LoadClient, LoadConsumer, OutRecord, SendOutcome};
+use crate::error::BenchError;
+use crate::ledger::{GroupLedger, SeqSet};
+use crate::pacer::{Pacer, Rate};
+use crate::payload::Payloads;
+use crate::proc_stats;
+use crate::progress::Progress;
+use crate::results::{BrokerUsage, GroupResult, ProduceResult, RunResult};
+use crate::stamp::{Location, Stamp};
+use crate::stats::{mb_per_second, per_second, LatencyRecorder};
+use crate::workload::Workload;
+
+/// Who runs the workload against what.
+#[derive(Clone, Copy)]
+pub struct RunContext<'a> {
+    /// The client library, connected to the broker under test.
+    pub client: &'a dyn LoadClient,
+    /// The broker's process, to sample (None: not sampled).
+    pub broker_pid: Option<u32>,
+    /// The target's name for the report.
+    pub label: &'a str,
+    /// How the broker was started, for the report.
+    pub broker: &'a str,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl std::fmt::Debug for RunContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext")
+            .field("client", &self.client.name())
+            .field("bootstrap", &self.client.bootstrap())
+            .field("broker_pid", &self.broker_pid)
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+/// A fresh topic name for a run.
+pub fn fresh_topic(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+}
+
+/// What a consumer thread hands back.
+struct GroupOutcome {
+    group: String,
+    ledger: GroupLedger,
+    e2e: LatencyRecorder,
+    records: u64,
+    bytes: u64,
+    last_at: Option<Instant>,
+    client_errors: u64,
+    first_client_error: Option<String>,
+}
+
+/// State shared with the consumer threads.
+struct Shared {
+    stop: AtomicBool,
+    epoch: OnceLock<Instant>,
+    planned: u64,
+    payloads: Arc<Payloads>,
+}
+
+/// Runs `workload` once on `topic` (which must not exist yet).
+pub fn run(
+    ctx: RunContext<'_>,
+    workload: &Workload,
+    payloads: Arc<Payloads>,
+    topic: &str,
+) -> Result<RunResult, BenchError> {
+    workload.validate()?;
+    ctx.client
+        .create_topic(topic, workload.partitions, Duration::from_secs(30))?;
+
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        epoch: OnceLock::new(),
+        planned: workload.messages,
+        payloads: Arc::clone(&payloads),
+    });
+    let mut groups: Vec<(Arc<AtomicU64>, JoinHandle<GroupOutcome>)> = Vec::new();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let started = (0..workload.groups).try_for_each(|g| {
+        let group = format!("{topic}-g{g}");
+        let consumer = ctx.client.consumer(&group, topic, &workload.consumer)?;
+        let counter = Arc::new(AtomicU64::new(0));
+        let handle = spawn_group(
+            consumer,
+            ready_tx.clone(),
+            Arc::clone(&shared),
+            Arc::clone(&counter),
+            workload.assign_timeout,
+        );
+        groups.push((counter, handle));
+        Ok::<(), BenchError>(())
+    });
+    let stop_all = |groups: Vec<(Arc<AtomicU64>, JoinHandle<GroupOutcome>)>| {
+        shared.stop.store(true, Ordering::Release);
+        for (_, h) in groups {
+            let _ = h.join();
+        }
+    };
+    if let Err(e) = started {
+        stop_all(groups);
+        return Err(e);
+    }
+    for _ in 0..workload.groups {
+        let outcome = ready_rx
+            .recv_timeout(workload.assign_timeout + Duration::from_secs(10))
+            .unwrap_or_else(|_| {
+                Err(BenchError::NotAssigned {
+                    group: format!("{topic}-g*"),
+                    topic: topic.to_string(),
+                    waited: workload.assign_timeout,
+                })
+            });
+        if let Err(e) = outcome {
+            stop_all(groups);
+            return Err(e);
+        }
+    }
+
+    let produced = match ctx.client.producer(&workload.producer) {
+        Ok(producer) => produce(ctx, workload, &payloads, topic, producer, &shared, &groups),
+        Err(e) => Err(e),
+    };
+    let produced = match produced {
+        Ok(p) => p,
+        Err(e) => {
+            stop_all(groups);
+            return Err(e);
+        }
+    };
+    shared.stop.store(true, Ordering::Release);
+    let mut outcomes = Vec::new();
+    for (g, (_, h)) in groups.into_iter().enumerate() {
+        let outcome = h.join().map_err(|_| BenchError::ConsumerPanicked {
+            group: format!("{topic}-g{g}"),
+        })?;
+        outcomes.push(outcome);
+    }
+    Ok(assemble(ctx, workload, &payloads, topic, produced, outcomes))
+}
+
+fn spawn_group(
+    mut consumer: Box<dyn LoadConsumer>,
+    ready: mpsc::Sender<Result<(), BenchError>>,
+    shared: Arc<Shared>,
+    counter: Arc<AtomicU64>,
+    assign_timeout: Duration,
+) -> JoinHandle<GroupOutcome> {
+    std::thread::spawn(move || {
+        let mut out = GroupOutcome {
+            group: consumer.group().to_string(),
+            ledger: GroupLedger::default(),
+            e2e: LatencyRecorder::new(),
+            records: 0,
+            bytes: 0,
+            last_at: None,
+            client_errors: 0,
+            first_client_error: None,
+        };
+        let assigned = consumer.wait_assigned(assign_timeout);
+        let failed = assigned.is_err();
+        // The runner waits on this channel; if it is gone, the run is over.
+        let _ = ready.send(assigned);
+        if failed {
+            return out;
+        }
+        while !shared.stop.load(Ordering::Acquire) {
+            let polled = consumer.poll(Duration::from_millis(100), &mut |rec| {
+                let now = Instant::now();
+                observe(&mut out, &shared, rec, now);
+                counter.store(out.ledger.consumed(), Ordering::Release);
+                Ok(())
+            });
+            if let Err(e) = polled {
+                out.client_errors += 1;
+                tracing::warn!(group = %out.group, "consumer error: {e}");
+                if out.first_client_error.is_none() {
+                    out.first_client_error = Some(e.to_string());
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        out
+    })
+}
+
+/// Checks and times one consumed record.
+fn observe(out: &mut GroupOutcome, shared: &Shared, rec: crate::client::Received<'_>, now: Instant) {
+    out.records += 1;
+    out.bytes += rec.value.len() as u64;
+    out.last_at = Some(now);
+    let at = Location {
+        topic: rec.topic,
+        partition: rec.partition,
+        offset: rec.offset,
+    };
+    match Stamp::decode(rec.seq_header, rec.sent_header, at) {
+        Err(e) => out.ledger.foreign(e.to_string()),
+        Ok(stamp) => {
+            let content_ok = stamp.seq < shared.planned
+                && *rec.value == *shared.payloads.for_seq(stamp.seq).bytes;
+            out.ledger.observe(stamp.seq, shared.planned, content_ok, || {
+                format!(
+                    "topic {} partition {} offset {}",
+                    rec.topic, rec.partition, rec.offset
+                )
+            });
+            if let Some(epoch) = shared.epoch.get() {
+                let due = *epoch + Duration::from_nanos(stamp.sent_ns);
+                out.e2e.record(now.saturating_duration_since(due));
+            }
+        }
+    }
+}
+
+/// The producer side's raw figures.
+struct Produced {
+    epoch: Instant,
+    end: Instant,
+    sent: u64,
+    acked: SeqSet,
+    acked_bytes: u64,
+    failed: u64,
+    unresolved: u64,
+    first_failure: Option<String>,
+    latency: LatencyRecorder,
+    last_send: Instant,
+    last_ack: Option<Instant>,
+    max_lag: Duration,
+    before: Option<proc_stats::ProcSample>,
+    after: Option<proc_stats::ProcSample>,
+}
+
+/// Bookkeeping for acknowledgements.
+struct Acks<'a> {
+    epoch: Instant,
+    due_ns: Vec<u64>,
+    acked: SeqSet,
+    acked_bytes: u64,
+    failed: u64,
+    first_failure: Option<String>,
+    latency: LatencyRecorder,
+    last_ack: Option<Instant>,
+    payloads: &'a Payloads,
+    topic: &'a str,
+}
+
+impl Acks<'_> {
+    fn take(&mut self, deliveries: &mut Vec<Delivery>) {
+        for d in deliveries.drain(..) {
+            let Some(&due_ns) = self.due_ns.get(d.seq as usize) else {
+                continue; // not a number we sent: cannot happen with our own opaque
+            };
+            match d.result {
+                Ok(_) => {
+                    if self.acked.insert(d.seq) {
+                        self.acked_bytes += self.payloads.for_seq(d.seq).bytes.len() as u64;
+                    }
+                    let due = self.epoch + Duration::from_nanos(due_ns);
+                    self.latency.record(d.at.saturating_duration_since(due));
+                    self.last_ack = Some(self.last_ack.map_or(d.at, |l| l.max(d.at)));
+                }
+                Err(reason) => {
+                    self.failed += 1;
+                    if self.first_failure.is_none() {
+                        self.first_failure = Some(format!(
+                            "topic {} message {}: {reason}",
+                            self.topic, d.seq
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn resolved(&self) -> u64 {
+        self.acked.len() + self.failed
+    }
+}
+
+fn slowest(groups: &[(Arc<AtomicU64>, JoinHandle<GroupOutcome>)]) -> Option<u64> {
+    groups.iter().map(|(c, _)| c.load(Ordering::Acquire)).min()
+}
+
+fn produce(
+    ctx: RunContext<'_>,
+    workload: &Workload,
+    payloads: &Payloads,
+    topic: &str,
+    mut producer: Box<dyn crate::client::LoadProducer>,
+    shared: &Shared,
+    groups: &[(Arc<AtomicU64>, JoinHandle<GroupOutcome>)],
+) -> Result<Produced, BenchError> {
+    let n = workload.messages;
+    let progress = Progress::new(ctx.progress, n, ctx.label);
+    let sample = |pid: Option<u32>| -> Result<Option<proc_stats::ProcSample>, BenchError> {
+        pid.map(|p| proc_stats::sample(p, proc_stats::clock_ticks()))
+            .transpose()
+    };
+    let before = sample(ctx.broker_pid)?;
+    let epoch = Instant::now();
+    // Set once, here, before any message exists.
+    let _ = shared.epoch.set(epoch);
+    let pacer = Pacer::new(epoch, workload.rate);
+    let mut acks = Acks {
+        epoch,
+        due_ns: Vec::with_capacity(usize::try_from(n).unwrap_or(0)),
+        acked: SeqSet::default(),
+        acked_bytes: 0,
+        failed: 0,
+        first_failure: None,
+        latency: LatencyRecorder::new(),
+        last_ack: None,
+        payloads,
+        topic,
+    };
+    let mut deliveries = Vec::with_capacity(1024);
+    let mut max_lag = Duration::ZERO;
+    let mut last_send = epoch;
+    for seq in 0..n {
+        let due = pacer.due(seq, Instant::now());
+        Pacer::wait_until(due);
+        let due_ns = u64::try_from(due.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
+        acks.due_ns.push(due_ns);
+        let record = OutRecord {
+            topic,
+            value: &payloads.for_seq(seq).bytes,
+            stamp: Stamp { seq, sent_ns: due_ns },
+        };
+        let full_since = Instant::now();
+        loop {
+            match producer.send(record)? {
+                SendOutcome::Queued => break,
+                SendOutcome::QueueFull => {
+                    if full_since.elapsed() > workload.flush_timeout {
+                        return Err(BenchError::Produce {
+                            topic: topic.to_string(),
+                            seq,
+                            reason: format!(
+                                "client queue still full after {:?}",
+                                workload.flush_timeout
+                            ),
+                        });
+                    }
+                    producer.drain(&mut deliveries, Duration::from_millis(1));
+                    acks.take(&mut deliveries);
+                }
+            }
+        }
+        last_send = Instant::now();
+        max_lag = max_lag.max(last_send.saturating_duration_since(due));
+        producer.drain(&mut deliveries, Duration::ZERO);
+        acks.take(&mut deliveries);
+        if seq % 256 == 0 {
+            progress.update(seq + 1, acks.acked.len(), slowest(groups));
+        }
+    }
+    // Every message gets an outcome, or the flush timeout runs out.
+    let deadline = Instant::now() + workload.flush_timeout;
+    while acks.resolved() < n && Instant::now() < deadline {
+        producer.drain(&mut deliveries, Duration::from_millis(100));
+        acks.take(&mut deliveries);
+        progress.update(n, acks.acked.len(), slowest(groups));
+    }
+    // Consumers catch up on everything acknowledged (everything sent, when
+    // some sends failed: a failed send may still have been written).
+    let want = if acks.failed > 0 { n } else { acks.acked.len() };
+    let deadline = Instant::now() + workload.drain_timeout;
+    while slowest(groups).is_some_and(|c| c < want) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        progress.update(n, acks.acked.len(), slowest(groups));
+    }
+    let end = Instant::now();
+    let after = sample(ctx.broker_pid)?;
+    progress.finish();
+    let unresolved = n - acks.resolved().min(n);
+    Ok(Produced {
+        epoch,
+        end,
+        sent: n,
+        acked: acks.acked,
+        acked_bytes: acks.acked_bytes,
+        failed: acks.failed,
+        unresolved,
+        first_failure: acks.first_failure,
+        latency: acks.latency,
+        last_send,
+        last_ack: acks.last_ack,
+        max_lag,
+        before,
+        after,
+    })
+}
+
+fn assemble(
+    ctx: RunContext<'_>,
+    workload: &Workload,
+    payloads: &Payloads,
+    topic: &str,
+    p: Produced,
+    outcomes: Vec<GroupOutcome>,
+) -> RunResult {
+    let since_epoch = |t: Option<Instant>| t.map_or(Duration::ZERO, |t| t.saturating_duration_since(p.epoch));
+    let produce_time = since_epoch(p.last_ack);
+    let send_time = p.last_send.saturating_duration_since(p.epoch);
+    let offered_per_s = if p.sent > 1 {
+        per_second(p.sent - 1, send_time)
+    } else {
+        0.0
+    };
+    let produce = ProduceResult {
+        sent: p.sent,
+        acknowledged: p.acked.len(),
+        failed: p.failed,
+        unresolved: p.unresolved,
+        first_failure: p.first_failure,
+        acknowledged_bytes: p.acked_bytes,
+        seconds: produce_time.as_secs_f64(),
+        offered_per_s,
+        acknowledged_per_s: per_second(p.acked.len(), produce_time),
+        acknowledged_mb_per_s: mb_per_second(p.acked_bytes, produce_time),
+        latency: p.latency.summary(),
+        max_schedule_lag_ms: p.max_lag.as_secs_f64() * 1000.0,
+    };
+    let mut all_e2e = LatencyRecorder::new();
+    let groups: Vec<GroupResult> = outcomes
+        .into_iter()
+        .map(|o| {
+            all_e2e.merge(&o.e2e);
+            let verdict = o.ledger.verdict(&p.acked);
+            let t = since_epoch(o.last_at);
+            GroupResult {
+                group: o.group,
+                consumed_per_s: per_second(verdict.consumed, t),
+                consumed_mb_per_s: mb_per_second(o.bytes, t),
+                verdict,
+                records: o.records,
+                bytes: o.bytes,
+                seconds: t.as_secs_f64(),
+                end_to_end: o.e2e.summary(),
+                client_errors: o.client_errors,
+                first_client_error: o.first_client_error,
+            }
+        })
+        .collect();
+    let wall = p.end.saturating_duration_since(p.epoch).as_secs_f64();
+    let broker_usage = match (ctx.broker_pid, p.before, p.after) {
+        (Some(pid), Some(b), Some(a)) => {
+            let cpu_seconds = (a.cpu_seconds - b.cpu_seconds).max(0.0);
+            Some(BrokerUsage {
+                pid,
+                cpu_seconds,
+                cpu_cores: if wall > 0.0 { cpu_seconds / wall } else { 0.0 },
+                peak_rss_bytes: a.peak_rss_bytes,
+            })
+        }
+        _ => None,
+    };
+    let complete = produce.failed == 0
+        && produce.unresolved == 0
+        && groups.iter().all(|g| g.verdict.complete);
+    let kept_up = match workload.rate {
+        Rate::Fixed(target) => {
+            let ok = |r: f64| r >= 0.95 * target;
+            Some(
+                ok(produce.offered_per_s)
+                    && ok(produce.acknowledged_per_s)
+                    && groups.iter().all(|g| ok(g.consumed_per_s)),
+            )
+        }
+        Rate::Max => None,
+    };
+    RunResult {
+        label: ctx.label.to_string(),
+        broker: ctx.broker.to_string(),
+        bootstrap: ctx.client.bootstrap().to_string(),
+        client: ctx.client.name(),
+        topic: topic.to_string(),
+        workload: workload.summary(payloads.len(), payloads.mean_bytes()),
+        produce,
+        groups,
+        end_to_end: all_e2e.summary(),
+        broker_usage,
+        in_broker_chain: chain::status(workload.in_broker_chain.as_deref()),
+        complete,
+        kept_up,
+    }
+}

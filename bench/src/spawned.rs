@@ -1,0 +1,246 @@
+//! A broker started as a separate process from a command template.
+//!
+//! The broker under test runs in its own process so its CPU time and peak
+//! memory can be read from `/proc` apart from the load generator's. The
+//! command is a template run by `sh -c "exec ..."` (so the process id we
+//! hold *is* the broker's, and shell quoting works as users expect), with
+//! `{port}`, `{host}` and `{data_dir}` replaced per run; it runs in the
+//! bench's working directory, so relative paths work. Each run gets a
+//! fresh temporary directory holding the broker's data (`data/`) and its
+//! combined output (`broker.log`, whose tail is quoted if it dies early).
+//! Stopping sends SIGTERM (a graceful broker flushes and exits), waits, and
+//! only then kills.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::BenchError;
+use crate::target::{BrokerTarget, RunningBroker};
+
+/// Starts a broker process per run from a command template.
+#[derive(Debug, Clone)]
+pub struct CommandTarget {
+    name: String,
+    template: String,
+    host: String,
+    port: Option<u16>,
+    data_root: PathBuf,
+    /// How long to wait for the port to accept connections.
+    pub ready_timeout: Duration,
+    /// How long to wait after SIGTERM before SIGKILL.
+    pub stop_timeout: Duration,
+}
+
+impl CommandTarget {
+    /// A target named `name` run from `template`, listening on `host` and
+    /// `port` (a free port per run when `None`), data under `data_root`.
+    pub fn new(
+        name: impl Into<String>,
+        template: impl Into<String>,
+        host: impl Into<String>,
+        port: Option<u16>,
+        data_root: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            template: template.into(),
+            host: host.into(),
+            port,
+            data_root: data_root.into(),
+            ready_timeout: Duration::from_secs(30),
+            stop_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Replaces `{port}`, `{host}` and `{data_dir}` in a command template.
+pub fn expand(template: &str, host: &str, port: u16, data_dir: &Path) -> String {
+    template
+        .replace("{port}", &port.to_string())
+        .replace("{host}", host)
+        .replace("{data_dir}", &data_dir.display().to_string())
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> Result<u16, std::io::Error> {
+    let l = TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+impl BrokerTarget for CommandTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn start(&mut self) -> Result<Box<dyn RunningBroker>, BenchError> {
+        let fail = |command: &str, reason: String| BenchError::Process {
+            command: command.to_string(),
+            reason,
+        };
+        let port = match self.port {
+            Some(p) => p,
+            None => free_port().map_err(|e| fail(&self.template, format!("no free port: {e}")))?,
+        };
+        std::fs::create_dir_all(&self.data_root).map_err(|e| {
+            fail(
+                &self.template,
+                format!("creating {}: {e}", self.data_root.display()),
+            )
+        })?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", self.name))
+            .tempdir_in(&self.data_root)
+            .map_err(|e| fail(&self.template, format!("temporary directory: {e}")))?;
+        let data_dir = dir.path().join("data");
+        let command = expand(&self.template, &self.host, port, &data_dir);
+        let log_path = dir.path().join("broker.log");
+        let log = File::create(&log_path)
+            .map_err(|e| fail(&command, format!("creating {}: {e}", log_path.display())))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| fail(&command, format!("{}: {e}", log_path.display())))?;
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec {command}"))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| fail(&command, format!("spawning: {e}")))?;
+        let addr = format!("{}:{port}", self.host);
+        let mut broker = SpawnedBroker {
+            child,
+            command,
+            addr,
+            log_path,
+            stop_timeout: self.stop_timeout,
+            _dir: dir,
+        };
+        broker.wait_ready(self.ready_timeout)?;
+        Ok(Box::new(broker))
+    }
+}
+
+/// A broker process we started; killed on drop if still running.
+#[derive(Debug)]
+pub struct SpawnedBroker {
+    child: Child,
+    command: String,
+    addr: String,
+    log_path: PathBuf,
+    stop_timeout: Duration,
+    /// Removed (with the broker's data) when the broker is dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl SpawnedBroker {
+    /// The last `max` bytes of the broker's output.
+    fn log_tail(&self, max: usize) -> String {
+        let text = std::fs::read(&self.log_path).unwrap_or_default();
+        let from = text.len().saturating_sub(max);
+        String::from_utf8_lossy(&text[from..]).trim().to_string()
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), BenchError> {
+        let deadline = Instant::now() + timeout;
+        let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(self.addr.as_str())
+            .map_err(|e| BenchError::Process {
+                command: self.command.clone(),
+                reason: format!("address {}: {e}", self.addr),
+            })?
+            .collect();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(BenchError::Process {
+                    command: self.command.clone(),
+                    reason: format!(
+                        "exited ({status}) before accepting connections; its output ends with:\n{}",
+                        self.log_tail(2000)
+                    ),
+                });
+            }
+            let up = addrs
+                .iter()
+                .any(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
+            if up {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(BenchError::NotListening {
+                    command: self.command.clone(),
+                    addr: self.addr.clone(),
+                    waited: timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl RunningBroker for SpawnedBroker {
+    fn bootstrap(&self) -> String {
+        self.addr.clone()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        Some(self.child.id())
+    }
+
+    fn describe(&self) -> String {
+        self.command.clone()
+    }
+
+    fn stop(mut self: Box<Self>) -> Result<(), BenchError> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Err(BenchError::Process {
+                command: self.command.clone(),
+                reason: format!(
+                    "had already exited ({status}) before the run ended; its output ends with:\n{}",
+                    self.log_tail(2000)
+                ),
+            });
+        }
+        // SIGTERM through kill(1): no unsafe libc call for one signal.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + self.stop_timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::warn!(command = %self.command, "no exit within {:?} of SIGTERM: killing", self.stop_timeout);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Ok(())
+    }
+}
+
+impl Drop for SpawnedBroker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_expand() {
+        let t = "tansu broker --listener-url tcp://{host}:{port} --storage-engine sqlite://{data_dir}/t.db";
+        assert_eq!(
+            expand(t, "127.0.0.1", 9093, Path::new("/d/x")),
+            "tansu broker --listener-url tcp://127.0.0.1:9093 --storage-engine sqlite:///d/x/t.db"
+        );
+    }
+}
