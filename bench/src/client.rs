@@ -130,7 +130,12 @@ pub trait LoadClient: Send + Sync {
     /// The bootstrap address.
     fn bootstrap(&self) -> &str;
     /// Creates `topic` with `partitions` partitions (replication factor 1).
-    fn create_topic(&self, topic: &str, partitions: i32, timeout: Duration) -> Result<(), BenchError>;
+    fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        timeout: Duration,
+    ) -> Result<(), BenchError>;
     /// A new producer.
     fn producer(&self, settings: &ProducerSettings) -> Result<Box<dyn LoadProducer>, BenchError>;
     /// A new consumer in `group`, subscribed to `topic`, reading from the start.

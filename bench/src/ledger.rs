@@ -103,7 +103,13 @@ pub struct Verdict {
 impl GroupLedger {
     /// Notes one consumed record. `sent` is how many numbers the run issued;
     /// `content_ok` whether the value matched; `where_` names the record.
-    pub fn observe(&mut self, seq: u64, sent: u64, content_ok: bool, where_: impl FnOnce() -> String) {
+    pub fn observe(
+        &mut self,
+        seq: u64,
+        sent: u64,
+        content_ok: bool,
+        where_: impl FnOnce() -> String,
+    ) {
         if seq >= sent {
             self.unknown += 1;
             self.note(|| format!("{}: sequence number {seq} was never sent", where_()));
@@ -111,7 +117,12 @@ impl GroupLedger {
         }
         if !content_ok {
             self.mismatched += 1;
-            self.note(|| format!("{}: value of message {seq} differs from what was sent", where_()));
+            self.note(|| {
+                format!(
+                    "{}: value of message {seq} differs from what was sent",
+                    where_()
+                )
+            });
         }
         if !self.seen.insert(seq) {
             self.duplicates += 1;
@@ -236,7 +247,10 @@ mod tests {
         assert!(!v.complete);
         assert_eq!((v.mismatched, v.unknown, v.missing), (1, 1, 0));
         let p = v.first_problem.unwrap();
-        assert!(p.contains("partition 0 offset 0") && p.contains("differs"), "{p}");
+        assert!(
+            p.contains("partition 0 offset 0") && p.contains("differs"),
+            "{p}"
+        );
     }
 
     #[test]

@@ -123,7 +123,8 @@ pub fn loopback_tcp(bytes: u64) -> Result<Throughput, BenchError> {
         s.shutdown(std::net::Shutdown::Write)
     });
     let (mut conn, _) = listener.accept().map_err(err)?;
-    conn.set_read_timeout(Some(Duration::from_secs(60))).map_err(err)?;
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(err)?;
     let mut buf = vec![0u8; BLOCK];
     let start = Instant::now();
     let mut got = 0u64;
@@ -138,7 +139,9 @@ pub fn loopback_tcp(bytes: u64) -> Result<Throughput, BenchError> {
     match writer.join() {
         Ok(r) => r.map_err(err)?,
         Err(_) => {
-            return Err(err(std::io::Error::other("the loopback writer thread panicked")));
+            return Err(err(std::io::Error::other(
+                "the loopback writer thread panicked",
+            )));
         }
     }
     if got != blocks * BLOCK as u64 {

@@ -189,17 +189,23 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     // The program's own path is left out: reports name the tool, not this machine's layout.
-    let command_line = shell_line(std::iter::once("starlog-bench".to_string()).chain(std::env::args().skip(1)));
+    let command_line =
+        shell_line(std::iter::once("starlog-bench".to_string()).chain(std::env::args().skip(1)));
     let report = match cli.command {
         Command::Limits { output } => {
             let machine = machine::describe(&output.data_dir);
             let limits = measure_limits(&output)?;
-            finish(BenchReport::new(command_line, machine, limits, Vec::new(), Vec::new()), &output)?
+            finish(
+                BenchReport::new(command_line, machine, limits, Vec::new(), Vec::new()),
+                &output,
+            )?
         }
         Command::Run {
             target,
@@ -220,7 +226,10 @@ fn main() -> anyhow::Result<()> {
                 eprintln_summary(&r);
                 runs.push(r);
             }
-            finish(BenchReport::new(command_line, machine, limits, runs, Vec::new()), &output)?
+            finish(
+                BenchReport::new(command_line, machine, limits, runs, Vec::new()),
+                &output,
+            )?
         }
         Command::Compare {
             starlog_cmd,
@@ -241,7 +250,8 @@ fn main() -> anyhow::Result<()> {
                 None => starlog_template(&starlog_bin)?,
             };
             let ready = Duration::from_secs(ready_timeout_secs);
-            let mut a = CommandTarget::new("starlog", starlog_cmd, "127.0.0.1", None, &output.data_dir);
+            let mut a =
+                CommandTarget::new("starlog", starlog_cmd, "127.0.0.1", None, &output.data_dir);
             a.ready_timeout = ready;
             let (host, port) = match &peer_bootstrap {
                 Some(b) => {
@@ -261,12 +271,13 @@ fn main() -> anyhow::Result<()> {
             let mut comparisons = Vec::new();
             for &rate in &workload.rate {
                 let w = build_workload(&workload, rate)?;
-                let (a_runs, b_runs) = compare::alternate(&mut a, &mut b, pairs, &mut |broker, name| {
-                    let r = run_against(broker, name, &w, &payloads, !output.no_progress)?;
-                    eprintln_summary(&r);
-                    Ok(r)
-                })
-                .with_context(|| format!("side-by-side at {rate}"))?;
+                let (a_runs, b_runs) =
+                    compare::alternate(&mut a, &mut b, pairs, &mut |broker, name| {
+                        let r = run_against(broker, name, &w, &payloads, !output.no_progress)?;
+                        eprintln_summary(&r);
+                        Ok(r)
+                    })
+                    .with_context(|| format!("side-by-side at {rate}"))?;
                 comparisons.push(compare::compare(&a_runs, &b_runs)?);
                 // Report runs in the order they ran: A1 B1 A2 B2 ...
                 for (x, y) in a_runs.into_iter().zip(b_runs) {
@@ -274,7 +285,10 @@ fn main() -> anyhow::Result<()> {
                     runs.push(y);
                 }
             }
-            finish(BenchReport::new(command_line, machine, limits, runs, comparisons), &output)?
+            finish(
+                BenchReport::new(command_line, machine, limits, runs, comparisons),
+                &output,
+            )?
         }
     };
     if !report.all_complete() {
@@ -300,13 +314,23 @@ fn starlog_template(bin: &Path) -> anyhow::Result<String> {
 
 fn make_target(t: &TargetArgs, output: &OutputArgs) -> anyhow::Result<Box<dyn BrokerTarget>> {
     if let Some(b) = &t.bootstrap {
-        return Ok(Box::new(ExternalBroker::new(t.name.clone(), b.clone(), t.broker_pid)));
+        return Ok(Box::new(ExternalBroker::new(
+            t.name.clone(),
+            b.clone(),
+            t.broker_pid,
+        )));
     }
     let template = match &t.broker_cmd {
         Some(c) => c.clone(),
         None => starlog_template(&t.starlog_bin)?,
     };
-    let mut c = CommandTarget::new(t.name.clone(), template, "127.0.0.1", None, &output.data_dir);
+    let mut c = CommandTarget::new(
+        t.name.clone(),
+        template,
+        "127.0.0.1",
+        None,
+        &output.data_dir,
+    );
     c.ready_timeout = Duration::from_secs(t.ready_timeout_secs);
     Ok(Box::new(c))
 }
@@ -315,7 +339,10 @@ fn measure_limits(output: &OutputArgs) -> anyhow::Result<Option<MachineLimits>> 
     if output.no_limits {
         return Ok(None);
     }
-    eprintln!("measuring machine limits (disk in {}) ...", output.data_dir.display());
+    eprintln!(
+        "measuring machine limits (disk in {}) ...",
+        output.data_dir.display()
+    );
     let sizes = LimitSizes {
         disk_bytes: output.limit_disk_mib << 20,
         ..LimitSizes::default()

@@ -29,7 +29,9 @@ impl Rate {
         }
         match s.parse::<f64>() {
             Ok(r) if r.is_finite() && r > 0.0 => Ok(Self::Fixed(r)),
-            _ => Err(format!("rate must be `max` or a positive number, got `{s}`")),
+            _ => Err(format!(
+                "rate must be `max` or a positive number, got `{s}`"
+            )),
         }
     }
 }

@@ -81,7 +81,12 @@ impl Payloads {
             .filter(|p| p.ends_with("sample_data/fakeAlert.avro"))
             .collect();
         files.sort();
-        Self::from_files(data_dir, &files, &schema_dir, "*/*/sample_data/fakeAlert.avro")
+        Self::from_files(
+            data_dir,
+            &files,
+            &schema_dir,
+            "*/*/sample_data/fakeAlert.avro",
+        )
     }
 
     /// Every real ZTF alert, sorted by path.
@@ -315,7 +320,9 @@ mod tests {
         }
         std::fs::create_dir_all(dir.path().join("ztf/alerts")).unwrap();
         match Payloads::ztf_alerts(dir.path()) {
-            Err(BenchError::NoAlerts { dir: d, .. }) => assert_eq!(d, dir.path().join("ztf/alerts")),
+            Err(BenchError::NoAlerts { dir: d, .. }) => {
+                assert_eq!(d, dir.path().join("ztf/alerts"))
+            }
             other => panic!("expected NoAlerts, got {other:?}"),
         }
     }

@@ -94,7 +94,9 @@ pub fn parse_status_memory(status: &str) -> Result<(u64, u64), String> {
             .find(|l| l.starts_with(key))
             .ok_or_else(|| format!("no `{key}` line"))?;
         let mut parts = line[key.len()..].split_whitespace();
-        let n = parts.next().ok_or_else(|| format!("`{key}` has no value"))?;
+        let n = parts
+            .next()
+            .ok_or_else(|| format!("`{key}` has no value"))?;
         let unit = parts.next().unwrap_or("");
         if unit != "kB" {
             return Err(format!("`{key}` unit is `{unit}`, expected kB"));
@@ -122,7 +124,9 @@ mod tests {
     fn truncated_or_garbled_stat_is_refused() {
         assert!(parse_stat_cpu_seconds("4242 star S 1", 100).is_err());
         let short = "1 (x) S 1 2 3";
-        assert!(parse_stat_cpu_seconds(short, 100).unwrap_err().contains("fields"));
+        assert!(parse_stat_cpu_seconds(short, 100)
+            .unwrap_err()
+            .contains("fields"));
         let garbled = STAT.replace(" 250 ", " abc ");
         assert!(parse_stat_cpu_seconds(&garbled, 100)
             .unwrap_err()
@@ -133,8 +137,13 @@ mod tests {
     #[test]
     fn memory_lines() {
         let status = "Name:\tstarlog\nVmPeak:\t 900 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\n";
-        assert_eq!(parse_status_memory(status).unwrap(), (1024 * 1024, 2048 * 1024));
-        assert!(parse_status_memory("Name: x\n").unwrap_err().contains("VmRSS"));
+        assert_eq!(
+            parse_status_memory(status).unwrap(),
+            (1024 * 1024, 2048 * 1024)
+        );
+        assert!(parse_status_memory("Name: x\n")
+            .unwrap_err()
+            .contains("VmRSS"));
         assert!(parse_status_memory("VmRSS: 1 MB\nVmHWM: 1 kB\n")
             .unwrap_err()
             .contains("unit"));

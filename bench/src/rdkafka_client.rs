@@ -71,7 +71,12 @@ impl LoadClient for RdKafkaClient {
         &self.bootstrap
     }
 
-    fn create_topic(&self, topic: &str, partitions: i32, timeout: Duration) -> Result<(), BenchError> {
+    fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        timeout: Duration,
+    ) -> Result<(), BenchError> {
         let fail = |reason: String| BenchError::CreateTopic {
             topic: topic.to_string(),
             partitions,
@@ -134,7 +139,9 @@ impl LoadClient for RdKafkaClient {
             c.set(k, v);
         }
         let role = format!("consumer group {group}");
-        let consumer: BaseConsumer = c.create().map_err(|e| self.client_error(role.clone(), &e))?;
+        let consumer: BaseConsumer = c
+            .create()
+            .map_err(|e| self.client_error(role.clone(), &e))?;
         consumer
             .subscribe(&[topic])
             .map_err(|e| self.client_error(role, &e))?;
@@ -226,11 +233,13 @@ impl LoadProducer for RdProducer {
     }
 
     fn flush(&mut self, timeout: Duration) -> Result<(), BenchError> {
-        self.producer.flush(timeout).map_err(|e| BenchError::Produce {
-            topic: String::from("(flush)"),
-            seq: u64::MAX,
-            reason: e.to_string(),
-        })
+        self.producer
+            .flush(timeout)
+            .map_err(|e| BenchError::Produce {
+                topic: String::from("(flush)"),
+                seq: u64::MAX,
+                reason: e.to_string(),
+            })
     }
 }
 

@@ -89,7 +89,8 @@ impl BenchReport {
         };
         std::fs::create_dir_all(dir).map_err(|e| fail(dir, e.to_string()))?;
         let json_path = dir.join(format!("{stem}.json"));
-        let json = serde_json::to_string_pretty(self).map_err(|e| fail(&json_path, e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(self).map_err(|e| fail(&json_path, e.to_string()))?;
         std::fs::write(&json_path, json + "\n").map_err(|e| fail(&json_path, e.to_string()))?;
         let md_path = dir.join(format!("{stem}.md"));
         std::fs::write(&md_path, self.markdown()).map_err(|e| fail(&md_path, e.to_string()))?;
@@ -112,12 +113,18 @@ impl BenchReport {
             "Machine: {} cores ({}), {} memory, data on {}, kernel {}; commit {}{}.  ",
             m.nproc,
             m.cpu_model.as_deref().unwrap_or("CPU unknown"),
-            m.memory_bytes
-                .map_or("unknown".into(), |b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)),
+            m.memory_bytes.map_or("unknown".into(), |b| format!(
+                "{:.1} GiB",
+                b as f64 / (1u64 << 30) as f64
+            )),
             m.filesystem.as_deref().unwrap_or("unknown filesystem"),
             m.kernel.as_deref().unwrap_or("unknown"),
             m.commit.as_deref().unwrap_or("unknown"),
-            if m.dirty == Some(true) { " (with uncommitted changes)" } else { "" },
+            if m.dirty == Some(true) {
+                " (with uncommitted changes)"
+            } else {
+                ""
+            },
         )?;
         writeln!(s, "Command: `{}`\n", self.command)?;
         if let Some(l) = &self.limits {
@@ -160,7 +167,9 @@ impl BenchReport {
             let r = &e.run;
             let w = &r.workload;
             let payload = match &w.payload {
-                crate::payload::PayloadSource::Synthetic { bytes, .. } => format!("synthetic {bytes} B"),
+                crate::payload::PayloadSource::Synthetic { bytes, .. } => {
+                    format!("synthetic {bytes} B")
+                }
                 other => format!(
                     "{} (mean {:.1} KB)",
                     serde_json::to_value(other)
@@ -214,7 +223,10 @@ impl BenchReport {
             s,
             "| run | group | consumed | missing | duplicates | corrupt/foreign | msgs/s | MB/s | e2e ms p50 / p99 / p99.9 / max | first problem |"
         )?;
-        writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")?;
+        writeln!(
+            s,
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+        )?;
         for (i, e) in self.runs.iter().enumerate() {
             for g in &e.run.groups {
                 let v = &g.verdict;
@@ -298,7 +310,11 @@ fn write_comparison(s: &mut String, c: &Comparison) -> std::fmt::Result {
                 pm.metric,
                 better(pm.better),
                 p.pair,
-                if p.both_complete { "" } else { " (incomplete delivery)" },
+                if p.both_complete {
+                    ""
+                } else {
+                    " (incomplete delivery)"
+                },
                 num(pm.a),
                 num(pm.b),
                 pm.ratio.map_or("n/a".into(), |r| format!("{r:.3}")),
@@ -320,7 +336,12 @@ fn write_comparison(s: &mut String, c: &Comparison) -> std::fmt::Result {
                 r.max,
                 r.n
             )?,
-            None => writeln!(s, "| {} | {} | n/a | n/a | n/a | 0 |", m.metric, better(m.better))?,
+            None => writeln!(
+                s,
+                "| {} | {} | n/a | n/a | n/a | 0 |",
+                m.metric,
+                better(m.better)
+            )?,
         }
     }
     writeln!(s)

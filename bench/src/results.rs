@@ -104,7 +104,9 @@ pub struct BrokerUsage {
     pub pid: u32,
     /// CPU seconds (user + system) used between the run's start and end.
     pub cpu_seconds: f64,
-    /// `cpu_seconds` / wall seconds: average cores busy.
+    /// Seconds between the two samples (the run's start to its end).
+    pub wall_seconds: f64,
+    /// `cpu_seconds` / `wall_seconds`: average cores busy.
     pub cpu_cores: f64,
     /// Peak resident memory since the process started (VmHWM), bytes.
     pub peak_rss_bytes: u64,

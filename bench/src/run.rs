@@ -61,7 +61,11 @@ pub fn fresh_topic(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{prefix}-{}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+    format!(
+        "{prefix}-{}-{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff
+    )
 }
 
 /// What a consumer thread hands back.
@@ -162,7 +166,9 @@ pub fn run(
         })?;
         outcomes.push(outcome);
     }
-    Ok(assemble(ctx, workload, &payloads, topic, produced, outcomes))
+    Ok(assemble(
+        ctx, workload, &payloads, topic, produced, outcomes,
+    ))
 }
 
 fn spawn_group(
@@ -211,7 +217,12 @@ fn spawn_group(
 }
 
 /// Checks and times one consumed record.
-fn observe(out: &mut GroupOutcome, shared: &Shared, rec: crate::client::Received<'_>, now: Instant) {
+fn observe(
+    out: &mut GroupOutcome,
+    shared: &Shared,
+    rec: crate::client::Received<'_>,
+    now: Instant,
+) {
     out.records += 1;
     out.bytes += rec.value.len() as u64;
     out.last_at = Some(now);
@@ -225,12 +236,13 @@ fn observe(out: &mut GroupOutcome, shared: &Shared, rec: crate::client::Received
         Ok(stamp) => {
             let content_ok = stamp.seq < shared.planned
                 && *rec.value == *shared.payloads.for_seq(stamp.seq).bytes;
-            out.ledger.observe(stamp.seq, shared.planned, content_ok, || {
-                format!(
-                    "topic {} partition {} offset {}",
-                    rec.topic, rec.partition, rec.offset
-                )
-            });
+            out.ledger
+                .observe(stamp.seq, shared.planned, content_ok, || {
+                    format!(
+                        "topic {} partition {} offset {}",
+                        rec.topic, rec.partition, rec.offset
+                    )
+                });
             if let Some(epoch) = shared.epoch.get() {
                 let due = *epoch + Duration::from_nanos(stamp.sent_ns);
                 out.e2e.record(now.saturating_duration_since(due));
@@ -289,10 +301,8 @@ impl Acks<'_> {
                 Err(reason) => {
                     self.failed += 1;
                     if self.first_failure.is_none() {
-                        self.first_failure = Some(format!(
-                            "topic {} message {}: {reason}",
-                            self.topic, d.seq
-                        ));
+                        self.first_failure =
+                            Some(format!("topic {} message {}: {reason}", self.topic, d.seq));
                     }
                 }
             }
@@ -346,12 +356,16 @@ fn produce(
     for seq in 0..n {
         let due = pacer.due(seq, Instant::now());
         Pacer::wait_until(due);
-        let due_ns = u64::try_from(due.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
+        let due_ns =
+            u64::try_from(due.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
         acks.due_ns.push(due_ns);
         let record = OutRecord {
             topic,
             value: &payloads.for_seq(seq).bytes,
-            stamp: Stamp { seq, sent_ns: due_ns },
+            stamp: Stamp {
+                seq,
+                sent_ns: due_ns,
+            },
         };
         let full_since = Instant::now();
         loop {
@@ -426,7 +440,8 @@ fn assemble(
     p: Produced,
     outcomes: Vec<GroupOutcome>,
 ) -> RunResult {
-    let since_epoch = |t: Option<Instant>| t.map_or(Duration::ZERO, |t| t.saturating_duration_since(p.epoch));
+    let since_epoch =
+        |t: Option<Instant>| t.map_or(Duration::ZERO, |t| t.saturating_duration_since(p.epoch));
     let produce_time = since_epoch(p.last_ack);
     let send_time = p.last_send.saturating_duration_since(p.epoch);
     let offered_per_s = if p.sent > 1 {
@@ -476,15 +491,15 @@ fn assemble(
             Some(BrokerUsage {
                 pid,
                 cpu_seconds,
+                wall_seconds: wall,
                 cpu_cores: if wall > 0.0 { cpu_seconds / wall } else { 0.0 },
                 peak_rss_bytes: a.peak_rss_bytes,
             })
         }
         _ => None,
     };
-    let complete = produce.failed == 0
-        && produce.unresolved == 0
-        && groups.iter().all(|g| g.verdict.complete);
+    let complete =
+        produce.failed == 0 && produce.unresolved == 0 && groups.iter().all(|g| g.verdict.complete);
     let kept_up = match workload.rate {
         Rate::Fixed(target) => {
             let ok = |r: f64| r >= 0.95 * target;

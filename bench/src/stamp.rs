@@ -56,7 +56,11 @@ impl Stamp {
     }
 }
 
-fn read_u64(value: Option<&[u8]>, header: &'static str, at: Location<'_>) -> Result<u64, BenchError> {
+fn read_u64(
+    value: Option<&[u8]>,
+    header: &'static str,
+    at: Location<'_>,
+) -> Result<u64, BenchError> {
     let bad = |problem: String| BenchError::BadHeader {
         topic: at.topic.to_string(),
         partition: at.partition,
@@ -96,15 +100,23 @@ mod tests {
         let (a, _) = Stamp { seq: 1, sent_ns: 2 }.encode();
         let err = Stamp::decode(Some(&a), None, AT).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("topic alerts partition 3 offset 42"), "{text}");
-        assert!(text.contains(SENT_HEADER) && text.contains("missing"), "{text}");
+        assert!(
+            text.contains("topic alerts partition 3 offset 42"),
+            "{text}"
+        );
+        assert!(
+            text.contains(SENT_HEADER) && text.contains("missing"),
+            "{text}"
+        );
     }
 
     #[test]
     fn wrong_length_is_refused() {
         let err = Stamp::decode(Some(&[1, 2, 3]), Some(&[0; 8]), AT).unwrap_err();
         match err {
-            BenchError::BadHeader { header, problem, .. } => {
+            BenchError::BadHeader {
+                header, problem, ..
+            } => {
                 assert_eq!(header, SEQ_HEADER);
                 assert!(problem.contains("3 bytes"), "{problem}");
             }

@@ -112,7 +112,8 @@ impl Workload {
                 return bad(format!("rate {r} (need a positive number)"));
             }
         }
-        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&self.producer.compression.as_str()) {
+        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&self.producer.compression.as_str())
+        {
             return bad(format!(
                 "compression `{}` (none, gzip, snappy, lz4 or zstd)",
                 self.producer.compression
@@ -146,7 +147,9 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        Workload::alerts(Rate::Fixed(1000.0), 10).validate().unwrap();
+        Workload::alerts(Rate::Fixed(1000.0), 10)
+            .validate()
+            .unwrap();
         Workload::alerts(Rate::Max, 1).validate().unwrap();
     }
 
@@ -154,10 +157,34 @@ mod tests {
     fn nonsense_is_refused() {
         let base = Workload::alerts(Rate::Max, 10);
         let cases: Vec<(Workload, &str)> = vec![
-            (Workload { messages: 0, ..base.clone() }, "zero messages"),
-            (Workload { partitions: 0, ..base.clone() }, "0 partitions"),
-            (Workload { groups: 65, ..base.clone() }, "65 consumer groups"),
-            (Workload { rate: Rate::Fixed(-1.0), ..base.clone() }, "rate -1"),
+            (
+                Workload {
+                    messages: 0,
+                    ..base.clone()
+                },
+                "zero messages",
+            ),
+            (
+                Workload {
+                    partitions: 0,
+                    ..base.clone()
+                },
+                "0 partitions",
+            ),
+            (
+                Workload {
+                    groups: 65,
+                    ..base.clone()
+                },
+                "65 consumer groups",
+            ),
+            (
+                Workload {
+                    rate: Rate::Fixed(-1.0),
+                    ..base.clone()
+                },
+                "rate -1",
+            ),
             (
                 Workload {
                     producer: ProducerSettings {
