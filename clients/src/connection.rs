@@ -251,14 +251,27 @@ impl Connection {
         body: Bytes,
         extra: Duration,
     ) -> Result<Bytes> {
+        self.submit_raw(api, version, body, extra).await?.wait().await
+    }
+
+    /// Queues a request on the connection and returns once it is queued
+    /// (requests submitted one after the other are written in that order);
+    /// the returned handle waits for the response.
+    pub async fn submit_raw(
+        &self,
+        api: ApiKey,
+        version: i16,
+        body: Bytes,
+        extra: Duration,
+    ) -> Result<PendingResponse> {
         let limit = self.inner.request_timeout + extra;
+        let deadline = tokio::time::Instant::now() + limit;
         let timeout_err = || ClientError::Timeout {
             addr: self.inner.addr.clone(),
             api,
             after: limit,
         };
-        let deadline = tokio::time::Instant::now() + limit;
-        let _permit = tokio::time::timeout_at(deadline, Arc::clone(&self.inner.permits).acquire_owned())
+        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.inner.permits).acquire_owned())
             .await
             .map_err(|_| timeout_err())?
             .map_err(|_| self.dead_error())?;
@@ -275,14 +288,20 @@ impl Connection {
             .await
             .map_err(|_| timeout_err())?
             .map_err(|_| self.dead_error())?;
-        match tokio::time::timeout_at(deadline, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(self.dead_error()),
-            Err(_) => {
-                debug!(addr = %self.inner.addr, ?api, "request timed out");
-                Err(timeout_err())
-            }
-        }
+        Ok(PendingResponse {
+            conn: self.clone(),
+            api,
+            version,
+            rx,
+            deadline,
+            limit,
+            _permit: permit,
+        })
+    }
+
+    /// Decodes a response body of type `T` received for `api` at `version`.
+    pub fn decode_response<T: Decodable>(&self, api: ApiKey, version: i16, bytes: Bytes) -> Result<T> {
+        self.decode(api, version, bytes)
     }
 
     /// Writes a request that gets no response (produce with acks=0);
@@ -361,6 +380,46 @@ impl Connection {
         };
         let _ = self.inner.versions.set(Negotiated::from_response(&resp));
         Ok(())
+    }
+}
+
+/// A queued request's response, awaited with [`PendingResponse::wait`].
+#[derive(Debug)]
+pub struct PendingResponse {
+    conn: Connection,
+    api: ApiKey,
+    version: i16,
+    rx: oneshot::Receiver<Result<Bytes>>,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl PendingResponse {
+    /// The API and version of the request.
+    pub fn api_version(&self) -> (ApiKey, i16) {
+        (self.api, self.version)
+    }
+
+    /// The connection the request went to.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Waits for the response body (bounded by the request timeout).
+    pub async fn wait(self) -> Result<Bytes> {
+        match tokio::time::timeout_at(self.deadline, self.rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(self.conn.dead_error()),
+            Err(_) => {
+                debug!(addr = %self.conn.inner.addr, api = ?self.api, "request timed out");
+                Err(ClientError::Timeout {
+                    addr: self.conn.inner.addr.clone(),
+                    api: self.api,
+                    after: self.limit,
+                })
+            }
+        }
     }
 }
 

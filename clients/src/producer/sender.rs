@@ -1,7 +1,9 @@
 //! The sender task: seals batches whose linger passed, picks what may be
-//! sent (front of each partition queue, within the in-flight window),
-//! groups it by leader into produce requests and spawns one task per
-//! request. Responses resolve delivery futures or put batches back for a
+//! sent (front of each partition queue, within the in-flight window) and
+//! groups it by leader into produce requests. A worker task per leader
+//! queues those requests on the connection strictly in order (idempotent
+//! sequences must arrive in order) and awaits each response on its own
+//! task, so several requests are in flight. Responses resolve delivery futures or put batches back for a
 //! retry (after a backoff, with a metadata refresh when the leader moved).
 
 use std::collections::{HashMap, HashSet};
@@ -10,14 +12,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
+use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tracing::{debug, warn};
 
 use super::accumulator::{requeue, SealedBatch};
 use super::{Acks, Shared};
-use crate::connection::encode;
+use crate::connection::{encode, PendingResponse};
 use crate::error::{ClientError, Result};
 use crate::records::encode::{encode_batch, BatchMeta};
 
@@ -26,6 +28,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut refreshing: HashSet<String> = HashSet::new();
     let (refreshed_tx, mut refreshed_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut init_started = false;
+    // One worker per leader writes that leader's requests in order, so a
+    // partition's batches reach the broker in sequence order.
+    let mut workers: HashMap<i32, tokio::sync::mpsc::UnboundedSender<Vec<SealedBatch>>> = HashMap::new();
     loop {
         let notified = shared.wake.notified();
         tokio::pin!(notified);
@@ -37,7 +42,23 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             init_started = true;
             tokio::spawn(init_producer_id(Arc::clone(&shared)));
         }
-        let (next, need_refresh) = step(&shared);
+        let (next, need_refresh, by_leader) = step(&shared);
+        for (leader, requests) in by_leader {
+            let tx = workers.entry(leader).or_insert_with(|| {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                tokio::spawn(leader_worker(Arc::clone(&shared), leader, rx));
+                tx
+            });
+            for r in requests {
+                if let Err(returned) = tx.send(r) {
+                    // The worker is gone (cannot happen while we hold the
+                    // sender); fail safe by retrying the batches later.
+                    for b in returned.0 {
+                        finish(&shared, b, Err(ClientError::Closed("producer leader worker")));
+                    }
+                }
+            }
+        }
         for topic in need_refresh {
             if refreshing.insert(topic.clone()) {
                 let s = Arc::clone(&shared);
@@ -94,9 +115,12 @@ async fn init_producer_id(shared: Arc<Shared>) {
     }
 }
 
-/// One pass: seal, expire, pick, dispatch. Returns the next deadline and
-/// the topics whose leaders are unknown.
-fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<String>) {
+/// Requests per leader, each a list of batches.
+type Dispatch = HashMap<i32, Vec<Vec<SealedBatch>>>;
+
+/// One pass: seal, expire, pick. Returns the next deadline, the topics
+/// whose leaders are unknown and the requests to send.
+fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<String>, Dispatch) {
     let cfg = &shared.config;
     let now = Instant::now();
     let idempotent = cfg.idempotent();
@@ -163,23 +187,39 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<String>) {
         let n = b.fail(&err);
         release(shared, n, bytes);
     }
+    let mut dispatch: Dispatch = HashMap::new();
     for (leader, batches) in by_leader {
-        // Split into requests of at most max_request_size.
+        // Split into requests of at most max_request_size, with at most
+        // one batch per partition in a request (the protocol's rule).
+        let reqs = dispatch.entry(leader).or_default();
         let mut chunk: Vec<SealedBatch> = Vec::new();
         let mut size = 0usize;
         for b in batches {
-            if !chunk.is_empty() && size + b.bytes > cfg.max_request_size {
-                tokio::spawn(send_request(Arc::clone(shared), leader, std::mem::take(&mut chunk)));
+            let same_partition = chunk.iter().any(|c| c.tp == b.tp);
+            if !chunk.is_empty() && (size + b.bytes > cfg.max_request_size || same_partition) {
+                reqs.push(std::mem::take(&mut chunk));
                 size = 0;
             }
             size += b.bytes;
             chunk.push(b);
         }
         if !chunk.is_empty() {
-            tokio::spawn(send_request(Arc::clone(shared), leader, chunk));
+            reqs.push(chunk);
         }
     }
-    (next, need_refresh)
+    (next, need_refresh, dispatch)
+}
+
+/// Writes one leader's requests in order; responses are awaited on their
+/// own tasks so several requests stay in flight.
+async fn leader_worker(
+    shared: Arc<Shared>,
+    leader: i32,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<SealedBatch>>,
+) {
+    while let Some(batches) = rx.recv().await {
+        send_request(&shared, leader, batches).await;
+    }
 }
 
 /// Gives back buffer space and the outstanding count of resolved records.
@@ -195,7 +235,7 @@ fn release(shared: &Shared, records: usize, bytes: usize) {
     }
 }
 
-async fn send_request(shared: Arc<Shared>, leader: i32, mut batches: Vec<SealedBatch>) {
+async fn send_request(shared: &Arc<Shared>, leader: i32, mut batches: Vec<SealedBatch>) {
     let cfg = &shared.config;
     let (pid, epoch) = shared.producer_id.lock().unwrap_or((-1, -1));
     let idempotent = cfg.idempotent();
@@ -219,7 +259,7 @@ async fn send_request(shared: Arc<Shared>, leader: i32, mut batches: Vec<SealedB
                         what: format!("record batch for {}", b.tp),
                         reason,
                     };
-                    finish(&shared, b, Err(err));
+                    finish(shared, b, Err(err));
                     continue;
                 }
             }
@@ -230,25 +270,52 @@ async fn send_request(shared: Arc<Shared>, leader: i32, mut batches: Vec<SealedB
         shared.wake.notify_one();
         return;
     }
-    let outcome = produce(&shared, leader, &ready).await;
-    match outcome {
-        Ok(per_batch) => {
-            for (b, r) in ready.into_iter().zip(per_batch) {
-                finish(&shared, b, r);
+    match submit(shared, leader, &ready).await {
+        Ok(Submitted::Done) => {
+            for b in ready {
+                finish(shared, b, Ok(-1));
             }
+            shared.wake.notify_one();
+        }
+        Ok(Submitted::Pending(pending)) => {
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move {
+                let outcome = await_produce(pending, &ready).await;
+                match outcome {
+                    Ok(per_batch) => {
+                        for (b, r) in ready.into_iter().zip(per_batch) {
+                            finish(&shared, b, r);
+                        }
+                    }
+                    Err(e) => {
+                        debug!(leader, error = %e, "produce request failed");
+                        for b in ready {
+                            finish(&shared, b, Err(e.clone()));
+                        }
+                    }
+                }
+                shared.wake.notify_one();
+            });
         }
         Err(e) => {
-            debug!(leader, error = %e, "produce request failed");
+            debug!(leader, error = %e, "produce request not sent");
             for b in ready {
-                finish(&shared, b, Err(e.clone()));
+                finish(shared, b, Err(e.clone()));
             }
+            shared.wake.notify_one();
         }
     }
-    shared.wake.notify_one();
 }
 
-/// Sends one produce request; returns each batch's base offset or error.
-async fn produce(shared: &Shared, leader: i32, batches: &[SealedBatch]) -> Result<Vec<Result<i64>>> {
+enum Submitted {
+    /// acks=0: written, no response will come.
+    Done,
+    /// Waiting for the produce response.
+    Pending(PendingResponse),
+}
+
+/// Queues one produce request on the leader's connection, in order.
+async fn submit(shared: &Shared, leader: i32, batches: &[SealedBatch]) -> Result<Submitted> {
     let cfg = &shared.config;
     let conn = shared.cluster.connection_to(leader).await?;
     let mut topics: Vec<TopicProduceData> = Vec::new();
@@ -270,14 +337,23 @@ async fn produce(shared: &Shared, leader: i32, batches: &[SealedBatch]) -> Resul
         .with_acks(cfg.acks.wire())
         .with_timeout_ms(timeout_ms)
         .with_topic_data(topics);
+    let version = conn.version(ApiKey::Produce)?;
+    let body: Bytes = encode(&req, ApiKey::Produce, version)?;
     if cfg.acks == Acks::None {
-        let version = conn.version(ApiKey::Produce)?;
-        let body: Bytes = encode(&req, ApiKey::Produce, version)?;
         conn.send_oneway(ApiKey::Produce, version, body).await?;
-        return Ok(batches.iter().map(|_| Ok(-1)).collect());
+        return Ok(Submitted::Done);
     }
-    let resp = match conn.call(&req).await {
-        Ok(r) => r,
+    Ok(Submitted::Pending(
+        conn.submit_raw(ApiKey::Produce, version, body, std::time::Duration::ZERO).await?,
+    ))
+}
+
+/// Waits for a produce response; returns each batch's base offset or error.
+async fn await_produce(pending: PendingResponse, batches: &[SealedBatch]) -> Result<Vec<Result<i64>>> {
+    let conn = pending.connection().clone();
+    let (api, version) = pending.api_version();
+    let bytes = match pending.wait().await {
+        Ok(b) => b,
         Err(e) => {
             if matches!(e, ClientError::Timeout { .. }) {
                 // Responses on this connection are now in doubt; start afresh.
@@ -286,6 +362,7 @@ async fn produce(shared: &Shared, leader: i32, batches: &[SealedBatch]) -> Resul
             return Err(e);
         }
     };
+    let resp: ProduceResponse = conn.decode_response(api, version, bytes)?;
     Ok(batches
         .iter()
         .map(|b| {

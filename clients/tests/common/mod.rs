@@ -35,6 +35,9 @@ impl TestBroker {
             ..BrokerConfig::default()
         };
         config.groups.initial_rebalance_delay_ms = 0;
+        // The client tests need no schema registry (and its fixed port
+        // would collide between tests running in parallel).
+        config.schema_registry.enabled = false;
         tweak(&mut config);
         let server = Server::start(config.clone()).await.expect("broker starts");
         Self {
