@@ -66,6 +66,13 @@ pub struct BrokerConfig {
     pub groups: GroupSettings,
     /// The Confluent-compatible schema registry.
     pub schema_registry: RegistrySettings,
+    /// In-broker processor pipelines: each entry is `{ file: pipeline.yaml }`
+    /// or an inline component (the `component:` mapping of a pipeline file).
+    pub pipelines: Vec<serde_yaml::Value>,
+    /// Directory that relative paths in `pipelines` are resolved against
+    /// (the config file's directory; not a YAML key).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 /// Schema registry settings.
@@ -101,6 +108,8 @@ impl Default for BrokerConfig {
             limits: Limits::default(),
             groups: GroupSettings::default(),
             schema_registry: RegistrySettings::default(),
+            pipelines: Vec::new(),
+            base_dir: PathBuf::from("."),
         }
     }
 }
@@ -251,13 +260,17 @@ impl BrokerConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_yaml(&text).map_err(|e| match e {
+        let mut config = Self::from_yaml(&text).map_err(|e| match e {
             ConfigError::Parse { source, .. } => ConfigError::Parse {
                 path: path.to_path_buf(),
                 source,
             },
             other => other,
-        })
+        })?;
+        if let Some(dir) = path.parent() {
+            config.base_dir = dir.to_path_buf();
+        }
+        Ok(config)
     }
 
     /// Parses and validates YAML text (an empty document is the default).

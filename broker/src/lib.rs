@@ -17,6 +17,7 @@ pub mod errors;
 pub mod groups;
 pub mod handlers;
 pub mod partition;
+pub mod pipelines;
 pub mod producer_state;
 pub mod registry;
 pub mod server;

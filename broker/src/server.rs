@@ -18,6 +18,7 @@ use crate::config::BrokerConfig;
 use crate::connection;
 use crate::dispatch::Peer;
 use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::pipelines::{self, PipelineEnv, PipelineStatus, RunningPipeline};
 use crate::registry::{self, SchemaStore};
 use crate::topics::TopicRegistry;
 
@@ -32,6 +33,9 @@ pub enum StartError {
         /// The cause.
         reason: String,
     },
+    /// A pipeline in the configuration is invalid or could not start.
+    #[error("pipeline: {0}")]
+    Pipeline(String),
     /// The schema registry's state could not be opened.
     #[error("cannot open the schema registry: {0}")]
     Registry(String),
@@ -51,6 +55,7 @@ pub struct Server {
     broker: Arc<Broker>,
     addr: SocketAddr,
     registry_addr: Option<SocketAddr>,
+    pipelines: Vec<RunningPipeline>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -93,9 +98,13 @@ impl Server {
         let broker = Arc::new(Broker::new(config, topics, groups, addr.port()));
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let mut schemas = None;
         let registry_addr = if broker.config.schema_registry.enabled {
-            let store = SchemaStore::open(&data_dir.join("__meta").join("schemas.json"))
-                .map_err(|e| StartError::Registry(e.to_string()))?;
+            let store = Arc::new(
+                SchemaStore::open(&data_dir.join("__meta").join("schemas.json"))
+                    .map_err(|e| StartError::Registry(e.to_string()))?,
+            );
+            schemas = Some(Arc::clone(&store));
             let listen = broker.config.schema_registry.listen;
             let listener = TcpListener::bind(listen)
                 .await
@@ -107,11 +116,7 @@ impl Server {
                 addr: listen,
                 source,
             })?;
-            tasks.spawn(registry::http::serve(
-                listener,
-                Arc::new(store),
-                shutdown.subscribe(),
-            ));
+            tasks.spawn(registry::http::serve(listener, store, shutdown.subscribe()));
             tracing::info!(addr = %bound, "schema registry listening");
             Some(bound)
         } else {
@@ -123,6 +128,7 @@ impl Server {
             shutdown.subscribe(),
         ));
         tasks.spawn(retention_loop(Arc::clone(&broker), shutdown.subscribe()));
+        let pipelines = start_pipelines(&broker, schemas, &shutdown)?;
         let reaper = broker.groups.spawn_session_reaper();
         let mut stop = shutdown.subscribe();
         tasks.spawn(async move {
@@ -134,6 +140,7 @@ impl Server {
             broker,
             addr,
             registry_addr,
+            pipelines,
             shutdown,
             tasks,
         })
@@ -149,6 +156,14 @@ impl Server {
         self.registry_addr
     }
 
+    /// Counters of the in-broker pipelines.
+    pub fn pipeline_status(&self) -> Vec<PipelineStatus> {
+        self.pipelines
+            .iter()
+            .map(|p| p.status.lock().clone())
+            .collect()
+    }
+
     /// The broker state.
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
@@ -158,6 +173,15 @@ impl Server {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        let pipelines = std::mem::take(&mut self.pipelines);
+        if tokio::task::spawn_blocking(move || {
+            pipelines.into_iter().for_each(RunningPipeline::join)
+        })
+        .await
+        .is_err()
+        {
+            tracing::error!("waiting for pipelines failed during shutdown");
+        }
         let broker = Arc::clone(&self.broker);
         let flushed = tokio::task::spawn_blocking(move || {
             for topic in broker.topics.all() {
@@ -174,6 +198,33 @@ impl Server {
         }
         tracing::info!("starlog broker stopped");
     }
+}
+
+fn start_pipelines(
+    broker: &Arc<Broker>,
+    schemas: Option<Arc<SchemaStore>>,
+    shutdown: &watch::Sender<bool>,
+) -> Result<Vec<RunningPipeline>, StartError> {
+    let env = PipelineEnv {
+        topics: Arc::clone(&broker.topics),
+        schemas,
+        default_partitions: broker.config.topics.default_partitions,
+        max_partitions: broker.config.topics.max_partitions,
+    };
+    let mut running = Vec::new();
+    for (i, node) in broker.config.pipelines.iter().enumerate() {
+        let spec =
+            pipelines::load_spec(node, i, &broker.config.base_dir).map_err(StartError::Pipeline)?;
+        let p = pipelines::start(
+            &spec,
+            &env,
+            tokio::runtime::Handle::current(),
+            shutdown.subscribe(),
+        )
+        .map_err(StartError::Pipeline)?;
+        running.push(p);
+    }
+    Ok(running)
 }
 
 /// How long shutdown waits for open connections to finish their request.
