@@ -1,0 +1,746 @@
+//! [`Driver`]: one loop that drives every Raft group (partition) of a node.
+//!
+//! Why one loop: a broker holds thousands of partitions, and per-partition threads with one
+//! fsync per produce would drown the disk. The driver is a plain synchronous state machine that
+//! the caller runs in its own thread (or a `spawn_blocking` loop): feed it incoming messages
+//! ([`Driver::receive`]), clock ticks ([`Driver::tick`]) and proposals ([`Driver::propose`]),
+//! then call [`Driver::run_turn`]. Each turn:
+//!
+//! 1. takes every group's `Ready`, stores its new entries (truncating conflicts, state file
+//!    first, data appended without sync — see `log_store`), and sends the leader's messages at
+//!    once (Raft allows a leader to replicate before its own write is durable);
+//! 2. syncs every partition that received data, once (group commit across partitions and
+//!    proposals: one fdatasync per dirty partition per turn, whatever the number of produces);
+//! 3. sends the messages that must wait for durability (votes, append acknowledgements),
+//!    applies committed entries (configuration changes, proposal completion) and publishes each
+//!    partition's high watermark.
+//!
+//! Messages for the same peer are coalesced per turn: one [`Transport::send`] per peer and
+//! phase, carrying the heartbeats and appends of all groups together.
+//!
+//! No clock and no randomness of its own: the caller decides when a tick happens, and with
+//! `max_election_tick = election_tick + 1` raft-rs's randomised election timeout is fixed too,
+//! which is what makes the simulation tests deterministic.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType};
+use raft::{ProgressState, RawNode, StateRole};
+use starlog_storage::{validate_batch, LogConfig, PartitionLog};
+
+use crate::error::ReplicationError;
+use crate::ids::{GroupId, NodeId};
+use crate::log_store::{PartitionStore, StoreOptions};
+use crate::proposal::{Outcome, Proposal};
+use crate::raft_logger;
+use crate::status::{GroupStatus, ReplicaState, ReplicaStatus, Role};
+use crate::transport::{Envelope, Transport};
+
+/// Node-wide Raft settings.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// This node's id (not 0).
+    pub node: NodeId,
+    /// Ticks without a leader before a follower campaigns (default 10).
+    pub election_tick: usize,
+    /// Ticks between leader heartbeats (default 3).
+    pub heartbeat_tick: usize,
+    /// Upper bound (exclusive) of the randomised election timeout; `None` = `2 * election_tick`.
+    /// `Some(election_tick + 1)` makes it deterministic (simulation).
+    pub max_election_tick: Option<usize>,
+    /// Largest append message (bytes of entries); default 1 MiB.
+    pub max_size_per_msg: u64,
+    /// Appends in flight per replica; default 256.
+    pub max_inflight_msgs: usize,
+    /// Pre-vote: a partitioned node does not disrupt the cluster when it comes back.
+    pub pre_vote: bool,
+    /// A leader that lost contact with a quorum steps down.
+    pub check_quorum: bool,
+    /// Record synced segment lengths (crash simulation, see `StoreOptions`).
+    pub track_synced_lengths: bool,
+}
+
+impl DriverConfig {
+    /// Defaults for node `node`.
+    pub fn new(node: NodeId) -> Self {
+        Self {
+            node,
+            election_tick: 10,
+            heartbeat_tick: 3,
+            max_election_tick: None,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            pre_vote: true,
+            check_quorum: true,
+            track_synced_lengths: false,
+        }
+    }
+
+    fn raft_config(&self, applied: u64) -> raft::Config {
+        raft::Config {
+            id: self.node,
+            election_tick: self.election_tick,
+            heartbeat_tick: self.heartbeat_tick,
+            min_election_tick: self.election_tick,
+            max_election_tick: self.max_election_tick.unwrap_or(2 * self.election_tick),
+            applied,
+            max_size_per_msg: self.max_size_per_msg,
+            max_inflight_msgs: self.max_inflight_msgs,
+            pre_vote: self.pre_vote,
+            check_quorum: self.check_quorum,
+            ..raft::Config::default()
+        }
+    }
+}
+
+/// A partition to replicate on this node.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    /// Group id (assigned by the cluster metadata).
+    pub group: GroupId,
+    /// Partition directory (`<data_dir>/<topic>-<partition>`).
+    pub dir: PathBuf,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Log configuration (its flush policy is replaced: the driver syncs once per turn).
+    pub log_config: LogConfig,
+    /// Voters when the group is created here for the first time; empty to join an existing
+    /// group as a new replica (the leader adds it with a configuration change).
+    pub bootstrap_voters: Vec<NodeId>,
+}
+
+/// Where [`Driver::crash`] stops a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// After storing new entries (data written, not synced).
+    BeforeSync,
+    /// After syncing, before acknowledging or applying anything.
+    AfterSync,
+}
+
+/// What one turn did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TurnStats {
+    /// Groups that had a `Ready`.
+    pub groups_ready: usize,
+    /// Partitions synced (fdatasync calls).
+    pub syncs: usize,
+    /// Transport sends (frames).
+    pub sends: usize,
+    /// Raft messages sent.
+    pub messages: usize,
+}
+
+struct Pending {
+    first_index: u64,
+    term: u64,
+    tx: futures::channel::oneshot::Sender<Outcome>,
+}
+
+struct Group {
+    node: RawNode<PartitionStore>,
+    pending: BTreeMap<u64, Pending>,
+    high_watermark: Arc<AtomicI64>,
+    failed: Option<String>,
+    max_batch_bytes: u32,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("store", self.node.store())
+            .field("pending", &self.pending.len())
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+type Outbox = BTreeMap<NodeId, Vec<Envelope>>;
+
+/// Drives every Raft group of one node (see the module docs).
+#[derive(Debug)]
+pub struct Driver<T: Transport> {
+    config: DriverConfig,
+    transport: T,
+    groups: BTreeMap<GroupId, Group>,
+}
+
+impl<T: Transport> Driver<T> {
+    /// A driver with no groups yet.
+    pub fn new(config: DriverConfig, transport: T) -> Self {
+        Self {
+            config,
+            transport,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.config.node
+    }
+
+    /// The transport (tests inspect it).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Group ids on this node.
+    pub fn groups(&self) -> impl Iterator<Item = GroupId> + '_ {
+        self.groups.keys().copied()
+    }
+
+    /// Opens a partition's store and starts its Raft node.
+    pub fn add_group(&mut self, spec: GroupSpec) -> Result<(), ReplicationError> {
+        if self.groups.contains_key(&spec.group) {
+            return Err(ReplicationError::DuplicateGroup { group: spec.group });
+        }
+        let max_batch_bytes = spec.log_config.max_batch_bytes;
+        let store = PartitionStore::open(
+            spec.group,
+            &spec.dir,
+            &spec.topic,
+            spec.partition,
+            spec.log_config,
+            &StoreOptions {
+                bootstrap_voters: spec.bootstrap_voters,
+                track_synced_lengths: self.config.track_synced_lengths,
+            },
+        )?;
+        let applied = store.applied();
+        let raft_config = self.config.raft_config(applied);
+        let logger = raft_logger::logger(spec.group.0, self.config.node);
+        let node = RawNode::new(&raft_config, store, &logger).map_err(|source| {
+            ReplicationError::Raft {
+                group: spec.group,
+                source,
+            }
+        })?;
+        let hw = node.store().high_watermark(node.raft.raft_log.committed);
+        tracing::info!(group = %spec.group, topic = %spec.topic, partition = spec.partition, node = self.config.node, term = node.raft.term, commit = node.raft.raft_log.committed, last_index = node.raft.raft_log.last_index(), high_watermark = hw, "raft group started");
+        self.groups.insert(
+            spec.group,
+            Group {
+                node,
+                pending: BTreeMap::new(),
+                high_watermark: Arc::new(AtomicI64::new(hw)),
+                failed: None,
+                max_batch_bytes,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops a group cleanly (sync, state written); its pending proposals are abandoned.
+    pub fn remove_group(&mut self, group: GroupId) -> Result<(), ReplicationError> {
+        let mut g = self
+            .groups
+            .remove(&group)
+            .ok_or(ReplicationError::UnknownGroup { group })?;
+        g.node.mut_store().close()
+    }
+
+    fn group_mut(&mut self, group: GroupId) -> Result<&mut Group, ReplicationError> {
+        let g = self
+            .groups
+            .get_mut(&group)
+            .ok_or(ReplicationError::UnknownGroup { group })?;
+        if let Some(reason) = &g.failed {
+            return Err(ReplicationError::GroupFailed {
+                group,
+                reason: reason.clone(),
+            });
+        }
+        Ok(g)
+    }
+
+    /// Proposes `records` (one or more Kafka v2 batches, as a Produce request carries them) on
+    /// the leader. Each batch becomes one Raft entry; all are appended together. The returned
+    /// [`Proposal`] resolves to the Kafka base offset of the first batch once the last one is
+    /// committed by a quorum (see `proposal` for the failure cases). Invalid batches are
+    /// refused here, before they can reach any log.
+    pub fn propose(
+        &mut self,
+        group: GroupId,
+        records: Bytes,
+    ) -> Result<Proposal, ReplicationError> {
+        let node_id = self.config.node;
+        let g = self.group_mut(group)?;
+        if g.node.raft.state != StateRole::Leader {
+            return Err(not_leader(group, g.node.raft.leader_id));
+        }
+        let mut entries = Vec::new();
+        let mut pos = 0;
+        while pos < records.len() {
+            let header = validate_batch(&records[pos..]).map_err(|fault| {
+                ReplicationError::InvalidRecords {
+                    group,
+                    batch_index: entries.len(),
+                    position: pos,
+                    fault,
+                }
+            })?;
+            let len = header.total_len();
+            if len > g.max_batch_bytes as usize {
+                return Err(ReplicationError::BatchTooLarge {
+                    group,
+                    batch_index: entries.len(),
+                    size: len,
+                    max: g.max_batch_bytes,
+                });
+            }
+            let mut e = Entry::default();
+            e.set_entry_type(EntryType::EntryNormal);
+            e.data = records.slice(pos..pos + len);
+            entries.push(e);
+            pos += len;
+        }
+        if entries.is_empty() {
+            return Err(ReplicationError::EmptyProposal { group });
+        }
+        let n = entries.len() as u64;
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgPropose);
+        m.from = node_id;
+        m.entries = entries.into();
+        let before = g.node.raft.raft_log.last_index();
+        match g.node.step(m) {
+            Ok(()) => {}
+            Err(raft::Error::ProposalDropped) => {
+                return Err(not_leader(group, g.node.raft.leader_id));
+            }
+            Err(source) => return Err(ReplicationError::Raft { group, source }),
+        }
+        let last = g.node.raft.raft_log.last_index();
+        if last != before + n {
+            return Err(not_leader(group, g.node.raft.leader_id));
+        }
+        let (proposal, tx) = Proposal::new(group);
+        g.pending.insert(
+            last,
+            Pending {
+                first_index: before + 1,
+                term: g.node.raft.term,
+                tx,
+            },
+        );
+        Ok(proposal)
+    }
+
+    /// Proposes a membership change (add or remove a replica, promote a learner) on the leader.
+    /// It takes effect when committed and applied; it occupies a Raft index but no Kafka offset.
+    pub fn propose_conf_change(
+        &mut self,
+        group: GroupId,
+        change: ConfChangeV2,
+    ) -> Result<(), ReplicationError> {
+        let g = self.group_mut(group)?;
+        if g.node.raft.state != StateRole::Leader {
+            return Err(not_leader(group, g.node.raft.leader_id));
+        }
+        g.node
+            .propose_conf_change(Vec::new(), change)
+            .map_err(|source| match source {
+                raft::Error::ProposalDropped => not_leader(group, g.node.raft.leader_id),
+                source => ReplicationError::Raft { group, source },
+            })
+    }
+
+    /// Starts an election for `group` on this node now (e.g. to place leaders evenly).
+    pub fn campaign(&mut self, group: GroupId) -> Result<(), ReplicationError> {
+        let g = self.group_mut(group)?;
+        g.node
+            .campaign()
+            .map_err(|source| ReplicationError::Raft { group, source })
+    }
+
+    /// Asks the leader to hand leadership of `group` to `to`.
+    pub fn transfer_leader(&mut self, group: GroupId, to: NodeId) -> Result<(), ReplicationError> {
+        let g = self.group_mut(group)?;
+        g.node.transfer_leader(to);
+        Ok(())
+    }
+
+    /// Advances every group's logical clock by one tick (heartbeats, election timeouts).
+    pub fn tick(&mut self) {
+        for g in self.groups.values_mut().filter(|g| g.failed.is_none()) {
+            g.node.tick();
+        }
+    }
+
+    /// Hands incoming messages to their groups. Messages for unknown or stopped groups are
+    /// dropped (Raft recovers from loss).
+    pub fn receive(&mut self, envelopes: Vec<Envelope>) {
+        for env in envelopes {
+            let Some(g) = self.groups.get_mut(&env.group) else {
+                tracing::debug!(group = %env.group, from = env.message.from, "raft message for an unknown group dropped");
+                continue;
+            };
+            if g.failed.is_some() {
+                continue;
+            }
+            let from = env.message.from;
+            let kind = env.message.get_msg_type();
+            if let Err(e) = g.node.step(env.message) {
+                tracing::debug!(group = %env.group, from, ?kind, error = %e, "raft message rejected");
+            }
+        }
+    }
+
+    /// Runs one turn (see the module docs).
+    pub fn run_turn(&mut self) -> TurnStats {
+        self.turn(None)
+    }
+
+    /// Crash simulation: runs a turn up to `at`, then drops the driver without the rest (no
+    /// acknowledgements, no state written), returning for each group the segment lengths known
+    /// synced (with `track_synced_lengths`). Whatever lies beyond them may be cut by the caller
+    /// to model a torn write. Note that dropping the partition logs still closes them the
+    /// normal way; the caller's cut is what models the lost bytes.
+    pub fn crash(mut self, at: CrashPoint) -> BTreeMap<GroupId, BTreeMap<PathBuf, u64>> {
+        self.turn(Some(at));
+        self.groups
+            .iter()
+            .map(|(id, g)| {
+                (
+                    *id,
+                    g.node
+                        .store()
+                        .synced_log_lengths()
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Clean shutdown: every group synced and its state written.
+    pub fn shutdown(mut self) -> Result<(), ReplicationError> {
+        let mut first_err = None;
+        for g in self.groups.values_mut() {
+            if let Err(e) = g.node.mut_store().close() {
+                tracing::warn!(error = %e, "raft group did not close cleanly");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn turn(&mut self, crash: Option<CrashPoint>) -> TurnStats {
+        let mut stats = TurnStats::default();
+        let mut early = Outbox::new();
+        let mut late = Outbox::new();
+        let mut readies = Vec::new();
+        for (&id, g) in self.groups.iter_mut() {
+            if g.failed.is_some() || !g.node.has_ready() {
+                continue;
+            }
+            stats.groups_ready += 1;
+            let mut rd = g.node.ready();
+            if let Some(ss) = rd.ss() {
+                tracing::info!(group = %id, node = self.config.node, role = ?ss.raft_state, leader = ss.leader_id, term = g.node.raft.term, "raft role changed");
+            }
+            collect(&mut early, id, rd.take_messages());
+            if !rd.snapshot().is_empty() {
+                fail(
+                    id,
+                    g,
+                    ReplicationError::Unsupported {
+                        group: id,
+                        what: "installing a raft snapshot",
+                    },
+                );
+                continue;
+            }
+            let entries = rd.take_entries();
+            if let Err(e) = g.node.mut_store().append_entries(&entries, rd.hs()) {
+                fail(id, g, e);
+                continue;
+            }
+            readies.push((id, rd));
+        }
+        stats.sends += self.send_all(&mut early, &mut stats.messages);
+        if crash == Some(CrashPoint::BeforeSync) {
+            return stats;
+        }
+        // Group commit: one sync per partition that received data this turn.
+        for (id, _) in &readies {
+            if let Some(g) = self.groups.get_mut(id) {
+                match g.node.mut_store().flush() {
+                    Ok(true) => stats.syncs += 1,
+                    Ok(false) => {}
+                    Err(e) => fail(*id, g, e),
+                }
+            }
+        }
+        if crash == Some(CrashPoint::AfterSync) {
+            return stats;
+        }
+        for (id, mut rd) in readies {
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            if g.failed.is_some() {
+                continue;
+            }
+            collect(&mut late, id, rd.take_persisted_messages());
+            let committed = rd.take_committed_entries();
+            if let Err(e) = apply_committed(id, g, &committed) {
+                fail(id, g, e);
+                continue;
+            }
+            let mut light = g.node.advance(rd);
+            if let Some(commit) = light.commit_index() {
+                g.node.mut_store().set_commit(commit);
+            }
+            collect(&mut late, id, light.take_messages());
+            let committed = light.take_committed_entries();
+            if let Err(e) = apply_committed(id, g, &committed) {
+                fail(id, g, e);
+                continue;
+            }
+            g.node.advance_apply();
+            publish_high_watermark(id, g);
+        }
+        stats.sends += self.send_all(&mut late, &mut stats.messages);
+        stats
+    }
+
+    fn send_all(&mut self, outbox: &mut Outbox, messages: &mut usize) -> usize {
+        let mut sends = 0;
+        for (to, envs) in std::mem::take(outbox) {
+            *messages += envs.len();
+            sends += 1;
+            self.transport.send(to, envs);
+        }
+        sends
+    }
+
+    /// Status of one group.
+    pub fn status(&self, group: GroupId) -> Option<GroupStatus> {
+        let g = self.groups.get(&group)?;
+        Some(group_status(group, self.config.node, g))
+    }
+
+    /// Status of every group, by group id.
+    pub fn statuses(&self) -> Vec<GroupStatus> {
+        self.groups
+            .iter()
+            .map(|(id, g)| group_status(*id, self.config.node, g))
+            .collect()
+    }
+
+    /// The high watermark of `group` (consumers read below it).
+    pub fn high_watermark(&self, group: GroupId) -> Option<i64> {
+        self.groups
+            .get(&group)
+            .map(|g| g.high_watermark.load(Ordering::Acquire))
+    }
+
+    /// A shared handle on the high watermark, for fetch paths on other threads.
+    pub fn high_watermark_handle(&self, group: GroupId) -> Option<Arc<AtomicI64>> {
+        self.groups
+            .get(&group)
+            .map(|g| Arc::clone(&g.high_watermark))
+    }
+
+    /// The partition log of `group` (read it up to the high watermark).
+    pub fn log(&self, group: GroupId) -> Option<Arc<PartitionLog>> {
+        self.groups
+            .get(&group)
+            .map(|g| Arc::clone(g.node.store().log()))
+    }
+
+    /// The store of `group` (translator, persisted index), read-only.
+    pub fn store(&self, group: GroupId) -> Option<&PartitionStore> {
+        self.groups.get(&group).map(|g| g.node.store())
+    }
+
+    /// Retention for a replicated partition: drops whole segments before the batch holding
+    /// `offset` (never anything not yet applied). Use this instead of storage's retention
+    /// worker, which would delete batches behind the translator's back.
+    pub fn compact(&mut self, group: GroupId, offset: i64) -> Result<i64, ReplicationError> {
+        let g = self.group_mut(group)?;
+        g.node.mut_store().compact_to_offset(offset)
+    }
+}
+
+fn not_leader(group: GroupId, leader_id: u64) -> ReplicationError {
+    ReplicationError::NotLeader {
+        group,
+        leader: (leader_id != raft::INVALID_ID).then_some(leader_id),
+    }
+}
+
+fn collect(outbox: &mut Outbox, group: GroupId, messages: Vec<Message>) {
+    for message in messages {
+        outbox
+            .entry(message.to)
+            .or_default()
+            .push(Envelope { group, message });
+    }
+}
+
+fn fail(id: GroupId, g: &mut Group, error: ReplicationError) {
+    tracing::error!(group = %id, error = %error, "raft group stopped; reopen it to recover");
+    let reason = error.to_string();
+    for (_, p) in std::mem::take(&mut g.pending) {
+        let _ = p.tx.send(Err(ReplicationError::GroupFailed {
+            group: id,
+            reason: reason.clone(),
+        }));
+    }
+    g.failed = Some(reason);
+}
+
+fn apply_committed(id: GroupId, g: &mut Group, entries: &[Entry]) -> Result<(), ReplicationError> {
+    for e in entries {
+        match e.get_entry_type() {
+            EntryType::EntryNormal => {}
+            EntryType::EntryConfChange => {
+                let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| {
+                    ReplicationError::Inconsistent {
+                        group: id,
+                        topic: g.node.store().log().topic().to_owned(),
+                        partition: g.node.store().log().partition(),
+                        reason: format!("configuration change at index {}: {err}", e.index),
+                    }
+                })?;
+                let cs = g
+                    .node
+                    .apply_conf_change(&cc)
+                    .map_err(|source| ReplicationError::Raft { group: id, source })?;
+                tracing::info!(group = %id, index = e.index, voters = ?cs.voters, learners = ?cs.learners, "configuration changed");
+                g.node.mut_store().apply_conf_state(cs, e.index)?;
+            }
+            EntryType::EntryConfChangeV2 => {
+                let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|err| {
+                    ReplicationError::Inconsistent {
+                        group: id,
+                        topic: g.node.store().log().topic().to_owned(),
+                        partition: g.node.store().log().partition(),
+                        reason: format!("configuration change at index {}: {err}", e.index),
+                    }
+                })?;
+                let cs = g
+                    .node
+                    .apply_conf_change(&cc)
+                    .map_err(|source| ReplicationError::Raft { group: id, source })?;
+                tracing::info!(group = %id, index = e.index, voters = ?cs.voters, learners = ?cs.learners, "configuration changed");
+                g.node.mut_store().apply_conf_state(cs, e.index)?;
+            }
+        }
+        g.node.mut_store().set_applied(e.index);
+        resolve_pending(id, g, e.index, e.term);
+    }
+    Ok(())
+}
+
+/// Completes the proposals whose last index is now committed.
+fn resolve_pending(id: GroupId, g: &mut Group, index: u64, term: u64) {
+    while let Some(entry) = g.pending.first_entry() {
+        if *entry.key() > index {
+            break;
+        }
+        let last = *entry.key();
+        let p = entry.remove();
+        let committed_term = if last == index {
+            Some(term)
+        } else {
+            g.node.store().translator().term(last)
+        };
+        let outcome = match committed_term {
+            Some(t) if t == p.term => match g.node.store().translator().locate(p.first_index) {
+                Some(crate::translator::EntryLocation::Data(span)) => Ok(span.base_offset),
+                _ => Err(ReplicationError::Superseded {
+                    group: id,
+                    index: p.first_index,
+                    proposed_term: p.term,
+                    committed_term: t,
+                }),
+            },
+            t => Err(ReplicationError::Superseded {
+                group: id,
+                index: last,
+                proposed_term: p.term,
+                committed_term: t.unwrap_or(0),
+            }),
+        };
+        let _ = p.tx.send(outcome);
+    }
+}
+
+fn publish_high_watermark(id: GroupId, g: &mut Group) {
+    let commit = g.node.raft.raft_log.committed;
+    let hw = g.node.store().high_watermark(commit);
+    let old = g.high_watermark.load(Ordering::Acquire);
+    if hw < old {
+        tracing::error!(group = %id, old, new = hw, commit, "high watermark would move backwards; keeping it");
+        return;
+    }
+    g.high_watermark.store(hw, Ordering::Release);
+}
+
+fn group_status(id: GroupId, node: NodeId, g: &Group) -> GroupStatus {
+    let raft = &g.node.raft;
+    let store = g.node.store();
+    let t = store.translator();
+    let role = match raft.state {
+        StateRole::Follower => Role::Follower,
+        StateRole::PreCandidate => Role::PreCandidate,
+        StateRole::Candidate => Role::Candidate,
+        StateRole::Leader => Role::Leader,
+    };
+    let last_index = raft.raft_log.last_index();
+    let mut replicas = Vec::new();
+    if raft.state == StateRole::Leader {
+        for (&peer, pr) in raft.prs().iter() {
+            let matched_offset = t.offset_after(pr.matched);
+            replicas.push(ReplicaStatus {
+                node: peer,
+                matched_index: pr.matched,
+                next_index: pr.next_idx,
+                lag_entries: last_index.saturating_sub(pr.matched),
+                matched_offset,
+                lag_offsets: t.end_offset() - matched_offset,
+                state: match pr.state {
+                    ProgressState::Probe => ReplicaState::Probe,
+                    ProgressState::Replicate => ReplicaState::Replicate,
+                    ProgressState::Snapshot => ReplicaState::Snapshot,
+                },
+                recently_active: pr.recent_active,
+            });
+        }
+        replicas.sort_by_key(|r| r.node);
+    }
+    let cs = store.conf_state();
+    let log = store.log();
+    GroupStatus {
+        group: id,
+        topic: log.topic().to_owned(),
+        partition: log.partition(),
+        node,
+        role,
+        leader: (raft.leader_id != raft::INVALID_ID).then_some(raft.leader_id),
+        term: raft.term,
+        commit_index: raft.raft_log.committed,
+        applied_index: raft.raft_log.applied,
+        first_index: t.first_index(),
+        last_index,
+        persisted_index: store.persisted_last_index(),
+        high_watermark: g.high_watermark.load(Ordering::Acquire),
+        log_start_offset: log.log_start_offset(),
+        log_end_offset: log.log_end_offset(),
+        voters: cs.voters.clone(),
+        learners: cs.learners.clone(),
+        replicas,
+        failed: g.failed.clone(),
+    }
+}
