@@ -77,7 +77,9 @@ pub struct SolarSystemAssociation {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CandidateError {
     /// The record has neither a ZTF `candidate` nor a Rubin `diaSource` record.
-    #[error("record {schema} is not a ZTF or Rubin alert: it has no `candidate` (with `objectId`) or `diaSource` record")]
+    #[error(
+        "record {schema} is not a ZTF or Rubin alert: it has no `candidate` or `diaSource` record"
+    )]
     NotAnAlert {
         /// Name of the record's schema.
         schema: String,
@@ -168,7 +170,7 @@ impl Candidate {
         self.core.alert_id
     }
 
-    /// ZTF `objectId`; Rubin `diaSource.diaObjectId`, else `diaObject.diaObjectId`
+    /// ZTF `objectId` (absent in schema 1.1); Rubin `diaSource.diaObjectId`, else `diaObject.diaObjectId`
     /// (0 means none: solar-system sources have no `diaObject`).
     #[must_use]
     pub fn object_id(&self) -> Option<&ObjectId> {

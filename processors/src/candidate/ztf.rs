@@ -14,11 +14,11 @@ use crate::avro_value::{as_f64, as_i64, as_str, field};
 use crate::candidate::detection::Detection;
 use crate::candidate::AlertFamily;
 
-/// Index of the top-level `candidate` field, when this is a ZTF alert.
+/// Index of the top-level `candidate` record, when this is a ZTF alert
+/// (every version has one; `objectId` only exists from 1.3 on).
 pub(super) fn detection_index(fields: &[(String, Value)]) -> Option<usize> {
-    let has_object_id = fields.iter().any(|(n, _)| n == "objectId");
     let idx = fields.iter().position(|(n, _)| n == "candidate")?;
-    (has_object_id && super::is_record(&fields[idx].1)).then_some(idx)
+    super::is_record(&fields[idx].1).then_some(idx)
 }
 
 pub(super) fn extract(root: &Value, detection_index: usize) -> Result<Core, CandidateError> {
