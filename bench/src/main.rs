@@ -200,8 +200,8 @@ fn main() -> anyhow::Result<()> {
         shell_line(std::iter::once("starlog-bench".to_string()).chain(std::env::args().skip(1)));
     let report = match cli.command {
         Command::Limits { output } => {
-            let machine = machine::describe(&output.data_dir);
             let limits = measure_limits(&output)?;
+            let machine = machine::describe(&output.data_dir);
             finish(
                 BenchReport::new(command_line, machine, limits, Vec::new(), Vec::new()),
                 &output,
@@ -247,7 +247,7 @@ fn main() -> anyhow::Result<()> {
             let payloads = load_payloads(&workload)?;
             let starlog_cmd = match starlog_cmd {
                 Some(c) => c,
-                None => starlog_template(&starlog_bin)?,
+                None => starlog_template(&starlog_bin, &output.data_dir)?,
             };
             let ready = Duration::from_secs(ready_timeout_secs);
             let mut a =
@@ -298,7 +298,11 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn starlog_template(bin: &Path) -> anyhow::Result<String> {
+/// The command that starts Starlog per run. It uses the broker's defaults
+/// (5 ms group commit, 7-day retention) except the schema registry, which is
+/// off: it is not on the produce/fetch path, and its fixed HTTP port would
+/// collide with any other broker on the machine.
+fn starlog_template(bin: &Path, data_dir: &Path) -> anyhow::Result<String> {
     if !bin.is_file() {
         bail!(
             "{} not found: build it with `cargo build --release -p starlog-broker`, \
@@ -306,9 +310,19 @@ fn starlog_template(bin: &Path) -> anyhow::Result<String> {
             bin.display()
         );
     }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let config = data_dir.join("starlog-bench.yaml");
+    std::fs::write(
+        &config,
+        "# Written by starlog-bench: Starlog's defaults without the schema registry.\n\
+         schema_registry:\n  enabled: false\n",
+    )
+    .with_context(|| format!("writing {}", config.display()))?;
     Ok(format!(
-        "{} serve --listen {{host}}:{{port}} --data-dir {{data_dir}}",
-        bin.display()
+        "{} serve --config {} --listen {{host}}:{{port}} --data-dir {{data_dir}}",
+        bin.display(),
+        config.display()
     ))
 }
 
@@ -322,7 +336,7 @@ fn make_target(t: &TargetArgs, output: &OutputArgs) -> anyhow::Result<Box<dyn Br
     }
     let template = match &t.broker_cmd {
         Some(c) => c.clone(),
-        None => starlog_template(&t.starlog_bin)?,
+        None => starlog_template(&t.starlog_bin, &output.data_dir)?,
     };
     let mut c = CommandTarget::new(
         t.name.clone(),
@@ -336,6 +350,9 @@ fn make_target(t: &TargetArgs, output: &OutputArgs) -> anyhow::Result<Box<dyn Br
 }
 
 fn measure_limits(output: &OutputArgs) -> anyhow::Result<Option<MachineLimits>> {
+    // Also makes the folder exist for `machine::describe` to name its filesystem.
+    std::fs::create_dir_all(&output.data_dir)
+        .with_context(|| format!("creating {}", output.data_dir.display()))?;
     if output.no_limits {
         return Ok(None);
     }

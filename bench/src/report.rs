@@ -153,6 +153,9 @@ impl BenchReport {
     }
 
     fn write_runs(&self, s: &mut String) -> std::fmt::Result {
+        if self.runs.is_empty() {
+            return Ok(());
+        }
         writeln!(
             s,
             "| run | broker | payload | rate | msgs | groups | acked msgs/s | acked MB/s | \

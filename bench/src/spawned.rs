@@ -6,7 +6,8 @@
 //! hold *is* the broker's, and shell quoting works as users expect), with
 //! `{port}`, `{host}` and `{data_dir}` replaced per run; it runs in the
 //! bench's working directory, so relative paths work. Each run gets a
-//! fresh temporary directory holding the broker's data (`data/`) and its
+//! fresh temporary directory holding the broker's data (`data/`, created
+//! empty before the broker starts) and its
 //! combined output (`broker.log`, whose tail is quoted if it dies early).
 //! Stopping sends SIGTERM (a graceful broker flushes and exits), waits, and
 //! only then kills.
@@ -94,7 +95,18 @@ impl BrokerTarget for CommandTarget {
             .prefix(&format!("{}-", self.name))
             .tempdir_in(&self.data_root)
             .map_err(|e| fail(&self.template, format!("temporary directory: {e}")))?;
-        let data_dir = dir.path().join("data");
+        // Relative to the working directory when inside it, so reports name
+        // no machine-specific absolute path.
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let run_dir = dir.path().strip_prefix(&cwd).unwrap_or(dir.path());
+        let data_dir = run_dir.join("data");
+        // Created up front: some brokers (SQLite-backed ones) will not make it.
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            fail(
+                &self.template,
+                format!("creating {}: {e}", data_dir.display()),
+            )
+        })?;
         let command = expand(&self.template, &self.host, port, &data_dir);
         let log_path = dir.path().join("broker.log");
         let log = File::create(&log_path)

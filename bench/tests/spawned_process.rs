@@ -14,7 +14,7 @@ use starlog_bench::BenchError;
 fn a_listening_process_is_sampled_and_stopped() {
     let root = tempfile::tempdir().unwrap();
     // Stands in for a broker: listens on {port}, writes into {data_dir}.
-    let cmd = "python3 -c 'import os,socket,sys,time; os.makedirs(sys.argv[2]); \
+    let cmd = "python3 -c 'import os,socket,sys,time; os.makedirs(sys.argv[2], exist_ok=True); \
                open(os.path.join(sys.argv[2], \"marker\"), \"w\").close(); \
                s=socket.socket(); s.bind((\"127.0.0.1\", int(sys.argv[1]))); s.listen(); time.sleep(60)' \
                {port} {data_dir}";
