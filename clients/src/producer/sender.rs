@@ -440,6 +440,16 @@ fn finish(shared: &Shared, mut b: SealedBatch, result: Result<i64>) {
                 requeue(q, b, idempotent);
             } else {
                 drop(acc);
+                let e = if retriable && !in_time {
+                    ClientError::DeliveryTimeout {
+                        topic: b.tp.topic.clone(),
+                        partition: b.tp.partition,
+                        after: cfg.delivery_timeout,
+                        last: e.to_string(),
+                    }
+                } else {
+                    e
+                };
                 warn!(tp = %b.tp, error = %e, "batch failed");
                 let bytes = b.bytes;
                 let n = b.fail(&e);
