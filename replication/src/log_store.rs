@@ -336,6 +336,9 @@ impl PartitionStore {
         hard_state: Option<&HardState>,
     ) -> Result<(), ReplicationError> {
         let mut write_state = false;
+        // Raft may commit the new entries in the same Ready, so conflicts are checked against
+        // the commit index from before it.
+        let old_commit = self.hard_state.commit;
         if let Some(hs) = hard_state {
             if hs.term != self.hard_state.term || hs.vote != self.hard_state.vote {
                 write_state = true;
@@ -349,10 +352,9 @@ impl PartitionStore {
         if let Some(first) = entries.first() {
             let from = first.index;
             if from <= self.translator.last_index() {
-                if from <= self.hard_state.commit.min(self.persisted_last) {
+                if from <= old_commit {
                     return Err(self.inconsistent(format!(
-                        "raft asked to replace entries from index {from}, at or below the commit index {}",
-                        self.hard_state.commit
+                        "raft asked to replace entries from index {from}, at or below the commit index {old_commit}"
                     )));
                 }
                 let removes_control = self.translator.controls().any(|c| c.index >= from);

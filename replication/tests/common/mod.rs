@@ -1,0 +1,6 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod batches;
+pub mod mem_cluster;
+pub mod rng;
