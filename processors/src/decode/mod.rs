@@ -259,7 +259,17 @@ impl AlertDecoder {
                 let schema = cache
                     .get(id)
                     .map_err(|source| DecodeError::Schema { id, source })?;
-                let value = datum::decode_exact(&schema, body)?;
+                let value = datum::decode_exact(&schema, body).map_err(|e| match e {
+                    DecodeError::Body { schema, reason } => DecodeError::Body {
+                        schema: format!("{schema} (id {id})"),
+                        reason,
+                    },
+                    DecodeError::TrailingBytes { schema, count } => DecodeError::TrailingBytes {
+                        schema: format!("{schema} (id {id})"),
+                        count,
+                    },
+                    other => other,
+                })?;
                 Ok(vec![Candidate::new(value, schema)?])
             }
             InputFormat::Bare | InputFormat::Auto => {

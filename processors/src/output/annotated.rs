@@ -207,11 +207,17 @@ pub fn encode_matches<'a>(out: &mut Vec<u8>, matches: impl Iterator<Item = &'a C
 type CacheEntry = (Arc<Schema>, Arc<AnnotatedSchema>);
 
 /// Annotated schemas by writer schema.
+///
+/// Writer schemas that differ only in documentation (ZTF re-published
+/// schemas with doc changes) share one annotated schema, found by Parsing
+/// Canonical Form: one registry id, and one container file, for all of them.
 #[derive(Debug, Default)]
 pub struct AnnotatedSchemas {
     /// Keyed by the writer schema's address; the entry holds the writer
     /// schema alive, so the address cannot be reused while cached.
     by_writer: Mutex<HashMap<usize, CacheEntry>>,
+    /// Keyed by the writer schema's canonical form.
+    by_canonical: Mutex<HashMap<String, Arc<AnnotatedSchema>>>,
 }
 
 impl AnnotatedSchemas {
@@ -227,7 +233,19 @@ impl AnnotatedSchemas {
         if let Some((_, a)) = self.by_writer.lock().get(&key) {
             return Ok(Arc::clone(a));
         }
-        let annotated = Arc::new(AnnotatedSchema::derive(writer)?);
+        let canonical = writer.canonical_form();
+        let existing = self.by_canonical.lock().get(&canonical).cloned();
+        let annotated = match existing {
+            Some(a) => a,
+            None => {
+                let a = Arc::new(AnnotatedSchema::derive(writer)?);
+                let mut by_canonical = self.by_canonical.lock();
+                if by_canonical.len() >= Self::MAX_ENTRIES {
+                    by_canonical.clear();
+                }
+                Arc::clone(by_canonical.entry(canonical).or_insert(a))
+            }
+        };
         let mut map = self.by_writer.lock();
         if map.len() >= Self::MAX_ENTRIES {
             map.clear();
