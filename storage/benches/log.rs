@@ -1,5 +1,5 @@
 //! Partition log benchmarks: append MB/s (1 KiB and 64 KiB batches, each flush policy, one
-//! appender and 16 concurrent appenders), sequential read MB/s, and reopen time of a log whose
+//! appender and 16 (and for 64 KiB, 64) concurrent appenders), sequential read MB/s, and reopen time of a log whose
 //! active segment is 1 GiB. Data goes to a temporary directory (set `TMPDIR` to choose the disk).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -110,7 +110,12 @@ fn append(c: &mut Criterion) {
         group.warm_up_time(Duration::from_secs(1));
         group.measurement_time(Duration::from_secs(4));
         for (name, policy) in policies() {
-            for threads in [1u64, 16] {
+            let appenders: &[u64] = if size >= 64 * 1024 {
+                &[1, 16, 64]
+            } else {
+                &[1, 16]
+            };
+            for &threads in appenders {
                 group.bench_function(
                     BenchmarkId::new(name, format!("{threads}_appenders")),
                     |b| {

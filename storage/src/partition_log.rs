@@ -665,9 +665,13 @@ impl PartitionLog {
                 .set_active(active.file(), active.log_path().to_owned());
         }
         let new_end = active.next_offset();
+        // A mid-batch offset below the start can leave the end below `new_start`.
+        let final_start = new_start.min(new_end);
+        if final_start < new_start {
+            checkpoint::write(&self.dir, final_start)?;
+        }
         self.log_end.store(new_end, Ordering::Release);
-        self.log_start
-            .store(new_start.min(new_end), Ordering::Release);
+        self.log_start.store(final_start, Ordering::Release);
         self.size
             .store(segments.iter().map(|s| s.len()).sum(), Ordering::Release);
         Ok(())

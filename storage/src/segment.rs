@@ -245,7 +245,13 @@ impl Segment {
             }
         });
         let keep_map = !active && truncation.is_none();
-        let map = if keep_map { map } else { None };
+        // Unmap before any truncation below (nothing reads the map after this point anyway).
+        let map = if keep_map {
+            map
+        } else {
+            drop(map);
+            None
+        };
         if truncation.is_some() {
             file.set_len(state.valid_len)
                 .map_err(|e| StorageError::io("truncate", &log_path, e))?;

@@ -206,3 +206,18 @@ fn delete_removes_the_partition_directory() {
     log.delete().unwrap();
     assert!(!part.exists());
 }
+
+#[test]
+fn truncate_mid_batch_below_the_start_moves_the_start_to_the_new_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path());
+    log.advance_start(23).unwrap();
+    // 23 is inside batch 22..=23 and is the start: truncating there leaves the end at 22.
+    log.truncate_to(23).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (22, 22));
+    assert_eq!(log.append(&batch(1, &[b"a"]), 0).unwrap().base_offset, 22);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), "t", 0, cfg()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (22, 23));
+    assert_eq!(offsets(&log), vec![22]);
+}
