@@ -16,6 +16,8 @@ pub mod dispatch;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod http;
+pub mod metrics;
 pub mod partition;
 pub mod pipelines;
 pub mod producer_state;

@@ -21,6 +21,7 @@ use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::pipelines::{self, PipelineEnv, PipelineStatus, RunningPipeline};
 use crate::registry::{self, SchemaStore};
 use crate::topics::TopicRegistry;
+use crate::{http, metrics};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,29 +99,32 @@ impl Server {
         let broker = Arc::new(Broker::new(config, topics, groups, addr.port()));
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let mut schemas = None;
-        let registry_addr = if broker.config.schema_registry.enabled {
-            let store = Arc::new(
+        let schemas = if broker.config.schema_registry.enabled {
+            Some(Arc::new(
                 SchemaStore::open(&data_dir.join("__meta").join("schemas.json"))
                     .map_err(|e| StartError::Registry(e.to_string()))?,
-            );
-            schemas = Some(Arc::clone(&store));
-            let listen = broker.config.schema_registry.listen;
-            let listener = TcpListener::bind(listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: listen,
-                    source,
-                })?;
-            let bound = listener.local_addr().map_err(|source| StartError::Bind {
-                addr: listen,
-                source,
-            })?;
-            tasks.spawn(registry::http::serve(listener, store, shutdown.subscribe()));
-            tracing::info!(addr = %bound, "schema registry listening");
-            Some(bound)
+            ))
         } else {
             None
+        };
+        let pipelines = start_pipelines(&broker, schemas.clone(), &shutdown)?;
+        let registry_addr = match schemas {
+            Some(store) => {
+                let listen = broker.config.schema_registry.listen;
+                let bind_err = |source| StartError::Bind {
+                    addr: listen,
+                    source,
+                };
+                let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
+                let bound = listener.local_addr().map_err(bind_err)?;
+                let statuses = pipelines.iter().map(|p| Arc::clone(&p.status)).collect();
+                let router = registry::http::router(store)
+                    .merge(metrics::router(Arc::clone(&broker), statuses));
+                tasks.spawn(http::serve(listener, router, shutdown.subscribe()));
+                tracing::info!(addr = %bound, "schema registry and /metrics listening");
+                Some(bound)
+            }
+            None => None,
         };
         tasks.spawn(accept_loop(
             Arc::clone(&broker),
@@ -128,7 +132,6 @@ impl Server {
             shutdown.subscribe(),
         ));
         tasks.spawn(retention_loop(Arc::clone(&broker), shutdown.subscribe()));
-        let pipelines = start_pipelines(&broker, schemas, &shutdown)?;
         let reaper = broker.groups.spawn_session_reaper();
         let mut stop = shutdown.subscribe();
         tasks.spawn(async move {

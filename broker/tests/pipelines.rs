@@ -199,11 +199,37 @@ async fn solar_system_pipeline_writes_exactly_the_associated_alerts() {
     let status = &broker.server.as_ref().unwrap().pipeline_status()[0];
     assert_eq!(status.passed as usize, want);
     assert_eq!((status.passed + status.skipped) as usize, files.len());
+    // The same counters on /metrics.
+    let metrics = get_text(&format!("{url}/metrics")).await;
+    for line in [
+        format!("starlog_pipeline_passed_total{{pipeline=\"ss\",source=\"ztf-buffer\"}} {want}"),
+        format!(
+            "starlog_pipeline_records_in_total{{pipeline=\"ss\",source=\"ztf-buffer\"}} {}",
+            files.len()
+        ),
+        "starlog_pipeline_lag{pipeline=\"ss\",source=\"ztf-buffer\"} 0".to_string(),
+        format!(
+            "starlog_partition_high_watermark{{topic=\"ztf-buffer\",partition=\"0\"}} {}",
+            files.len()
+        ),
+        format!(
+            "starlog_partition_high_watermark{{topic=\"solar-system\",partition=\"0\"}} {want}"
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
     broker.stop().await;
 }
 
 /// GET over a plain TCP connection (keeps the tests free of an HTTP client crate).
 async fn reqwest_get(url: &str) -> serde_json::Value {
+    serde_json::from_str(&get_text(url).await).unwrap()
+}
+
+async fn get_text(url: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.trim_start_matches("http://");
     let (host, path) = rest.split_once('/').unwrap();
@@ -216,7 +242,7 @@ async fn reqwest_get(url: &str) -> serde_json::Value {
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     let text = String::from_utf8(buf).unwrap();
-    serde_json::from_str(text.split_once("\r\n\r\n").unwrap().1).unwrap()
+    text.split_once("\r\n\r\n").unwrap().1.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,6 @@
 //! `{"error_code": 40401, "message": "..."}`, so client libraries raise the
 //! exceptions their users expect.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -17,8 +16,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use super::compat::Compatibility;
 use super::error::RegistryError;
@@ -280,17 +277,4 @@ pub fn router(store: Store) -> Router {
         )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(store)
-}
-
-/// Serves the registry on `listener` until `shutdown` flips.
-pub async fn serve(listener: TcpListener, store: Store, mut shutdown: watch::Receiver<bool>) {
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
-    let result = axum::serve(listener, router(store))
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(?addr, error = %e, "schema registry stopped");
-    }
 }
