@@ -643,7 +643,10 @@ fn apply_committed(id: GroupId, g: &mut Group, entries: &[Entry]) -> Result<(), 
     Ok(())
 }
 
-/// Completes the proposals whose last index is now committed.
+/// Completes the proposals whose last index is now committed, and fails those that can no
+/// longer be: once an entry of term `term` is committed at `index`, every later entry of the
+/// committed log has a term of at least `term` (log matching), so a proposal of an older term
+/// placed after `index` will never be committed.
 fn resolve_pending(id: GroupId, g: &mut Group, index: u64, term: u64) {
     while let Some(entry) = g.pending.first_entry() {
         if *entry.key() > index {
@@ -674,6 +677,22 @@ fn resolve_pending(id: GroupId, g: &mut Group, index: u64, term: u64) {
             }),
         };
         let _ = p.tx.send(outcome);
+    }
+    let doomed: Vec<u64> = g
+        .pending
+        .iter()
+        .filter(|(_, p)| p.term < term)
+        .map(|(&k, _)| k)
+        .collect();
+    for k in doomed {
+        if let Some(p) = g.pending.remove(&k) {
+            let _ = p.tx.send(Err(ReplicationError::Superseded {
+                group: id,
+                index: k,
+                proposed_term: p.term,
+                committed_term: term,
+            }));
+        }
     }
 }
 

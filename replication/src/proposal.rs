@@ -3,10 +3,11 @@
 //! It resolves when the driver sees the proposal's last Raft index committed (by a quorum) and
 //! durable on this node: to the Kafka base offset of its first batch if the committed entry is
 //! the proposed one (same term), or to [`ReplicationError::Superseded`] if another leader's
-//! entry was committed at that index. A leader that loses leadership keeps its proposals
-//! pending, because a later leader may still commit them; the caller's produce timeout bounds
-//! the wait, as in Kafka, where such a timeout is an ambiguous outcome that idempotent producers
-//! resolve by retrying.
+//! entry was committed at that index, or as soon as an entry of a newer term is committed before
+//! it (then it can never be committed). A leader that loses leadership keeps its proposals
+//! pending until one of those happens, because a later leader may still commit them; a node that
+//! is cut off learns nothing, so the caller's produce timeout bounds the wait, as in Kafka, where
+//! such a timeout is an ambiguous outcome that idempotent producers resolve by retrying.
 
 use std::future::Future;
 use std::pin::Pin;

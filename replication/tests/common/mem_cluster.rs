@@ -105,6 +105,8 @@ pub struct Cluster {
     pub pending: Vec<(GroupId, u64, NodeId, usize, usize, Proposal)>,
     pub acked: Vec<Ack>,
     pub next_id: u64,
+    /// Nodes that crash during the next step's turn (instead of completing it).
+    pub crash_next: Vec<(NodeId, CrashPoint)>,
     _tmp: tempfile::TempDir,
 }
 
@@ -162,6 +164,7 @@ impl Cluster {
             pending: Vec::new(),
             acked: Vec::new(),
             next_id: 1,
+            crash_next: Vec::new(),
             _tmp: tmp,
         };
         for id in 1..=n {
@@ -336,7 +339,7 @@ impl Cluster {
     }
 
     /// One step: deliver due frames, tick (each node with probability `tick_p`), run a turn on
-    /// every live node, route what they sent, collect proposal outcomes, check invariants.
+    /// every live node (or crash it in the middle of its turn if it is in `crash_next`), route what they sent, collect proposal outcomes, check invariants.
     pub fn step(&mut self, tick_p: f64) {
         self.step += 1;
         let now = self.step;
@@ -364,8 +367,13 @@ impl Cluster {
                 self.driver_mut(id).unwrap().tick();
             }
         }
+        let crashes = std::mem::take(&mut self.crash_next);
         for id in self.node_ids() {
-            if let Some(d) = self.driver_mut(id) {
+            if let Some(&(_, at)) = crashes.iter().find(|(n, _)| *n == id) {
+                if self.is_up(id) {
+                    self.crash(id, at);
+                }
+            } else if let Some(d) = self.driver_mut(id) {
                 d.run_turn();
             }
             self.route();
@@ -577,7 +585,9 @@ impl Cluster {
         }
         let mut converged = false;
         for _ in 0..max_steps {
-            self.step(1.0);
+            // Ticks stay random: with the fixed election timeout, nodes ticking in lock-step
+            // would split every vote forever.
+            self.step(0.8);
             if self.is_converged() && self.pending.is_empty() {
                 converged = true;
                 break;
