@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, TopicName,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -171,30 +173,39 @@ impl Admin {
     /// Creates topics; fails on the first topic the broker refused.
     pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<()> {
         let timeout = i32::try_from(self.cluster.request_timeout().as_millis()).unwrap_or(i32::MAX);
-        let req = CreateTopicsRequest::default().with_timeout_ms(timeout).with_topics(
-            topics
-                .iter()
-                .map(|t| {
-                    CreatableTopic::default()
-                        .with_name(TopicName(s(&t.name)))
-                        .with_num_partitions(t.partitions)
-                        .with_replication_factor(t.replication_factor)
-                        .with_configs(
-                            t.configs
-                                .iter()
-                                .map(|(k, v)| CreatableTopicConfig::default().with_name(s(k)).with_value(Some(s(v))))
-                                .collect(),
-                        )
-                })
-                .collect(),
-        );
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(timeout)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        CreatableTopic::default()
+                            .with_name(TopicName(s(&t.name)))
+                            .with_num_partitions(t.partitions)
+                            .with_replication_factor(t.replication_factor)
+                            .with_configs(
+                                t.configs
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        CreatableTopicConfig::default()
+                                            .with_name(s(k))
+                                            .with_value(Some(s(v)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
         let resp = self.controller().await?.call(&req).await?;
         for r in &resp.topics {
             check(r.error_code, || {
                 format!(
                     "create topic {}{}",
                     r.name.0,
-                    r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                    r.error_message
+                        .as_ref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default()
                 )
             })?;
             self.cluster.invalidate(r.name.0.as_str());
@@ -240,12 +251,20 @@ impl Admin {
     }
 
     /// Describes the configs of a resource (all keys when `keys` is empty).
-    pub async fn describe_configs(&self, resource: &ConfigResource, keys: &[&str]) -> Result<Vec<ConfigEntry>> {
+    pub async fn describe_configs(
+        &self,
+        resource: &ConfigResource,
+        keys: &[&str],
+    ) -> Result<Vec<ConfigEntry>> {
         let (rt, rn) = resource.wire();
-        let req = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(rt)
-            .with_resource_name(s(&rn))
-            .with_configuration_keys((!keys.is_empty()).then(|| keys.iter().map(|k| s(k)).collect()))]);
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(rt)
+                .with_resource_name(s(&rn))
+                .with_configuration_keys(
+                    (!keys.is_empty()).then(|| keys.iter().map(|k| s(k)).collect()),
+                ),
+        ]);
         let conn = match resource {
             ConfigResource::Broker(id) => self.cluster.connection_to(*id).await?,
             ConfigResource::Topic(_) => self.cluster.any_connection().await?,
@@ -256,7 +275,10 @@ impl Admin {
             check(r.error_code, || {
                 format!(
                     "describe configs of {resource:?}{}",
-                    r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                    r.error_message
+                        .as_ref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default()
                 )
             })?;
             out.extend(r.configs.iter().map(|c| ConfigEntry {
@@ -279,13 +301,17 @@ impl Admin {
                     .with_name(s(k))
                     .with_config_operation(0)
                     .with_value(Some(s(v))),
-                AlterOp::Delete(k) => AlterableConfig::default().with_name(s(k)).with_config_operation(1),
+                AlterOp::Delete(k) => AlterableConfig::default()
+                    .with_name(s(k))
+                    .with_config_operation(1),
             })
             .collect();
-        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-            .with_resource_type(rt)
-            .with_resource_name(s(&rn))
-            .with_configs(configs)]);
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(rt)
+                .with_resource_name(s(&rn))
+                .with_configs(configs),
+        ]);
         let conn = match resource {
             ConfigResource::Broker(id) => self.cluster.connection_to(*id).await?,
             ConfigResource::Topic(_) => self.controller().await?,
@@ -295,7 +321,10 @@ impl Admin {
             check(r.error_code, || {
                 format!(
                     "alter configs of {resource:?}{}",
-                    r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                    r.error_message
+                        .as_ref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default()
                 )
             })?;
         }
@@ -370,12 +399,19 @@ impl Admin {
     }
 
     /// Log offsets at a time (`offsets::EARLIEST`, `offsets::LATEST` or ms).
-    pub async fn list_offsets(&self, requests: &[(TopicPartition, i64)]) -> Result<HashMap<TopicPartition, i64>> {
+    pub async fn list_offsets(
+        &self,
+        requests: &[(TopicPartition, i64)],
+    ) -> Result<HashMap<TopicPartition, i64>> {
         offsets::list_offsets(&self.cluster, requests).await
     }
 
     /// A group's committed offsets.
-    pub async fn group_offsets(&self, group: &str, tps: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>> {
+    pub async fn group_offsets(
+        &self,
+        group: &str,
+        tps: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, i64>> {
         offsets::fetch_committed(&self.cluster, group, tps).await
     }
 }
@@ -385,4 +421,3 @@ impl From<&str> for ConfigResource {
         Self::Topic(topic.to_owned())
     }
 }
-

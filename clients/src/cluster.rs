@@ -206,7 +206,11 @@ impl Cluster {
                 }
             };
             let v = conn.version(kafka_protocol::messages::ApiKey::Metadata)?;
-            let req = if v >= 4 { req.clone() } else { req.clone().with_allow_auto_topic_creation(true) };
+            let req = if v >= 4 {
+                req.clone()
+            } else {
+                req.clone().with_allow_auto_topic_creation(true)
+            };
             match conn.call(&req).await {
                 Ok(resp) => {
                     self.merge(&resp, topics);
@@ -314,7 +318,9 @@ impl Cluster {
             match code.and_then(ResponseError::try_from_code) {
                 None if code.is_some() => {
                     if let Some(t) = self.cache.read().topics.get(topic) {
-                        if !t.0.partitions.is_empty() && t.0.partitions.iter().all(|p| p.leader >= 0) {
+                        if !t.0.partitions.is_empty()
+                            && t.0.partitions.iter().all(|p| p.leader >= 0)
+                        {
                             return Ok(t.0.clone());
                         }
                     }
@@ -420,7 +426,10 @@ impl Cluster {
                     continue;
                 }
             };
-            if let Some(e) = ClientError::broker(format!("FindCoordinator for group {group}"), resp.error_code) {
+            if let Some(e) = ClientError::broker(
+                format!("FindCoordinator for group {group}"),
+                resp.error_code,
+            ) {
                 if e.is_retriable() {
                     last = Some(e);
                     continue;

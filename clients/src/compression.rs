@@ -139,7 +139,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips_and_is_bounded() {
-        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let gz = {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             e.write_all(&data).unwrap();
@@ -165,7 +167,11 @@ mod tests {
             (Compression::Snappy, &raw_snappy),
             (Compression::Snappy, &xerial),
         ] {
-            assert_eq!(decompress(codec, bytes, data.len()).unwrap(), data, "{codec:?}");
+            assert_eq!(
+                decompress(codec, bytes, data.len()).unwrap(),
+                data,
+                "{codec:?}"
+            );
             let e = decompress(codec, bytes, data.len() - 1).unwrap_err();
             assert!(e.contains("exceeds"), "{codec:?}: {e}");
         }
@@ -177,8 +183,15 @@ mod tests {
             if codec == Compression::None {
                 continue;
             }
-            for junk in [&b""[..], b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\xff\xff\xff\xff", b"garbage garbage garbage"] {
-                assert!(decompress(codec, junk, 1 << 20).is_err() || junk.is_empty(), "{codec:?} {junk:?}");
+            for junk in [
+                &b""[..],
+                b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\xff\xff\xff\xff",
+                b"garbage garbage garbage",
+            ] {
+                assert!(
+                    decompress(codec, junk, 1 << 20).is_err() || junk.is_empty(),
+                    "{codec:?} {junk:?}"
+                );
             }
         }
     }

@@ -172,10 +172,13 @@ impl Connection {
 
     /// Closes the connection; pending calls fail with `ConnectionClosed`.
     pub fn close(&self) {
-        self.inner.shared.lock().kill(ClientError::ConnectionClosed {
-            addr: self.inner.addr.clone(),
-            mid_response: false,
-        });
+        self.inner
+            .shared
+            .lock()
+            .kill(ClientError::ConnectionClosed {
+                addr: self.inner.addr.clone(),
+                mid_response: false,
+            });
         let _ = self.inner.shutdown.send(true);
     }
 
@@ -251,7 +254,10 @@ impl Connection {
         body: Bytes,
         extra: Duration,
     ) -> Result<Bytes> {
-        self.submit_raw(api, version, body, extra).await?.wait().await
+        self.submit_raw(api, version, body, extra)
+            .await?
+            .wait()
+            .await
     }
 
     /// Queues a request on the connection and returns once it is queued
@@ -271,10 +277,11 @@ impl Connection {
             api,
             after: limit,
         };
-        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.inner.permits).acquire_owned())
-            .await
-            .map_err(|_| timeout_err())?
-            .map_err(|_| self.dead_error())?;
+        let permit =
+            tokio::time::timeout_at(deadline, Arc::clone(&self.inner.permits).acquire_owned())
+                .await
+                .map_err(|_| timeout_err())?
+                .map_err(|_| self.dead_error())?;
         self.check_alive()?;
         let (reply, rx) = oneshot::channel();
         let out = Outgoing {
@@ -300,7 +307,12 @@ impl Connection {
     }
 
     /// Decodes a response body of type `T` received for `api` at `version`.
-    pub fn decode_response<T: Decodable>(&self, api: ApiKey, version: i16, bytes: Bytes) -> Result<T> {
+    pub fn decode_response<T: Decodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        bytes: Bytes,
+    ) -> Result<T> {
         self.decode(api, version, bytes)
     }
 
@@ -330,7 +342,9 @@ impl Connection {
                 .map_err(|_| self.dead_error())?;
             rx.await.map_err(|_| self.dead_error())?
         };
-        tokio::time::timeout(limit, fut).await.map_err(|_| timeout_err())?
+        tokio::time::timeout(limit, fut)
+            .await
+            .map_err(|_| timeout_err())?
     }
 
     fn check_alive(&self) -> Result<()> {
@@ -360,8 +374,11 @@ impl Connection {
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let key = ApiKey::ApiVersions;
         let body = encode(&req, key, API_VERSIONS_FIRST)?;
-        let bytes = self.call_raw(key, API_VERSIONS_FIRST, body, Duration::ZERO).await?;
-        let resp = match self.decode::<ApiVersionsResponse>(key, API_VERSIONS_FIRST, bytes.clone()) {
+        let bytes = self
+            .call_raw(key, API_VERSIONS_FIRST, body, Duration::ZERO)
+            .await?;
+        let resp = match self.decode::<ApiVersionsResponse>(key, API_VERSIONS_FIRST, bytes.clone())
+        {
             Ok(r) if r.error_code == 0 => r,
             first => {
                 // An old broker answers an unknown version with error 35 in
@@ -373,7 +390,9 @@ impl Connection {
                     self.decode::<ApiVersionsResponse>(key, 0, bytes)?
                 } else {
                     let r = first?;
-                    crate::error::check(r.error_code, || format!("ApiVersions from {}", self.addr()))?;
+                    crate::error::check(r.error_code, || {
+                        format!("ApiVersions from {}", self.addr())
+                    })?;
                     r
                 }
             }
@@ -433,10 +452,11 @@ fn api_key<R: Request>() -> Result<ApiKey> {
 /// Encodes a request body.
 pub(crate) fn encode<R: Encodable>(req: &R, key: ApiKey, version: i16) -> Result<Bytes> {
     let mut buf = BytesMut::new();
-    req.encode(&mut buf, version).map_err(|e| ClientError::Encode {
-        what: format!("{key:?} v{version}"),
-        reason: e.to_string(),
-    })?;
+    req.encode(&mut buf, version)
+        .map_err(|e| ClientError::Encode {
+            what: format!("{key:?} v{version}"),
+            reason: e.to_string(),
+        })?;
     Ok(buf.freeze())
 }
 
@@ -492,10 +512,14 @@ async fn write_loop(
     }
     // Fail whatever is still queued.
     rx.close();
-    let err = shared.lock().dead.clone().unwrap_or(ClientError::ConnectionClosed {
-        addr: addr.clone(),
-        mid_response: false,
-    });
+    let err = shared
+        .lock()
+        .dead
+        .clone()
+        .unwrap_or(ClientError::ConnectionClosed {
+            addr: addr.clone(),
+            mid_response: false,
+        });
     while let Ok(out) = rx.try_recv() {
         if let Some(r) = out.reply {
             let _ = r.send(Err(err.clone()));
@@ -602,7 +626,14 @@ async fn read_frames<R: AsyncRead + Unpin>(
             Err(Err(e)) => return io(e),
         }
         let size = i32::from_be_bytes(size);
-        let api_of_front = || shared.lock().in_flight.front().map(|f| f.api).unwrap_or(ApiKey::ApiVersions);
+        let api_of_front = || {
+            shared
+                .lock()
+                .in_flight
+                .front()
+                .map(|f| f.api)
+                .unwrap_or(ApiKey::ApiVersions)
+        };
         if size < 4 || usize::try_from(size).map_or(true, |s| s > max_frame) {
             if size >= 4 {
                 return ClientError::FrameTooLarge {

@@ -35,7 +35,9 @@ pub use compression::Compression;
 pub use config::{ClientConfig, SaslConfig, SaslMechanism, TlsConfig};
 pub use consumer::{Consumer, ConsumerConfig, OffsetReset};
 pub use error::{ClientError, Result};
-pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use producer::{
+    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+};
 pub use records::{ConsumerRecord, Header, RawBatch, TimestampType};
 
 /// A topic and partition.

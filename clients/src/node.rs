@@ -41,7 +41,10 @@ pub struct ChainError {
 pub trait RecordChain: Send {
     /// Processes `records` (in offset order per partition) and returns once
     /// every output written for them is durable.
-    fn process<'a>(&'a mut self, records: &'a [ConsumerRecord]) -> BoxFuture<'a, Result<(), ChainError>>;
+    fn process<'a>(
+        &'a mut self,
+        records: &'a [ConsumerRecord],
+    ) -> BoxFuture<'a, Result<(), ChainError>>;
 }
 
 /// What a finished run did.
@@ -75,7 +78,9 @@ impl NodeRunner {
     /// A runner over `topics`; auto-commit is turned off (the runner commits).
     pub fn new(mut config: ConsumerConfig, topics: &[&str]) -> Result<Self> {
         if config.group_id.is_none() {
-            return Err(ClientError::Config("a processing node needs a group_id".into()));
+            return Err(ClientError::Config(
+                "a processing node needs a group_id".into(),
+            ));
         }
         config.enable_auto_commit = false;
         let mut consumer = Consumer::new(config)?;
@@ -126,7 +131,11 @@ impl NodeRunner {
                 Err(e) => warn!(error = %e, "commit after chain failed"),
             }
         };
-        info!(records = stats.records, commits = stats.commits, "processing node stops; leaving group");
+        info!(
+            records = stats.records,
+            commits = stats.commits,
+            "processing node stops; leaving group"
+        );
         let leave = self.consumer.close().await;
         result?;
         leave?;

@@ -102,7 +102,11 @@ impl Sticky {
             .copied()
             .filter(|p| Some(*p) != avoid)
             .collect();
-        let pool = if filtered.is_empty() { candidates } else { &filtered };
+        let pool = if filtered.is_empty() {
+            candidates
+        } else {
+            &filtered
+        };
         let i = (self.next_random() % pool.len() as u64) as usize;
         pool[i]
     }
@@ -138,7 +142,10 @@ mod tests {
             (b"foobar", -790_332_482),
             (b"a-little-bit-long-string", -985_981_536),
             (b"a-little-bit-longer-string", -1_486_304_829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
             (b"abc", 479_470_107),
             (b"1", -1_993_445_489),
             (b"12", 126_087_238),

@@ -68,7 +68,10 @@ impl Negotiated {
     /// Every API at our maximum (before negotiation, for tests).
     pub fn client_max() -> Self {
         Self {
-            chosen: CLIENT_RANGES.iter().map(|(k, _, max)| (*k as i16, *max)).collect(),
+            chosen: CLIENT_RANGES
+                .iter()
+                .map(|(k, _, max)| (*k as i16, *max))
+                .collect(),
         }
     }
 

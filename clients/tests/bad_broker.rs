@@ -10,6 +10,9 @@
 //! global allocator that `starlog-broker` provides (the `starlog` binary
 //! does); linking that crate here gives this test binary the same.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,9 +22,12 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use common::bounded;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsResponse, BrokerId, MetadataResponse, RequestHeader, ResponseHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
@@ -72,7 +78,9 @@ async fn fake(first: Misbehave, bad_connections: usize, then: Misbehave) -> Fake
     tokio::spawn(async move {
         // Bounded: a test opens a handful of connections.
         for _ in 0..50 {
-            let Ok((sock, _)) = listener.accept().await else { return };
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
             let n = counter.fetch_add(1, Ordering::SeqCst);
             let mode = if n < bad_connections { first } else { then };
             tokio::spawn(serve(sock, mode, advertised.port()));
@@ -108,10 +116,13 @@ fn response<T: Encodable>(key: ApiKey, version: i16, correlation: i32, body: &T)
 async fn serve(mut sock: TcpStream, mode: Misbehave, port: u16) {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..100 {
-        let Some(mut frame) = read_frame(&mut sock).await else { return };
+        let Some(mut frame) = read_frame(&mut sock).await else {
+            return;
+        };
         let key = ApiKey::try_from(i16::from_be_bytes([frame[0], frame[1]])).unwrap();
         let version = i16::from_be_bytes([frame[2], frame[3]]);
-        let header = RequestHeader::decode(&mut frame, key.request_header_version(version)).unwrap();
+        let header =
+            RequestHeader::decode(&mut frame, key.request_header_version(version)).unwrap();
         let c = header.correlation_id;
         match mode {
             Misbehave::CloseMidResponse => {
@@ -149,15 +160,25 @@ async fn serve(mut sock: TcpStream, mode: Misbehave, port: u16) {
                     let mut resp = ApiVersionsResponse::default().with_api_keys(
                         CLIENT_RANGES
                             .iter()
-                            .map(|(k, lo, hi)| ApiVersion::default().with_api_key(*k as i16).with_min_version(*lo).with_max_version(*hi))
+                            .map(|(k, lo, hi)| {
+                                ApiVersion::default()
+                                    .with_api_key(*k as i16)
+                                    .with_min_version(*lo)
+                                    .with_max_version(*hi)
+                            })
                             .collect(),
                     );
                     if mode == Misbehave::ApiVersionsError {
-                        resp = resp.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+                        resp =
+                            resp.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
                     }
                     send(&mut sock, &response(key, version, c, &resp)).await;
                 } else if key == ApiKey::Metadata {
-                    let code = if mode == Misbehave::TopicError { ResponseError::TopicAuthorizationFailed.code() } else { 0 };
+                    let code = if mode == Misbehave::TopicError {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    } else {
+                        0
+                    };
                     let resp = MetadataResponse::default()
                         .with_brokers(vec![MetadataResponseBroker::default()
                             .with_node_id(BrokerId(1))
@@ -190,56 +211,120 @@ fn config(addr: &str) -> ClientConfig {
 async fn close_in_the_middle_of_a_response_is_a_typed_error() {
     common::init_tracing();
     let f = fake(Misbehave::CloseMidResponse, 100, Misbehave::Proper).await;
-    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr))).await.unwrap_err();
-    assert!(matches!(e, ClientError::ConnectionClosed { mid_response: true, .. }), "{e}");
+    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::ConnectionClosed {
+                mid_response: true,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.is_retriable());
 }
 
 #[tokio::test]
 async fn close_before_the_response_is_a_typed_error() {
     let f = fake(Misbehave::CloseBeforeResponse, 100, Misbehave::Proper).await;
-    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr))).await.unwrap_err();
-    assert!(matches!(e, ClientError::ConnectionClosed { mid_response: false, .. }), "{e}");
+    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::ConnectionClosed {
+                mid_response: false,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn garbage_is_a_typed_error() {
     let f = fake(Misbehave::Garbage, 100, Misbehave::Proper).await;
-    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr))).await.unwrap_err();
-    assert!(matches!(e, ClientError::Garbage { api: ApiKey::ApiVersions, .. }), "{e}");
+    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::Garbage {
+                api: ApiKey::ApiVersions,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_correlation_id_is_a_typed_error() {
     let f = fake(Misbehave::WrongCorrelation, 100, Misbehave::Proper).await;
-    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr))).await.unwrap_err();
-    assert!(matches!(e, ClientError::Garbage { ref reason, .. } if reason.contains("correlation id")), "{e}");
+    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Garbage { ref reason, .. } if reason.contains("correlation id")),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn an_absurd_frame_size_is_refused_without_allocating_it() {
     let f = fake(Misbehave::HugeFrame, 100, Misbehave::Proper).await;
-    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr))).await.unwrap_err();
-    assert!(matches!(e, ClientError::FrameTooLarge { size, .. } if size == i64::from(i32::MAX)), "{e}");
+    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::FrameTooLarge { size, .. } if size == i64::from(i32::MAX)),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn a_silent_broker_times_out() {
     let f = fake(Misbehave::Silent, 100, Misbehave::Proper).await;
-    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr))).await.unwrap_err();
-    assert!(matches!(e, ClientError::Timeout { api: ApiKey::ApiVersions, .. } | ClientError::ConnectTimeout { .. }), "{e}");
+    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::Timeout {
+                api: ApiKey::ApiVersions,
+                ..
+            } | ClientError::ConnectTimeout { .. }
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn error_codes_become_typed_broker_errors() {
     let f = fake(Misbehave::ApiVersionsError, 100, Misbehave::Proper).await;
-    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr))).await.unwrap_err();
-    assert_eq!(e.response_error(), Some(ResponseError::ClusterAuthorizationFailed), "{e}");
+    let e = bounded(10, Connection::open(&f.addr, &config(&f.addr)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.response_error(),
+        Some(ResponseError::ClusterAuthorizationFailed),
+        "{e}"
+    );
 
     let f = fake(Misbehave::TopicError, 100, Misbehave::Proper).await;
     let cluster = Cluster::new(config(&f.addr)).unwrap();
     let e = bounded(10, cluster.topic("t", false)).await.unwrap_err();
-    assert_eq!(e.response_error(), Some(ResponseError::TopicAuthorizationFailed), "{e}");
+    assert_eq!(
+        e.response_error(),
+        Some(ResponseError::TopicAuthorizationFailed),
+        "{e}"
+    );
     assert!(!e.is_retriable());
 }
 
@@ -247,11 +332,22 @@ async fn error_codes_become_typed_broker_errors() {
 async fn a_request_the_broker_ignores_times_out() {
     // Proper handshake, but Produce/InitProducerId are never answered.
     let f = fake(Misbehave::Proper, 0, Misbehave::Proper).await;
-    let conn = bounded(10, Connection::open(&f.addr, &config(&f.addr))).await.unwrap();
+    let conn = bounded(10, Connection::open(&f.addr, &config(&f.addr)))
+        .await
+        .unwrap();
     let req = kafka_protocol::messages::FindCoordinatorRequest::default()
         .with_key(StrBytes::from_static_str("g"));
     let e = bounded(10, conn.call(&req)).await.unwrap_err();
-    assert!(matches!(e, ClientError::Timeout { api: ApiKey::FindCoordinator, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ClientError::Timeout {
+                api: ApiKey::FindCoordinator,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -260,7 +356,10 @@ async fn metadata_retries_past_a_connection_that_dies_mid_response() {
     let cluster = Cluster::new(config(&f.addr)).unwrap();
     let info = bounded(10, cluster.topic("t", false)).await.unwrap();
     assert_eq!(info.name, "t");
-    assert!(f.connections.load(Ordering::SeqCst) >= 2, "a second connection was opened");
+    assert!(
+        f.connections.load(Ordering::SeqCst) >= 2,
+        "a second connection was opened"
+    );
 }
 
 #[tokio::test]
@@ -275,9 +374,14 @@ async fn a_producer_whose_broker_never_acknowledges_fails_its_deliveries_in_time
     cfg.acks = starlog_clients::Acks::Leader;
     cfg.delivery_timeout = Duration::from_secs(2);
     let p = Producer::new(cfg).unwrap();
-    let delivery = bounded(10, p.send(ProducerRecord::new("t").value("x"))).await.unwrap();
+    let delivery = bounded(10, p.send(ProducerRecord::new("t").value("x")))
+        .await
+        .unwrap();
     let e = bounded(20, delivery).await.unwrap_err();
-    assert!(matches!(e, ClientError::DeliveryTimeout { ref topic, partition: 0, .. } if topic == "t"), "{e}");
+    assert!(
+        matches!(e, ClientError::DeliveryTimeout { ref topic, partition: 0, .. } if topic == "t"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -285,9 +389,14 @@ async fn nothing_listening_is_a_connect_error() {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     drop(l);
-    let e = bounded(10, Connection::open(&addr, &config(&addr))).await.unwrap_err();
+    let e = bounded(10, Connection::open(&addr, &config(&addr)))
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::Connect { .. }), "{e}");
     let cluster = Cluster::new(config(&addr)).unwrap();
     let e = bounded(10, cluster.any_connection()).await.unwrap_err();
-    assert!(matches!(e, ClientError::NoBrokerAvailable { ref tried, .. } if tried == &vec![addr.clone()]), "{e}");
+    assert!(
+        matches!(e, ClientError::NoBrokerAvailable { ref tried, .. } if tried == &vec![addr.clone()]),
+        "{e}"
+    );
 }

@@ -2,6 +2,9 @@
 //! share partitions without overlap, commits (sync and async) survive a new
 //! member, and a broker restart loses nothing.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
@@ -22,9 +25,13 @@ async fn setup(broker: &TestBroker, topic: &str, partitions: i32, records: usize
         .unwrap();
     let p = Producer::new(broker.producer()).unwrap();
     for i in 0..records {
-        p.send(ProducerRecord::new(topic).key(format!("k{i}")).value(format!("{i}")))
-            .await
-            .unwrap();
+        p.send(
+            ProducerRecord::new(topic)
+                .key(format!("k{i}"))
+                .value(format!("{i}")),
+        )
+        .await
+        .unwrap();
     }
     p.flush().await.unwrap();
 }
@@ -38,9 +45,12 @@ fn member(broker: &TestBroker, group: &str, assignor: AssignorKind) -> Consumer 
 
 /// A member polling on its own task (as a real member does: a rebalance
 /// waits for every member to rejoin from its own poll loop).
+/// Assignment, records consumed, smallest assignment size seen.
+type MemberState = Arc<Mutex<(Vec<TopicPartition>, Vec<ConsumerRecord>, usize)>>;
+
 struct Running {
     stop: Arc<AtomicBool>,
-    state: Arc<Mutex<(Vec<TopicPartition>, Vec<ConsumerRecord>, usize)>>,
+    state: MemberState,
     task: tokio::task::JoinHandle<Consumer>,
 }
 
@@ -93,10 +103,13 @@ async fn settle(members: &[&Running], partitions: usize) {
         let mut stable_rounds = 0;
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let sets: Vec<BTreeSet<TopicPartition>> = members.iter().map(|m| m.assignment()).collect();
+            let sets: Vec<BTreeSet<TopicPartition>> =
+                members.iter().map(|m| m.assignment()).collect();
             let total: usize = sets.iter().map(BTreeSet::len).sum();
             let union: BTreeSet<&TopicPartition> = sets.iter().flatten().collect();
-            let ok = total == partitions && union.len() == partitions && sets.iter().all(|s| !s.is_empty());
+            let ok = total == partitions
+                && union.len() == partitions
+                && sets.iter().all(|s| !s.is_empty());
             stable_rounds = if ok { stable_rounds + 1 } else { 0 };
             if stable_rounds >= 10 {
                 break;
@@ -126,12 +139,23 @@ async fn group_shares_partitions(assignor: AssignorKind, topic: &str) {
     // New records are consumed by whichever member owns their partition, once.
     let p = Producer::new(broker.producer()).unwrap();
     for i in 200..400 {
-        p.send(ProducerRecord::new(topic).key(format!("k{i}")).value(format!("{i}"))).await.unwrap();
+        p.send(
+            ProducerRecord::new(topic)
+                .key(format!("k{i}"))
+                .value(format!("{i}")),
+        )
+        .await
+        .unwrap();
     }
     p.flush().await.unwrap();
     bounded(30, async {
         loop {
-            let all: HashSet<(i32, i64)> = a.records().iter().chain(b.records().iter()).map(|r| (r.partition, r.offset)).collect();
+            let all: HashSet<(i32, i64)> = a
+                .records()
+                .iter()
+                .chain(b.records().iter())
+                .map(|r| (r.partition, r.offset))
+                .collect();
             if all.len() >= 400 {
                 break;
             }
@@ -140,17 +164,36 @@ async fn group_shares_partitions(assignor: AssignorKind, topic: &str) {
     })
     .await;
     let (ra, rb) = (a.records(), b.records());
-    let late_a: HashSet<(i32, i64)> = ra.iter().filter(|r| r.offset >= 50).map(|r| (r.partition, r.offset)).collect();
+    let late_a: HashSet<(i32, i64)> = ra
+        .iter()
+        .filter(|r| r.offset >= 50)
+        .map(|r| (r.partition, r.offset))
+        .collect();
     let (sa, sb) = (a.assignment(), b.assignment());
-    for r in rb.iter().filter(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).parse::<i32>().unwrap() >= 200) {
-        assert!(sb.contains(&TopicPartition::new(topic, r.partition)), "b read only its own partitions");
-        assert!(!late_a.contains(&(r.partition, r.offset)) || !sa.contains(&TopicPartition::new(topic, r.partition)));
+    for r in rb.iter().filter(|r| {
+        String::from_utf8_lossy(r.value.as_ref().unwrap())
+            .parse::<i32>()
+            .unwrap()
+            >= 200
+    }) {
+        assert!(
+            sb.contains(&TopicPartition::new(topic, r.partition)),
+            "b read only its own partitions"
+        );
+        assert!(
+            !late_a.contains(&(r.partition, r.offset))
+                || !sa.contains(&TopicPartition::new(topic, r.partition))
+        );
     }
     let admin = Admin::new(broker.client()).unwrap();
     let desc = admin.describe_groups(&[&group]).await.unwrap();
     assert_eq!(desc[0].members.len(), 2);
     assert_eq!(desc[0].protocol, assignor.name());
-    let assigned: BTreeSet<TopicPartition> = desc[0].members.iter().flat_map(|m| m.assignment.clone()).collect();
+    let assigned: BTreeSet<TopicPartition> = desc[0]
+        .members
+        .iter()
+        .flat_map(|m| m.assignment.clone())
+        .collect();
     assert_eq!(assigned.len(), 4, "describe shows the decoded assignment");
     let a = a.stop().await;
     let b = b.stop().await;
@@ -193,7 +236,11 @@ async fn cooperative_member_keeps_its_partitions_while_another_joins() {
     let after = a.assignment();
     assert_eq!(after.len(), 2);
     assert!(after.is_subset(&before), "a kept part of what it owned");
-    assert_eq!(a.min_assigned(), 2, "a never dropped below its share (no stop-the-world revoke)");
+    assert_eq!(
+        a.min_assigned(),
+        2,
+        "a never dropped below its share (no stop-the-world revoke)"
+    );
     assert!(after.is_disjoint(&b.assignment()));
     a.stop().await;
     b.stop().await;
@@ -216,10 +263,16 @@ async fn commits_sync_and_async_are_where_a_new_member_resumes() {
     .await;
     a.seek(&tp, 10).unwrap();
     a.commit_sync().await.unwrap();
-    assert_eq!(a.committed(&[tp.clone()]).await.unwrap()[&tp], 10);
+    assert_eq!(
+        a.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp],
+        10
+    );
     a.seek(&tp, 20).unwrap();
     a.commit_async().unwrap().wait().await.unwrap();
-    assert_eq!(a.committed(&[tp.clone()]).await.unwrap()[&tp], 20);
+    assert_eq!(
+        a.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp],
+        20
+    );
     a.close().await.unwrap();
 
     let mut b = member(&broker, "resumers", AssignorKind::Range);
@@ -231,7 +284,11 @@ async fn commits_sync_and_async_are_where_a_new_member_resumes() {
         }
     })
     .await;
-    assert_eq!(again.first().map(|r| r.offset), Some(20), "resumes at the committed offset");
+    assert_eq!(
+        again.first().map(|r| r.offset),
+        Some(20),
+        "resumes at the committed offset"
+    );
     assert_eq!(again.len(), 10);
     broker.stop().await;
 }
@@ -255,9 +312,13 @@ async fn broker_restart_loses_nothing() {
     // reconnects through metadata refresh and reads on.
     let p = Producer::new(broker.producer()).unwrap();
     for i in 100..200 {
-        p.send(ProducerRecord::new("restart").key(format!("k{i}")).value(format!("{i}")))
-            .await
-            .unwrap();
+        p.send(
+            ProducerRecord::new("restart")
+                .key(format!("k{i}"))
+                .value(format!("{i}")),
+        )
+        .await
+        .unwrap();
     }
     p.flush().await.unwrap();
     bounded(60, async {
@@ -271,7 +332,10 @@ async fn broker_restart_loses_nothing() {
             }
             match c.poll(Duration::from_millis(200)).await {
                 Ok(v) => got.extend(v),
-                Err(e) => assert!(e.is_retriable(), "only retriable errors while the broker restarts: {e}"),
+                Err(e) => assert!(
+                    e.is_retriable(),
+                    "only retriable errors while the broker restarts: {e}"
+                ),
             }
         }
     })
@@ -280,6 +344,9 @@ async fn broker_restart_loses_nothing() {
         .iter()
         .map(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned())
         .collect();
-    assert_eq!(values, (0..200).map(|i| i.to_string()).collect::<HashSet<_>>());
+    assert_eq!(
+        values,
+        (0..200).map(|i| i.to_string()).collect::<HashSet<_>>()
+    );
     broker.stop().await;
 }

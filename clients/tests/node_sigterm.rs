@@ -2,6 +2,9 @@
 //! test binary: the signal goes to this whole process, whose SIGTERM
 //! handler (installed by `shutdown_signal`) turns it into a clean stop.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +20,10 @@ use starlog_clients::{Admin, ConsumerRecord, Producer, ProducerRecord, TopicPart
 struct Count(Arc<AtomicUsize>);
 
 impl RecordChain for Count {
-    fn process<'a>(&'a mut self, records: &'a [ConsumerRecord]) -> BoxFuture<'a, Result<(), ChainError>> {
+    fn process<'a>(
+        &'a mut self,
+        records: &'a [ConsumerRecord],
+    ) -> BoxFuture<'a, Result<(), ChainError>> {
         self.0.fetch_add(records.len(), Ordering::SeqCst);
         async { Ok(()) }.boxed()
     }
@@ -28,7 +34,13 @@ async fn sigterm_leaves_the_group_cleanly() {
     let broker = TestBroker::start().await;
     let p = Producer::new(broker.producer()).unwrap();
     for i in 0..40 {
-        p.send(ProducerRecord::new("term").partition(0).value(format!("{i}"))).await.unwrap();
+        p.send(
+            ProducerRecord::new("term")
+                .partition(0)
+                .value(format!("{i}")),
+        )
+        .await
+        .unwrap();
     }
     p.flush().await.unwrap();
     let seen = Arc::new(AtomicUsize::new(0));
@@ -51,7 +63,13 @@ async fn sigterm_leaves_the_group_cleanly() {
     assert_eq!(stats.records, 40);
     let admin = Admin::new(broker.client()).unwrap();
     let tp = TopicPartition::new("term", 0);
-    assert_eq!(admin.group_offsets("term-group", &[tp.clone()]).await.unwrap()[&tp], 40);
+    assert_eq!(
+        admin
+            .group_offsets("term-group", std::slice::from_ref(&tp))
+            .await
+            .unwrap()[&tp],
+        40
+    );
     let desc = admin.describe_groups(&["term-group"]).await.unwrap();
     assert!(desc[0].members.is_empty(), "left the group: {desc:?}");
     broker.stop().await;

@@ -3,6 +3,9 @@
 //! idempotent batches, the raw-batch API, seek/pause/resume and
 //! auto.offset.reset.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
@@ -41,7 +44,9 @@ async fn read_n(broker: &TestBroker, tps: &[TopicPartition], n: usize) -> Vec<Co
 }
 
 fn record(topic: &str, i: usize) -> ProducerRecord {
-    let mut r = ProducerRecord::new(topic).partition(0).timestamp(1_600_000_000_000 + i as i64);
+    let mut r = ProducerRecord::new(topic)
+        .partition(0)
+        .timestamp(1_600_000_000_000 + i as i64);
     if i % 3 != 0 {
         r = r.key(format!("key-{i}"));
     }
@@ -73,7 +78,11 @@ async fn every_codec_round_trips_keys_headers_timestamps_and_nulls() {
             assert_eq!(md.partition, 0);
             offsets.push(md.offset);
         }
-        assert_eq!(offsets, (0..60).collect::<Vec<i64>>(), "{codec:?}: consecutive offsets in send order");
+        assert_eq!(
+            offsets,
+            (0..60).collect::<Vec<i64>>(),
+            "{codec:?}: consecutive offsets in send order"
+        );
         let got = read_n(&broker, &[TopicPartition::new(&topic, 0)], 60).await;
         assert_eq!(got.len(), 60);
         for (i, r) in got.iter().enumerate() {
@@ -96,7 +105,12 @@ async fn keyed_records_land_where_the_java_partitioner_puts_them() {
     let mut futs = Vec::new();
     for i in 0..200 {
         let key = format!("alert-{i}");
-        futs.push((key.clone(), p.send(ProducerRecord::new("keyed").key(key).value("v")).await.unwrap()));
+        futs.push((
+            key.clone(),
+            p.send(ProducerRecord::new("keyed").key(key).value("v"))
+                .await
+                .unwrap(),
+        ));
     }
     let mut used = HashSet::new();
     for (key, f) in futs {
@@ -118,7 +132,11 @@ async fn unkeyed_records_stick_to_a_partition_per_batch() {
     let p = Producer::new(cfg).unwrap();
     let mut futs = Vec::new();
     for _ in 0..40 {
-        futs.push(p.send(ProducerRecord::new("sticky").value(vec![7u8; 200])).await.unwrap());
+        futs.push(
+            p.send(ProducerRecord::new("sticky").value(vec![7u8; 200]))
+                .await
+                .unwrap(),
+        );
     }
     p.flush().await.unwrap();
     let mut parts = Vec::new();
@@ -135,14 +153,22 @@ async fn unkeyed_records_stick_to_a_partition_per_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_zero_one_and_all_deliver() {
     let broker = TestBroker::start().await;
-    for (acks, name) in [(Acks::None, "acks0"), (Acks::Leader, "acks1"), (Acks::All, "acksall")] {
+    for (acks, name) in [
+        (Acks::None, "acks0"),
+        (Acks::Leader, "acks1"),
+        (Acks::All, "acksall"),
+    ] {
         let mut cfg = broker.producer();
         cfg.acks = acks;
         cfg.idempotence = acks == Acks::All;
         let p = Producer::new(cfg).unwrap();
         let mut futs = Vec::new();
         for i in 0..30 {
-            futs.push(p.send(ProducerRecord::new(name).partition(0).value(format!("{i}"))).await.unwrap());
+            futs.push(
+                p.send(ProducerRecord::new(name).partition(0).value(format!("{i}")))
+                    .await
+                    .unwrap(),
+            );
         }
         p.flush().await.unwrap();
         for (i, f) in futs.into_iter().enumerate() {
@@ -154,12 +180,22 @@ async fn acks_zero_one_and_all_deliver() {
             }
         }
         let got = read_n(&broker, &[TopicPartition::new(name, 0)], 30).await;
-        let values: Vec<String> = got.iter().map(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned()).collect();
-        assert_eq!(values, (0..30).map(|i| i.to_string()).collect::<Vec<_>>(), "{name}");
+        let values: Vec<String> = got
+            .iter()
+            .map(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned())
+            .collect();
+        assert_eq!(
+            values,
+            (0..30).map(|i| i.to_string()).collect::<Vec<_>>(),
+            "{name}"
+        );
     }
     let mut bad = broker.producer();
     bad.acks = Acks::Leader;
-    assert!(matches!(Producer::new(bad), Err(ClientError::Config(_))), "idempotence needs acks=all");
+    assert!(
+        matches!(Producer::new(bad), Err(ClientError::Config(_))),
+        "idempotence needs acks=all"
+    );
     broker.stop().await;
 }
 
@@ -171,7 +207,15 @@ async fn idempotent_batches_carry_producer_id_and_consecutive_sequences() {
     let p = Producer::new(cfg).unwrap();
     let mut futs = Vec::new();
     for i in 0..100 {
-        futs.push(p.send(ProducerRecord::new("idem").partition(0).value(vec![i as u8; 300])).await.unwrap());
+        futs.push(
+            p.send(
+                ProducerRecord::new("idem")
+                    .partition(0)
+                    .value(vec![i as u8; 300]),
+            )
+            .await
+            .unwrap(),
+        );
     }
     p.flush().await.unwrap();
     for f in futs {
@@ -183,7 +227,12 @@ async fn idempotent_batches_carry_producer_id_and_consecutive_sequences() {
     c.assign(&[TopicPartition::new("idem", 0)]).unwrap();
     let mut batches = Vec::new();
     bounded(30, async {
-        while batches.iter().map(|b: &starlog_clients::RawBatch| b.record_count).sum::<i32>() < 100 {
+        while batches
+            .iter()
+            .map(|b: &starlog_clients::RawBatch| b.record_count)
+            .sum::<i32>()
+            < 100
+        {
             batches.extend(c.poll_batches(Duration::from_millis(200)).await.unwrap());
         }
     })
@@ -194,7 +243,10 @@ async fn idempotent_batches_carry_producer_id_and_consecutive_sequences() {
     for b in &batches {
         let h = BatchHeader::parse(&b.bytes).unwrap();
         assert_eq!((h.producer_id, h.producer_epoch), (pid, epoch));
-        assert_eq!(h.base_sequence, next_seq, "sequences continue across batches");
+        assert_eq!(
+            h.base_sequence, next_seq,
+            "sequences continue across batches"
+        );
         assert_eq!(b.base_offset, next_offset);
         assert_eq!(b.last_offset, next_offset + i64::from(b.record_count) - 1);
         next_seq += h.record_count;
@@ -213,7 +265,9 @@ async fn real_alerts_round_trip_byte_for_byte() {
     cfg.batch_size = 256 * 1024;
     let p = Producer::new(cfg).unwrap();
     for v in &values {
-        p.send(ProducerRecord::new("alerts").partition(0).value(v.clone())).await.unwrap();
+        p.send(ProducerRecord::new("alerts").partition(0).value(v.clone()))
+            .await
+            .unwrap();
     }
     p.flush().await.unwrap();
     let got = read_n(&broker, &[TopicPartition::new("alerts", 0)], values.len()).await;
@@ -228,8 +282,20 @@ async fn seek_pause_resume_and_offset_reset() {
     create(&broker, "nav", 2).await;
     let p = Producer::new(broker.producer()).unwrap();
     for i in 0..20 {
-        p.send(ProducerRecord::new("nav").partition(0).value(format!("{i}"))).await.unwrap();
-        p.send(ProducerRecord::new("nav").partition(1).value(format!("{i}"))).await.unwrap();
+        p.send(
+            ProducerRecord::new("nav")
+                .partition(0)
+                .value(format!("{i}")),
+        )
+        .await
+        .unwrap();
+        p.send(
+            ProducerRecord::new("nav")
+                .partition(1)
+                .value(format!("{i}")),
+        )
+        .await
+        .unwrap();
     }
     p.flush().await.unwrap();
     let t0 = TopicPartition::new("nav", 0);
@@ -237,7 +303,7 @@ async fn seek_pause_resume_and_offset_reset() {
 
     let mut c = Consumer::new(broker.consumer(None)).unwrap();
     c.assign(&[t0.clone(), t1.clone()]).unwrap();
-    c.pause(&[t1.clone()]);
+    c.pause(std::slice::from_ref(&t1));
     let mut got = Vec::new();
     bounded(20, async {
         while got.len() < 20 {
@@ -245,11 +311,14 @@ async fn seek_pause_resume_and_offset_reset() {
         }
     })
     .await;
-    assert!(got.iter().all(|r| r.partition == 0), "paused partition returns nothing");
+    assert!(
+        got.iter().all(|r| r.partition == 0),
+        "paused partition returns nothing"
+    );
     assert_eq!(c.paused(), vec![t1.clone()]);
     // Nothing more while paused.
     assert!(c.poll(Duration::from_millis(300)).await.unwrap().is_empty());
-    c.resume(&[t1.clone()]);
+    c.resume(std::slice::from_ref(&t1));
     c.seek(&t0, 15).unwrap();
     let mut got = Vec::new();
     bounded(20, async {
@@ -262,18 +331,32 @@ async fn seek_pause_resume_and_offset_reset() {
     for r in &got {
         by_part.entry(r.partition).or_default().push(r.offset);
     }
-    assert_eq!(by_part[&0], (15..20).collect::<Vec<_>>(), "seek moved partition 0");
-    assert_eq!(by_part[&1], (0..20).collect::<Vec<_>>(), "resumed from its position");
+    assert_eq!(
+        by_part[&0],
+        (15..20).collect::<Vec<_>>(),
+        "seek moved partition 0"
+    );
+    assert_eq!(
+        by_part[&1],
+        (0..20).collect::<Vec<_>>(),
+        "resumed from its position"
+    );
     assert!(c.seek(&TopicPartition::new("other", 0), 1).is_err());
 
     // latest: only records produced after the position is resolved.
     let mut cfg = broker.consumer(None);
     cfg.auto_offset_reset = OffsetReset::Latest;
     let mut latest = Consumer::new(cfg).unwrap();
-    latest.assign(&[t0.clone()]).unwrap();
-    assert!(latest.poll(Duration::from_millis(300)).await.unwrap().is_empty());
+    latest.assign(std::slice::from_ref(&t0)).unwrap();
+    assert!(latest
+        .poll(Duration::from_millis(300))
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(latest.position(&t0), Some(20));
-    p.send(ProducerRecord::new("nav").partition(0).value("new")).await.unwrap();
+    p.send(ProducerRecord::new("nav").partition(0).value("new"))
+        .await
+        .unwrap();
     p.flush().await.unwrap();
     let got = bounded(20, async {
         loop {
@@ -291,9 +374,12 @@ async fn seek_pause_resume_and_offset_reset() {
     let mut cfg = broker.consumer(Some("no-offsets"));
     cfg.auto_offset_reset = OffsetReset::None;
     let mut none = Consumer::new(cfg).unwrap();
-    none.assign(&[t0.clone()]).unwrap();
+    none.assign(std::slice::from_ref(&t0)).unwrap();
     let e = none.poll(Duration::from_millis(300)).await.unwrap_err();
-    assert!(matches!(e, ClientError::NoOffset { ref topic, partition: 0 } if topic == "nav"), "{e}");
+    assert!(
+        matches!(e, ClientError::NoOffset { ref topic, partition: 0 } if topic == "nav"),
+        "{e}"
+    );
     broker.stop().await;
 }
 
@@ -304,13 +390,25 @@ async fn record_too_large_and_unknown_partition_are_refused() {
     cfg.max_request_size = 10_000;
     cfg.buffer_memory = 1 << 20;
     let p = Producer::new(cfg).unwrap();
-    let e = p.send(ProducerRecord::new("big").value(vec![0u8; 20_000])).await.unwrap_err();
+    let e = p
+        .send(ProducerRecord::new("big").value(vec![0u8; 20_000]))
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::RecordTooLarge { .. }), "{e}");
     create(&broker, "two", 2).await;
-    let e = p.send(ProducerRecord::new("two").partition(5).value("x")).await.unwrap_err();
-    assert!(matches!(e, ClientError::UnknownPartition { partition: 5, .. }), "{e}");
+    let e = p
+        .send(ProducerRecord::new("two").partition(5).value("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::UnknownPartition { partition: 5, .. }),
+        "{e}"
+    );
     p.close().await.unwrap();
-    let e = p.send(ProducerRecord::new("two").value("x")).await.unwrap_err();
+    let e = p
+        .send(ProducerRecord::new("two").value("x"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, ClientError::Closed(_)), "{e}");
     broker.stop().await;
 }
@@ -326,7 +424,15 @@ async fn backpressure_bounds_the_buffer_and_everything_is_delivered() {
     let mut futs = Vec::new();
     bounded(60, async {
         for i in 0..2000u32 {
-            futs.push(p.send(ProducerRecord::new("pressure").partition(0).value(i.to_be_bytes().repeat(100))).await.unwrap());
+            futs.push(
+                p.send(
+                    ProducerRecord::new("pressure")
+                        .partition(0)
+                        .value(i.to_be_bytes().repeat(100)),
+                )
+                .await
+                .unwrap(),
+            );
         }
     })
     .await;

@@ -3,6 +3,9 @@
 //! other way round — keys, headers, timestamps, null values, every codec —
 //! and both clients put the same keys on the same partitions.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -16,7 +19,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientConfig as RdConfig;
 use starlog_clients::admin::NewTopic;
 use starlog_clients::partitioner::partition_for_key;
-use starlog_clients::{Admin, Compression, Consumer, Header, Producer, ProducerRecord, TopicPartition};
+use starlog_clients::{
+    Admin, Compression, Consumer, Header, Producer, ProducerRecord, TopicPartition,
+};
 
 /// One record as both sides see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +39,10 @@ fn sample(i: usize) -> Rec {
         headers: if i % 3 == 0 {
             vec![]
         } else {
-            vec![("seq".into(), Some(i.to_string().into_bytes())), ("nil".into(), None)]
+            vec![
+                ("seq".into(), Some(i.to_string().into_bytes())),
+                ("nil".into(), None),
+            ]
         },
         timestamp: 1_700_000_000_000 + (i as i64) * 7,
     }
@@ -59,20 +67,31 @@ fn rd_read(bootstrap: &str, topic: &str, n: usize) -> Vec<Rec> {
         .create()
         .expect("rdkafka consumer");
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("tpl");
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("tpl");
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
     let start = std::time::Instant::now();
     while out.len() < n {
-        assert!(start.elapsed() < Duration::from_secs(30), "librdkafka read {} of {n}", out.len());
-        let Some(m) = c.poll(Duration::from_millis(200)) else { continue };
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "librdkafka read {} of {n}",
+            out.len()
+        );
+        let Some(m) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
         let m = m.expect("rdkafka message");
         out.push(Rec {
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
             headers: m
                 .headers()
-                .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
                 .unwrap_or_default(),
             timestamp: m.timestamp().to_millis().expect("create time"),
         });
@@ -91,19 +110,26 @@ async fn librdkafka_reads_what_we_produce_with_every_codec() {
         let p = Producer::new(cfg).unwrap();
         let want: Vec<Rec> = (0..80).map(sample).collect();
         for r in &want {
-            let mut pr = ProducerRecord::new(&topic).partition(0).timestamp(r.timestamp);
+            let mut pr = ProducerRecord::new(&topic)
+                .partition(0)
+                .timestamp(r.timestamp);
             pr.key = r.key.clone().map(Bytes::from);
             pr.value = r.value.clone().map(Bytes::from);
             pr.headers = r
                 .headers
                 .iter()
-                .map(|(k, v)| Header { key: k.clone(), value: v.clone().map(Bytes::from) })
+                .map(|(k, v)| Header {
+                    key: k.clone(),
+                    value: v.clone().map(Bytes::from),
+                })
                 .collect();
             p.send(pr).await.unwrap();
         }
         p.flush().await.unwrap();
         let (bs2, t2) = (bs.clone(), topic.clone());
-        let got = tokio::task::spawn_blocking(move || rd_read(&bs2, &t2, 80)).await.unwrap();
+        let got = tokio::task::spawn_blocking(move || rd_read(&bs2, &t2, 80))
+            .await
+            .unwrap();
         assert_eq!(got, want, "{codec:?}");
     }
     broker.stop().await;
@@ -126,16 +152,24 @@ async fn we_read_what_librdkafka_produces_with_every_codec() {
         for r in &want {
             let mut headers = OwnedHeaders::new();
             for (k, v) in &r.headers {
-                headers = headers.insert(RdHeader { key: k, value: v.as_deref() });
+                headers = headers.insert(RdHeader {
+                    key: k,
+                    value: v.as_deref(),
+                });
             }
-            let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).partition(0).timestamp(r.timestamp).headers(headers);
+            let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic)
+                .partition(0)
+                .timestamp(r.timestamp)
+                .headers(headers);
             if let Some(k) = &r.key {
                 fr = fr.key(k.as_slice());
             }
             if let Some(v) = &r.value {
                 fr = fr.payload(v.as_slice());
             }
-            bounded(30, p.send(fr, Duration::from_secs(20))).await.expect("rdkafka delivery");
+            bounded(30, p.send(fr, Duration::from_secs(20)))
+                .await
+                .expect("rdkafka delivery");
         }
         let mut c = Consumer::new(broker.consumer(None)).unwrap();
         c.assign(&[TopicPartition::new(&topic, 0)]).unwrap();
@@ -151,7 +185,11 @@ async fn we_read_what_librdkafka_produces_with_every_codec() {
             .map(|r| Rec {
                 key: r.key.map(|b| b.to_vec()),
                 value: r.value.map(|b| b.to_vec()),
-                headers: r.headers.into_iter().map(|h| (h.key, h.value.map(|v| v.to_vec()))).collect(),
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|h| (h.key, h.value.map(|v| v.to_vec())))
+                    .collect(),
                 timestamp: r.timestamp,
             })
             .collect();
@@ -177,15 +215,33 @@ async fn librdkafka_murmur2_and_ours_choose_the_same_partitions() {
     let ours = Producer::new(broker.producer()).unwrap();
     for i in 0..300 {
         let key = format!("ZTF{:08}-{}", i * 7919, i % 13);
-        let delivery = bounded(30, p.send(FutureRecord::to("hashed").key(&key).payload("x"), Duration::from_secs(20)))
-            .await
-            .expect("rdkafka delivery");
+        let delivery = bounded(
+            30,
+            p.send(
+                FutureRecord::to("hashed").key(&key).payload("x"),
+                Duration::from_secs(20),
+            ),
+        )
+        .await
+        .expect("rdkafka delivery");
         let partition = delivery.partition;
-        assert_eq!(partition, partition_for_key(key.as_bytes(), 13), "librdkafka vs partition_for_key for {key}");
-        let md = bounded(10, ours.send(ProducerRecord::new("hashed").key(key.clone()).value("y")).await.unwrap())
-            .await
-            .unwrap();
-        assert_eq!(md.partition, partition, "our producer vs librdkafka for {key}");
+        assert_eq!(
+            partition,
+            partition_for_key(key.as_bytes(), 13),
+            "librdkafka vs partition_for_key for {key}"
+        );
+        let md = bounded(
+            10,
+            ours.send(ProducerRecord::new("hashed").key(key.clone()).value("y"))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            md.partition, partition,
+            "our producer vs librdkafka for {key}"
+        );
     }
     broker.stop().await;
 }

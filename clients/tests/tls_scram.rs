@@ -6,6 +6,9 @@
 //! (which advertises the terminator's port). The Starlog broker does not
 //! speak TLS/SASL yet; when it does, these tests point at it directly.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;
@@ -18,15 +21,16 @@ use common::{bounded, TestBroker};
 use hmac::{Hmac, Mac};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha512};
 use starlog_clients::{
-    ClientError, Consumer, Producer, ProducerRecord, SaslConfig, SaslMechanism, TlsConfig, TopicPartition,
+    ClientError, Consumer, Producer, ProducerRecord, SaslConfig, SaslMechanism, TlsConfig,
+    TopicPartition,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -89,7 +93,13 @@ async fn read_frame<S: AsyncRead + Unpin>(s: &mut S) -> Option<Bytes> {
     Some(Bytes::from(b))
 }
 
-async fn reply<S: AsyncWrite + Unpin, T: Encodable>(s: &mut S, key: ApiKey, v: i16, c: i32, body: &T) {
+async fn reply<S: AsyncWrite + Unpin, T: Encodable>(
+    s: &mut S,
+    key: ApiKey,
+    v: i16,
+    c: i32,
+    body: &T,
+) {
     let mut out = BytesMut::new();
     ResponseHeader::default()
         .with_correlation_id(c)
@@ -125,10 +135,14 @@ fn start(listener: TcpListener, broker: std::net::SocketAddr, mode: ServerMode) 
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         for _ in 0..50 {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 session(tls, broker, mode).await;
             });
         }
@@ -137,14 +151,20 @@ fn start(listener: TcpListener, broker: std::net::SocketAddr, mode: ServerMode) 
 }
 
 /// Handles the pre-authentication requests, then pipes to the broker.
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, broker: std::net::SocketAddr, mode: ServerMode) {
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    broker: std::net::SocketAddr,
+    mode: ServerMode,
+) {
     let cred = credential(PASSWORD);
     let mut mechanism = String::new();
     let mut first_bare = String::new();
     let mut server_first = String::new();
     let mut nonce = String::new();
     for _ in 0..10 {
-        let Some(mut frame) = read_frame(&mut s).await else { return };
+        let Some(mut frame) = read_frame(&mut s).await else {
+            return;
+        };
         let key = ApiKey::try_from(i16::from_be_bytes([frame[0], frame[1]])).unwrap();
         let v = i16::from_be_bytes([frame[2], frame[3]]);
         let h = RequestHeader::decode(&mut frame, key.request_header_version(v)).unwrap();
@@ -153,18 +173,42 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, broker: std::net::
             ApiKey::ApiVersions => {
                 let mut keys: Vec<ApiVersion> = starlog_broker::api_versions::SUPPORTED
                     .iter()
-                    .map(|s| ApiVersion::default().with_api_key(s.key as i16).with_min_version(s.min).with_max_version(s.max))
+                    .map(|s| {
+                        ApiVersion::default()
+                            .with_api_key(s.key as i16)
+                            .with_min_version(s.min)
+                            .with_max_version(s.max)
+                    })
                     .collect();
-                keys.push(ApiVersion::default().with_api_key(ApiKey::SaslAuthenticate as i16).with_min_version(0).with_max_version(2));
-                reply(&mut s, key, v, c, &ApiVersionsResponse::default().with_api_keys(keys)).await;
+                keys.push(
+                    ApiVersion::default()
+                        .with_api_key(ApiKey::SaslAuthenticate as i16)
+                        .with_min_version(0)
+                        .with_max_version(2),
+                );
+                reply(
+                    &mut s,
+                    key,
+                    v,
+                    c,
+                    &ApiVersionsResponse::default().with_api_keys(keys),
+                )
+                .await;
             }
             ApiKey::SaslHandshake => {
                 let req = SaslHandshakeRequest::decode(&mut frame, v).unwrap();
                 mechanism = req.mechanism.to_string();
                 let ok = mechanism == "SCRAM-SHA-512" || mechanism == "PLAIN";
                 let resp = SaslHandshakeResponse::default()
-                    .with_error_code(if ok { 0 } else { ResponseError::UnsupportedSaslMechanism.code() })
-                    .with_mechanisms(vec![StrBytes::from_static_str("SCRAM-SHA-512"), StrBytes::from_static_str("PLAIN")]);
+                    .with_error_code(if ok {
+                        0
+                    } else {
+                        ResponseError::UnsupportedSaslMechanism.code()
+                    })
+                    .with_mechanisms(vec![
+                        StrBytes::from_static_str("SCRAM-SHA-512"),
+                        StrBytes::from_static_str("PLAIN"),
+                    ]);
                 reply(&mut s, key, v, c, &resp).await;
                 if !ok {
                     return;
@@ -180,7 +224,11 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, broker: std::net::
                 };
                 if mechanism == "PLAIN" {
                     let ok = msg == format!("\0{USER}\0{PASSWORD}");
-                    let resp = if ok { SaslAuthenticateResponse::default() } else { fail("bad user or password") };
+                    let resp = if ok {
+                        SaslAuthenticateResponse::default()
+                    } else {
+                        fail("bad user or password")
+                    };
                     reply(&mut s, key, v, c, &resp).await;
                     if ok {
                         break;
@@ -189,7 +237,9 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, broker: std::net::
                 }
                 if server_first.is_empty() {
                     // client-first: "n,,n=user,r=nonce"
-                    let Some(bare) = msg.strip_prefix("n,,") else { return };
+                    let Some(bare) = msg.strip_prefix("n,,") else {
+                        return;
+                    };
                     first_bare = bare.to_owned();
                     if field(bare, "n=") != Some(USER) {
                         reply(&mut s, key, v, c, &fail("unknown user")).await;
@@ -197,7 +247,8 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, broker: std::net::
                     }
                     nonce = format!("{}server-nonce-42", field(bare, "r=").unwrap_or_default());
                     server_first = format!("r={nonce},s={},i={ITERATIONS}", B64.encode(SALT));
-                    let resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(server_first.clone()));
+                    let resp = SaslAuthenticateResponse::default()
+                        .with_auth_bytes(Bytes::from(server_first.clone()));
                     reply(&mut s, key, v, c, &resp).await;
                 } else {
                     // client-final: "c=biws,r=nonce,p=proof"
@@ -205,7 +256,11 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, broker: std::net::
                     let auth_message = format!("{first_bare},{server_first},{without_proof}");
                     let proof = B64.decode(proof).unwrap_or_default();
                     let client_signature = hmac512(&cred.stored_key, auth_message.as_bytes());
-                    let client_key: Vec<u8> = proof.iter().zip(&client_signature).map(|(a, b)| a ^ b).collect();
+                    let client_key: Vec<u8> = proof
+                        .iter()
+                        .zip(&client_signature)
+                        .map(|(a, b)| a ^ b)
+                        .collect();
                     let valid = field(without_proof, "r=") == Some(nonce.as_str())
                         && proof.len() == client_signature.len()
                         && Sha512::digest(&client_key).as_slice() == cred.stored_key.as_slice();
@@ -226,7 +281,9 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, broker: std::net::
             _ => return, // nothing else before authentication
         }
     }
-    let Ok(mut upstream) = TcpStream::connect(broker).await else { return };
+    let Ok(mut upstream) = TcpStream::connect(broker).await else {
+        return;
+    };
     let _ = tokio::io::copy_bidirectional(&mut s, &mut upstream).await;
 }
 
@@ -242,7 +299,12 @@ async fn setup(mode: ServerMode) -> (TestBroker, Terminator) {
     (broker, t)
 }
 
-fn secure(broker: &TestBroker, t: &Terminator, mechanism: SaslMechanism, password: &str) -> starlog_clients::ClientConfig {
+fn secure(
+    broker: &TestBroker,
+    t: &Terminator,
+    mechanism: SaslMechanism,
+    password: &str,
+) -> starlog_clients::ClientConfig {
     let mut c = broker.client();
     c.bootstrap = vec![format!("127.0.0.1:{}", t.port)];
     c.tls = Some(TlsConfig {
@@ -262,7 +324,13 @@ async fn round_trip(client: starlog_clients::ClientConfig, broker: &TestBroker, 
     pc.client = client.clone();
     let p = Producer::new(pc).unwrap();
     for i in 0..20 {
-        p.send(ProducerRecord::new(topic).partition(0).value(format!("{i}"))).await.unwrap();
+        p.send(
+            ProducerRecord::new(topic)
+                .partition(0)
+                .value(format!("{i}")),
+        )
+        .await
+        .unwrap();
     }
     p.flush().await.unwrap();
     let mut cc = broker.consumer(None);
@@ -276,24 +344,41 @@ async fn round_trip(client: starlog_clients::ClientConfig, broker: &TestBroker, 
         }
     })
     .await;
-    let values: Vec<String> = got.iter().map(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned()).collect();
+    let values: Vec<String> = got
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned())
+        .collect();
     assert_eq!(values, (0..20).map(|i| i.to_string()).collect::<Vec<_>>());
     // Every connection went through the terminator (the advertised port).
     let via = p.cluster().config().bootstrap[0].clone();
-    assert!(p.cluster().brokers().values().all(|a| *a == via), "{:?}", p.cluster().brokers());
+    assert!(
+        p.cluster().brokers().values().all(|a| *a == via),
+        "{:?}",
+        p.cluster().brokers()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_sha512_over_tls_produces_and_consumes() {
     let (broker, t) = setup(ServerMode::Honest).await;
-    round_trip(secure(&broker, &t, SaslMechanism::ScramSha512, PASSWORD), &broker, "secure").await;
+    round_trip(
+        secure(&broker, &t, SaslMechanism::ScramSha512, PASSWORD),
+        &broker,
+        "secure",
+    )
+    .await;
     broker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_over_tls_produces_and_consumes() {
     let (broker, t) = setup(ServerMode::Honest).await;
-    round_trip(secure(&broker, &t, SaslMechanism::Plain, PASSWORD), &broker, "plain").await;
+    round_trip(
+        secure(&broker, &t, SaslMechanism::Plain, PASSWORD),
+        &broker,
+        "plain",
+    )
+    .await;
     broker.stop().await;
 }
 
@@ -303,8 +388,16 @@ async fn a_wrong_password_is_refused_by_the_server() {
     for mech in [SaslMechanism::ScramSha512, SaslMechanism::Plain] {
         let cfg = secure(&broker, &t, mech, "wrong password");
         let addr = cfg.bootstrap[0].clone();
-        let e = bounded(20, starlog_clients::connection::Connection::open(&addr, &cfg)).await.unwrap_err();
-        assert!(matches!(e, ClientError::Sasl { ref reason, .. } if reason.contains("SaslAuthenticationFailed")), "{mech:?}: {e}");
+        let e = bounded(
+            20,
+            starlog_clients::connection::Connection::open(&addr, &cfg),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e, ClientError::Sasl { ref reason, .. } if reason.contains("SaslAuthenticationFailed")),
+            "{mech:?}: {e}"
+        );
     }
     broker.stop().await;
 }
@@ -314,8 +407,16 @@ async fn a_server_that_cannot_prove_the_credential_is_refused() {
     let (broker, t) = setup(ServerMode::Impostor).await;
     let cfg = secure(&broker, &t, SaslMechanism::ScramSha512, PASSWORD);
     let addr = cfg.bootstrap[0].clone();
-    let e = bounded(20, starlog_clients::connection::Connection::open(&addr, &cfg)).await.unwrap_err();
-    assert!(matches!(e, ClientError::Sasl { ref reason, .. } if reason.contains("signature")), "{e}");
+    let e = bounded(
+        20,
+        starlog_clients::connection::Connection::open(&addr, &cfg),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Sasl { ref reason, .. } if reason.contains("signature")),
+        "{e}"
+    );
     broker.stop().await;
 }
 
@@ -329,14 +430,24 @@ async fn an_untrusted_certificate_is_a_tls_error() {
         ..TlsConfig::with_ca_pem(other.cert.pem().into_bytes())
     });
     let addr = cfg.bootstrap[0].clone();
-    let e = bounded(20, starlog_clients::connection::Connection::open(&addr, &cfg)).await.unwrap_err();
+    let e = bounded(
+        20,
+        starlog_clients::connection::Connection::open(&addr, &cfg),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, ClientError::Tls { .. }), "{e}");
     // And the right CA with the wrong name.
     let mut cfg = secure(&broker, &t, SaslMechanism::ScramSha512, PASSWORD);
     if let Some(tls) = cfg.tls.as_mut() {
         tls.server_name = Some("upstream.example".into());
     }
-    let e = bounded(20, starlog_clients::connection::Connection::open(&addr, &cfg)).await.unwrap_err();
+    let e = bounded(
+        20,
+        starlog_clients::connection::Connection::open(&addr, &cfg),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, ClientError::Tls { .. }), "{e}");
     broker.stop().await;
 }

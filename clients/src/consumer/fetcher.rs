@@ -53,7 +53,12 @@ pub(crate) struct FetchLimits {
     pub partition_max_bytes: i32,
 }
 
-pub(crate) async fn fetch(cluster: Arc<Cluster>, leader: i32, targets: Vec<Target>, limits: FetchLimits) -> Outcome {
+pub(crate) async fn fetch(
+    cluster: Arc<Cluster>,
+    leader: i32,
+    targets: Vec<Target>,
+    limits: FetchLimits,
+) -> Outcome {
     let result = run(&cluster, leader, &targets, &limits).await;
     if let Err(e) = &result {
         for t in &targets {
@@ -63,10 +68,19 @@ pub(crate) async fn fetch(cluster: Arc<Cluster>, leader: i32, targets: Vec<Targe
         // Do not spin against a dead broker.
         cluster.backoff().await;
     }
-    Outcome { leader, targets, result }
+    Outcome {
+        leader,
+        targets,
+        result,
+    }
 }
 
-async fn run(cluster: &Arc<Cluster>, leader: i32, targets: &[Target], limits: &FetchLimits) -> Result<Vec<Fetched>> {
+async fn run(
+    cluster: &Arc<Cluster>,
+    leader: i32,
+    targets: &[Target],
+    limits: &FetchLimits,
+) -> Result<Vec<Fetched>> {
     let conn = cluster.connection_to(leader).await?;
     let mut topics: Vec<FetchTopic> = Vec::new();
     for t in targets {

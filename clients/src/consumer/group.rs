@@ -23,7 +23,9 @@ use kafka_protocol::ResponseError;
 use tracing::{debug, info};
 
 use super::assignor::{AssignorKind, Member};
-use super::protocol::{decode_assignment, decode_subscription, encode_assignment, encode_subscription, Subscription};
+use super::protocol::{
+    decode_assignment, decode_subscription, encode_assignment, encode_subscription, Subscription,
+};
 use crate::cluster::Cluster;
 use crate::error::{ClientError, Result};
 use crate::TopicPartition;
@@ -134,13 +136,21 @@ impl Membership {
             let req = JoinGroupRequest::default()
                 .with_group_id(GroupId(s(&self.group)))
                 .with_session_timeout_ms(ms(timing.session_timeout))
-                .with_rebalance_timeout_ms(if jv >= 1 { ms(timing.rebalance_timeout) } else { -1 })
+                .with_rebalance_timeout_ms(if jv >= 1 {
+                    ms(timing.rebalance_timeout)
+                } else {
+                    -1
+                })
                 .with_member_id(s(&self.member_id))
                 .with_protocol_type(s("consumer"))
                 .with_protocols(
                     assignors
                         .iter()
-                        .map(|a| JoinGroupRequestProtocol::default().with_name(s(a.name())).with_metadata(meta.clone()))
+                        .map(|a| {
+                            JoinGroupRequestProtocol::default()
+                                .with_name(s(a.name()))
+                                .with_metadata(meta.clone())
+                        })
                         .collect(),
                 );
             let resp = match conn.call_extra(&req, timing.rebalance_timeout).await {
@@ -163,7 +173,11 @@ impl Membership {
                     self.member_id.clear();
                     continue;
                 }
-                Some(e @ (ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable | ResponseError::CoordinatorLoadInProgress)) => {
+                Some(
+                    e @ (ResponseError::NotCoordinator
+                    | ResponseError::CoordinatorNotAvailable
+                    | ResponseError::CoordinatorLoadInProgress),
+                ) => {
                     cluster.forget_coordinator(&self.group);
                     last = Some(self.err(format!("JoinGroup: {e}")));
                     continue;
@@ -177,7 +191,12 @@ impl Membership {
                 .protocol_name
                 .as_ref()
                 .and_then(|p| AssignorKind::from_name(p.as_str()))
-                .ok_or_else(|| self.err(format!("coordinator chose unknown protocol {:?}", resp.protocol_name)))?;
+                .ok_or_else(|| {
+                    self.err(format!(
+                        "coordinator chose unknown protocol {:?}",
+                        resp.protocol_name
+                    ))
+                })?;
             self.protocol = Some(protocol);
             let assignments = if resp.leader.as_str() == self.member_id && !resp.skip_assignment {
                 let members: Vec<Member> = resp
@@ -197,7 +216,8 @@ impl Membership {
                     })
                     .collect();
                 let mut counts = HashMap::new();
-                let mut all_topics: Vec<&String> = members.iter().flat_map(|m| m.topics.iter()).collect();
+                let mut all_topics: Vec<&String> =
+                    members.iter().flat_map(|m| m.topics.iter()).collect();
                 all_topics.sort();
                 all_topics.dedup();
                 for t in all_topics {
@@ -211,7 +231,11 @@ impl Membership {
                 let plan = protocol.assign(&members, &counts);
                 info!(group = %self.group, generation = self.generation, ?protocol, members = members.len(), "leader assigned partitions");
                 plan.into_iter()
-                    .map(|(id, tps)| SyncGroupRequestAssignment::default().with_member_id(s(&id)).with_assignment(encode_assignment(&tps)))
+                    .map(|(id, tps)| {
+                        SyncGroupRequestAssignment::default()
+                            .with_member_id(s(&id))
+                            .with_assignment(encode_assignment(&tps))
+                    })
                     .collect()
             } else {
                 Vec::new()
@@ -238,14 +262,17 @@ impl Membership {
                     self.member_id.clear();
                     continue;
                 }
-                Some(e @ (ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable)) => {
+                Some(
+                    e @ (ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable),
+                ) => {
                     cluster.forget_coordinator(&self.group);
                     last = Some(self.err(format!("SyncGroup: {e}")));
                     continue;
                 }
                 Some(e) => return Err(self.err(format!("SyncGroup: {e}"))),
             }
-            let assigned = decode_assignment(&resp.assignment).map_err(|e| self.err(format!("assignment: {e}")))?;
+            let assigned = decode_assignment(&resp.assignment)
+                .map_err(|e| self.err(format!("assignment: {e}")))?;
             self.joined = true;
             self.start_heartbeat(Arc::clone(cluster), timing.heartbeat_interval);
             info!(group = %self.group, member = %self.member_id, generation = self.generation, partitions = assigned.len(), "joined group");
@@ -279,12 +306,18 @@ impl Membership {
                             rejoin.store(true, Ordering::Release);
                             return;
                         }
-                        Some(ResponseError::UnknownMemberId | ResponseError::IllegalGeneration | ResponseError::FencedInstanceId) => {
+                        Some(
+                            ResponseError::UnknownMemberId
+                            | ResponseError::IllegalGeneration
+                            | ResponseError::FencedInstanceId,
+                        ) => {
                             forget.store(true, Ordering::Release);
                             rejoin.store(true, Ordering::Release);
                             return;
                         }
-                        Some(ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable) => {
+                        Some(
+                            ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable,
+                        ) => {
                             cluster.forget_coordinator(&group);
                         }
                         Some(e) => debug!(%group, error = %e, "heartbeat error"),
@@ -311,7 +344,9 @@ impl Membership {
         let req = if conn.version(ApiKey::LeaveGroup)? >= 3 {
             LeaveGroupRequest::default()
                 .with_group_id(GroupId(s(&self.group)))
-                .with_members(vec![MemberIdentity::default().with_member_id(s(&self.member_id))])
+                .with_members(vec![
+                    MemberIdentity::default().with_member_id(s(&self.member_id))
+                ])
         } else {
             LeaveGroupRequest::default()
                 .with_group_id(GroupId(s(&self.group)))

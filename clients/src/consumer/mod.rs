@@ -139,7 +139,9 @@ pub struct CommitHandle(tokio::task::JoinHandle<Result<()>>);
 impl CommitHandle {
     /// Waits for the commit's outcome.
     pub async fn wait(self) -> Result<()> {
-        self.0.await.unwrap_or(Err(ClientError::Closed("commit task")))
+        self.0
+            .await
+            .unwrap_or(Err(ClientError::Closed("commit task")))
     }
 }
 
@@ -162,10 +164,14 @@ impl Consumer {
     /// A consumer; nothing is dialed before the first poll.
     pub fn new(config: ConsumerConfig) -> Result<Self> {
         if config.assignors.is_empty() {
-            return Err(ClientError::Config("at least one assignor is needed".into()));
+            return Err(ClientError::Config(
+                "at least one assignor is needed".into(),
+            ));
         }
         if config.heartbeat_interval >= config.session_timeout {
-            return Err(ClientError::Config("heartbeat_interval must be below session_timeout".into()));
+            return Err(ClientError::Config(
+                "heartbeat_interval must be below session_timeout".into(),
+            ));
         }
         let cluster = Cluster::new(config.client.clone())?;
         Ok(Self {
@@ -261,7 +267,11 @@ impl Consumer {
 
     /// Paused partitions.
     pub fn paused(&self) -> Vec<TopicPartition> {
-        self.parts.iter().filter(|(_, p)| p.paused).map(|(tp, _)| tp.clone()).collect()
+        self.parts
+            .iter()
+            .filter(|(_, p)| p.paused)
+            .map(|(tp, _)| tp.clone())
+            .collect()
     }
 
     /// Polls for records, waiting up to `timeout` when none are ready.
@@ -269,13 +279,20 @@ impl Consumer {
         let drained = self.poll_core(timeout).await?;
         let mut out = Vec::new();
         for (tp, h, bytes, from) in drained {
-            let recs = decode_batch(&tp.topic, tp.partition, &h, &bytes, from, self.config.max_decompressed_batch_bytes)
-                .map_err(|e| ClientError::CorruptBatch {
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    offset: h.base_offset,
-                    reason: e.to_string(),
-                })?;
+            let recs = decode_batch(
+                &tp.topic,
+                tp.partition,
+                &h,
+                &bytes,
+                from,
+                self.config.max_decompressed_batch_bytes,
+            )
+            .map_err(|e| ClientError::CorruptBatch {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset: h.base_offset,
+                reason: e.to_string(),
+            })?;
             out.extend(recs);
         }
         Ok(out)
@@ -377,14 +394,21 @@ impl Consumer {
             let leader = self
                 .cluster
                 .cached_topic(&tp.topic)
-                .and_then(|t| t.partitions.iter().find(|x| x.partition == tp.partition).map(|x| x.leader))
+                .and_then(|t| {
+                    t.partitions
+                        .iter()
+                        .find(|x| x.partition == tp.partition)
+                        .map(|x| x.leader)
+                })
                 .filter(|l| *l >= 0);
             match leader {
-                Some(l) if !self.fetching_leaders.contains(&l) => by_leader.entry(l).or_default().push(Target {
-                    tp: tp.clone(),
-                    offset,
-                    epoch: p.epoch,
-                }),
+                Some(l) if !self.fetching_leaders.contains(&l) => {
+                    by_leader.entry(l).or_default().push(Target {
+                        tp: tp.clone(),
+                        offset,
+                        epoch: p.epoch,
+                    })
+                }
                 Some(_) => {}
                 None => {
                     refresh.insert(tp.topic.clone());
@@ -407,8 +431,12 @@ impl Consumer {
             for t in &targets {
                 self.fetching.insert(t.tp.clone());
             }
-            self.fetches
-                .spawn(fetcher::fetch(Arc::clone(&self.cluster), leader, targets, limits.clone()));
+            self.fetches.spawn(fetcher::fetch(
+                Arc::clone(&self.cluster),
+                leader,
+                targets,
+                limits.clone(),
+            ));
         }
     }
 
@@ -422,18 +450,22 @@ impl Consumer {
             return Ok(()); // logged and backed off in the fetch task
         };
         for f in fetched {
-            let Some(p) = self.parts.get_mut(&f.target.tp) else { continue };
+            let Some(p) = self.parts.get_mut(&f.target.tp) else {
+                continue;
+            };
             if p.epoch != f.target.epoch || p.position != Some(f.target.offset) || p.paused {
                 continue;
             }
             match f.error {
                 None => {
                     p.high_watermark = f.high_watermark;
-                    let batches = split_batches(&f.records).map_err(|(offset, e)| ClientError::CorruptBatch {
-                        topic: f.target.tp.topic.clone(),
-                        partition: f.target.tp.partition,
-                        offset,
-                        reason: e.to_string(),
+                    let batches = split_batches(&f.records).map_err(|(offset, e)| {
+                        ClientError::CorruptBatch {
+                            topic: f.target.tp.topic.clone(),
+                            partition: f.target.tp.partition,
+                            offset,
+                            reason: e.to_string(),
+                        }
                     })?;
                     p.buffered.extend(batches);
                 }
@@ -452,7 +484,8 @@ impl Consumer {
     }
 
     async fn maybe_auto_commit(&mut self) {
-        if !self.config.enable_auto_commit || !self.commit_pending || self.config.group_id.is_none() {
+        if !self.config.enable_auto_commit || !self.commit_pending || self.config.group_id.is_none()
+        {
             return;
         }
         if self.last_commit.elapsed() < self.config.auto_commit_interval {
@@ -497,10 +530,17 @@ impl Consumer {
         let Some(m) = self.membership.as_mut() else {
             return Ok(());
         };
-        let assigned = m.join(&self.cluster, &timing, &assignors, &topics, &owned).await?;
+        let assigned = m
+            .join(&self.cluster, &timing, &assignors, &topics, &owned)
+            .await?;
         let cooperative = m.protocol.is_some_and(AssignorKind::is_cooperative);
         let new: HashSet<TopicPartition> = assigned.into_iter().collect();
-        let revoked: Vec<TopicPartition> = self.parts.keys().filter(|tp| !new.contains(*tp)).cloned().collect();
+        let revoked: Vec<TopicPartition> = self
+            .parts
+            .keys()
+            .filter(|tp| !new.contains(*tp))
+            .cloned()
+            .collect();
         if !revoked.is_empty() {
             if self.config.enable_auto_commit {
                 let offsets = self.positions_of(&revoked);
@@ -533,7 +573,12 @@ impl Consumer {
 
     fn positions_of(&self, tps: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
         tps.iter()
-            .filter_map(|tp| self.parts.get(tp).and_then(|p| p.position).map(|o| (tp.clone(), o)))
+            .filter_map(|tp| {
+                self.parts
+                    .get(tp)
+                    .and_then(|p| p.position)
+                    .map(|o| (tp.clone(), o))
+            })
             .collect()
     }
 
@@ -597,7 +642,9 @@ impl Consumer {
 
     fn member(&self) -> (i32, String) {
         match &self.membership {
-            Some(m) if m.joined && !self.subscription.is_empty() => (m.generation, m.member_id.clone()),
+            Some(m) if m.joined && !self.subscription.is_empty() => {
+                (m.generation, m.member_id.clone())
+            }
             _ => (-1, String::new()),
         }
     }
@@ -623,7 +670,11 @@ impl Consumer {
         if let Err(e) = &res {
             if matches!(
                 e.response_error(),
-                Some(ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration | ResponseError::UnknownMemberId)
+                Some(
+                    ResponseError::RebalanceInProgress
+                        | ResponseError::IllegalGeneration
+                        | ResponseError::UnknownMemberId
+                )
             ) {
                 if let Some(m) = &self.membership {
                     m.request_rejoin();

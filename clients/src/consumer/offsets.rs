@@ -6,10 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, GroupId, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    ApiKey, BrokerId, GroupId, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -30,7 +33,9 @@ fn name(t: &str) -> TopicName {
 fn by_topic<T: Clone>(items: &[(TopicPartition, T)]) -> BTreeMap<String, Vec<(i32, T)>> {
     let mut m: BTreeMap<String, Vec<(i32, T)>> = BTreeMap::new();
     for (tp, v) in items {
-        m.entry(tp.topic.clone()).or_default().push((tp.partition, v.clone()));
+        m.entry(tp.topic.clone())
+            .or_default()
+            .push((tp.partition, v.clone()));
     }
     m
 }
@@ -63,15 +68,17 @@ pub async fn commit(
         let topics = by_topic(offsets)
             .into_iter()
             .map(|(t, ps)| {
-                OffsetCommitRequestTopic::default().with_name(name(&t)).with_partitions(
-                    ps.into_iter()
-                        .map(|(p, o)| {
-                            OffsetCommitRequestPartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(o)
-                        })
-                        .collect(),
-                )
+                OffsetCommitRequestTopic::default()
+                    .with_name(name(&t))
+                    .with_partitions(
+                        ps.into_iter()
+                            .map(|(p, o)| {
+                                OffsetCommitRequestPartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(o)
+                            })
+                            .collect(),
+                    )
             })
             .collect();
         let mut req = OffsetCommitRequest::default()
@@ -97,10 +104,16 @@ pub async fn commit(
             for p in &t.partitions {
                 if let Some(error) = ResponseError::try_from_code(p.error_code) {
                     let e = ClientError::Broker {
-                        context: format!("commit of {}/{} for group {group}", t.name.0, p.partition_index),
+                        context: format!(
+                            "commit of {}/{} for group {group}",
+                            t.name.0, p.partition_index
+                        ),
                         error,
                     };
-                    if matches!(error, ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable) {
+                    if matches!(
+                        error,
+                        ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable
+                    ) {
                         cluster.forget_coordinator(group);
                     }
                     if e.is_retriable() {
@@ -152,8 +165,13 @@ pub async fn fetch_committed(
             let mut out = HashMap::new();
             for t in &resp.topics {
                 for p in &t.partitions {
-                    crate::error::check(p.error_code, || format!("OffsetFetch {}/{}", t.name.0, p.partition_index))?;
-                    out.insert(TopicPartition::new(t.name.0.to_string(), p.partition_index), p.committed_offset);
+                    crate::error::check(p.error_code, || {
+                        format!("OffsetFetch {}/{}", t.name.0, p.partition_index)
+                    })?;
+                    out.insert(
+                        TopicPartition::new(t.name.0.to_string(), p.partition_index),
+                        p.committed_offset,
+                    );
                 }
             }
             Ok::<_, ClientError>(out)
@@ -208,11 +226,17 @@ pub async fn list_offsets(
             let topics = by_topic(&items)
                 .into_iter()
                 .map(|(t, ps)| {
-                    ListOffsetsTopic::default().with_name(name(&t)).with_partitions(
-                        ps.into_iter()
-                            .map(|(p, ts)| ListOffsetsPartition::default().with_partition_index(p).with_timestamp(ts))
-                            .collect(),
-                    )
+                    ListOffsetsTopic::default()
+                        .with_name(name(&t))
+                        .with_partitions(
+                            ps.into_iter()
+                                .map(|(p, ts)| {
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(p)
+                                        .with_timestamp(ts)
+                                })
+                                .collect(),
+                        )
                 })
                 .collect();
             let req = ListOffsetsRequest::default()

@@ -12,7 +12,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTp;
 use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTp;
-use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName};
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
+};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use crate::TopicPartition;
@@ -51,7 +53,12 @@ fn name(t: &str) -> TopicName {
 /// Encodes a subscription.
 pub fn encode_subscription(s: &Subscription) -> Bytes {
     let msg = ConsumerProtocolSubscription::default()
-        .with_topics(s.topics.iter().map(|t| StrBytes::from_string(t.clone())).collect())
+        .with_topics(
+            s.topics
+                .iter()
+                .map(|t| StrBytes::from_string(t.clone()))
+                .collect(),
+        )
         .with_owned_partitions(
             group(&s.owned)
                 .into_iter()
@@ -73,9 +80,17 @@ pub fn decode_subscription(bytes: &Bytes) -> Result<Subscription, String> {
         topics.push(r.string()?);
     }
     r.nullable_bytes()?;
-    let owned = if version >= 1 { r.topic_partitions()? } else { Vec::new() };
+    let owned = if version >= 1 {
+        r.topic_partitions()?
+    } else {
+        Vec::new()
+    };
     let generation = if version >= 2 { r.i32()? } else { -1 };
-    Ok(Subscription { topics, owned, generation })
+    Ok(Subscription {
+        topics,
+        owned,
+        generation,
+    })
 }
 
 /// Encodes an assignment.
@@ -83,7 +98,11 @@ pub fn encode_assignment(tps: &[TopicPartition]) -> Bytes {
     let msg = ConsumerProtocolAssignment::default().with_assigned_partitions(
         group(tps)
             .into_iter()
-            .map(|(t, ps)| AssignedTp::default().with_topic(name(&t)).with_partitions(ps))
+            .map(|(t, ps)| {
+                AssignedTp::default()
+                    .with_topic(name(&t))
+                    .with_partitions(ps)
+            })
             .collect(),
     );
     encode_versioned(&msg, ASSIGNMENT_VERSION)
@@ -104,7 +123,10 @@ struct Reader(Bytes);
 impl Reader {
     fn need(&self, n: usize, what: &str) -> Result<(), String> {
         if self.0.remaining() < n {
-            Err(format!("truncated {what}: {n} bytes needed, {} left", self.0.remaining()))
+            Err(format!(
+                "truncated {what}: {n} bytes needed, {} left",
+                self.0.remaining()
+            ))
         } else {
             Ok(())
         }
@@ -122,7 +144,10 @@ impl Reader {
         let n = self.i32()?;
         let n = usize::try_from(n).map_err(|_| format!("negative array count {n}"))?;
         if n.saturating_mul(min_size) > self.0.remaining() {
-            return Err(format!("array of {n} claimed, {} bytes left", self.0.remaining()));
+            return Err(format!(
+                "array of {n} claimed, {} bytes left",
+                self.0.remaining()
+            ));
         }
         Ok(n)
     }
@@ -189,7 +214,11 @@ mod tests {
     fn subscription_and_assignment_round_trip() {
         let s = Subscription {
             topics: vec!["a".into(), "b".into()],
-            owned: vec![TopicPartition::new("a", 0), TopicPartition::new("a", 2), TopicPartition::new("b", 1)],
+            owned: vec![
+                TopicPartition::new("a", 0),
+                TopicPartition::new("a", 2),
+                TopicPartition::new("b", 1),
+            ],
             generation: 7,
         };
         assert_eq!(decode_subscription(&encode_subscription(&s)).unwrap(), s);
@@ -201,7 +230,10 @@ mod tests {
     #[test]
     fn garbage_is_an_error() {
         for junk in [&b"\x00"[..], b"\xff\xff\x00", b"\x00\x00\x7f\xff\xff\xff"] {
-            assert!(decode_subscription(&Bytes::copy_from_slice(junk)).is_err(), "{junk:?}");
+            assert!(
+                decode_subscription(&Bytes::copy_from_slice(junk)).is_err(),
+                "{junk:?}"
+            );
         }
         assert!(decode_assignment(&Bytes::from_static(b"\x00\x00\x00\x00\x00\x09")).is_err());
         assert!(decode_assignment(&Bytes::from_static(b"\x00\x00\x7f\xff\xff\xff")).is_err());

@@ -51,7 +51,11 @@ impl SealedBatch {
     pub fn complete(self, base_offset: i64) -> usize {
         let n = self.records.len();
         for (i, (d, r)) in self.deliveries.into_iter().zip(&self.records).enumerate() {
-            let offset = if base_offset >= 0 { base_offset + i as i64 } else { -1 };
+            let offset = if base_offset >= 0 {
+                base_offset + i as i64
+            } else {
+                -1
+            };
             let _ = d.send(Ok(RecordMetadata {
                 topic: self.tp.topic.clone(),
                 partition: self.tp.partition,

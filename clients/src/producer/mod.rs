@@ -324,7 +324,11 @@ impl Producer {
             (None, Some(k)) => partition_for_key(k, count),
             (None, None) => {
                 let avail: Vec<i32> = info.available().map(|p| p.partition).collect();
-                self.shared.acc.lock().sticky.partition(&record.topic, count, &avail)
+                self.shared
+                    .acc
+                    .lock()
+                    .sticky
+                    .partition(&record.topic, count, &avail)
             }
         };
         // Size fits in u32: buffer_memory < 4 GiB and size < max_request_size.

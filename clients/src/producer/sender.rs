@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tracing::{debug, warn};
@@ -30,7 +32,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut init_started = false;
     // One worker per leader writes that leader's requests in order, so a
     // partition's batches reach the broker in sequence order.
-    let mut workers: HashMap<i32, tokio::sync::mpsc::UnboundedSender<Vec<SealedBatch>>> = HashMap::new();
+    let mut workers: HashMap<i32, tokio::sync::mpsc::UnboundedSender<Vec<SealedBatch>>> =
+        HashMap::new();
     loop {
         let notified = shared.wake.notified();
         tokio::pin!(notified);
@@ -54,7 +57,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     // The worker is gone (cannot happen while we hold the
                     // sender); fail safe by retrying the batches later.
                     for b in returned.0 {
-                        finish(&shared, b, Err(ClientError::Closed("producer leader worker")));
+                        finish(
+                            &shared,
+                            b,
+                            Err(ClientError::Closed("producer leader worker")),
+                        );
                     }
                 }
             }
@@ -155,7 +162,12 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<String>, Dispatch) {
                 let leader = shared
                     .cluster
                     .cached_topic(&tp.topic)
-                    .and_then(|t| t.partitions.iter().find(|p| p.partition == tp.partition).map(|p| p.leader))
+                    .and_then(|t| {
+                        t.partitions
+                            .iter()
+                            .find(|p| p.partition == tp.partition)
+                            .map(|p| p.leader)
+                    })
                     .filter(|l| *l >= 0);
                 let Some(leader) = leader else {
                     need_refresh.push(tp.topic.clone());
@@ -178,10 +190,10 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<String>, Dispatch) {
             topic: b.tp.topic.clone(),
             partition: b.tp.partition,
             after: cfg.delivery_timeout,
-            last: b
-                .last_error
-                .as_ref()
-                .map_or_else(|| "never sent (no leader or producer id)".to_owned(), |e| e.to_string()),
+            last: b.last_error.as_ref().map_or_else(
+                || "never sent (no leader or producer id)".to_owned(),
+                |e| e.to_string(),
+            ),
         };
         let bytes = b.bytes;
         let n = b.fail(&err);
@@ -344,12 +356,16 @@ async fn submit(shared: &Shared, leader: i32, batches: &[SealedBatch]) -> Result
         return Ok(Submitted::Done);
     }
     Ok(Submitted::Pending(
-        conn.submit_raw(ApiKey::Produce, version, body, std::time::Duration::ZERO).await?,
+        conn.submit_raw(ApiKey::Produce, version, body, std::time::Duration::ZERO)
+            .await?,
     ))
 }
 
 /// Waits for a produce response; returns each batch's base offset or error.
-async fn await_produce(pending: PendingResponse, batches: &[SealedBatch]) -> Result<Vec<Result<i64>>> {
+async fn await_produce(
+    pending: PendingResponse,
+    batches: &[SealedBatch],
+) -> Result<Vec<Result<i64>>> {
     let conn = pending.connection().clone();
     let (api, version) = pending.api_version();
     let bytes = match pending.wait().await {
@@ -387,7 +403,10 @@ async fn await_produce(pending: PendingResponse, batches: &[SealedBatch]) -> Res
                     context: format!(
                         "produce to {}{}",
                         b.tp,
-                        p.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+                        p.error_message
+                            .as_ref()
+                            .map(|m| format!(" ({m})"))
+                            .unwrap_or_default()
                     ),
                     error,
                 }),
@@ -430,7 +449,8 @@ fn finish(shared: &Shared, mut b: SealedBatch, result: Result<i64>) {
             // An earlier batch of this partition failed and is being
             // retried: ours was refused only because it came too early.
             let earlier_pending = q.in_flight > 0 || !q.sealed.is_empty();
-            let retriable = e.is_retriable() || (idempotent && out_of_order && (earlier_pending || b.attempts < 3));
+            let retriable = e.is_retriable()
+                || (idempotent && out_of_order && (earlier_pending || b.attempts < 3));
             let in_time = b.created + cfg.delivery_timeout > now;
             if retriable && b.attempts < cfg.retries && in_time {
                 debug!(tp = %b.tp, attempt = b.attempts + 1, error = %e, "retrying batch");

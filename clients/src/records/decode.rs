@@ -130,7 +130,10 @@ pub fn split_batches(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, (i64,
         let base_offset = b.get_i64();
         let len = b.get_i32();
         if len < (HEADER_LEN - LOG_OVERHEAD) as i32 {
-            return Err((base_offset, BatchError::Header(format!("batch length {len}"))));
+            return Err((
+                base_offset,
+                BatchError::Header(format!("batch length {len}")),
+            ));
         }
         // Non-negative and at least 49, checked above.
         let total = LOG_OVERHEAD + len as usize;
@@ -183,17 +186,23 @@ pub fn decode_batch(
     max_decompressed: usize,
 ) -> Result<Vec<ConsumerRecord>, BatchError> {
     verify_crc(h, batch)?;
-    let codec = Compression::from_attributes(h.attributes)
-        .ok_or_else(|| BatchError::Header(format!("unknown codec in attributes {:#x}", h.attributes)))?;
+    let codec = Compression::from_attributes(h.attributes).ok_or_else(|| {
+        BatchError::Header(format!("unknown codec in attributes {:#x}", h.attributes))
+    })?;
     let body = batch.slice(HEADER_LEN..);
     let mut body = if codec == Compression::None {
         body
     } else {
-        Bytes::from(compression::decompress(codec, &body, max_decompressed).map_err(BatchError::Decompress)?)
+        Bytes::from(
+            compression::decompress(codec, &body, max_decompressed)
+                .map_err(BatchError::Decompress)?,
+        )
     };
     let ts_type = h.timestamp_type();
     // Each record takes at least 7 bytes, so the count is bounded by the body.
-    let cap = usize::try_from(h.record_count).unwrap_or(0).min(body.len() / 7 + 1);
+    let cap = usize::try_from(h.record_count)
+        .unwrap_or(0)
+        .min(body.len() / 7 + 1);
     let mut out = Vec::with_capacity(cap);
     for index in 0..h.record_count {
         let rec = read_record(&mut body).map_err(|reason| BatchError::Record { index, reason })?;
@@ -307,7 +316,13 @@ mod tests {
         PendingRecord {
             key: (i % 2 == 0).then(|| Bytes::from(vec![i; 3])),
             value: (i % 3 != 0).then(|| Bytes::from(vec![i; 100])),
-            headers: vec![Header::new("h", vec![i]), Header { key: "n".into(), value: None }],
+            headers: vec![
+                Header::new("h", vec![i]),
+                Header {
+                    key: "n".into(),
+                    value: None,
+                },
+            ],
             timestamp: 1_700_000_000_000 + i64::from(i),
         }
     }
@@ -316,7 +331,14 @@ mod tests {
     fn encoder_output_decodes_with_every_codec() {
         let records: Vec<PendingRecord> = (0..10).map(rec).collect();
         for codec in Compression::ALL {
-            for meta in [BatchMeta::plain(), BatchMeta { producer_id: 7, producer_epoch: 1, base_sequence: 40 }] {
+            for meta in [
+                BatchMeta::plain(),
+                BatchMeta {
+                    producer_id: 7,
+                    producer_epoch: 1,
+                    base_sequence: 40,
+                },
+            ] {
                 let bytes = encode_batch(&records, codec, meta).unwrap();
                 let batches = split_batches(&bytes).unwrap();
                 assert_eq!(batches.len(), 1, "{codec:?}: one batch");
@@ -336,7 +358,10 @@ mod tests {
                     assert_eq!(r.timestamp, want.timestamp);
                 }
                 let tail = decode_batch("t", 0, h, b, 7, 1 << 20).unwrap();
-                assert_eq!(tail.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![7, 8, 9]);
+                assert_eq!(
+                    tail.iter().map(|r| r.offset).collect::<Vec<_>>(),
+                    vec![7, 8, 9]
+                );
             }
         }
     }
@@ -350,10 +375,16 @@ mod tests {
         assert_eq!(split_batches(&two).unwrap().len(), 1);
         let mut bad = bytes.to_vec();
         bad[16] = 1; // magic
-        assert!(matches!(split_batches(&Bytes::from(bad)), Err((0, BatchError::Magic(1)))));
+        assert!(matches!(
+            split_batches(&Bytes::from(bad)),
+            Err((0, BatchError::Magic(1)))
+        ));
         let mut bad = bytes.to_vec();
         bad[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        assert!(matches!(split_batches(&Bytes::from(bad)), Err((0, BatchError::Header(_)))));
+        assert!(matches!(
+            split_batches(&Bytes::from(bad)),
+            Err((0, BatchError::Header(_)))
+        ));
     }
 
     #[test]
@@ -364,7 +395,10 @@ mod tests {
         bad[last] ^= 0xff;
         let bad = Bytes::from(bad);
         let (h, b) = &split_batches(&bad).unwrap()[0];
-        assert!(matches!(decode_batch("t", 0, h, b, 0, 1 << 20), Err(BatchError::Crc { .. })));
+        assert!(matches!(
+            decode_batch("t", 0, h, b, 0, 1 << 20),
+            Err(BatchError::Crc { .. })
+        ));
     }
 
     proptest::proptest! {

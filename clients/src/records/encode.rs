@@ -105,7 +105,11 @@ pub fn encode_batch(
             }
         })
         .collect();
-    let size: usize = records.iter().map(PendingRecord::size_estimate).sum::<usize>() + 61;
+    let size: usize = records
+        .iter()
+        .map(PendingRecord::size_estimate)
+        .sum::<usize>()
+        + 61;
     let mut buf = BytesMut::with_capacity(size);
     RecordBatchEncoder::encode(
         &mut buf,

@@ -50,14 +50,14 @@ pub(crate) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
             let mut client = scram::ScramClient::new(hash, &sasl.username, &sasl.password)
                 .map_err(|e| fail(e.to_string()))?;
             let server_first = exchange(conn, client.client_first().into_bytes(), &fail).await?;
-            let server_first =
-                std::str::from_utf8(&server_first).map_err(|e| fail(format!("server-first: {e}")))?;
+            let server_first = std::str::from_utf8(&server_first)
+                .map_err(|e| fail(format!("server-first: {e}")))?;
             let client_final = client
                 .handle_server_first(server_first)
                 .map_err(|e| fail(e.to_string()))?;
             let server_final = exchange(conn, client_final.into_bytes(), &fail).await?;
-            let server_final =
-                std::str::from_utf8(&server_final).map_err(|e| fail(format!("server-final: {e}")))?;
+            let server_final = std::str::from_utf8(&server_final)
+                .map_err(|e| fail(format!("server-final: {e}")))?;
             client
                 .verify_server_final(server_final)
                 .map_err(|e| fail(e.to_string()))
@@ -75,7 +75,10 @@ async fn exchange(
         .call(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)))
         .await?;
     if let Some(e) = ResponseError::try_from_code(resp.error_code) {
-        let msg = resp.error_message.map(|m| m.to_string()).unwrap_or_default();
+        let msg = resp
+            .error_message
+            .map(|m| m.to_string())
+            .unwrap_or_default();
         return Err(fail(format!("{e}: {msg}")));
     }
     Ok(resp.auth_bytes)

@@ -216,7 +216,8 @@ mod tests {
     /// The SCRAM-SHA-256 example of RFC 7677, section 3.
     #[test]
     fn rfc7677_known_answer() {
-        let mut c = ScramClient::with_nonce(ScramHash::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+        let mut c =
+            ScramClient::with_nonce(ScramHash::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
         assert_eq!(c.client_first(), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
         let server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
         let client_final = c.handle_server_first(server_first).unwrap();
@@ -236,14 +237,29 @@ mod tests {
     fn bad_server_messages_are_refused() {
         let mk = || ScramClient::with_nonce(ScramHash::Sha512, "u", "p", "abc");
         let cases: &[(&str, ScramError)] = &[
-            ("e=unknown-user", ScramError::ServerError("unknown-user".into())),
-            ("s=AAAA,i=4096", ScramError::Malformed("server-first lacks r=".into())),
+            (
+                "e=unknown-user",
+                ScramError::ServerError("unknown-user".into()),
+            ),
+            (
+                "s=AAAA,i=4096",
+                ScramError::Malformed("server-first lacks r=".into()),
+            ),
             ("r=xyz123,s=AAAA,i=4096", ScramError::NonceMismatch),
             ("r=abc,s=AAAA,i=4096", ScramError::NonceMismatch),
-            ("r=abcdef,i=4096", ScramError::Malformed("server-first lacks s=".into())),
-            ("r=abcdef,s=AAAA", ScramError::Malformed("server-first lacks i=".into())),
+            (
+                "r=abcdef,i=4096",
+                ScramError::Malformed("server-first lacks s=".into()),
+            ),
+            (
+                "r=abcdef,s=AAAA",
+                ScramError::Malformed("server-first lacks i=".into()),
+            ),
             ("r=abcdef,s=AAAA,i=10", ScramError::Iterations(10)),
-            ("r=abcdef,s=AAAA,i=99999999", ScramError::Iterations(99_999_999)),
+            (
+                "r=abcdef,s=AAAA,i=99999999",
+                ScramError::Iterations(99_999_999),
+            ),
         ];
         for (msg, want) in cases {
             assert_eq!(mk().handle_server_first(msg).as_ref(), Err(want), "{msg}");
@@ -256,14 +272,20 @@ mod tests {
             mk().handle_server_first("r=abcdef,s=AAAA,i=four"),
             Err(ScramError::Malformed(_))
         ));
-        assert_eq!(mk().verify_server_final("v=AAAA"), Err(ScramError::OutOfOrder));
+        assert_eq!(
+            mk().verify_server_final("v=AAAA"),
+            Err(ScramError::OutOfOrder)
+        );
         let mut c = mk();
         c.handle_server_first("r=abcdef,s=AAAA,i=4096").unwrap();
         assert_eq!(
             c.verify_server_final("e=invalid-proof"),
             Err(ScramError::ServerError("invalid-proof".into()))
         );
-        assert!(matches!(c.verify_server_final("x=1"), Err(ScramError::Malformed(_))));
+        assert!(matches!(
+            c.verify_server_final("x=1"),
+            Err(ScramError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! helper as the broker's tests), client configurations pointing at it, and
 //! the real alert files of `../shared/data`.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -141,7 +141,10 @@ pub fn alert_files(sub: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     walk(&shared_data().join(sub), &mut out);
     out.sort();
-    assert!(!out.is_empty(), "no alert files under {sub}: is ../shared/data present?");
+    assert!(
+        !out.is_empty(),
+        "no alert files under {sub}: is ../shared/data present?"
+    );
     out
 }
 

@@ -20,9 +20,14 @@ use super::Member;
 use crate::TopicPartition;
 
 /// Computes the next assignment.
-pub fn assign(members: &[Member], partitions: &HashMap<String, i32>) -> BTreeMap<String, Vec<TopicPartition>> {
-    let mut out: BTreeMap<String, BTreeSet<TopicPartition>> =
-        members.iter().map(|m| (m.id.clone(), BTreeSet::new())).collect();
+pub fn assign(
+    members: &[Member],
+    partitions: &HashMap<String, i32>,
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    let mut out: BTreeMap<String, BTreeSet<TopicPartition>> = members
+        .iter()
+        .map(|m| (m.id.clone(), BTreeSet::new()))
+        .collect();
     // Every partition of every subscribed topic.
     let mut all: BTreeSet<TopicPartition> = BTreeSet::new();
     for m in members {
@@ -58,7 +63,12 @@ pub fn assign(members: &[Member], partitions: &HashMap<String, i32>) -> BTreeMap
         let m = active.len();
         let (floor, mut at_ceil) = (p / m, p % m);
         let mut by_load: Vec<&Member> = active.clone();
-        by_load.sort_by(|a, b| out[&b.id].len().cmp(&out[&a.id].len()).then(a.id.cmp(&b.id)));
+        by_load.sort_by(|a, b| {
+            out[&b.id]
+                .len()
+                .cmp(&out[&a.id].len())
+                .then(a.id.cmp(&b.id))
+        });
         for mem in by_load {
             let quota = if at_ceil > 0 {
                 at_ceil -= 1;
@@ -79,18 +89,28 @@ pub fn assign(members: &[Member], partitions: &HashMap<String, i32>) -> BTreeMap
     }
     // 3. Unowned partitions to the least loaded subscriber.
     let owned_now: BTreeSet<TopicPartition> = out.values().flatten().cloned().collect();
-    for tp in all.iter().filter(|tp| !owned_now.contains(tp) && !revoked.contains(tp)) {
+    for tp in all
+        .iter()
+        .filter(|tp| !owned_now.contains(tp) && !revoked.contains(tp))
+    {
         let target = members
             .iter()
             .filter(|m| m.topics.contains(&tp.topic))
-            .min_by(|a, b| out[&a.id].len().cmp(&out[&b.id].len()).then(a.id.cmp(&b.id)));
+            .min_by(|a, b| {
+                out[&a.id]
+                    .len()
+                    .cmp(&out[&b.id].len())
+                    .then(a.id.cmp(&b.id))
+            });
         if let Some(t) = target {
             if let Some(s) = out.get_mut(&t.id) {
                 s.insert(tp.clone());
             }
         }
     }
-    out.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect()
+    out.into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -127,7 +147,10 @@ mod tests {
         // gets nothing a still owns.
         let r1 = assign(&[m("a", &[0, 1, 2, 3], 1), m("b", &[], -1)], &parts(4));
         assert_eq!(ids(&r1["a"]), vec![0, 1], "a keeps its quota");
-        assert!(r1["b"].is_empty(), "revoked partitions are not handed out yet");
+        assert!(
+            r1["b"].is_empty(),
+            "revoked partitions are not handed out yet"
+        );
         // Round 2: a revoked 2 and 3; now they go to b.
         let r2 = assign(&[m("a", &ids(&r1["a"]), 2), m("b", &[], -1)], &parts(4));
         assert_eq!(ids(&r2["a"]), vec![0, 1]);

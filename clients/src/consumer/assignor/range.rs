@@ -7,15 +7,23 @@ use super::Member;
 use crate::TopicPartition;
 
 /// Assigns every partition of every subscribed topic.
-pub fn assign(members: &[Member], partitions: &HashMap<String, i32>) -> BTreeMap<String, Vec<TopicPartition>> {
+pub fn assign(
+    members: &[Member],
+    partitions: &HashMap<String, i32>,
+) -> BTreeMap<String, Vec<TopicPartition>> {
     let mut out: BTreeMap<String, Vec<TopicPartition>> =
         members.iter().map(|m| (m.id.clone(), Vec::new())).collect();
     let mut topics: Vec<&String> = members.iter().flat_map(|m| m.topics.iter()).collect();
     topics.sort();
     topics.dedup();
     for topic in topics {
-        let Some(&n) = partitions.get(topic) else { continue };
-        let mut subs: Vec<&Member> = members.iter().filter(|m| m.topics.contains(topic)).collect();
+        let Some(&n) = partitions.get(topic) else {
+            continue;
+        };
+        let mut subs: Vec<&Member> = members
+            .iter()
+            .filter(|m| m.topics.contains(topic))
+            .collect();
         subs.sort_by(|a, b| a.id.cmp(&b.id));
         let c = i32::try_from(subs.len()).unwrap_or(i32::MAX);
         if c == 0 || n <= 0 {
@@ -51,7 +59,10 @@ mod tests {
     #[test]
     fn ranges_per_topic_with_extras_first() {
         let parts: HashMap<String, i32> = [("t".to_owned(), 5), ("u".to_owned(), 2)].into();
-        let a = assign(&[m("b", &["t", "u"]), m("a", &["t"]), m("c", &["t", "u"])], &parts);
+        let a = assign(
+            &[m("b", &["t", "u"]), m("a", &["t"]), m("c", &["t", "u"])],
+            &parts,
+        );
         let ps = |id: &str| a[id].iter().map(|tp| format!("{tp}")).collect::<Vec<_>>();
         assert_eq!(ps("a"), vec!["t/0", "t/1"]);
         assert_eq!(ps("b"), vec!["t/2", "t/3", "u/0"]);
