@@ -79,21 +79,18 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
+    /// Moves the high watermark forward to `end` (never back: concurrent
+    /// appends may finish their durability wait out of order, and the later
+    /// one's fsync covered the earlier one's bytes).
     fn publish(&self, end: i64) {
         self.high_watermark.send_if_modified(|hw| {
-            if end != *hw {
+            if end > *hw {
                 *hw = end;
                 true
             } else {
                 false
             }
         });
-    }
-
-    /// Re-reads the log's end (after truncation or deletion of records).
-    pub fn refresh_high_watermark(&self) {
-        let end = self.log.log_end_offset();
-        self.publish(end);
     }
 
     /// Appends the record batches of one produce request.
@@ -127,7 +124,14 @@ impl Partition {
                 log_start_offset: self.log.log_start_offset(),
             });
         }
-        let info = self.append_blocking(records, leader_epoch).await?;
+        // Sequence checks and the write are ordered under the producer lock;
+        // the wait for the flush policy is not, so other appends to this
+        // partition share the same fsync.
+        let log = Arc::clone(&self.log);
+        let (info, ticket) =
+            tokio::task::spawn_blocking(move || log.append_unsynced(&records, leader_epoch))
+                .await
+                .map_err(|e| AppendError::Task(e.to_string()))??;
         let mut base = info.base_offset;
         for id in &identities {
             if id.producer_id >= 0 {
@@ -135,6 +139,19 @@ impl Partition {
             }
             base += i64::from(id.last_offset_delta) + 1;
         }
+        drop(producers);
+        let log = Arc::clone(&self.log);
+        let durable = tokio::task::spawn_blocking(move || log.wait_durable(ticket))
+            .await
+            .map_err(|e| AppendError::Task(e.to_string()))
+            .and_then(|r| r.map_err(AppendError::from));
+        if let Err(e) = durable {
+            // Never answer a retry of a batch that may not be on disk as a
+            // duplicate: forget what the table learned.
+            self.producers.lock().await.clear();
+            return Err(e);
+        }
+        self.publish(info.last_offset + 1);
         Ok(self.appended(&info))
     }
 
@@ -210,5 +227,90 @@ fn rebuild_producer_state(log: &PartitionLog, producers: &mut ProducerStates) {
         if !advanced {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use starlog_storage::{FlushPolicy, LogConfig};
+
+    fn batch(producer_id: i64, first_seq: i32, n: i32) -> Bytes {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id,
+                producer_epoch: 0,
+                timestamp_type: TimestampType::Creation,
+                offset: i64::from(i),
+                sequence: if producer_id >= 0 {
+                    first_seq + i
+                } else {
+                    i - 1
+                },
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(Bytes::from(vec![7u8; 512])),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_keep_the_high_watermark_monotonic_and_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            flush: FlushPolicy::Always,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(dir.path(), "t", 0, config).unwrap();
+        let partition = Arc::new(Partition::new(log));
+        let mut rx = partition.subscribe();
+        let watcher = tokio::spawn(async move {
+            let mut seen = vec![*rx.borrow_and_update()];
+            while rx.changed().await.is_ok() {
+                seen.push(*rx.borrow_and_update());
+                if seen.last() == Some(&(8 * 20 * 3)) {
+                    break;
+                }
+            }
+            seen
+        });
+        let mut tasks = Vec::new();
+        for producer in 0..8i64 {
+            let p = Arc::clone(&partition);
+            tasks.push(tokio::spawn(async move {
+                for i in 0..20 {
+                    // Half the producers are idempotent, half are not.
+                    let pid = if producer % 2 == 0 { producer } else { -1 };
+                    p.append(batch(pid, i * 3, 3), 0).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let seen = watcher.await.unwrap();
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+        assert_eq!(partition.high_watermark(), 480);
+        assert_eq!(partition.log().log_end_offset(), 480);
     }
 }

@@ -37,5 +37,7 @@ pub use config::{
 };
 pub use error::StorageError;
 pub use meta_store::{CommittedOffset, MetaStore, TopicMeta};
-pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RecoveredTail, RetentionOutcome};
+pub use partition_log::{
+    AppendInfo, DurabilityTicket, PartitionLog, ReadResult, RecoveredTail, RetentionOutcome,
+};
 pub use retention::{run_retention_once, Clock, RetentionPass, RetentionWorker, SystemClock};

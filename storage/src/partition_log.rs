@@ -24,6 +24,12 @@ use crate::fsutil::{remove_if_exists, sync_dir};
 use crate::recovery::NO_TIMESTAMP;
 use crate::segment::{file_name, PendingBatch, Segment, Truncation};
 
+/// Names a written append whose durability is still to be awaited with
+/// [`PartitionLog::wait_durable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "the append is not durable until wait_durable returns"]
+pub struct DurabilityTicket(u64);
+
 /// What [`PartitionLog::append`] stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -395,6 +401,35 @@ impl PartitionLog {
     /// patches each batch's base offset and partition leader epoch, writes, and returns once
     /// the flush policy is met.
     pub fn append(&self, records: &[u8], leader_epoch: i32) -> Result<AppendInfo, StorageError> {
+        let (info, ticket) = self.append_unsynced(records, leader_epoch)?;
+        self.wait_durable(ticket)?;
+        Ok(info)
+    }
+
+    /// Waits until the append behind `ticket` meets the flush policy.
+    ///
+    /// # Errors
+    /// [`StorageError::Poisoned`] when an fsync failed.
+    pub fn wait_durable(&self, ticket: DurabilityTicket) -> Result<(), StorageError> {
+        self.durability
+            .wait(ticket.0, self.config().flush)
+            .map_err(|r| self.poisoned(r))
+    }
+
+    /// The first half of [`PartitionLog::append`]: validates, assigns offsets
+    /// and writes, without waiting for the flush policy. Callers that must
+    /// order appends under their own lock (idempotent-producer checks) hold
+    /// it only for this half, then call [`PartitionLog::wait_durable`]
+    /// outside it, so concurrent appends still share one fsync. The offsets
+    /// must not be acknowledged before `wait_durable` returns.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::append`].
+    pub fn append_unsynced(
+        &self,
+        records: &[u8],
+        leader_epoch: i32,
+    ) -> Result<(AppendInfo, DurabilityTicket), StorageError> {
         let config = self.config();
         let mut batches = Vec::new();
         let mut pos = 0usize;
@@ -488,17 +523,17 @@ impl PartitionLog {
         drop(writer);
         drop(in_progress);
 
-        self.durability
-            .wait(ticket, config.flush)
-            .map_err(|r| self.poisoned(r))?;
         let record_count: i64 = next - base_offset;
-        Ok(AppendInfo {
-            base_offset,
-            last_offset,
-            max_timestamp,
-            record_count: u32::try_from(record_count).unwrap_or(u32::MAX),
-            batches: u32::try_from(batches.len()).unwrap_or(u32::MAX),
-        })
+        Ok((
+            AppendInfo {
+                base_offset,
+                last_offset,
+                max_timestamp,
+                record_count: u32::try_from(record_count).unwrap_or(u32::MAX),
+                batches: u32::try_from(batches.len()).unwrap_or(u32::MAX),
+            },
+            DurabilityTicket(ticket),
+        ))
     }
 
     fn should_roll(

@@ -276,3 +276,28 @@ fn segments_roll_by_size_and_never_exceed_it() {
     }
     assert_eq!(log.size_bytes(), one * 10);
 }
+
+#[test]
+fn split_append_syncs_only_when_waited_for_and_one_sync_covers_earlier_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush: FlushPolicy::Always,
+        ..LogConfig::default()
+    };
+    let log = PartitionLog::open(dir.path(), "t", 0, config).unwrap();
+    let syncs = log.sync_count();
+    let (first, t1) = log.append_unsynced(&batch(1, &[b"a", b"b"]), 0).unwrap();
+    let (second, t2) = log.append_unsynced(&batch(2, &[b"c"]), 0).unwrap();
+    assert_eq!((first.base_offset, first.last_offset), (0, 1));
+    assert_eq!((second.base_offset, second.last_offset), (2, 2));
+    assert_eq!(log.sync_count(), syncs, "writing alone does not sync");
+    log.wait_durable(t2).unwrap();
+    let after_second = log.sync_count();
+    assert!(after_second > syncs, "waiting syncs");
+    log.wait_durable(t1).unwrap();
+    assert_eq!(
+        log.sync_count(),
+        after_second,
+        "the later sync covered the earlier write"
+    );
+}
