@@ -93,6 +93,8 @@ impl DriverConfig {
             max_inflight_msgs: self.max_inflight_msgs,
             pre_vote: self.pre_vote,
             check_quorum: self.check_quorum,
+            // Appends proposed within one turn go to each follower as one message.
+            batch_append: true,
             ..raft::Config::default()
         }
     }
@@ -111,8 +113,11 @@ pub struct GroupSpec {
     pub partition: i32,
     /// Log configuration (its flush policy is replaced: the driver syncs once per turn).
     pub log_config: LogConfig,
-    /// Voters when the group is created here for the first time; empty to join an existing
-    /// group as a new replica (the leader adds it with a configuration change).
+    /// Voters when the group is created here for the first time: all initial replicas for a
+    /// new group; for a replica joining an existing group, its *current* voters (this node not
+    /// among them), after which the leader adds it with a configuration change. (The initial
+    /// configuration is not in the Raft log, so a replica cannot learn it by replaying it.)
+    /// Ignored when the partition already has Raft state.
     pub bootstrap_voters: Vec<NodeId>,
 }
 
@@ -721,14 +726,15 @@ fn group_status(id: GroupId, node: NodeId, g: &Group) -> GroupStatus {
     let mut replicas = Vec::new();
     if raft.state == StateRole::Leader {
         for (&peer, pr) in raft.prs().iter() {
-            let matched_offset = t.offset_after(pr.matched);
+            let matched_offset =
+                (pr.matched + 1 >= t.first_index()).then(|| t.offset_after(pr.matched));
             replicas.push(ReplicaStatus {
                 node: peer,
                 matched_index: pr.matched,
                 next_index: pr.next_idx,
                 lag_entries: last_index.saturating_sub(pr.matched),
                 matched_offset,
-                lag_offsets: t.end_offset() - matched_offset,
+                lag_offsets: matched_offset.map(|m| t.end_offset() - m),
                 state: match pr.state {
                     ProgressState::Probe => ReplicaState::Probe,
                     ProgressState::Replicate => ReplicaState::Replicate,
@@ -740,6 +746,10 @@ fn group_status(id: GroupId, node: NodeId, g: &Group) -> GroupStatus {
         replicas.sort_by_key(|r| r.node);
     }
     let cs = store.conf_state();
+    let mut voters = cs.voters.clone();
+    voters.sort_unstable();
+    let mut learners = cs.learners.clone();
+    learners.sort_unstable();
     let log = store.log();
     GroupStatus {
         group: id,
@@ -757,8 +767,8 @@ fn group_status(id: GroupId, node: NodeId, g: &Group) -> GroupStatus {
         high_watermark: g.high_watermark.load(Ordering::Acquire),
         log_start_offset: log.log_start_offset(),
         log_end_offset: log.log_end_offset(),
-        voters: cs.voters.clone(),
-        learners: cs.learners.clone(),
+        voters,
+        learners,
         replicas,
         failed: g.failed.clone(),
     }

@@ -53,8 +53,8 @@ pub fn is_control(entry: &Entry) -> bool {
 /// Options of [`PartitionStore::open`].
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
-    /// Voters of a brand-new group (bootstrap); empty to join an existing group, which then
-    /// learns its configuration from the leader. Ignored when a state file exists.
+    /// Configuration of a replica created here for the first time (see
+    /// `GroupSpec::bootstrap_voters`); must not be empty. Ignored when a state file exists.
     pub bootstrap_voters: Vec<NodeId>,
     /// Record the length of every segment file after each sync, so a crash simulation can cut
     /// exactly the bytes that were never synced ([`PartitionStore::synced_log_lengths`]).
@@ -107,6 +107,11 @@ impl PartitionStore {
         let state = match state_file::read(dir)? {
             Some(s) => s,
             None => {
+                if options.bootstrap_voters.is_empty() {
+                    return Err(inconsistent(
+                        "a new replica needs the group's current voters to start from (the initial configuration is not in the raft log)".to_owned(),
+                    ));
+                }
                 if log.log_end_offset() > log.log_start_offset() {
                     return Err(inconsistent(format!(
                         "the partition log holds offsets [{}, {}) but there is no raft state file: it was not written through Raft",

@@ -38,10 +38,11 @@ pub struct ReplicaStatus {
     pub next_index: u64,
     /// Leader's last index minus `matched_index`.
     pub lag_entries: u64,
-    /// Kafka offset after the matched entries.
-    pub matched_offset: i64,
-    /// Leader's log end offset minus `matched_offset` (records behind).
-    pub lag_offsets: i64,
+    /// Kafka offset after the matched entries; `None` when the replica is behind the leader's
+    /// log start (it would need a snapshot, which is not supported yet).
+    pub matched_offset: Option<i64>,
+    /// Leader's log end offset minus `matched_offset` (records behind); `None` as above.
+    pub lag_offsets: Option<i64>,
     /// Replication state.
     pub state: ReplicaState,
     /// Heard from within the last election timeout.
@@ -81,9 +82,9 @@ pub struct GroupStatus {
     pub log_start_offset: i64,
     /// Kafka log end offset (may include uncommitted records).
     pub log_end_offset: i64,
-    /// Voters of the current configuration.
+    /// Voters of the current configuration, sorted.
     pub voters: Vec<NodeId>,
-    /// Learners (non-voting replicas) of the current configuration.
+    /// Learners (non-voting replicas) of the current configuration, sorted.
     pub learners: Vec<NodeId>,
     /// Per-replica progress; only on the leader (empty elsewhere).
     pub replicas: Vec<ReplicaStatus>,

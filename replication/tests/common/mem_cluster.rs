@@ -107,6 +107,8 @@ pub struct Cluster {
     pub next_id: u64,
     /// Nodes that crash during the next step's turn (instead of completing it).
     pub crash_next: Vec<(NodeId, CrashPoint)>,
+    /// Nodes that were not initial voters (they join through configuration changes).
+    pub joining: BTreeSet<NodeId>,
     _tmp: tempfile::TempDir,
 }
 
@@ -128,6 +130,23 @@ fn record_of(value: &[u8]) -> Option<usize> {
 impl Cluster {
     /// `n` nodes with `groups` partitions each, all voters of every group.
     pub fn new(seed: u64, n: u64, groups: u64, net: NetFaults) -> Self {
+        let log_config = LogConfig {
+            segment_bytes: 16 * 1024,
+            retention_ms: None,
+            index_interval_bytes: 512,
+            ..LogConfig::default()
+        };
+        Self::with_config(seed, n, groups, net, log_config)
+    }
+
+    /// Like [`Cluster::new`] with a given partition log configuration.
+    pub fn with_config(
+        seed: u64,
+        n: u64,
+        groups: u64,
+        net: NetFaults,
+        log_config: LogConfig,
+    ) -> Self {
         if std::env::var_os("STARLOG_SIM_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::from_env("STARLOG_SIM_LOG"))
@@ -137,12 +156,6 @@ impl Cluster {
         let tmp = match std::env::var_os("STARLOG_SIM_DIR") {
             Some(d) => tempfile::tempdir_in(d).unwrap(),
             None => tempfile::tempdir().unwrap(),
-        };
-        let log_config = LogConfig {
-            segment_bytes: 16 * 1024,
-            retention_ms: None,
-            index_interval_bytes: 512,
-            ..LogConfig::default()
         };
         let wire: Wire = Rc::new(RefCell::new(Vec::new()));
         let mut c = Cluster {
@@ -165,6 +178,7 @@ impl Cluster {
             acked: Vec::new(),
             next_id: 1,
             crash_next: Vec::new(),
+            joining: BTreeSet::new(),
             _tmp: tmp,
         };
         for id in 1..=n {
@@ -222,7 +236,11 @@ impl Cluster {
     /// Starts (or restarts) node `id` from its directory.
     pub fn start(&mut self, id: NodeId) {
         assert!(!self.is_up(id));
-        let voters = self.node_ids();
+        let voters: Vec<NodeId> = self
+            .node_ids()
+            .into_iter()
+            .filter(|n| !self.joining.contains(n))
+            .collect();
         let mut config = DriverConfig::new(id);
         config.election_tick = 10;
         config.heartbeat_tick = 2;
@@ -315,19 +333,39 @@ impl Cluster {
 
     /// Proposes `batches` batches of `records` records each through node `via`.
     pub fn propose(&mut self, group: GroupId, via: NodeId, batches: usize, records: usize) {
+        let pad = self.rng.below(600) as usize;
+        let bodies = vec![vec![b'.'; pad]; batches * records];
+        self.propose_values(group, via, batches, records, &bodies);
+    }
+
+    /// Proposes `bodies` (`batches * records` of them) as record values, each prefixed with the
+    /// proposal id and record number; returns the proposal id.
+    pub fn propose_values(
+        &mut self,
+        group: GroupId,
+        via: NodeId,
+        batches: usize,
+        records: usize,
+        bodies: &[Vec<u8>],
+    ) -> u64 {
+        assert_eq!(bodies.len(), batches * records);
         let id = self.next_id;
         self.next_id += 1;
-        let pad = self.rng.below(600) as usize;
         let mut payload = Vec::new();
         for b in 0..batches {
             let values: Vec<Vec<u8>> = (0..records)
-                .map(|r| value_for(id, b * records + r, pad))
+                .map(|r| {
+                    let k = b * records + r;
+                    let mut v = value_for(id, k, 0);
+                    v.extend_from_slice(&bodies[k]);
+                    v
+                })
                 .collect();
             let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
             payload.extend(super::batches::batch(self.step as i64, &refs));
         }
         let Some(driver) = self.driver_mut(via) else {
-            return;
+            return id;
         };
         match driver.propose(group, Bytes::from(payload)) {
             Ok(p) => {
@@ -336,6 +374,32 @@ impl Cluster {
             }
             Err(e) => self.note(format!("propose {group} id {id} via node {via}: {e}")),
         }
+        id
+    }
+
+    /// Adds node `id` (the next id), started with the current voters of every group (itself
+    /// not among them): it joins when a leader adds it with a configuration change.
+    pub fn add_joining_node(&mut self) -> NodeId {
+        let id = self.nodes.len() as u64 + 1;
+        let dir = self._tmp.path().join(format!("node-{id}"));
+        self.nodes.push(SimNode {
+            id,
+            dir,
+            driver: None,
+            last_hw: BTreeMap::new(),
+            verified: BTreeMap::new(),
+        });
+        self.joining.insert(id);
+        self.start(id);
+        id
+    }
+
+    /// Canonical committed batches of `group` (base offset → bytes).
+    pub fn canon(&self, group: GroupId) -> BTreeMap<i64, Bytes> {
+        self.canon
+            .get(&group)
+            .map(|(c, _)| c.clone())
+            .unwrap_or_default()
     }
 
     /// One step: deliver due frames, tick (each node with probability `tick_p`), run a turn on
@@ -635,7 +699,12 @@ impl Cluster {
                     a.group, a.id, a.base_offset
                 ));
             }
+            let leader = self.leader(a.group).unwrap();
+            let members = self.driver(leader).unwrap().status(a.group).unwrap();
             for id in self.node_ids() {
+                if !members.voters.contains(&id) && !members.learners.contains(&id) {
+                    continue; // removed from the group
+                }
                 let hw = self.driver(id).unwrap().high_watermark(a.group).unwrap();
                 if hw <= a.base_offset {
                     self.fail(format!(
@@ -683,13 +752,16 @@ impl Cluster {
                 .collect();
             let leader = st.iter().find(|s| s.role == Role::Leader);
             leader.is_some_and(|l| {
-                st.iter().all(|s| {
-                    s.leader == Some(l.node)
-                        && s.term == l.term
-                        && s.commit_index == l.last_index
-                        && s.high_watermark == l.high_watermark
-                        && s.persisted_index == l.last_index
-                })
+                // Nodes removed from the group no longer follow it.
+                st.iter()
+                    .filter(|s| l.voters.contains(&s.node) || l.learners.contains(&s.node))
+                    .all(|s| {
+                        s.leader == Some(l.node)
+                            && s.term == l.term
+                            && s.commit_index == l.last_index
+                            && s.high_watermark == l.high_watermark
+                            && s.persisted_index == l.last_index
+                    })
             })
         })
     }
