@@ -17,17 +17,25 @@ use starlog_processors::sky::{Catalog, CatalogColumns};
 use starlog_processors::{AlertDecoder, Candidate, CandidateProcessor};
 
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("shared").join("data")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("..")
+        .join("shared")
+        .join("data")
 }
 
 fn alert_files() -> Vec<PathBuf> {
     let text = std::fs::read_to_string(data_dir().join("manifest.csv")).unwrap();
-    text.lines().skip(1).map(|l| data_dir().join(l.split(',').next().unwrap())).collect()
+    text.lines()
+        .skip(1)
+        .map(|l| data_dir().join(l.split(',').next().unwrap()))
+        .collect()
 }
 
 /// A Rubin sample alert (small) moved to `n` positions uniform on the sphere.
 fn uniform_candidates(n: usize) -> Vec<Candidate> {
-    let bytes = std::fs::read(data_dir().join("lsst/schema/11/1/sample_data/fakeAlert.avro")).unwrap();
+    let bytes =
+        std::fs::read(data_dir().join("lsst/schema/11/1/sample_data/fakeAlert.avro")).unwrap();
     let template = AlertDecoder::default().decode(&bytes).unwrap().remove(0);
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
@@ -65,14 +73,26 @@ fn uniform_candidates(n: usize) -> Vec<Candidate> {
 }
 
 fn bench(c: &mut Criterion) {
-    let catalog = Catalog::from_csv(&data_dir().join("catalogs/mangrove_radec.csv"), &CatalogColumns::default()).unwrap();
+    let catalog = Catalog::from_csv(
+        &data_dir().join("catalogs/mangrove_radec.csv"),
+        &CatalogColumns::default(),
+    )
+    .unwrap();
     let decoder = AlertDecoder::default();
-    let files: Vec<Vec<u8>> = alert_files().iter().map(|p| std::fs::read(p).unwrap()).collect();
-    let mut real: Vec<Candidate> = files.iter().map(|b| decoder.decode(b).unwrap().remove(0)).collect();
+    let files: Vec<Vec<u8>> = alert_files()
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let mut real: Vec<Candidate> = files
+        .iter()
+        .map(|b| decoder.decode(b).unwrap().remove(0))
+        .collect();
     let mut uniform = uniform_candidates(20_000);
 
     let mut group = c.benchmark_group("crossmatch_mangrove");
-    group.sample_size(20).measurement_time(std::time::Duration::from_secs(4));
+    group
+        .sample_size(20)
+        .measurement_time(std::time::Duration::from_secs(4));
     for radius_arcsec in [2.0, 10.0, 60.0] {
         let index = Arc::new(CatalogIndex::new(catalog.clone(), radius_arcsec / 3600.0));
         let mut xm = CrossmatchProcessor::new("mangrove", Arc::clone(&index), radius_arcsec, false);
@@ -98,7 +118,9 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("decode");
-    group.sample_size(10).measurement_time(std::time::Duration::from_secs(4));
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(4));
     group.throughput(Throughput::Elements(files.len() as u64));
     group.bench_function("ocf_real_alerts", |b| {
         b.iter(|| {

@@ -174,3 +174,23 @@ fn forged_container_counts_and_codecs_are_rejected() {
         }
     );
 }
+
+/// apache-avro 0.22 decodes a boolean, string or union cut off by the end
+/// of input as a null; the decoder must still see truncation. Every proper
+/// prefix of a real (small) alert body, bare and framed, is an error.
+#[test]
+fn every_prefix_of_a_small_alert_is_an_error() {
+    let f = fixture();
+    let framed = &f.framed[3];
+    for n in 0..framed.len() {
+        let r = f.decoder.decode(&framed[..n]);
+        assert!(
+            r.is_err(),
+            "prefix of {n} of {} bytes decoded",
+            framed.len()
+        );
+    }
+    let err = f.decoder.decode(&framed[..framed.len() - 1]).unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    assert!(f.decoder.decode(framed).is_ok());
+}
