@@ -405,6 +405,9 @@ impl PartitionStore {
             }
             self.append_data(e)?;
         }
+        if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+            tracing::trace!(group = %self.group, first = first.index, last = last.index, last_index = self.translator.last_index(), end_offset = self.translator.end_offset(), "stored raft entries");
+        }
         Ok(())
     }
 

@@ -10,6 +10,9 @@
 //! `STARLOG_SIM_SEEDS=1000` runs 1000 seeds per cluster size; `STARLOG_SIM_SEED=n` replays one
 //! (add `STARLOG_SIM_TRACE=1` to print its events).
 
+// Test helpers outside #[test] functions unwrap too: a panic is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -4,6 +4,9 @@
 //! consumers must see dense Kafka offsets: data entries tile `[start, end)` without gaps and
 //! control entries occupy no offset.
 
+// Test helpers outside #[test] functions unwrap too: a panic is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::Bytes;
 use proptest::prelude::*;
 use starlog_replication::eraftpb::EntryType;
