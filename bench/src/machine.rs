@@ -24,6 +24,9 @@ pub struct MachineInfo {
     pub memory_bytes: Option<u64>,
     /// Kernel release.
     pub kernel: Option<String>,
+    /// `/proc/loadavg`'s 1, 5 and 15 minute load when described: how busy
+    /// the machine already was (other work shares the cores).
+    pub load_average: Option<String>,
     /// Filesystem type of the data directory.
     pub filesystem: Option<String>,
     /// `git rev-parse --short=12 HEAD` in the working directory.
@@ -53,7 +56,11 @@ pub fn describe(data_dir: &Path) -> MachineInfo {
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .ok()
             .map(|s| s.trim().to_string()),
-        filesystem: output("stat", &["-f", "-c", "%T", &data_dir.display().to_string()]),
+        load_average: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
+        filesystem: output("df", &["--output=fstype", &data_dir.display().to_string()])
+            .and_then(|s| s.lines().last().map(|l| l.trim().to_string())),
         commit: output("git", &["rev-parse", "--short=12", "HEAD"]),
         dirty: Command::new("git")
             .args(["status", "--porcelain", "--untracked-files=no"])

@@ -110,7 +110,7 @@ impl BenchReport {
         writeln!(s, "### {} — {}\n", self.tool, m.date_utc)?;
         writeln!(
             s,
-            "Machine: {} cores ({}), {} memory, data on {}, kernel {}; commit {}{}.  ",
+            "Machine: {} cores ({}), {} memory, data on {}, kernel {}, load average {} at start; commit {}{}.  ",
             m.nproc,
             m.cpu_model.as_deref().unwrap_or("CPU unknown"),
             m.memory_bytes.map_or("unknown".into(), |b| format!(
@@ -119,6 +119,7 @@ impl BenchReport {
             )),
             m.filesystem.as_deref().unwrap_or("unknown filesystem"),
             m.kernel.as_deref().unwrap_or("unknown"),
+            m.load_average.as_deref().unwrap_or("unknown"),
             m.commit.as_deref().unwrap_or("unknown"),
             if m.dirty == Some(true) {
                 " (with uncommitted changes)"
@@ -160,11 +161,11 @@ impl BenchReport {
             s,
             "| run | broker | payload | rate | msgs | groups | acked msgs/s | acked MB/s | \
              produce ms p50 / p99 / p99.9 / max | e2e ms p50 / p99 / p99.9 / max | \
-             delivered | kept up | broker CPU s (cores) | peak RSS MB | of disk / loopback / memcpy |"
+             delivered | kept up | broker CPU s (cores) | peak RSS MB | generator CPU s (cores) | of disk / loopback / memcpy |"
         )?;
         writeln!(
             s,
-            "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: | --- |"
+            "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: | --- | --- |"
         )?;
         for (i, e) in self.runs.iter().enumerate() {
             let r = &e.run;
@@ -187,7 +188,8 @@ impl BenchReport {
             } else {
                 let missing: u64 = r.groups.iter().map(|g| g.verdict.missing).sum();
                 format!(
-                    "**NO**: {missing} missing, {} failed, {} unresolved",
+                    "**NO**: {missing} acked but not consumed by the drain timeout, \
+                     {} failed, {} unacknowledged by the flush timeout",
                     r.produce.failed, r.produce.unresolved
                 )
             };
@@ -197,12 +199,15 @@ impl BenchReport {
                     format!("{:.0}", u.peak_rss_bytes as f64 / 1e6),
                 )
             });
+            let generator = r.load_generator.map_or("n/a".into(), |u| {
+                format!("{:.1} ({:.2})", u.cpu_seconds, u.cpu_cores)
+            });
             let frac = e.limit_fractions.map_or("n/a".into(), |f| {
                 format!("{:.2} / {:.2} / {:.3}", f.disk, f.loopback, f.memory_copy)
             });
             writeln!(
                 s,
-                "| {} {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} {} | {} | {} | {} | {} | {} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 i + 1,
                 r.label,
                 r.bootstrap,
@@ -218,6 +223,7 @@ impl BenchReport {
                 r.kept_up.map_or("n/a", |k| if k { "yes" } else { "**no**" }),
                 usage.0,
                 usage.1,
+                generator,
                 frac,
             )?;
         }
@@ -320,7 +326,7 @@ fn write_comparison(s: &mut String, c: &Comparison) -> std::fmt::Result {
                 },
                 num(pm.a),
                 num(pm.b),
-                pm.ratio.map_or("n/a".into(), |r| format!("{r:.3}")),
+                pm.ratio.map_or("n/a".into(), ratio_text),
             )?;
         }
     }
@@ -331,12 +337,12 @@ fn write_comparison(s: &mut String, c: &Comparison) -> std::fmt::Result {
         match m.ratio {
             Some(r) => writeln!(
                 s,
-                "| {} | {} | {:.3} | {:.3} | {:.3} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 m.metric,
                 better(m.better),
-                r.min,
-                r.median,
-                r.max,
+                ratio_text(r.min),
+                ratio_text(r.median),
+                ratio_text(r.max),
                 r.n
             )?,
             None => writeln!(
@@ -350,9 +356,58 @@ fn write_comparison(s: &mut String, c: &Comparison) -> std::fmt::Result {
     writeln!(s)
 }
 
+/// A ratio with three decimals, or three significant digits when tiny.
+fn ratio_text(r: f64) -> String {
+    if r != 0.0 && r.abs() < 0.01 {
+        format!("{r:.2e}")
+    } else {
+        format!("{r:.3}")
+    }
+}
+
 fn better(b: Better) -> &'static str {
     match b {
         Better::Higher => "higher",
         Better::Lower => "lower",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_print_readably() {
+        assert_eq!(ratio_text(7.0356), "7.036");
+        assert_eq!(ratio_text(0.000123), "1.23e-4");
+        assert_eq!(ratio_text(0.0), "0.000");
+    }
+
+    #[test]
+    fn a_limits_only_report_has_no_run_tables() {
+        let t = |mb| crate::limits::Throughput {
+            bytes: 1 << 30,
+            seconds: 1.0,
+            mb_per_s: mb,
+        };
+        let limits = MachineLimits {
+            disk_write_fdatasync: t(300.0),
+            loopback_tcp: t(2000.0),
+            memory_copy: t(4000.0),
+        };
+        let r = BenchReport::new(
+            "starlog-bench limits".into(),
+            crate::machine::describe(Path::new(".")),
+            Some(limits),
+            Vec::new(),
+            Vec::new(),
+        );
+        let md = r.markdown();
+        assert!(
+            md.contains("| sequential write + fdatasync | 300 |"),
+            "{md}"
+        );
+        assert!(!md.contains("| run |"), "{md}");
+        assert!(r.all_complete());
     }
 }

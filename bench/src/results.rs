@@ -33,7 +33,11 @@ pub struct RunResult {
     /// End-to-end latency over all groups together.
     pub end_to_end: LatencySummary,
     /// The broker process's CPU and memory, when its pid is known.
-    pub broker_usage: Option<BrokerUsage>,
+    pub broker_usage: Option<ProcessUsage>,
+    /// This process's (the load generator's: client library, checks) CPU
+    /// and memory, to show whether the generator was the bottleneck. For an
+    /// in-process broker it is the same process as `broker_usage`.
+    pub load_generator: Option<ProcessUsage>,
     /// The in-broker chain option's status.
     pub in_broker_chain: String,
     /// Nothing failed, nothing acknowledged is missing or corrupt.
@@ -97,9 +101,9 @@ pub struct GroupResult {
     pub first_client_error: Option<String>,
 }
 
-/// The broker process during the run.
+/// A process (the broker, or the load generator) during the run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct BrokerUsage {
+pub struct ProcessUsage {
     /// The process sampled.
     pub pid: u32,
     /// CPU seconds (user + system) used between the run's start and end.

@@ -24,7 +24,7 @@ use crate::pacer::{Pacer, Rate};
 use crate::payload::Payloads;
 use crate::proc_stats;
 use crate::progress::Progress;
-use crate::results::{BrokerUsage, GroupResult, ProduceResult, RunResult};
+use crate::results::{GroupResult, ProcessUsage, ProduceResult, RunResult};
 use crate::stamp::{Location, Stamp};
 use crate::stats::{mb_per_second, per_second, LatencyRecorder};
 use crate::workload::Workload;
@@ -267,6 +267,8 @@ struct Produced {
     max_lag: Duration,
     before: Option<proc_stats::ProcSample>,
     after: Option<proc_stats::ProcSample>,
+    self_before: Option<proc_stats::ProcSample>,
+    self_after: Option<proc_stats::ProcSample>,
 }
 
 /// Bookkeeping for acknowledgements.
@@ -334,6 +336,8 @@ fn produce(
             .transpose()
     };
     let before = sample(ctx.broker_pid)?;
+    let me = Some(std::process::id());
+    let self_before = sample(me)?;
     let epoch = Instant::now();
     // Set once, here, before any message exists.
     let _ = shared.epoch.set(epoch);
@@ -412,6 +416,7 @@ fn produce(
     }
     let end = Instant::now();
     let after = sample(ctx.broker_pid)?;
+    let self_after = sample(me)?;
     progress.finish();
     let unresolved = n - acks.resolved().min(n);
     Ok(Produced {
@@ -429,6 +434,8 @@ fn produce(
         max_lag,
         before,
         after,
+        self_before,
+        self_after,
     })
 }
 
@@ -485,19 +492,8 @@ fn assemble(
         })
         .collect();
     let wall = p.end.saturating_duration_since(p.epoch).as_secs_f64();
-    let broker_usage = match (ctx.broker_pid, p.before, p.after) {
-        (Some(pid), Some(b), Some(a)) => {
-            let cpu_seconds = (a.cpu_seconds - b.cpu_seconds).max(0.0);
-            Some(BrokerUsage {
-                pid,
-                cpu_seconds,
-                wall_seconds: wall,
-                cpu_cores: if wall > 0.0 { cpu_seconds / wall } else { 0.0 },
-                peak_rss_bytes: a.peak_rss_bytes,
-            })
-        }
-        _ => None,
-    };
+    let broker_usage = usage(ctx.broker_pid, p.before, p.after, wall);
+    let load_generator = usage(Some(std::process::id()), p.self_before, p.self_after, wall);
     let complete =
         produce.failed == 0 && produce.unresolved == 0 && groups.iter().all(|g| g.verdict.complete);
     let kept_up = match workload.rate {
@@ -522,8 +518,27 @@ fn assemble(
         groups,
         end_to_end: all_e2e.summary(),
         broker_usage,
+        load_generator,
         in_broker_chain: chain::status(workload.in_broker_chain.as_deref()),
         complete,
         kept_up,
     }
+}
+
+/// CPU used between two samples of `pid`, and its peak memory.
+fn usage(
+    pid: Option<u32>,
+    before: Option<proc_stats::ProcSample>,
+    after: Option<proc_stats::ProcSample>,
+    wall: f64,
+) -> Option<ProcessUsage> {
+    let (pid, b, a) = (pid?, before?, after?);
+    let cpu_seconds = (a.cpu_seconds - b.cpu_seconds).max(0.0);
+    Some(ProcessUsage {
+        pid,
+        cpu_seconds,
+        wall_seconds: wall,
+        cpu_cores: if wall > 0.0 { cpu_seconds / wall } else { 0.0 },
+        peak_rss_bytes: a.peak_rss_bytes,
+    })
 }
