@@ -17,7 +17,7 @@ use starlog_bench::rdkafka_client::RdKafkaClient;
 use starlog_bench::report::BenchReport;
 use starlog_bench::results::RunResult;
 use starlog_bench::run::{fresh_topic, run, RunContext};
-use starlog_bench::spawned::CommandTarget;
+use starlog_bench::spawned::{parse_host_port, CommandTarget};
 use starlog_bench::target::{BrokerTarget, ExternalBroker, RunningBroker};
 use starlog_bench::workload::Workload;
 use tracing_subscriber::EnvFilter;
@@ -255,13 +255,9 @@ fn main() -> anyhow::Result<()> {
             a.ready_timeout = ready;
             let (host, port) = match &peer_bootstrap {
                 Some(b) => {
-                    let (h, p) = b
-                        .rsplit_once(':')
-                        .with_context(|| format!("--peer-bootstrap `{b}` is not host:port"))?;
-                    let p: u16 = p
-                        .parse()
-                        .with_context(|| format!("--peer-bootstrap `{b}`: bad port"))?;
-                    (h.to_string(), Some(p))
+                    let (h, p) =
+                        parse_host_port(b).map_err(|e| anyhow::anyhow!("--peer-bootstrap {e}"))?;
+                    (h, Some(p))
                 }
                 None => ("127.0.0.1".to_string(), None),
             };

@@ -65,6 +65,20 @@ pub fn expand(template: &str, host: &str, port: u16, data_dir: &Path) -> String 
         .replace("{data_dir}", &data_dir.display().to_string())
 }
 
+/// Splits `host:port` (the port must be a number; IPv6 hosts in brackets).
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{s}` is not host:port"))?;
+    if host.is_empty() {
+        return Err(format!("`{s}` has no host"));
+    }
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("`{s}`: `{port}` is not a port number"))?;
+    Ok((host.to_string(), port))
+}
+
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> Result<u16, std::io::Error> {
     let l = TcpListener::bind(("127.0.0.1", 0))?;
@@ -246,6 +260,22 @@ impl Drop for SpawnedBroker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_port() {
+        assert_eq!(
+            parse_host_port("127.0.0.1:9093"),
+            Ok(("127.0.0.1".into(), 9093))
+        );
+        assert_eq!(parse_host_port("[::1]:9093"), Ok(("[::1]".into(), 9093)));
+        assert!(parse_host_port("127.0.0.1")
+            .unwrap_err()
+            .contains("not host:port"));
+        assert!(parse_host_port(":9093").unwrap_err().contains("no host"));
+        assert!(parse_host_port("h:99999")
+            .unwrap_err()
+            .contains("not a port"));
+    }
 
     #[test]
     fn templates_expand() {
