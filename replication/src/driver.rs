@@ -529,6 +529,25 @@ impl<T: Transport> Driver<T> {
         sends
     }
 
+    /// Persists every group's commit and applied indexes that moved since their last write
+    /// (they are written lazily, not on the hot path). Call it every few seconds, as Kafka
+    /// checkpoints its high watermarks: after a restart a node then starts from a recent high
+    /// watermark instead of waiting for a leader to tell it. Returns how many files it wrote.
+    pub fn checkpoint(&mut self) -> usize {
+        let mut written = 0;
+        for (&id, g) in self.groups.iter_mut() {
+            if g.failed.is_some() {
+                continue;
+            }
+            match g.node.mut_store().persist_lazy_state() {
+                Ok(true) => written += 1,
+                Ok(false) => {}
+                Err(e) => fail(id, g, e),
+            }
+        }
+        written
+    }
+
     /// Status of one group.
     pub fn status(&self, group: GroupId) -> Option<GroupStatus> {
         let g = self.groups.get(&group)?;

@@ -189,9 +189,12 @@ impl PartitionStore {
         }
         let (translator, stale) = rebuild.finish().map_err(translation)?;
         let last = translator.last_index();
+        // raft-rs requires `first_index - 1 <= applied <= commit <= last_index` at start; the
+        // commit index is persisted lazily and may be ahead of entries lost in a torn tail.
+        let floor = translator.first_index() - 1;
         let mut hard_state = state.hard_state.clone();
-        hard_state.commit = hard_state.commit.min(last);
-        let applied = state.applied.min(hard_state.commit);
+        hard_state.commit = hard_state.commit.min(last).max(floor);
+        let applied = state.applied.clamp(floor, hard_state.commit);
         let mut store = Self {
             group,
             dir: dir.to_owned(),
@@ -499,12 +502,14 @@ impl PartitionStore {
         self.write_state()
     }
 
-    /// Writes the state file if the commit or applied index moved since the last write.
-    pub fn persist_lazy_state(&mut self) -> Result<(), ReplicationError> {
+    /// Writes the state file if the commit or applied index moved since the last write; true
+    /// if it wrote.
+    pub fn persist_lazy_state(&mut self) -> Result<bool, ReplicationError> {
         if self.state_stale {
             self.write_state()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Raft log compaction for retention: forgets every entry before the batch holding

@@ -418,3 +418,32 @@ fn real_ztf_alerts_are_replicated_byte_for_byte() {
         }
     }
 }
+
+#[test]
+fn a_checkpoint_lets_a_restarted_node_expose_its_high_watermark_at_once() {
+    let mut c = Cluster::new(61, 3, 1, NetFaults::NONE);
+    let leader = elect(&mut c, G1);
+    for _ in 0..8 {
+        c.propose(G1, leader, 1, 2);
+        c.step(0.8);
+    }
+    c.converge_and_verify(300);
+    let follower = c.node_ids().into_iter().find(|&n| n != leader).unwrap();
+    let hw = c.driver(follower).unwrap().high_watermark(G1).unwrap();
+    assert_eq!(hw, 16);
+    // Without a checkpoint the restarted node only knows an old commit index.
+    c.crash(follower, CrashPoint::AfterSync);
+    c.start(follower);
+    let before = c.driver(follower).unwrap().high_watermark(G1).unwrap();
+    assert!(before < hw, "{before}");
+    c.converge_and_verify(300);
+    assert_eq!(c.driver_mut(follower).unwrap().checkpoint(), 1);
+    assert_eq!(
+        c.driver_mut(follower).unwrap().checkpoint(),
+        0,
+        "nothing moved since"
+    );
+    c.crash(follower, CrashPoint::AfterSync);
+    c.start(follower);
+    assert_eq!(c.driver(follower).unwrap().high_watermark(G1).unwrap(), hw);
+}
