@@ -1,33 +1,62 @@
 //! One client connection: read size-prefixed frames, answer them in order.
 //!
-//! Requests on a connection are handled one at a time, as Kafka does, so
-//! responses keep their order. Every read is bounded: a frame larger than
-//! `max_request_bytes` or a negative size closes the connection, an idle
-//! connection is closed after `idle_timeout_ms`, and a client that stops in
-//! the middle of a frame is dropped after the same timeout.
+//! A reader handles each request's ordered part (decoding, effects, a
+//! produce's writes) one request at a time, as Kafka does; what remains (a
+//! produce's wait for its flush policy) is queued to a writer that resolves
+//! the queue in order and sends the responses. So a producer with several
+//! requests in flight has their fsyncs overlap instead of paying one per
+//! request, and responses keep their order. The queue is bounded
+//! (`MAX_IN_FLIGHT`).
+//!
+//! Every read is bounded: a frame larger than `max_request_bytes` or a
+//! negative size closes the connection, an idle connection is closed after
+//! `idle_timeout_ms`, and a client that stops in the middle of a frame is
+//! dropped after the same timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::broker::Broker;
-use crate::dispatch::{self, Outcome, Peer};
+use crate::dispatch::{self, Outcome, Peer, Pending};
+
+/// Requests whose responses may be pending at once on one connection
+/// (librdkafka and the Java client send up to 5).
+const MAX_IN_FLIGHT: usize = 16;
 
 /// Serves one connection until the client leaves, misbehaves, or the broker shuts down.
 pub async fn serve(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: Peer,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(peer = %peer.host, error = %e, "cannot set TCP_NODELAY");
     }
-    let (rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
+    let (queue, pending) = mpsc::channel(MAX_IN_FLIGHT);
+    let writer = tokio::spawn(write_responses(wr, pending, peer.clone()));
+    read_requests(&broker, rd, &peer, shutdown, queue).await;
+    // The reader is done (client gone, refusal or shutdown): the writer
+    // finishes what is queued, then closes.
+    if writer.await.is_err() {
+        tracing::error!(peer = %peer.host, "connection writer task failed");
+    }
+}
+
+async fn read_requests(
+    broker: &Broker,
+    rd: OwnedReadHalf,
+    peer: &Peer,
+    mut shutdown: watch::Receiver<bool>,
+    queue: mpsc::Sender<Pending>,
+) {
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let idle = Duration::from_millis(broker.config.limits.idle_timeout_ms);
     let max = broker.config.limits.max_request_bytes;
@@ -64,7 +93,22 @@ pub async fn serve(
                 return;
             }
         }
-        match dispatch::handle_frame(&broker, frame.freeze(), &peer).await {
+        let pending = match dispatch::handle_frame(broker, frame.freeze(), peer).await {
+            Ok(p) => p,
+            Err(refusal) => {
+                tracing::warn!(peer = %peer.host, "closing connection: {refusal}");
+                return;
+            }
+        };
+        if queue.send(pending).await.is_err() {
+            return; // the writer stopped (the client went away)
+        }
+    }
+}
+
+async fn write_responses(mut wr: OwnedWriteHalf, mut pending: mpsc::Receiver<Pending>, peer: Peer) {
+    while let Some(next) = pending.recv().await {
+        match next.await {
             Ok(Outcome::Respond(bytes)) => {
                 if let Err(e) = wr.write_all(&bytes).await {
                     tracing::debug!(peer = %peer.host, error = %e, "connection write failed");

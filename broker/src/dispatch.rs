@@ -136,8 +136,16 @@ pub fn parse_frame(mut frame: Bytes) -> Result<Parsed, Refusal> {
     })
 }
 
+/// A request whose response is still being completed (a produce waiting
+/// for its flush policy); resolved in request order by the connection.
+pub type Pending = futures::future::BoxFuture<'static, Result<Outcome, Refusal>>;
+
 /// Handles one request frame (without its length prefix).
-pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<Outcome, Refusal> {
+///
+/// Everything that must happen in request order (decoding, every API's
+/// effects, a produce's writes) happens before this returns; the returned
+/// future only waits (for a produce's durability) and encodes.
+pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<Pending, Refusal> {
     let (key, version, header, request) = match parse_frame(frame)? {
         Parsed::Request {
             key,
@@ -148,25 +156,38 @@ pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<
         Parsed::ApiVersionsTooNew { correlation_id } => {
             // Answer at v0 with the error and our table, so the client retries lower.
             let response = handlers::cluster::api_versions(Some(ResponseError::UnsupportedVersion));
-            return encode(
+            let done = encode(
                 ResponseKind::ApiVersions(response),
                 ApiKey::ApiVersions,
                 0,
                 correlation_id,
             )
             .map(Outcome::Respond);
+            return Ok(Box::pin(std::future::ready(done)));
         }
     };
     tracing::trace!(?key, version, ?request, "request");
+    let correlation_id = header.correlation_id;
+    if let RequestKind::Produce(r) = request {
+        let completion = handlers::produce::begin(broker, r).await;
+        return Ok(Box::pin(async move {
+            match completion.await {
+                Some(r) => encode(ResponseKind::Produce(r), key, version, correlation_id)
+                    .map(Outcome::Respond),
+                None => Ok(Outcome::Silent),
+            }
+        }));
+    }
     let client_id = header
         .client_id
         .as_ref()
         .map_or_else(String::new, |c| c.to_string());
     let response = route(broker, request, key, version, &client_id, peer).await?;
-    match response {
-        Some(r) => encode(r, key, version, header.correlation_id).map(Outcome::Respond),
+    let done = match response {
+        Some(r) => encode(r, key, version, correlation_id).map(Outcome::Respond),
         None => Ok(Outcome::Silent),
-    }
+    };
+    Ok(Box::pin(std::future::ready(done)))
 }
 
 fn encode(
@@ -204,13 +225,9 @@ async fn route(
     client_id: &str,
     peer: &Peer,
 ) -> Result<Option<ResponseKind>, Refusal> {
-    use handlers::{cluster, configs, fetch, list_offsets, metadata, produce, topics_admin};
+    use handlers::{cluster, configs, fetch, list_offsets, metadata, topics_admin};
     let groups = &broker.groups;
     Ok(Some(match request {
-        RequestKind::Produce(r) => match produce::handle(broker, r).await {
-            Some(r) => ResponseKind::Produce(r),
-            None => return Ok(None),
-        },
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, r).await)

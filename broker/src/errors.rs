@@ -24,6 +24,7 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::Storage(s) => storage_error_code(s),
         AppendError::Sequence(code) => *code,
         AppendError::Malformed(_) => ResponseError::CorruptMessage,
+        AppendError::DurabilityTimeout { .. } => ResponseError::RequestTimedOut,
         AppendError::Task(_) => ResponseError::UnknownServerError,
     }
 }

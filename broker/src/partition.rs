@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use starlog_storage::{AppendInfo, PartitionLog, ReadResult, StorageError};
+use starlog_storage::{AppendInfo, DurabilityTicket, PartitionLog, ReadResult, StorageError};
 use tokio::sync::{watch, Mutex};
 
 use crate::batch;
@@ -25,6 +25,31 @@ pub struct Appended {
     pub log_start_offset: i64,
 }
 
+/// A produce written to the log but not yet acknowledged.
+#[derive(Debug)]
+#[must_use = "the append is acknowledged only by Partition::finish"]
+pub enum Written {
+    /// Written; durability still to be awaited.
+    Pending {
+        /// Offsets assigned.
+        info: AppendInfo,
+        /// What to wait for.
+        ticket: DurabilityTicket,
+        /// Whether the producer table recorded it.
+        idempotent: bool,
+    },
+    /// A retry of a batch already stored at these offsets.
+    Duplicate {
+        /// The original base offset.
+        base_offset: i64,
+        /// The original last offset.
+        last_offset: i64,
+    },
+}
+
+/// Longest a retried duplicate waits for its original append to become durable.
+const DUPLICATE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why a produce to one partition failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -37,6 +62,12 @@ pub enum AppendError {
     /// The records field did not parse as record batches.
     #[error("malformed record batches: {0}")]
     Malformed(String),
+    /// A retried batch's original append did not become durable in time.
+    #[error("the original append up to offset {last_offset} did not become durable in time")]
+    DurabilityTimeout {
+        /// Last offset of the original append.
+        last_offset: i64,
+    },
     /// The blocking task died (a bug, reported rather than hidden).
     #[error("append task failed: {0}")]
     Task(String),
@@ -93,13 +124,27 @@ impl Partition {
         });
     }
 
-    /// Appends the record batches of one produce request.
+    /// Appends the record batches of one produce request and waits until
+    /// they meet the flush policy.
     pub async fn append(&self, records: Bytes, leader_epoch: i32) -> Result<Appended, AppendError> {
+        let written = self.write(records, leader_epoch).await?;
+        self.finish(written).await
+    }
+
+    /// The first stage of [`Partition::append`]: idempotence checks and the
+    /// write, in the order calls are made. Nothing is acknowledged yet; a
+    /// connection may start its next request's write while this one's
+    /// durability wait ([`Partition::finish`]) is under way.
+    pub async fn write(&self, records: Bytes, leader_epoch: i32) -> Result<Written, AppendError> {
         let identities =
             batch::identities(&records).map_err(|e| AppendError::Malformed(e.to_string()))?;
         if identities.iter().all(|b| b.producer_id < 0) {
-            let info = self.append_blocking(records, leader_epoch).await?;
-            return Ok(self.appended(&info));
+            let (info, ticket) = self.write_blocking(records, leader_epoch).await?;
+            return Ok(Written::Pending {
+                info,
+                ticket,
+                idempotent: false,
+            });
         }
         let mut producers = self.producers.lock().await;
         let mut duplicate_base = None;
@@ -119,19 +164,19 @@ impl Partition {
             }
         }
         if let Some(base_offset) = duplicate_base {
-            return Ok(Appended {
+            let count: i64 = identities
+                .iter()
+                .map(|id| i64::from(id.last_offset_delta) + 1)
+                .sum();
+            return Ok(Written::Duplicate {
                 base_offset,
-                log_start_offset: self.log.log_start_offset(),
+                last_offset: base_offset + count - 1,
             });
         }
         // Sequence checks and the write are ordered under the producer lock;
         // the wait for the flush policy is not, so other appends to this
         // partition share the same fsync.
-        let log = Arc::clone(&self.log);
-        let (info, ticket) =
-            tokio::task::spawn_blocking(move || log.append_unsynced(&records, leader_epoch))
-                .await
-                .map_err(|e| AppendError::Task(e.to_string()))??;
+        let (info, ticket) = self.write_blocking(records, leader_epoch).await?;
         let mut base = info.base_offset;
         for id in &identities {
             if id.producer_id >= 0 {
@@ -139,33 +184,67 @@ impl Partition {
             }
             base += i64::from(id.last_offset_delta) + 1;
         }
-        drop(producers);
+        Ok(Written::Pending {
+            info,
+            ticket,
+            idempotent: true,
+        })
+    }
+
+    /// The second stage: waits for the flush policy, then publishes the new
+    /// high watermark.
+    pub async fn finish(&self, written: Written) -> Result<Appended, AppendError> {
+        let (info, ticket, idempotent) = match written {
+            Written::Duplicate {
+                base_offset,
+                last_offset,
+            } => {
+                // The original append may still be waiting for its fsync:
+                // answer the retry only once the high watermark covers it.
+                let mut rx = self.subscribe();
+                let covered =
+                    tokio::time::timeout(DUPLICATE_WAIT, rx.wait_for(|hw| *hw > last_offset)).await;
+                return match covered {
+                    Ok(Ok(_)) => Ok(Appended {
+                        base_offset,
+                        log_start_offset: self.log.log_start_offset(),
+                    }),
+                    _ => Err(AppendError::DurabilityTimeout { last_offset }),
+                };
+            }
+            Written::Pending {
+                info,
+                ticket,
+                idempotent,
+            } => (info, ticket, idempotent),
+        };
         let log = Arc::clone(&self.log);
         let durable = tokio::task::spawn_blocking(move || log.wait_durable(ticket))
             .await
             .map_err(|e| AppendError::Task(e.to_string()))
             .and_then(|r| r.map_err(AppendError::from));
         if let Err(e) = durable {
-            // Never answer a retry of a batch that may not be on disk as a
-            // duplicate: forget what the table learned.
-            self.producers.lock().await.clear();
+            if idempotent {
+                // Never answer a retry of a batch that may not be on disk as
+                // a duplicate: forget what the table learned.
+                self.producers.lock().await.clear();
+            }
             return Err(e);
         }
         self.publish(info.last_offset + 1);
         Ok(self.appended(&info))
     }
 
-    async fn append_blocking(
+    async fn write_blocking(
         &self,
         records: Bytes,
         leader_epoch: i32,
-    ) -> Result<AppendInfo, AppendError> {
+    ) -> Result<(AppendInfo, DurabilityTicket), AppendError> {
         let log = Arc::clone(&self.log);
-        let info = tokio::task::spawn_blocking(move || log.append(&records, leader_epoch))
+        tokio::task::spawn_blocking(move || log.append_unsynced(&records, leader_epoch))
             .await
-            .map_err(|e| AppendError::Task(e.to_string()))??;
-        self.publish(info.last_offset + 1);
-        Ok(info)
+            .map_err(|e| AppendError::Task(e.to_string()))?
+            .map_err(AppendError::from)
     }
 
     fn appended(&self, info: &AppendInfo) -> Appended {

@@ -375,3 +375,46 @@ async fn java_framed_snappy_is_stored_as_sent_and_searched_by_timestamp() {
     }
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn pipelined_produces_are_answered_in_order() {
+    let broker = TestBroker::start_with(|c| {
+        c.log.flush =
+            starlog_broker::config::FlushSetting::Named(starlog_broker::config::FlushNamed::Always)
+    })
+    .await;
+    let mut c = RawClient::connect(broker.addr()).await;
+    create(&mut c, "pipelined").await;
+    // Five requests written back to back before reading any response, as
+    // librdkafka does with max.in.flight=5.
+    use kafka_protocol::messages::RequestHeader;
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    for i in 0..5 {
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(8)
+            .with_correlation_id(100 + i)
+            .encode(&mut body, ApiKey::Produce.request_header_version(8))
+            .unwrap();
+        RequestKind::Produce(produce_request("pipelined", plain(2, &format!("r{i}")), -1))
+            .encode(&mut body, 8)
+            .unwrap();
+        c.send_frame(&body).await;
+    }
+    for i in 0..5 {
+        let mut frame = c.read_frame().await.expect("response");
+        let h = kafka_protocol::messages::ResponseHeader::decode(
+            &mut frame,
+            ApiKey::Produce.response_header_version(8),
+        )
+        .unwrap();
+        assert_eq!(h.correlation_id, 100 + i, "responses in request order");
+        let r = kafka_protocol::messages::ProduceResponse::decode(&mut frame, 8).unwrap();
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, i64::from(i) * 2));
+    }
+    let (_, hw, _) = fetch(&mut c, "pipelined", 0).await;
+    assert_eq!(hw, 10);
+    broker.stop().await;
+}

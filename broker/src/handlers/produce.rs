@@ -1,10 +1,13 @@
 //! Produce: validate, append as bytes, answer with offsets.
 //!
-//! Partitions of one request are appended concurrently, so their fsyncs
-//! overlap (and coalesce with other connections' in the storage group
-//! commit). `acks=0` gets no response at all, as Kafka does.
+//! Two stages: [`begin`] writes every partition's batches (concurrently
+//! across partitions) and returns a [`Completion`] that waits for the flush
+//! policy and builds the response. The connection pipelines completions, so
+//! one producer's requests share fsyncs with each other as well as with
+//! other connections'. `acks=0` gets no response at all, as Kafka does.
 
-use bytes::Bytes;
+use std::sync::Arc;
+
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -12,6 +15,7 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 use crate::errors::append_error_code;
+use crate::partition::{AppendError, Partition, Written};
 
 fn partition_error(index: i32, code: ResponseError, message: String) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -23,75 +27,113 @@ fn partition_error(index: i32, code: ResponseError, message: String) -> Partitio
         .with_error_message(Some(StrBytes::from_string(message)))
 }
 
-/// Handles a Produce request; `None` when `acks=0` asks for no response.
-pub async fn handle(broker: &Broker, req: ProduceRequest) -> Option<ProduceResponse> {
+/// The second half of a produce: waits for durability and builds the
+/// response (`None` when `acks=0` asks for no response).
+pub type Completion = futures::future::BoxFuture<'static, Option<ProduceResponse>>;
+
+/// One partition after the write stage.
+enum Stage {
+    /// Refused before or during the write.
+    Done(PartitionProduceResponse),
+    /// Written; its durability is awaited in the completion.
+    Written {
+        partition: Arc<Partition>,
+        written: Written,
+        topic: String,
+        index: i32,
+    },
+}
+
+/// Writes every partition's batches now, in request order, and returns the
+/// completion that waits for the flush policy. A connection can start its
+/// next request while this one's fsync is under way; per-partition order is
+/// kept because writes happen in the order requests are read.
+pub async fn begin(broker: &Broker, req: ProduceRequest) -> Completion {
     let acks = req.acks;
-    let mut topics = Vec::with_capacity(req.topic_data.len());
     let valid_acks = matches!(acks, -1..=1);
     let transactional = req.transactional_id.is_some();
+    let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
         let name = topic_data.name.0.to_string();
         let topic = broker.topics.get(&name);
-        let mut pending = Vec::with_capacity(topic_data.partition_data.len());
-        for pd in topic_data.partition_data {
+        let writes = topic_data.partition_data.into_iter().map(|pd| {
             let index = pd.index;
             let records = pd.records.unwrap_or_default();
             let partition = topic.as_ref().and_then(|t| t.partition(index)).cloned();
             let name = name.clone();
-            pending.push(async move {
+            async move {
                 if !valid_acks {
-                    return partition_error(
+                    return Stage::Done(partition_error(
                         index,
                         ResponseError::InvalidRequiredAcks,
                         format!("acks={acks} is not one of -1, 0, 1"),
-                    );
+                    ));
                 }
                 if transactional {
-                    return partition_error(
+                    return Stage::Done(partition_error(
                         index,
                         ResponseError::TransactionalIdAuthorizationFailed,
                         "transactions are not supported".to_string(),
-                    );
+                    ));
                 }
                 let Some(partition) = partition else {
-                    return partition_error(
+                    return Stage::Done(partition_error(
                         index,
                         ResponseError::UnknownTopicOrPartition,
                         format!("{name}-{index} does not exist"),
-                    );
+                    ));
                 };
-                append_one(&partition, records, &name, index).await
-            });
+                match partition.write(records, 0).await {
+                    Ok(written) => Stage::Written {
+                        partition,
+                        written,
+                        topic: name,
+                        index,
+                    },
+                    Err(e) => Stage::Done(refused(&e, &name, index)),
+                }
+            }
+        });
+        let stages = futures::future::join_all(writes).await;
+        topics.push((topic_data.name, stages));
+    }
+    Box::pin(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, stages) in topics {
+            let partition_responses =
+                futures::future::join_all(stages.into_iter().map(finish)).await;
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partition_responses),
+            );
         }
-        let partition_responses = futures::future::join_all(pending).await;
-        topics.push(
-            TopicProduceResponse::default()
-                .with_name(topic_data.name)
-                .with_partition_responses(partition_responses),
-        );
-    }
-    if acks == 0 {
-        return None;
-    }
-    Some(ProduceResponse::default().with_responses(topics))
+        (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    })
 }
 
-async fn append_one(
-    partition: &crate::partition::Partition,
-    records: Bytes,
-    topic: &str,
-    index: i32,
-) -> PartitionProduceResponse {
-    match partition.append(records, 0).await {
+async fn finish(stage: Stage) -> PartitionProduceResponse {
+    let (partition, written, topic, index) = match stage {
+        Stage::Done(r) => return r,
+        Stage::Written {
+            partition,
+            written,
+            topic,
+            index,
+        } => (partition, written, topic, index),
+    };
+    match partition.finish(written).await {
         Ok(appended) => PartitionProduceResponse::default()
             .with_index(index)
             .with_base_offset(appended.base_offset)
             .with_log_append_time_ms(-1)
             .with_log_start_offset(appended.log_start_offset),
-        Err(e) => {
-            let code = append_error_code(&e);
-            tracing::warn!(topic, partition = index, error = %e, "produce refused");
-            partition_error(index, code, format!("{topic}-{index}: {e}"))
-        }
+        Err(e) => refused(&e, &topic, index),
     }
+}
+
+fn refused(e: &AppendError, topic: &str, index: i32) -> PartitionProduceResponse {
+    let code = append_error_code(e);
+    tracing::warn!(topic, partition = index, error = %e, "produce refused");
+    partition_error(index, code, format!("{topic}-{index}: {e}"))
 }
