@@ -174,12 +174,12 @@ impl SegmentIndex {
     pub(crate) fn check(&self, log_len: u64) -> Result<(), String> {
         let ob = self.offsets.bytes().len();
         let tb = self.times.bytes().len();
-        if ob % OFFSET_ENTRY_LEN != 0 {
+        if !ob.is_multiple_of(OFFSET_ENTRY_LEN) {
             return Err(format!(
                 "offset index size {ob} is not a multiple of {OFFSET_ENTRY_LEN}"
             ));
         }
-        if tb % TIME_ENTRY_LEN != 0 {
+        if !tb.is_multiple_of(TIME_ENTRY_LEN) {
             return Err(format!(
                 "time index size {tb} is not a multiple of {TIME_ENTRY_LEN}"
             ));
