@@ -1,0 +1,123 @@
+//! After a restart: which upstream records are already in the local log?
+//!
+//! The last checkpoint names, per local partition, an offset below which
+//! everything is covered by its upstream positions. Anything the mirror
+//! wrote after that checkpoint (acknowledged or not when it died) sits at
+//! or above it. Reading each partition from there to its current end and
+//! collecting the upstream coordinates in the records' headers (see
+//! `provenance`) gives the exact set of upstream records that must not be
+//! written again. The window is small: it is bounded by what the mirror
+//! writes between two checkpoints plus what it had in flight.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use starlog_clients::consumer::offsets::{list_offsets, LATEST};
+use starlog_clients::{ClientConfig, Consumer, ConsumerConfig, OffsetReset, TopicPartition};
+
+use crate::error::MirrorError;
+use crate::provenance::Source;
+
+/// A mirrored record found in the local log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Where it came from.
+    pub source: Source,
+    /// Where it is.
+    pub at: (TopicPartition, i64),
+}
+
+/// Current end offsets of local partitions.
+pub async fn end_offsets(
+    local: &ClientConfig,
+    tps: &[TopicPartition],
+) -> Result<HashMap<TopicPartition, i64>, MirrorError> {
+    if tps.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let cluster = starlog_clients::cluster::Cluster::new(local.clone())
+        .map_err(|e| MirrorError::client("local cluster", e))?;
+    let req: Vec<(TopicPartition, i64)> = tps.iter().map(|tp| (tp.clone(), LATEST)).collect();
+    list_offsets(&cluster, &req)
+        .await
+        .map_err(|e| MirrorError::client("end offsets of the local partitions", e))
+}
+
+/// Reads `[from, to)` of each local partition and returns every record
+/// that names an upstream source, plus the number of records read.
+pub async fn scan(
+    local: &ClientConfig,
+    ranges: &[(TopicPartition, i64, i64)],
+    max_record_bytes: usize,
+    time_limit: Duration,
+) -> Result<(Vec<Found>, u64), MirrorError> {
+    let todo: Vec<&(TopicPartition, i64, i64)> = ranges.iter().filter(|r| r.1 < r.2).collect();
+    if todo.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let mut cfg = ConsumerConfig {
+        client: local.clone(),
+        group_id: None,
+        enable_auto_commit: false,
+        auto_offset_reset: OffsetReset::None,
+        fetch_max_wait: Duration::from_millis(100),
+        ..ConsumerConfig::default()
+    };
+    cfg.max_partition_fetch_bytes =
+        i32::try_from(max_record_bytes.max(8 << 20)).unwrap_or(i32::MAX);
+    cfg.client.client_id = format!("{}-recovery", cfg.client.client_id);
+    let mut consumer =
+        Consumer::new(cfg).map_err(|e| MirrorError::client("recovery consumer", e))?;
+    let tps: Vec<TopicPartition> = todo.iter().map(|r| r.0.clone()).collect();
+    consumer
+        .assign(&tps)
+        .map_err(|e| MirrorError::client("recovery consumer", e))?;
+    let mut ends: HashMap<TopicPartition, i64> = HashMap::new();
+    for (tp, from, to) in &todo {
+        consumer
+            .seek(tp, *from)
+            .map_err(|e| MirrorError::client("recovery consumer", e))?;
+        ends.insert(tp.clone(), *to);
+    }
+    let mut found = Vec::new();
+    let mut read = 0u64;
+    let deadline = tokio::time::Instant::now() + time_limit;
+    loop {
+        let pending: Vec<&TopicPartition> = ends
+            .iter()
+            .filter(|(tp, end)| consumer.position(tp).is_none_or(|p| p < **end))
+            .map(|(tp, _)| tp)
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(MirrorError::Checkpoint {
+                group: String::new(),
+                reason: format!(
+                    "reading back the local tails did not finish within {time_limit:?} ({} partitions left, e.g. {})",
+                    pending.len(),
+                    pending[0]
+                ),
+            });
+        }
+        let records = consumer
+            .poll(Duration::from_millis(200))
+            .await
+            .map_err(|e| MirrorError::client("reading back the local tails", e))?;
+        for r in records {
+            let tp = TopicPartition::new(r.topic.clone(), r.partition);
+            if ends.get(&tp).is_some_and(|end| r.offset >= *end) {
+                continue;
+            }
+            read += 1;
+            if let Some(source) = Source::from_headers(&r.headers) {
+                found.push(Found {
+                    source,
+                    at: (tp, r.offset),
+                });
+            }
+        }
+    }
+    Ok((found, read))
+}
