@@ -11,7 +11,7 @@ pub struct TopicCounts {
     pub target: String,
     /// Records written to the target.
     pub mirrored: u64,
-    /// Value bytes read from upstream.
+    /// Value bytes written to the target.
     pub bytes: u64,
     /// Values whose schema id was rewritten.
     pub rewritten: u64,

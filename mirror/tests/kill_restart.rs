@@ -1,0 +1,188 @@
+//! `kill -9` of the mirror process mid-stream, twice, then a restart that
+//! runs to the end: the local buffer holds exactly the upstream records,
+//! each once, in per-day order.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const TARGET: &str = "ztf-buffer";
+const PARTS: i32 = 4;
+const PER_DAY: usize = 200;
+const DAYS: [&str; 3] = [
+    "ztf_20191121_programid1",
+    "ztf_20191122_programid1",
+    "ztf_20191123_programid1",
+];
+
+fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_starlog-mirror"))
+        .arg(config)
+        .arg("--no-progress")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("the starlog-mirror binary starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_and_restart_leave_each_upstream_record_once() {
+    let up = TestBroker::start().await;
+    let local = TestBroker::start().await;
+    register_unrelated(&up.registry_url(), 3).await;
+    let reg = registry(&up.registry_url());
+    let pool = alerts("ztf/alerts/fink-alert-simulator");
+    let id = reg
+        .register("ztf-value", &pool[0].schema_json)
+        .await
+        .unwrap();
+    for day in DAYS {
+        create_topic(&up.bootstrap(), day, 1).await;
+        let values: Vec<_> = (0..PER_DAY)
+            .map(|i| {
+                let a = &pool[i % pool.len()];
+                let id = if a.schema_json == pool[0].schema_json {
+                    id
+                } else {
+                    panic!("one schema in this folder")
+                };
+                Some(frame(id, &a.body))
+            })
+            .collect();
+        produce(&up.bootstrap(), day, &values).await;
+    }
+    let total = (PER_DAY * DAYS.len()) as i64;
+
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            r#"
+name: kill-test
+upstream:
+  bootstrap: "{}"
+  registry: {{ url: "{}" }}
+local:
+  bootstrap: "{}"
+  registry: {{ url: "{}" }}
+topics:
+  - match: 'ztf_(\d{{8}})_programid(\d)'
+    target: {TARGET}
+    partitions: {PARTS}
+checkpoint_interval_ms: 300
+max_in_flight_records: 64
+linger_ms: 2
+bad_input: {{ policy: stop }}
+"#,
+            up.bootstrap(),
+            up.registry_url(),
+            local.bootstrap(),
+            local.registry_url()
+        ),
+    )
+    .unwrap();
+
+    // Two runs killed with SIGKILL while records are flowing.
+    let mut at_kill = Vec::new();
+    for (run, threshold) in [(0, 60i64), (1, 300)] {
+        let log = dir.path().join(format!("run{run}.log"));
+        let mut child = spawn(&yaml, &log);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let have = end_total(&local.bootstrap(), TARGET, PARTS).await;
+            if have >= threshold {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                at_kill.push(have);
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "mirror exited early ({status}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no progress: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert!(
+        at_kill[0] < total,
+        "the first kill landed mid-stream ({at_kill:?})"
+    );
+
+    // A last run to the end, stopped with SIGTERM.
+    let log = dir.path().join("final.log");
+    let mut child = spawn(&yaml, &log);
+    wait_for(
+        &local.bootstrap(),
+        TARGET,
+        PARTS,
+        total,
+        Duration::from_secs(120),
+    )
+    .await;
+    // Give a duplicate, if any, time to show up before stopping.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mirror did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.success(),
+        "exit {status}: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(stdout.contains("checkpoints"), "summary printed: {stdout}");
+
+    // Exactly the upstream records, once each, in per-day order.
+    assert_eq!(end_total(&local.bootstrap(), TARGET, PARTS).await, total);
+    let parts = read_all(&local.bootstrap(), TARGET, PARTS).await;
+    let mut seen = BTreeSet::new();
+    for records in parts.values() {
+        let mut last: HashMap<String, i64> = HashMap::new();
+        for r in records {
+            let (day, _, offset) = source(r);
+            if let Some(prev) = last.insert(day.clone(), offset) {
+                assert!(prev < offset, "{day}: {offset} after {prev}");
+            }
+            assert!(seen.insert((day, offset)), "duplicate {:?}", source(r));
+        }
+    }
+    let want: BTreeSet<(String, i64)> = DAYS
+        .iter()
+        .flat_map(|d| (0..PER_DAY as i64).map(move |o| ((*d).to_owned(), o)))
+        .collect();
+    assert_eq!(seen, want);
+    eprintln!("killed at {at_kill:?} of {total}; final summary:\n{stdout}");
+    local.stop().await;
+    up.stop().await;
+}
