@@ -644,11 +644,6 @@ impl Mirror {
             .tracker
             .begin(&tp, pos.max(b.base_offset), b.last_offset + 1);
         for rec in records {
-            self.summary
-                .topics
-                .entry(b.topic.clone())
-                .or_default()
-                .bytes += rec.value.as_ref().map_or(0, |v| v.len() as u64);
             if let Some(at) = self.tracker.take_recovered(&tp, rec.offset) {
                 self.tracker.landed(&entry, at, false);
                 self.summary
@@ -664,12 +659,10 @@ impl Mirror {
                     value,
                     rewritten,
                 } => {
+                    let counts = self.summary.topics.entry(b.topic.clone()).or_default();
+                    counts.bytes += value.as_ref().map_or(0, |v| v.len() as u64);
                     if rewritten {
-                        self.summary
-                            .topics
-                            .entry(b.topic.clone())
-                            .or_default()
-                            .rewritten += 1;
+                        counts.rewritten += 1;
                     }
                     let mut headers = rec.headers.clone();
                     headers.extend(source_of(&rec).headers());
