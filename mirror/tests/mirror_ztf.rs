@@ -147,9 +147,9 @@ async fn three_days_merge_repartition_and_decode_with_the_local_registry() {
                 !upstream_ids.contains(&id),
                 "id {id} is an upstream id ({upstream_ids:?})"
             );
-            if !schemas.contains_key(&id) {
+            if let std::collections::hash_map::Entry::Vacant(e) = schemas.entry(id) {
                 let text = local_reg.schema_text(id).await.unwrap();
-                schemas.insert(id, apache_avro::Schema::parse_str(&text).unwrap());
+                e.insert(apache_avro::Schema::parse_str(&text).unwrap());
             }
             let decoded = decode(&schemas[&id], &value[5..]);
             assert_eq!(decoded, original.value, "{day} offset {up_offset}");
