@@ -288,9 +288,9 @@ impl MirrorConfig {
         let discovery_interval = ms(top.int("discovery_interval_ms", 100..=86_400_000)?, 30_000);
         let max_in_flight_records = usize::try_from(
             top.int("max_in_flight_records", 1..=1_000_000)?
-                .unwrap_or(20_000),
+                .unwrap_or(5_000),
         )
-        .unwrap_or(20_000);
+        .unwrap_or(5_000);
         let linger = ms(top.int("linger_ms", 0..=60_000)?, 5);
         let batch_bytes = usize::try_from(
             top.int("batch_bytes", 1024..=64 * 1024 * 1024)?

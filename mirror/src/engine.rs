@@ -225,7 +225,7 @@ impl Mirror {
         let cp = checkpoint::decode(&entries).map_err(|r| self.checkpoint_error(r))?;
         if let BadInputPolicy::DeadLetter { topic } = &self.cfg.bad_input {
             let (topic, parts) = (topic.clone(), self.cfg.dead_letter_partitions);
-            self.ensure_topic(&topic, parts, None).await?;
+            self.ensure_topic(&topic, parts, None, false).await?;
         }
         match cp {
             None => {
@@ -282,13 +282,16 @@ impl Mirror {
         Ok(())
     }
 
-    /// Creates `topic` if needed, or checks its partition count; applies
-    /// `retention.ms`. Registers its partitions with the tracker.
+    /// Creates `topic` if needed, or (when `strict`) checks its partition
+    /// count; applies `retention.ms`. Registers its partitions with the
+    /// tracker. A non-strict topic (the dead-letter topic) keeps the
+    /// partitions it has.
     async fn ensure_topic(
         &mut self,
         topic: &str,
-        partitions: i32,
+        mut partitions: i32,
         retention_ms: Option<i64>,
+        strict: bool,
     ) -> Result<bool, MirrorError> {
         if self.targets.contains_key(topic) {
             return Ok(false);
@@ -314,6 +317,7 @@ impl Mirror {
             }
         };
         match existing {
+            Some(info) if !strict => partitions = info.partition_count(),
             Some(info) => {
                 if info.partition_count() != partitions {
                     return Err(target_err(format!(
@@ -422,7 +426,7 @@ impl Mirror {
         for (_, rule, target) in &new_tps {
             let r = &self.cfg.topics[*rule];
             let (parts, ret) = (r.partitions, r.retention_ms);
-            new_target |= self.ensure_topic(target, parts, ret).await?;
+            new_target |= self.ensure_topic(target, parts, ret, true).await?;
         }
         // Positions: the checkpoint's, else the start rule (first run) or
         // the log start (a topic that appeared later).
@@ -640,6 +644,11 @@ impl Mirror {
             return Ok(());
         };
         let rule = self.cfg.topics[route.rule].clone();
+        if b.base_offset > pos + 1 {
+            // One missing offset is a transaction marker; more means the
+            // upstream no longer has those records (retention, compaction).
+            warn!(upstream = %tp, from = pos, to = b.base_offset, "upstream offsets missing (retention or compaction upstream)");
+        }
         let entry = self
             .tracker
             .begin(&tp, pos.max(b.base_offset), b.last_offset + 1);
@@ -726,6 +735,7 @@ impl Mirror {
             }
         }
         self.tracker.seal(&entry);
+        self.tracker.drop_recovered_below(&tp, b.last_offset + 1);
         self.positions.insert(tp, b.last_offset + 1);
         Ok(())
     }

@@ -94,6 +94,18 @@ impl Tracker {
         r
     }
 
+    /// Forgets recovered records of `tp` below `position`: the upstream
+    /// moved past them without re-reading them (e.g. its retention removed
+    /// them), so they no longer hold a target's covered offset back.
+    pub fn drop_recovered_below(&mut self, tp: &TopicPartition, position: i64) {
+        if let Some(m) = self.recovered.get_mut(tp) {
+            *m = m.split_off(&position);
+            if m.is_empty() {
+                self.recovered.remove(tp);
+            }
+        }
+    }
+
     /// Number of recovered records not yet passed.
     pub fn recovered_pending(&self) -> usize {
         self.recovered.values().map(BTreeMap::len).sum()
@@ -289,6 +301,11 @@ mod tests {
         assert_eq!(pos[&up], 7);
         assert_eq!(low[&a], 51);
         assert_eq!(t.recovered_pending(), 0);
+        t.add_recovered(up.clone(), 3, (a.clone(), 10));
+        t.add_recovered(up.clone(), 9, (a.clone(), 11));
+        t.drop_recovered_below(&up, 8);
+        assert_eq!(t.recovered_pending(), 1);
+        assert_eq!(t.snapshot().1[&a], 11);
     }
 
     #[test]
