@@ -31,6 +31,25 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Run a processing node: join the pipeline's consumer group on a Kafka
+    /// cluster (Starlog or any other), run its processor chain, write its
+    /// outputs, commit after they are acknowledged; SIGTERM leaves the group.
+    Process {
+        /// The pipeline YAML (`component: { source, processors, ... }`).
+        pipeline: PathBuf,
+        /// Kafka bootstrap servers.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+    },
+    /// Mirror an upstream Kafka alert stream into this buffer: re-partition,
+    /// rewrite schema ids to the local registry, merge daily topics.
+    Mirror {
+        /// The mirror YAML.
+        config: PathBuf,
+        /// Do not draw the progress display.
+        #[arg(long)]
+        no_progress: bool,
+    },
     /// Print the embedded default configuration as YAML.
     DefaultConfig,
 }
@@ -54,6 +73,41 @@ fn main() -> anyhow::Result<()> {
                 .context("writing the default configuration")?;
             Ok(())
         }
+        Command::Process {
+            pipeline,
+            bootstrap,
+        } => runtime()?.block_on(async {
+            let stats =
+                starlog_clients::pipeline::run_pipeline_file(&pipeline, &bootstrap, async {
+                    if let Err(e) = wait_for_signal().await {
+                        tracing::error!(error = %e, "cannot wait for signals; stopping");
+                    }
+                })
+                .await
+                .with_context(|| format!("processing node {}", pipeline.display()))?;
+            tracing::info!(records = stats.records, commits = stats.commits, "done");
+            Ok(())
+        }),
+        Command::Mirror {
+            config,
+            no_progress,
+        } => runtime()?.block_on(async {
+            let mut cfg = starlog_mirror::MirrorConfig::load(&config)
+                .with_context(|| format!("loading {}", config.display()))?;
+            if no_progress {
+                cfg.progress = false;
+            }
+            let summary = starlog_mirror::run(cfg, async {
+                if let Err(e) = wait_for_signal().await {
+                    tracing::error!(error = %e, "cannot wait for signals; stopping");
+                }
+            })
+            .await
+            .context("mirror stopped")?;
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{summary}").context("writing the summary")?;
+            Ok(())
+        }),
         Command::Serve {
             config,
             listen,
@@ -69,13 +123,16 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(serve(cfg))
+            runtime()?.block_on(serve(cfg))
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 async fn serve(cfg: BrokerConfig) -> anyhow::Result<()> {

@@ -24,6 +24,7 @@ pub mod consumer;
 pub mod error;
 pub mod node;
 pub mod partitioner;
+pub mod pipeline;
 pub mod producer;
 pub mod records;
 pub mod sasl;

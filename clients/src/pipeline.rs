@@ -1,0 +1,230 @@
+//! The standalone processing node: a `processors` pipeline driven by a
+//! [`NodeRunner`] as a consumer-group member, its writers producing through
+//! this crate's [`Producer`].
+//!
+//! The chain runs on the blocking pool (alert decoding and cross-matching
+//! are CPU work); its Kafka output is sent with the producer and
+//! [`TopicSink::flush`] waits for every delivery, so the runner commits a
+//! batch's offsets only once its outputs are acknowledged (at-least-once).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use starlog_processors::config::{BuildContext, PipelineSpec, ProcessorRegistry};
+use starlog_processors::sink::Header;
+use starlog_processors::{InputRecord, Pipeline, RecordOutcome, SinkError, TopicSink};
+use tokio::runtime::Handle;
+
+use crate::consumer::ConsumerConfig;
+use crate::node::{ChainError, NodeError, NodeRunner, RecordChain, RunStats};
+use crate::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
+use crate::records::ConsumerRecord;
+
+/// A [`TopicSink`] over the async producer, for code running on a blocking thread.
+pub struct ProducerSink {
+    producer: Arc<Producer>,
+    runtime: Handle,
+    pending: Mutex<Vec<DeliveryFuture>>,
+}
+
+impl std::fmt::Debug for ProducerSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerSink")
+            .field("pending", &self.pending.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProducerSink {
+    /// A sink producing with `producer`; must be used off the async runtime's threads.
+    pub fn new(producer: Arc<Producer>, runtime: Handle) -> Self {
+        Self {
+            producer,
+            runtime,
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> SinkError {
+    SinkError::Unavailable {
+        reason: e.to_string(),
+    }
+}
+
+impl TopicSink for ProducerSink {
+    fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: &[Header<'_>],
+    ) -> Result<(), SinkError> {
+        let mut record = ProducerRecord::new(topic).value(bytes::Bytes::copy_from_slice(value));
+        if let Some(k) = key {
+            record = record.key(bytes::Bytes::copy_from_slice(k));
+        }
+        for (k, v) in headers {
+            record = record.header(*k, bytes::Bytes::copy_from_slice(v));
+        }
+        let delivery = self
+            .runtime
+            .block_on(self.producer.send(record))
+            .map_err(unavailable)?;
+        self.pending.lock().push(delivery);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), SinkError> {
+        let pending = std::mem::take(&mut *self.pending.lock());
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.runtime.block_on(async {
+            self.producer.flush().await.map_err(unavailable)?;
+            for delivery in pending {
+                delivery.await.map_err(unavailable)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A pipeline as a [`RecordChain`].
+#[derive(Debug)]
+pub struct PipelineChain {
+    pipeline: Arc<Mutex<Pipeline>>,
+}
+
+impl PipelineChain {
+    /// Wraps a built pipeline.
+    pub fn new(pipeline: Pipeline) -> Self {
+        Self {
+            pipeline: Arc::new(Mutex::new(pipeline)),
+        }
+    }
+
+    /// The pipeline (counters, closing).
+    pub fn pipeline(&self) -> &Arc<Mutex<Pipeline>> {
+        &self.pipeline
+    }
+}
+
+fn handle_all(pipeline: &mut Pipeline, records: &[ConsumerRecord]) -> Result<(), ChainError> {
+    let fail = |r: &ConsumerRecord, reason: String| ChainError {
+        topic: r.topic.clone(),
+        partition: r.partition,
+        offset: r.offset,
+        reason,
+    };
+    for r in records {
+        let headers: Vec<Header<'_>> = r
+            .headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_deref().unwrap_or_default()))
+            .collect();
+        let input = InputRecord {
+            topic: &r.topic,
+            partition: r.partition,
+            offset: r.offset,
+            key: r.key.as_deref(),
+            value: r.value.as_deref().unwrap_or_default(),
+            headers: &headers,
+        };
+        if let RecordOutcome::Failed(e) = pipeline.handle(&input) {
+            return Err(fail(r, e.to_string()));
+        }
+    }
+    if let Some(last) = records.last() {
+        pipeline
+            .flush()
+            .map_err(|e| fail(last, format!("flushing outputs: {e}")))?;
+    }
+    Ok(())
+}
+
+impl RecordChain for PipelineChain {
+    fn process<'a>(
+        &'a mut self,
+        records: &'a [ConsumerRecord],
+    ) -> BoxFuture<'a, Result<(), ChainError>> {
+        let pipeline = Arc::clone(&self.pipeline);
+        let records = records.to_vec();
+        Box::pin(async move {
+            let first = records
+                .first()
+                .map(|r| (r.topic.clone(), r.partition, r.offset));
+            tokio::task::spawn_blocking(move || handle_all(&mut pipeline.lock(), &records))
+                .await
+                .map_err(|e| {
+                    let (topic, partition, offset) = first.unwrap_or_default();
+                    ChainError {
+                        topic,
+                        partition,
+                        offset,
+                        reason: format!("chain task failed: {e}"),
+                    }
+                })?
+        })
+    }
+}
+
+/// Why a processing node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessNodeError {
+    /// The pipeline file is invalid (the message names the YAML path).
+    #[error("{0}")]
+    Config(String),
+    /// Consuming, producing or the chain failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The Kafka client could not be set up.
+    #[error(transparent)]
+    Client(#[from] crate::error::ClientError),
+}
+
+/// Runs the pipeline in `file` against `bootstrap` until `shutdown`: joins
+/// the pipeline's group (its `source.group`, or `starlog-node-<name>`),
+/// processes, commits after the outputs are acknowledged, and leaves the
+/// group cleanly.
+pub async fn run_pipeline_file(
+    file: &Path,
+    bootstrap: &str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<RunStats, ProcessNodeError> {
+    let spec = PipelineSpec::from_file(file, &ProcessorRegistry::with_builtins())
+        .map_err(|e| ProcessNodeError::Config(e.to_string()))?;
+    let producer = Arc::new(Producer::new(ProducerConfig::new(bootstrap))?);
+    let sink = Arc::new(ProducerSink::new(Arc::clone(&producer), Handle::current()));
+    let ctx = BuildContext::default().with_sink(sink);
+    let pipeline = spec
+        .build(&ctx)
+        .map_err(|e| ProcessNodeError::Config(e.to_string()))?;
+    let group = spec
+        .source
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("starlog-node-{}", spec.name));
+    let mut config = ConsumerConfig::new(bootstrap, Some(&group));
+    config.auto_offset_reset = crate::consumer::OffsetReset::Earliest;
+    let runner = NodeRunner::new(config, &[spec.source.topic.as_str()])?;
+    let mut chain = PipelineChain::new(pipeline);
+    tracing::info!(pipeline = %spec.name, group, topic = %spec.source.topic, "processing node started");
+    let stats = runner.run(&mut chain, shutdown).await?;
+    let closing = Arc::clone(chain.pipeline());
+    let closed = tokio::task::spawn_blocking(move || closing.lock().close()).await;
+    if !matches!(closed, Ok(Ok(()))) {
+        tracing::warn!(pipeline = %spec.name, "closing the pipeline's writers failed");
+    }
+    if let Err(e) = producer.close().await {
+        tracing::warn!(error = %e, "closing the producer failed");
+    }
+    tracing::info!(
+        records = stats.records,
+        commits = stats.commits,
+        "processing node stopped"
+    );
+    Ok(stats)
+}
