@@ -222,3 +222,75 @@ async fn three_days_merge_repartition_and_decode_with_the_local_registry() {
     local.stop().await;
     up.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_upstream_batches_and_one_subject_for_two_schema_versions() {
+    let up = TestBroker::start().await;
+    let local = TestBroker::start().await;
+    register_unrelated(&up.registry_url(), 2).await;
+    let reg = registry(&up.registry_url());
+    // ZTF 3.3 then 4.01 alerts in one day, zstd-compressed upstream.
+    let mut all = alerts("ztf/alerts/kowalski/20200202");
+    all.extend(alerts("ztf/alerts/kowalski/20231012"));
+    let mut values = Vec::new();
+    for a in &all {
+        let id = reg.register("ztf-value", &a.schema_json).await.unwrap();
+        values.push(Some(frame(id, &a.body)));
+    }
+    let day = "ztf_20191125_programid1";
+    create_topic(&up.bootstrap(), day, 1).await;
+    produce_with(
+        &up.bootstrap(),
+        day,
+        &values,
+        starlog_clients::Compression::Zstd,
+    )
+    .await;
+    let n = all.len() as i64;
+    // The default subject ({target}-value) takes both versions, in order;
+    // the local batches are lz4-compressed.
+    let yaml = format!(
+        r#"
+name: zstd
+upstream: {{ bootstrap: "{}", registry: {{ url: "{}" }} }}
+local: {{ bootstrap: "{}", registry: {{ url: "{}" }} }}
+topics: [ {{ match: 'ztf_.*', target: {TARGET}, partitions: {PARTS} }} ]
+compression: lz4
+progress: false
+bad_input: {{ policy: dead-letter, topic: dlq }}
+"#,
+        up.bootstrap(),
+        up.registry_url(),
+        local.bootstrap(),
+        local.registry_url()
+    );
+    let cfg = MirrorConfig::from_yaml(&yaml, Path::new(".")).unwrap();
+    let summary = run(cfg, until_local_has(local.bootstrap(), n))
+        .await
+        .unwrap();
+    assert_eq!(summary.mirrored(), n as u64, "{summary}");
+    assert_eq!(summary.dead_lettered(), 0, "{summary}");
+    let local_reg = registry(&local.registry_url());
+    let mut checked = 0;
+    for r in read_all(&local.bootstrap(), TARGET, PARTS)
+        .await
+        .into_values()
+        .flatten()
+    {
+        let (_, _, offset) = source(&r);
+        let v = r.value.unwrap();
+        let Framing::Framed { id } = framing(Some(&v)) else {
+            panic!("not framed")
+        };
+        let schema =
+            apache_avro::Schema::parse_str(&local_reg.schema_text(id).await.unwrap()).unwrap();
+        assert_eq!(
+            decode(&schema, &v[5..]),
+            all[usize::try_from(offset).unwrap()].value
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, n);
+    local.stop().await;
+    up.stop().await;
+}

@@ -201,7 +201,18 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
 
 /// Produces values (null keys) to partition 0 of `topic`, in order.
 pub async fn produce(bootstrap: &str, topic: &str, values: &[Option<Bytes>]) {
+    produce_with(bootstrap, topic, values, starlog_clients::Compression::None).await;
+}
+
+/// [`produce`] with a codec.
+pub async fn produce_with(
+    bootstrap: &str,
+    topic: &str,
+    values: &[Option<Bytes>],
+    compression: starlog_clients::Compression,
+) {
     let mut cfg = ProducerConfig::new(bootstrap);
+    cfg.compression = compression;
     cfg.linger = Duration::from_millis(2);
     cfg.batch_size = 256 * 1024;
     let p = Producer::new(cfg).unwrap();
