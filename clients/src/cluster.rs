@@ -358,6 +358,22 @@ impl Cluster {
         }))
     }
 
+    /// The topic's partition count, from the cache without copying the
+    /// topic's metadata when fresh (the producer's per-record path).
+    pub async fn partition_count(&self, topic: &str, auto_create: bool) -> Result<i32> {
+        {
+            let cache = self.cache.read();
+            if !cache.stale.contains(topic) {
+                if let Some((t, at)) = cache.topics.get(topic) {
+                    if at.elapsed() < self.config.metadata_max_age {
+                        return Ok(t.partition_count());
+                    }
+                }
+            }
+        }
+        Ok(self.topic(topic, auto_create).await?.partition_count())
+    }
+
     /// The cached topic, if fresh and not marked stale.
     pub fn cached_topic(&self, topic: &str) -> Option<TopicInfo> {
         let cache = self.cache.read();

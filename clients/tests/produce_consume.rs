@@ -47,13 +47,13 @@ fn record(topic: &str, i: usize) -> ProducerRecord {
     let mut r = ProducerRecord::new(topic)
         .partition(0)
         .timestamp(1_600_000_000_000 + i as i64);
-    if i % 3 != 0 {
+    if !i.is_multiple_of(3) {
         r = r.key(format!("key-{i}"));
     }
-    if i % 5 != 0 {
+    if !i.is_multiple_of(5) {
         r = r.value(format!("value-{i}-").repeat(i % 7 + 1));
     }
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         r = r.header("seq", i.to_string()).header("empty", Bytes::new());
     }
     r

@@ -34,9 +34,9 @@ struct Rec {
 
 fn sample(i: usize) -> Rec {
     Rec {
-        key: (i % 4 != 0).then(|| format!("key-{i}").into_bytes()),
-        value: (i % 6 != 0).then(|| format!("value-{i}|").repeat(1 + i % 9).into_bytes()),
-        headers: if i % 3 == 0 {
+        key: (!i.is_multiple_of(4)).then(|| format!("key-{i}").into_bytes()),
+        value: (!i.is_multiple_of(6)).then(|| format!("value-{i}|").repeat(1 + i % 9).into_bytes()),
+        headers: if i.is_multiple_of(3) {
             vec![]
         } else {
             vec![

@@ -305,14 +305,12 @@ impl Producer {
                 limit: cfg.max_request_size,
             });
         }
-        let info = self
-            .shared
-            .cluster
-            .topic(&record.topic, cfg.auto_create_topics)
-            .await?;
-        let count = info.partition_count();
+        let cluster = &self.shared.cluster;
         let partition = match (record.partition, &pending.key) {
             (Some(p), _) => {
+                let count = cluster
+                    .partition_count(&record.topic, cfg.auto_create_topics)
+                    .await?;
                 if !(0..count).contains(&p) {
                     return Err(ClientError::UnknownPartition {
                         topic: record.topic,
@@ -321,14 +319,20 @@ impl Producer {
                 }
                 p
             }
-            (None, Some(k)) => partition_for_key(k, count),
+            (None, Some(k)) => {
+                let count = cluster
+                    .partition_count(&record.topic, cfg.auto_create_topics)
+                    .await?;
+                partition_for_key(k, count)
+            }
             (None, None) => {
+                let info = cluster.topic(&record.topic, cfg.auto_create_topics).await?;
                 let avail: Vec<i32> = info.available().map(|p| p.partition).collect();
-                self.shared
-                    .acc
-                    .lock()
-                    .sticky
-                    .partition(&record.topic, count, &avail)
+                self.shared.acc.lock().sticky.partition(
+                    &record.topic,
+                    info.partition_count(),
+                    &avail,
+                )
             }
         };
         // Size fits in u32: buffer_memory < 4 GiB and size < max_request_size.

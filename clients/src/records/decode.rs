@@ -314,8 +314,8 @@ mod tests {
 
     fn rec(i: u8) -> PendingRecord {
         PendingRecord {
-            key: (i % 2 == 0).then(|| Bytes::from(vec![i; 3])),
-            value: (i % 3 != 0).then(|| Bytes::from(vec![i; 100])),
+            key: (i.is_multiple_of(2)).then(|| Bytes::from(vec![i; 3])),
+            value: (!i.is_multiple_of(3)).then(|| Bytes::from(vec![i; 100])),
             headers: vec![
                 Header::new("h", vec![i]),
                 Header {
