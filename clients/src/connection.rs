@@ -648,14 +648,21 @@ async fn read_frames<R: AsyncRead + Unpin>(
                 reason: format!("frame size {size}"),
             };
         }
-        // Bounded by max_frame above.
-        let mut frame = vec![0u8; size as usize];
-        match read_full(rd, &mut frame).await {
-            Ok(()) => {}
-            Err(Ok(_)) => return closed(true),
-            Err(Err(e)) => return io(e),
+        // Bounded by max_frame above. Read into spare capacity: no zeroing
+        // pass over large fetch responses.
+        let size = size as usize;
+        let mut buf = BytesMut::with_capacity(size);
+        while buf.len() < size {
+            let remaining = size - buf.len();
+            // Never past this frame: the next frame's bytes stay in the socket.
+            let mut limited = (&mut buf).limit(remaining);
+            match rd.read_buf(&mut limited).await {
+                Ok(0) => return closed(true),
+                Ok(_) => {}
+                Err(e) => return io(e),
+            }
         }
-        let mut frame = Bytes::from(frame);
+        let mut frame = buf.freeze();
         let correlation = (&frame[..4]).get_i32();
         let Some(entry) = shared.lock().in_flight.pop_front() else {
             return ClientError::Garbage {
