@@ -8,6 +8,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::config::BrokerConfig;
 use crate::groups::GroupCoordinator;
+use crate::registry::SchemaStore;
+use crate::schema_rule::SchemaRule;
 use crate::topics::TopicRegistry;
 
 /// The broker: configuration, topics, groups and producer ids.
@@ -23,6 +25,10 @@ pub struct Broker {
     pub advertised_host: StrBytes,
     /// Port advertised to clients.
     pub advertised_port: i32,
+    /// The local schema registry, when enabled.
+    pub schemas: Option<Arc<SchemaStore>>,
+    /// The server-side schema-id rule (needs the local registry).
+    pub schema_rule: Option<SchemaRule>,
     next_producer_id: AtomicI64,
 }
 
@@ -39,6 +45,7 @@ impl Broker {
         config: BrokerConfig,
         topics: Arc<TopicRegistry>,
         groups: Arc<GroupCoordinator>,
+        schemas: Option<Arc<SchemaStore>>,
         port: u16,
     ) -> Self {
         let advertised_host = StrBytes::from_string(config.advertised_host());
@@ -52,6 +59,8 @@ impl Broker {
             groups,
             advertised_host,
             advertised_port,
+            schema_rule: schemas.as_ref().map(|s| SchemaRule::new(Arc::clone(s))),
+            schemas,
             next_producer_id: AtomicI64::new(first_pid),
         }
     }

@@ -22,6 +22,7 @@ pub mod partition;
 pub mod pipelines;
 pub mod producer_state;
 pub mod registry;
+pub mod schema_rule;
 pub mod server;
 pub mod topic_configs;
 pub mod topics;

@@ -96,10 +96,7 @@ impl Server {
         };
         let backend = Arc::new(MetaBackend::new(Arc::clone(&topics)));
         let groups = GroupCoordinator::new(backend, group_config);
-        let broker = Arc::new(Broker::new(config, topics, groups, addr.port()));
-        let (shutdown, _) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        let schemas = if broker.config.schema_registry.enabled {
+        let schemas = if config.schema_registry.enabled {
             Some(Arc::new(
                 SchemaStore::open(&data_dir.join("__meta").join("schemas.json"))
                     .map_err(|e| StartError::Registry(e.to_string()))?,
@@ -107,6 +104,10 @@ impl Server {
         } else {
             None
         };
+        let broker = Arc::new(Broker::new(config, topics, groups, schemas, addr.port()));
+        let (shutdown, _) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let schemas = broker.schemas.clone();
         let pipelines = start_pipelines(&broker, schemas.clone(), &shutdown)?;
         let registry_addr = match schemas {
             Some(store) => {

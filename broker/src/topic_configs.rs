@@ -34,6 +34,9 @@ pub fn check(key: &str, value: &str) -> Result<(), String> {
     if LOG_KEYS.contains(&key) || INERT_KEYS.contains(&key) {
         return Ok(());
     }
+    if key == crate::schema_rule::UPSTREAM_REGISTRY_KEY {
+        return crate::schema_rule::check_url(value);
+    }
     if let Some((_, allowed)) = FIXED_KEYS.iter().find(|(k, _)| *k == key) {
         return if allowed.contains(&value) {
             Ok(())
@@ -79,13 +82,21 @@ pub fn describe(
         ("segment.ms", effective.segment_ms.to_string()),
         ("unclean.leader.election.enable", "false".to_string()),
     ];
-    defaults
-        .into_iter()
-        .map(|(k, v)| match overrides.get(k) {
-            Some(o) => (k.to_string(), o.clone(), true),
-            None => (k.to_string(), v, false),
+    let mut all: Vec<(String, String, bool)> = defaults
+        .iter()
+        .map(|(k, v)| match overrides.get(*k) {
+            Some(o) => ((*k).to_string(), o.clone(), true),
+            None => ((*k).to_string(), v.clone(), false),
         })
-        .collect()
+        .collect();
+    // Overrides with no default (Starlog's own keys) are reported too.
+    all.extend(
+        overrides
+            .iter()
+            .filter(|(k, _)| !defaults.iter().any(|(d, _)| d == k))
+            .map(|(k, v)| (k.clone(), v.clone(), true)),
+    );
+    all
 }
 
 #[cfg(test)]

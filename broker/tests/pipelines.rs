@@ -224,25 +224,23 @@ async fn solar_system_pipeline_writes_exactly_the_associated_alerts() {
     broker.stop().await;
 }
 
-/// GET over a plain TCP connection (keeps the tests free of an HTTP client crate).
 async fn reqwest_get(url: &str) -> serde_json::Value {
-    serde_json::from_str(&get_text(url).await).unwrap()
+    let (base, path) = split_url(url);
+    common::http(base, "GET", path, None).await.1
 }
 
 async fn get_text(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (base, path) = split_url(url);
+    match common::http(base, "GET", path, None).await.1 {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+fn split_url(url: &str) -> (&str, &str) {
     let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(
-        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    text.split_once("\r\n\r\n").unwrap().1.to_string()
+    let slash = rest.find('/').unwrap();
+    (&url[..url.len() - rest.len() + slash], &rest[slash..])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,5 +182,7 @@ async fn two_nodes_split_the_partitions_and_write_exactly_the_solar_system_alert
     let unique: HashSet<String> = got.iter().cloned().collect();
     assert_eq!(got.len(), unique.len(), "no alert written twice");
     assert_eq!(unique, want, "exactly the solar-system alerts");
+    // Close the clients while the broker is up (librdkafka waits for it on close).
+    drop((c, p, admin));
     broker.stop().await;
 }

@@ -9,37 +9,8 @@ mod common;
 
 use std::process::Command;
 
-use common::TestBroker;
+use common::{http, TestBroker};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// One HTTP/1.1 request with `Connection: close`; returns (status, JSON body).
-async fn http(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let host = base.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(host).await.expect("connect registry");
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-        payload.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read");
-    let text = String::from_utf8(response).expect("utf8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let body = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(body).unwrap_or(Value::String(body.to_string()))
-    };
-    (status, body)
-}
 
 fn record(name: &str, extra: &[Value]) -> String {
     let mut fields = vec![json!({"name": "id", "type": "long"})];

@@ -56,11 +56,17 @@ pub async fn begin(broker: &Broker, req: ProduceRequest) -> Completion {
     for topic_data in req.topic_data {
         let name = topic_data.name.0.to_string();
         let topic = broker.topics.get(&name);
+        let rule = topic.as_ref().and_then(|t| {
+            t.configs
+                .get(crate::schema_rule::UPSTREAM_REGISTRY_KEY)
+                .cloned()
+        });
         let writes = topic_data.partition_data.into_iter().map(|pd| {
             let index = pd.index;
             let records = pd.records.unwrap_or_default();
             let partition = topic.as_ref().and_then(|t| t.partition(index)).cloned();
             let name = name.clone();
+            let rule = rule.clone();
             async move {
                 if !valid_acks {
                     return Stage::Done(partition_error(
@@ -82,6 +88,29 @@ pub async fn begin(broker: &Broker, req: ProduceRequest) -> Completion {
                         ResponseError::UnknownTopicOrPartition,
                         format!("{name}-{index} does not exist"),
                     ));
+                };
+                let records = match &rule {
+                    Some(url) => match broker.schema_rule.as_ref() {
+                        Some(r) => match r.apply(&name, url, records).await {
+                            Ok(rewritten) => rewritten,
+                            Err(e) => {
+                                tracing::warn!(topic = %name, partition = index, error = %e, "schema id rule refused a batch");
+                                return Stage::Done(partition_error(
+                                    index,
+                                    ResponseError::InvalidRecord,
+                                    format!("{name}-{index}: schema id rule: {e}"),
+                                ));
+                            }
+                        },
+                        None => {
+                            return Stage::Done(partition_error(
+                                index,
+                                ResponseError::InvalidRecord,
+                                format!("{name}-{index}: the topic has a schema id rule but the local registry is disabled"),
+                            ))
+                        }
+                    },
+                    None => records,
                 };
                 match partition.write(records, 0).await {
                     Ok(written) => Stage::Written {
