@@ -182,7 +182,7 @@ progress: false
             let deadline = Instant::now() + Duration::from_secs(600);
             while total(&lb2, "ztf-buffer", target_parts).await < want && Instant::now() < deadline
             {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         };
         let summary = run(cfg, done).await.unwrap();

@@ -21,7 +21,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use starlog_clients::admin::{AlterOp, ConfigResource, NewTopic};
 use starlog_clients::consumer::offsets::{list_offsets, EARLIEST, LATEST};
@@ -32,6 +31,7 @@ use starlog_clients::{
 };
 use starlog_clients::{Consumer, ConsumerConfig};
 use starlog_processors::dead_letter::REASON_HEADER;
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::body_check;
@@ -67,8 +67,6 @@ struct Delivery {
     result: Result<RecordMetadata, ClientError>,
 }
 
-type Pending = Pin<Box<dyn Future<Output = Delivery> + Send>>;
-
 /// An upstream topic's route.
 #[derive(Debug, Clone)]
 struct Route {
@@ -93,7 +91,10 @@ struct Mirror {
     /// Upstream positions of the last checkpoint for partitions not
     /// assigned now (kept so they are not forgotten).
     carried: BTreeMap<TopicPartition, i64>,
-    inflight: FuturesUnordered<Pending>,
+    /// Acknowledgements come back here: each delivery future is awaited
+    /// on its own small task, so none waits behind another.
+    acks_tx: mpsc::UnboundedSender<Delivery>,
+    acks: mpsc::UnboundedReceiver<Delivery>,
     seq: u64,
     last_checkpoint: Instant,
     last_discovery: Instant,
@@ -174,6 +175,7 @@ impl Mirror {
         let producer = Producer::new(pcfg).map_err(|e| MirrorError::client("local producer", e))?;
         let admin =
             Admin::new(cfg.local.clone()).map_err(|e| MirrorError::client("local admin", e))?;
+        let (acks_tx, acks) = mpsc::unbounded_channel();
         let mapper = match (&cfg.upstream_registry, &cfg.local_registry) {
             (Some(u), Some(l)) => Some(SchemaMapper::new(
                 registry_client("upstream", u)?,
@@ -196,7 +198,8 @@ impl Mirror {
             routes: HashMap::new(),
             positions: BTreeMap::new(),
             carried: BTreeMap::new(),
-            inflight: FuturesUnordered::new(),
+            acks_tx,
+            acks,
             seq: 0,
             last_checkpoint: Instant::now(),
             last_discovery: Instant::now(),
@@ -512,6 +515,7 @@ impl Mirror {
                 }
             }
             Err(e) => {
+                self.tracker.failed(&d.entry);
                 warn!(upstream = %d.entry.tp, error = %e, "produce failed; stopping");
                 if self.failure.is_none() {
                     self.failure = Some(MirrorError::Produce {
@@ -526,7 +530,7 @@ impl Mirror {
 
     /// Takes every acknowledgement that is ready, without waiting.
     fn drain_ready(&mut self) {
-        while let Some(Some(d)) = self.inflight.next().now_or_never() {
+        while let Ok(d) = self.acks.try_recv() {
             self.absorb(d);
         }
     }
@@ -546,7 +550,7 @@ impl Mirror {
             }
             if self.tracker.in_flight() >= self.cfg.max_in_flight_records {
                 if let Ok(Some(d)) =
-                    tokio::time::timeout(Duration::from_millis(200), self.inflight.next()).await
+                    tokio::time::timeout(Duration::from_millis(200), self.acks.recv()).await
                 {
                     self.absorb(d);
                 }
@@ -609,8 +613,14 @@ impl Mirror {
         if let Err(e) = self.producer.flush().await {
             warn!(error = %e, "final flush failed");
         }
-        while let Some(d) = self.inflight.next().await {
-            self.absorb(d);
+        while self.tracker.in_flight() > 0 {
+            // Every sent record's task reports exactly once (the producer
+            // resolves each delivery future, with an error at the latest
+            // after its delivery timeout).
+            match self.acks.recv().await {
+                Some(d) => self.absorb(d),
+                None => break,
+            }
         }
         // Even after a failure the acknowledged part is checkpointed: the
         // snapshot never covers a record that is not in the log.
@@ -760,14 +770,18 @@ impl Mirror {
         self.tracker.sent(entry);
         let entry = entry.clone();
         let upstream_topic = upstream_topic.to_owned();
-        self.inflight.push(Box::pin(async move {
-            Delivery {
+        let tx = self.acks_tx.clone();
+        tokio::spawn(async move {
+            let result = fut.await;
+            // The receiver lives as long as the run; a send after it is
+            // gone has nobody left to tell.
+            let _ = tx.send(Delivery {
                 entry,
                 upstream_topic,
                 dead_letter,
-                result: fut.await,
-            }
-        }));
+                result,
+            });
+        });
         Ok(())
     }
 

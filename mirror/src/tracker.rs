@@ -175,6 +175,13 @@ impl Tracker {
         self.advance(&id.tp);
     }
 
+    /// A record of the entry will never be acknowledged (its produce
+    /// failed): it no longer counts as in flight, and the entry can never
+    /// complete, so the position stays before it.
+    pub fn failed(&mut self, _id: &EntryId) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
     /// Shortens an open entry to end before `next` (a `stop` at that
     /// offset: it and what follows are not covered).
     pub fn truncate(&mut self, id: &EntryId, next: i64) {
