@@ -96,6 +96,8 @@ pub struct Received<'a> {
     pub seq_header: Option<&'a [u8]>,
     /// The `starlog-bench-sent-ns` header's value, if present.
     pub sent_header: Option<&'a [u8]>,
+    /// The `starlog-source` header's value (in-broker chain outputs), if present.
+    pub source_header: Option<&'a [u8]>,
 }
 
 /// Sends records and reports their acknowledgements.

@@ -180,4 +180,24 @@ pub enum BenchError {
     /// A side-by-side comparison could not be formed.
     #[error("comparison: {0}")]
     Compare(String),
+
+    /// The in-broker chain asked for is unknown or cannot run against this target.
+    #[error("in-broker chain `{chain}`: {reason}")]
+    Chain {
+        /// The chain's name as given.
+        chain: String,
+        /// Why it cannot run.
+        reason: String,
+    },
+
+    /// A request to the broker's HTTP port (`/metrics`, the registry) failed.
+    #[error("http://{addr}{path}: {reason}")]
+    Metrics {
+        /// The HTTP address.
+        addr: String,
+        /// The request's path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
 }

@@ -23,10 +23,14 @@
 //!   we start per run or one already running, and its `/proc` figures.
 //! - `compare`: A B A B alternation, per-pair ratios, min/median/max.
 //! - `limits`, `machine`: the machine's ceilings and description.
-//! - `report`, `progress`, `chain`: Markdown/JSON output, the progress bar,
-//!   and the reserved in-broker chain option.
+//! - `report`, `progress`: Markdown/JSON output, the progress bar.
+//! - `chain`, `chain_output`, `pipeline_metrics`: Starlog's in-broker chain
+//!   (the YAML that runs it, its output read live and checked against the
+//!   inputs, its end-to-end latency, the broker's `/metrics` counters).
 
+pub mod broker_http;
 pub mod chain;
+pub mod chain_output;
 pub mod client;
 pub mod compare;
 pub mod error;
@@ -35,6 +39,7 @@ pub mod limits;
 pub mod machine;
 pub mod pacer;
 pub mod payload;
+pub mod pipeline_metrics;
 pub mod proc_stats;
 pub mod progress;
 pub mod rdkafka_client;

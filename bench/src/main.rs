@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use starlog_bench::chain::{self, ChainKind};
 use starlog_bench::client::{Acks, ConsumerSettings, LoadClient, ProducerSettings};
 use starlog_bench::compare;
 use starlog_bench::limits::{self, LimitSizes, MachineLimits};
@@ -153,9 +154,10 @@ struct WorkloadArgs {
     /// Seconds consumers may take to catch up after the last acknowledgement.
     #[arg(long, default_value_t = 120)]
     drain_timeout_secs: u64,
-    /// In-broker processor chain to run in Starlog (not available yet: reported as not run).
-    #[arg(long)]
-    in_broker_chain: Option<String>,
+    /// In-broker processor chain to run inside the spawned Starlog and check
+    /// (`pass-all`); Starlog runs only.
+    #[arg(long, value_parser = parse_chain)]
+    in_broker_chain: Option<ChainKind>,
     /// The alert data folder (default: ../shared/data beside the repository).
     #[arg(long)]
     data_root: Option<PathBuf>,
@@ -178,6 +180,10 @@ struct OutputArgs {
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+fn parse_chain(s: &str) -> Result<ChainKind, String> {
+    ChainKind::parse(s).map_err(|e| e.to_string())
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -215,7 +221,7 @@ fn main() -> anyhow::Result<()> {
             let limits = measure_limits(&output)?;
             let machine = machine::describe(&output.data_dir);
             let payloads = load_payloads(&workload)?;
-            let mut broker_target = make_target(&target, &output)?;
+            let mut broker_target = make_target(&target, &output, workload.in_broker_chain)?;
             let mut runs = Vec::new();
             for &rate in &workload.rate {
                 let w = build_workload(&workload, rate)?;
@@ -242,12 +248,20 @@ fn main() -> anyhow::Result<()> {
             workload,
             output,
         } => {
+            if let Some(kind) = workload.in_broker_chain {
+                bail!(
+                    "--in-broker-chain {} is refused for `compare`: the peer ({peer_name}) \
+                     has no in-broker processors, so the runs would not be alike; \
+                     run the chain with `run` against Starlog",
+                    kind.name()
+                );
+            }
             let limits = measure_limits(&output)?;
             let machine = machine::describe(&output.data_dir);
             let payloads = load_payloads(&workload)?;
             let starlog_cmd = match starlog_cmd {
                 Some(c) => c,
-                None => starlog_template(&starlog_bin, &output.data_dir)?,
+                None => starlog_template(&starlog_bin, &output.data_dir, None)?.0,
             };
             let ready = Duration::from_secs(ready_timeout_secs);
             let mut a =
@@ -297,14 +311,30 @@ fn main() -> anyhow::Result<()> {
 /// The command that starts Starlog per run. It uses the broker's defaults
 /// (5 ms group commit, 7-day retention) except the schema registry, which is
 /// off: it is not on the produce/fetch path, and its fixed HTTP port would
-/// collide with any other broker on the machine.
-fn starlog_template(bin: &Path, data_dir: &Path) -> anyhow::Result<String> {
+/// collide with any other broker on the machine. With an in-broker chain the
+/// registry is on (Avro output registers its schemas there, and `/metrics`
+/// is served on the same listener) at a free port per run, and the chain's
+/// pipeline is in a configuration file written per run: the command and that
+/// file's template are returned.
+fn starlog_template(
+    bin: &Path,
+    data_dir: &Path,
+    chain: Option<ChainKind>,
+) -> anyhow::Result<(String, Option<String>)> {
     if !bin.is_file() {
         bail!(
             "{} not found: build it with `cargo build --release -p starlog-broker`, \
              or pass --starlog-bin / --starlog-cmd",
             bin.display()
         );
+    }
+    if let Some(kind) = chain {
+        let config = kind.broker_config_template();
+        let command = format!(
+            "{} serve --config {{config}} --listen {{host}}:{{port}} --data-dir {{data_dir}}",
+            bin.display()
+        );
+        return Ok((command, Some(config)));
     }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -315,14 +345,31 @@ fn starlog_template(bin: &Path, data_dir: &Path) -> anyhow::Result<String> {
          schema_registry:\n  enabled: false\n",
     )
     .with_context(|| format!("writing {}", config.display()))?;
-    Ok(format!(
-        "{} serve --config {} --listen {{host}}:{{port}} --data-dir {{data_dir}}",
-        bin.display(),
-        config.display()
+    Ok((
+        format!(
+            "{} serve --config {} --listen {{host}}:{{port}} --data-dir {{data_dir}}",
+            bin.display(),
+            config.display()
+        ),
+        None,
     ))
 }
 
-fn make_target(t: &TargetArgs, output: &OutputArgs) -> anyhow::Result<Box<dyn BrokerTarget>> {
+fn make_target(
+    t: &TargetArgs,
+    output: &OutputArgs,
+    chain: Option<ChainKind>,
+) -> anyhow::Result<Box<dyn BrokerTarget>> {
+    if let Some(kind) = chain {
+        if t.bootstrap.is_some() || t.broker_cmd.is_some() {
+            bail!(
+                "--in-broker-chain {} needs a Starlog that starlog-bench starts itself \
+                 (it writes the pipeline into the broker's configuration): \
+                 drop --bootstrap / --broker-cmd",
+                kind.name()
+            );
+        }
+    }
     if let Some(b) = &t.bootstrap {
         return Ok(Box::new(ExternalBroker::new(
             t.name.clone(),
@@ -330,9 +377,9 @@ fn make_target(t: &TargetArgs, output: &OutputArgs) -> anyhow::Result<Box<dyn Br
             t.broker_pid,
         )));
     }
-    let template = match &t.broker_cmd {
-        Some(c) => c.clone(),
-        None => starlog_template(&t.starlog_bin, &output.data_dir)?,
+    let (template, config) = match &t.broker_cmd {
+        Some(c) => (c.clone(), None),
+        None => starlog_template(&t.starlog_bin, &output.data_dir, chain)?,
     };
     let mut c = CommandTarget::new(
         t.name.clone(),
@@ -342,6 +389,9 @@ fn make_target(t: &TargetArgs, output: &OutputArgs) -> anyhow::Result<Box<dyn Br
         &output.data_dir,
     );
     c.ready_timeout = Duration::from_secs(t.ready_timeout_secs);
+    if let Some(config) = config {
+        c = c.with_config(config);
+    }
     Ok(Box::new(c))
 }
 
@@ -401,7 +451,7 @@ fn build_workload(a: &WorkloadArgs, rate: Rate) -> anyhow::Result<Workload> {
         extra: a.consumer_config.clone(),
     };
     w.drain_timeout = Duration::from_secs(a.drain_timeout_secs);
-    w.in_broker_chain = a.in_broker_chain.clone();
+    w.in_broker_chain = a.in_broker_chain;
     w.validate()?;
     Ok(w)
 }
@@ -415,14 +465,22 @@ fn run_against(
 ) -> Result<RunResult, starlog_bench::BenchError> {
     let client = RdKafkaClient::new(broker.bootstrap());
     let describe = broker.describe();
+    let http = broker.http_addr();
     let ctx = RunContext {
         client: &client as &dyn LoadClient,
         broker_pid: broker.pid(),
         label: name,
         broker: &describe,
         progress,
+        http_addr: http.as_deref(),
     };
-    run(ctx, w, Arc::clone(payloads), &fresh_topic("bench"))
+    // The chain's pipeline was configured with its source topic before the
+    // broker started (a fresh broker per run, so the name is fresh too).
+    let topic = match w.in_broker_chain {
+        Some(_) => chain::SOURCE_TOPIC.to_string(),
+        None => fresh_topic("bench"),
+    };
+    run(ctx, w, Arc::clone(payloads), &topic)
 }
 
 fn eprintln_summary(r: &RunResult) {
@@ -436,6 +494,17 @@ fn eprintln_summary(r: &RunResult) {
         r.end_to_end.p99_ms,
         if r.complete { "all" } else { "NOT all" }
     );
+    if let Some(c) = &r.chain {
+        eprintln!(
+            "  in-broker chain {}: {} of {} expected outputs, chain e2e p50 {:.1} ms p99 {:.1} ms, {}",
+            c.chain,
+            c.delivered,
+            c.expected,
+            c.end_to_end.p50_ms,
+            c.end_to_end.p99_ms,
+            if c.complete { "exact" } else { "NOT exact" }
+        );
+    }
 }
 
 fn finish(report: BenchReport, output: &OutputArgs) -> anyhow::Result<BenchReport> {

@@ -25,6 +25,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
+use crate::chain::SOURCE_HEADER;
 use crate::client::{
     Acks, ConsumerSettings, Delivery, LoadClient, LoadConsumer, LoadProducer, OutRecord,
     ProducerSettings, Received, SendOutcome,
@@ -271,26 +272,28 @@ impl RdConsumer {
 }
 
 /// The bench headers of a record, by key.
-fn bench_headers<H: Headers>(h: Option<&H>) -> (Option<&[u8]>, Option<&[u8]>) {
+fn bench_headers<H: Headers>(h: Option<&H>) -> [Option<&[u8]>; 3] {
     let mut seq = None;
     let mut sent = None;
+    let mut source = None;
     if let Some(h) = h {
         for header in h.iter() {
             match header.key {
                 SEQ_HEADER => seq = header.value,
                 SENT_HEADER => sent = header.value,
+                SOURCE_HEADER => source = header.value,
                 _ => {}
             }
         }
     }
-    (seq, sent)
+    [seq, sent, source]
 }
 
 fn received<'a, M: Message>(m: &'a M, topic: &'a str) -> Received<'a>
 where
     M::Headers: 'a,
 {
-    let (seq_header, sent_header) = bench_headers(m.headers());
+    let [seq_header, sent_header, source_header] = bench_headers(m.headers());
     Received {
         topic,
         partition: m.partition(),
@@ -298,6 +301,7 @@ where
         value: m.payload().unwrap_or(&[]),
         seq_header,
         sent_header,
+        source_header,
     }
 }
 

@@ -256,6 +256,49 @@ impl BenchReport {
             }
         }
         writeln!(s)?;
+        if self.runs.iter().any(|e| e.run.chain.is_some()) {
+            writeln!(
+                s,
+                "| run | in-broker chain | expected | outputs | missing | duplicates | unexpected/unknown | misrouted/out of order | chain e2e ms p50 / p99 / p99.9 / max | broker in / passed / skipped / dead / lag | exact | first problem |"
+            )?;
+            writeln!(
+                s,
+                "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |"
+            )?;
+            for (i, e) in self.runs.iter().enumerate() {
+                let Some(c) = &e.run.chain else { continue };
+                let counters = c.metrics.map_or("n/a".into(), |m| {
+                    format!(
+                        "{} / {} / {} / {} / {}",
+                        m.records_in, m.passed, m.skipped, m.dead_lettered, m.lag
+                    )
+                });
+                let problem = c
+                    .first_problem
+                    .iter()
+                    .chain(c.metrics_problem.iter())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    i + 1,
+                    c.chain,
+                    c.expected,
+                    c.outputs,
+                    c.missing,
+                    c.duplicates,
+                    c.unexpected + c.unknown,
+                    c.misrouted + c.out_of_order,
+                    lat(&c.end_to_end),
+                    counters,
+                    if c.complete { "yes" } else { "**no**" },
+                    problem,
+                )?;
+            }
+            writeln!(s)?;
+        }
         for (i, e) in self.runs.iter().enumerate() {
             let r = &e.run;
             writeln!(

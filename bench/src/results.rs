@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::chain_output::ChainResult;
 use crate::ledger::Verdict;
 use crate::stats::LatencySummary;
 use crate::workload::WorkloadSummary;
@@ -40,6 +41,8 @@ pub struct RunResult {
     pub load_generator: Option<ProcessUsage>,
     /// The in-broker chain option's status.
     pub in_broker_chain: String,
+    /// The in-broker chain's output, latency and counters, when one ran.
+    pub chain: Option<ChainResult>,
     /// Nothing failed, nothing acknowledged is missing or corrupt.
     pub complete: bool,
     /// For a fixed rate: sends, acknowledgements and every group kept within

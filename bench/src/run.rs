@@ -10,18 +10,22 @@
 //! ends when every group has every acknowledged message or the drain timeout
 //! passes; what is missing then is reported, not waited for forever.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::chain;
+use crate::broker_http;
+use crate::chain::{self, ChainKind};
+use crate::chain_output::{self, ChainResult, InputLedger, OutputLog};
 use crate::client::{Delivery, LoadClient, LoadConsumer, OutRecord, SendOutcome};
 use crate::error::BenchError;
 use crate::ledger::{GroupLedger, SeqSet};
 use crate::pacer::{Pacer, Rate};
 use crate::payload::Payloads;
+use crate::pipeline_metrics;
 use crate::proc_stats;
 use crate::progress::Progress;
 use crate::results::{GroupResult, ProcessUsage, ProduceResult, RunResult};
@@ -42,6 +46,8 @@ pub struct RunContext<'a> {
     pub broker: &'a str,
     /// Show a progress bar.
     pub progress: bool,
+    /// The broker's HTTP address (`/metrics`), needed for an in-broker chain.
+    pub http_addr: Option<&'a str>,
 }
 
 impl std::fmt::Debug for RunContext<'_> {
@@ -51,6 +57,7 @@ impl std::fmt::Debug for RunContext<'_> {
             .field("bootstrap", &self.client.bootstrap())
             .field("broker_pid", &self.broker_pid)
             .field("label", &self.label)
+            .field("http_addr", &self.http_addr)
             .finish()
     }
 }
@@ -82,7 +89,7 @@ struct GroupOutcome {
 
 /// State shared with the consumer threads.
 struct Shared {
-    stop: AtomicBool,
+    stop: Arc<AtomicBool>,
     epoch: OnceLock<Instant>,
     planned: u64,
     payloads: Arc<Payloads>,
@@ -96,11 +103,36 @@ pub fn run(
     topic: &str,
 ) -> Result<RunResult, BenchError> {
     workload.validate()?;
+    if let Some(kind) = workload.in_broker_chain {
+        if ctx.http_addr.is_none() {
+            return Err(BenchError::Chain {
+                chain: kind.name().to_string(),
+                reason: "the broker's HTTP address (for /metrics) is unknown".into(),
+            });
+        }
+    }
     ctx.client
         .create_topic(topic, workload.partitions, Duration::from_secs(30))?;
+    if let (Some(_), Some(addr)) = (workload.in_broker_chain, ctx.http_addr) {
+        // The alert payloads cycle through several schema versions (Rubin's
+        // 15 samples), which the default BACKWARD rule would refuse to
+        // register under one output subject.
+        broker_http::allow_any_schema(
+            addr,
+            &format!("{}-value", chain::OUTPUT_TOPIC),
+            Duration::from_secs(10),
+        )?;
+        // Created up front so the output reader can be assigned before the
+        // first input; the pipeline writes into it as it is.
+        ctx.client.create_topic(
+            chain::OUTPUT_TOPIC,
+            workload.partitions,
+            Duration::from_secs(30),
+        )?;
+    }
 
     let shared = Arc::new(Shared {
-        stop: AtomicBool::new(false),
+        stop: Arc::new(AtomicBool::new(false)),
         epoch: OnceLock::new(),
         planned: workload.messages,
         payloads: Arc::clone(&payloads),
@@ -121,17 +153,44 @@ pub fn run(
         groups.push((counter, handle));
         Ok::<(), BenchError>(())
     });
-    let stop_all = |groups: Vec<(Arc<AtomicU64>, JoinHandle<GroupOutcome>)>| {
-        shared.stop.store(true, Ordering::Release);
-        for (_, h) in groups {
-            let _ = h.join();
+    let mut chain_reader: Option<(Arc<AtomicU64>, JoinHandle<OutputLog>)> = None;
+    let started = started.and_then(|()| {
+        if workload.in_broker_chain.is_none() {
+            return Ok(());
         }
-    };
+        let group = format!("{topic}-chain");
+        let consumer = ctx
+            .client
+            .consumer(&group, chain::OUTPUT_TOPIC, &workload.consumer)?;
+        let counter = Arc::new(AtomicU64::new(0));
+        let handle = chain_output::spawn_reader(
+            consumer,
+            topic.to_string(),
+            ready_tx.clone(),
+            Arc::clone(&shared.stop),
+            Arc::clone(&counter),
+            workload.assign_timeout,
+        );
+        chain_reader = Some((counter, handle));
+        Ok(())
+    });
+    let readers = workload.groups + usize::from(chain_reader.is_some());
+    let stop_all =
+        |groups: Vec<(Arc<AtomicU64>, JoinHandle<GroupOutcome>)>,
+         chain_reader: Option<(Arc<AtomicU64>, JoinHandle<OutputLog>)>| {
+            shared.stop.store(true, Ordering::Release);
+            for (_, h) in groups {
+                let _ = h.join();
+            }
+            if let Some((_, h)) = chain_reader {
+                let _ = h.join();
+            }
+        };
     if let Err(e) = started {
-        stop_all(groups);
+        stop_all(groups, chain_reader);
         return Err(e);
     }
-    for _ in 0..workload.groups {
+    for _ in 0..readers {
         let outcome = ready_rx
             .recv_timeout(workload.assign_timeout + Duration::from_secs(10))
             .unwrap_or_else(|_| {
@@ -142,19 +201,31 @@ pub fn run(
                 })
             });
         if let Err(e) = outcome {
-            stop_all(groups);
+            stop_all(groups, chain_reader);
             return Err(e);
         }
     }
+    let chain_watch = workload
+        .in_broker_chain
+        .zip(chain_reader.as_ref().map(|(c, _)| c.as_ref()));
 
     let produced = match ctx.client.producer(&workload.producer) {
-        Ok(producer) => produce(ctx, workload, &payloads, topic, producer, &shared, &groups),
+        Ok(producer) => produce(
+            ctx,
+            workload,
+            &payloads,
+            topic,
+            producer,
+            &shared,
+            &groups,
+            chain_watch,
+        ),
         Err(e) => Err(e),
     };
     let produced = match produced {
         Ok(p) => p,
         Err(e) => {
-            stop_all(groups);
+            stop_all(groups, chain_reader);
             return Err(e);
         }
     };
@@ -166,9 +237,52 @@ pub fn run(
         })?;
         outcomes.push(outcome);
     }
+    let chain = match (workload.in_broker_chain, chain_reader) {
+        (Some(kind), Some((_, h))) => {
+            let log = h.join().map_err(|_| BenchError::ConsumerPanicked {
+                group: format!("{topic}-chain"),
+            })?;
+            Some(judge_chain(ctx, workload, kind, topic, &log, &produced))
+        }
+        _ => None,
+    };
     Ok(assemble(
-        ctx, workload, &payloads, topic, produced, outcomes,
+        ctx, workload, &payloads, topic, produced, outcomes, chain,
     ))
+}
+
+/// Judges the chain's output and adds the broker's final counters, read once
+/// the pipeline has caught up (or after a bounded wait).
+fn judge_chain(
+    ctx: RunContext<'_>,
+    workload: &Workload,
+    kind: ChainKind,
+    topic: &str,
+    log: &OutputLog,
+    p: &Produced,
+) -> ChainResult {
+    let inputs = InputLedger {
+        epoch: p.epoch,
+        placed: &p.placed,
+        due_ns: &p.due_ns,
+        acked: &p.acked,
+    };
+    let result = chain_output::judge(kind, topic, log, inputs, workload.partitions);
+    let Some(addr) = ctx.http_addr else {
+        return result; // refused in `run` before anything started
+    };
+    let timeout = Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let metrics = loop {
+        let m = pipeline_metrics::fetch(addr, timeout)
+            .and_then(|page| pipeline_metrics::parse(&page, chain::PIPELINE_NAME, addr));
+        let settled = matches!(&m, Ok(m) if m.lag == 0 && m.records_in >= p.acked.len());
+        if settled || Instant::now() >= deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    result.with_metrics(metrics, p.acked.len())
 }
 
 fn spawn_group(
@@ -254,6 +368,10 @@ fn observe(
 /// The producer side's raw figures.
 struct Produced {
     epoch: Instant,
+    /// (partition, offset) → sequence number of every acknowledged message.
+    placed: HashMap<(i32, i64), u64>,
+    /// Due time of each sequence number, ns after `epoch`.
+    due_ns: Vec<u64>,
     end: Instant,
     sent: u64,
     acked: SeqSet,
@@ -274,6 +392,7 @@ struct Produced {
 /// Bookkeeping for acknowledgements.
 struct Acks<'a> {
     epoch: Instant,
+    placed: HashMap<(i32, i64), u64>,
     due_ns: Vec<u64>,
     acked: SeqSet,
     acked_bytes: u64,
@@ -292,7 +411,8 @@ impl Acks<'_> {
                 continue; // not a number we sent: cannot happen with our own opaque
             };
             match d.result {
-                Ok(_) => {
+                Ok(place) => {
+                    self.placed.insert(place, d.seq);
                     if self.acked.insert(d.seq) {
                         self.acked_bytes += self.payloads.for_seq(d.seq).bytes.len() as u64;
                     }
@@ -320,6 +440,7 @@ fn slowest(groups: &[(Arc<AtomicU64>, JoinHandle<GroupOutcome>)]) -> Option<u64>
     groups.iter().map(|(c, _)| c.load(Ordering::Acquire)).min()
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn produce(
     ctx: RunContext<'_>,
     workload: &Workload,
@@ -328,6 +449,7 @@ fn produce(
     mut producer: Box<dyn crate::client::LoadProducer>,
     shared: &Shared,
     groups: &[(Arc<AtomicU64>, JoinHandle<GroupOutcome>)],
+    chain_watch: Option<(ChainKind, &AtomicU64)>,
 ) -> Result<Produced, BenchError> {
     let n = workload.messages;
     let progress = Progress::new(ctx.progress, n, ctx.label);
@@ -344,6 +466,7 @@ fn produce(
     let pacer = Pacer::new(epoch, workload.rate);
     let mut acks = Acks {
         epoch,
+        placed: HashMap::new(),
         due_ns: Vec::with_capacity(usize::try_from(n).unwrap_or(0)),
         acked: SeqSet::default(),
         acked_bytes: 0,
@@ -409,8 +532,17 @@ fn produce(
     // Consumers catch up on everything acknowledged (everything sent, when
     // some sends failed: a failed send may still have been written).
     let want = if acks.failed > 0 { n } else { acks.acked.len() };
+    // The chain's reader waits for one output per acknowledged input it passes.
+    let chain_want = chain_watch.map(|(kind, counter)| {
+        let expected = (0..n)
+            .filter(|&s| acks.acked.contains(s) && kind.passes(s))
+            .count() as u64;
+        (expected, counter)
+    });
+    let chain_behind = || chain_want.is_some_and(|(e, c)| c.load(Ordering::Acquire) < e);
     let deadline = Instant::now() + workload.drain_timeout;
-    while slowest(groups).is_some_and(|c| c < want) && Instant::now() < deadline {
+    while (slowest(groups).is_some_and(|c| c < want) || chain_behind()) && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(20));
         progress.update(n, acks.acked.len(), slowest(groups));
     }
@@ -421,6 +553,8 @@ fn produce(
     let unresolved = n - acks.resolved().min(n);
     Ok(Produced {
         epoch,
+        placed: acks.placed,
+        due_ns: acks.due_ns,
         end,
         sent: n,
         acked: acks.acked,
@@ -446,6 +580,7 @@ fn assemble(
     topic: &str,
     p: Produced,
     outcomes: Vec<GroupOutcome>,
+    chain: Option<ChainResult>,
 ) -> RunResult {
     let since_epoch =
         |t: Option<Instant>| t.map_or(Duration::ZERO, |t| t.saturating_duration_since(p.epoch));
@@ -494,8 +629,10 @@ fn assemble(
     let wall = p.end.saturating_duration_since(p.epoch).as_secs_f64();
     let broker_usage = usage(ctx.broker_pid, p.before, p.after, wall);
     let load_generator = usage(Some(std::process::id()), p.self_before, p.self_after, wall);
-    let complete =
-        produce.failed == 0 && produce.unresolved == 0 && groups.iter().all(|g| g.verdict.complete);
+    let complete = produce.failed == 0
+        && produce.unresolved == 0
+        && groups.iter().all(|g| g.verdict.complete)
+        && chain.as_ref().is_none_or(|c| c.complete);
     let kept_up = match workload.rate {
         Rate::Fixed(target) => {
             let ok = |r: f64| r >= 0.95 * target;
@@ -519,7 +656,8 @@ fn assemble(
         end_to_end: all_e2e.summary(),
         broker_usage,
         load_generator,
-        in_broker_chain: chain::status(workload.in_broker_chain.as_deref()),
+        in_broker_chain: chain::status(workload.in_broker_chain),
+        chain,
         complete,
         kept_up,
     }

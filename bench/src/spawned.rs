@@ -11,6 +11,11 @@
 //! combined output (`broker.log`, whose tail is quoted if it dies early).
 //! Stopping sends SIGTERM (a graceful broker flushes and exits), waits, and
 //! only then kills.
+//!
+//! A broker that needs a second port (Starlog's HTTP listener, for the schema
+//! registry and `/metrics`) gets `{http_port}`, a free port per run; a
+//! configuration file template (`with_config`) is filled in the same way and
+//! written into the run's directory, its path replacing `{config}`.
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -29,6 +34,8 @@ pub struct CommandTarget {
     host: String,
     port: Option<u16>,
     data_root: PathBuf,
+    /// A configuration file template written per run (see `with_config`).
+    config: Option<String>,
     /// How long to wait for the port to accept connections.
     pub ready_timeout: Duration,
     /// How long to wait after SIGTERM before SIGKILL.
@@ -51,9 +58,29 @@ impl CommandTarget {
             host: host.into(),
             port,
             data_root: data_root.into(),
+            config: None,
             ready_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl CommandTarget {
+    /// Writes `text` (with `{host}`, `{port}`, `{http_port}` and `{data_dir}`
+    /// filled in) to `broker.yaml` in each run's directory; `{config}` in the
+    /// command names that file.
+    #[must_use]
+    pub fn with_config(mut self, text: impl Into<String>) -> Self {
+        self.config = Some(text.into());
+        self
+    }
+
+    fn needs_http_port(&self) -> bool {
+        self.template.contains("{http_port}")
+            || self
+                .config
+                .as_deref()
+                .is_some_and(|c| c.contains("{http_port}"))
     }
 }
 
@@ -121,7 +148,25 @@ impl BrokerTarget for CommandTarget {
                 format!("creating {}: {e}", data_dir.display()),
             )
         })?;
-        let command = expand(&self.template, &self.host, port, &data_dir);
+        let http_port = if self.needs_http_port() {
+            Some(free_port().map_err(|e| fail(&self.template, format!("no free port: {e}")))?)
+        } else {
+            None
+        };
+        let fill = |text: &str| {
+            let text = expand(text, &self.host, port, &data_dir);
+            match http_port {
+                Some(h) => text.replace("{http_port}", &h.to_string()),
+                None => text,
+            }
+        };
+        let mut command = fill(&self.template);
+        if let Some(config) = &self.config {
+            let path = run_dir.join("broker.yaml");
+            std::fs::write(&path, fill(config))
+                .map_err(|e| fail(&self.template, format!("writing {}: {e}", path.display())))?;
+            command = command.replace("{config}", &path.display().to_string());
+        }
         let log_path = dir.path().join("broker.log");
         let log = File::create(&log_path)
             .map_err(|e| fail(&command, format!("creating {}: {e}", log_path.display())))?;
@@ -141,6 +186,7 @@ impl BrokerTarget for CommandTarget {
             child,
             command,
             addr,
+            http_addr: http_port.map(|h| format!("{}:{h}", self.host)),
             log_path,
             stop_timeout: self.stop_timeout,
             _dir: dir,
@@ -156,6 +202,7 @@ pub struct SpawnedBroker {
     child: Child,
     command: String,
     addr: String,
+    http_addr: Option<String>,
     log_path: PathBuf,
     stop_timeout: Duration,
     /// Removed (with the broker's data) when the broker is dropped.
@@ -213,6 +260,10 @@ impl RunningBroker for SpawnedBroker {
 
     fn pid(&self) -> Option<u32> {
         Some(self.child.id())
+    }
+
+    fn http_addr(&self) -> Option<String> {
+        self.http_addr.clone()
     }
 
     fn describe(&self) -> String {

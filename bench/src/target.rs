@@ -23,6 +23,10 @@ pub trait RunningBroker: Send {
     fn bootstrap(&self) -> String;
     /// The process to sample for CPU and memory, when known.
     fn pid(&self) -> Option<u32>;
+    /// `host:port` of the broker's HTTP listener (`/metrics`), when known.
+    fn http_addr(&self) -> Option<String> {
+        None
+    }
     /// How it was started (the command line, or `external`).
     fn describe(&self) -> String;
     /// Stops it (a no-op for an external broker).

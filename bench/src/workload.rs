@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::chain::ChainKind;
 use crate::client::{Acks, ConsumerSettings, ProducerSettings};
 use crate::error::BenchError;
 use crate::pacer::Rate;
@@ -38,8 +39,8 @@ pub struct Workload {
     pub flush_timeout: Duration,
     /// How long consumers may take to catch up after the last acknowledgement.
     pub drain_timeout: Duration,
-    /// The in-broker chain asked for (not available yet).
-    pub in_broker_chain: Option<String>,
+    /// The in-broker chain to run in Starlog and check (Starlog only).
+    pub in_broker_chain: Option<ChainKind>,
 }
 
 /// The workload as reported.

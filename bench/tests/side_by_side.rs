@@ -42,6 +42,7 @@ fn alternates_a_b_a_b_and_ratios_come_from_the_runs() {
             label: name,
             broker: &describe,
             progress: false,
+            http_addr: None,
         };
         run(ctx, &w, Arc::clone(&payloads), &fresh_topic("ab"))
     })
