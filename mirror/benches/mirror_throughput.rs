@@ -4,7 +4,8 @@
 //! rewriting on into a merged, re-partitioned topic.
 //!
 //! `cargo bench -p starlog-mirror --bench mirror_throughput`
-//! (`MIRROR_BENCH_RECORDS`, default 12,000; `MIRROR_BENCH_TARGET_PARTITIONS`, default 8).
+//! (`MIRROR_BENCH_RECORDS`, default 12,000; `MIRROR_BENCH_TARGET_PARTITIONS`, default 8;
+//! `MIRROR_BENCH_VALIDATE=true|false` runs one of the two variants).
 //! Runs the mirror twice: with body validation (every body decoded with
 //! its writer schema) and without. Prints records/s and MB/s of values,
 //! measured from the mirror's start to the last record's acknowledgement.
@@ -156,10 +157,16 @@ async fn bench() {
         "upstream filled: {n} records of {avg} B average body in {:.1} s",
         fill.elapsed().as_secs_f64()
     );
+    let only: Option<bool> = std::env::var("MIRROR_BENCH_VALIDATE")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for (label, validate) in [
         ("validate_bodies: true", true),
         ("validate_bodies: false", false),
     ] {
+        if only.is_some_and(|o| o != validate) {
+            continue;
+        }
         let local = broker(&dir.path().join(format!("local-{validate}"))).await;
         let lb = local.local_addr().to_string();
         let yaml = format!(
