@@ -39,13 +39,14 @@ pub fn request(
         .and_then(|()| s.set_write_timeout(Some(timeout)))
         .map_err(|e| fail(e.to_string()))?;
     let body = body.unwrap_or("");
-    write!(
-        s,
+    // One write: the request must not be split into many small segments.
+    let req = format!(
         "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .map_err(|e| fail(format!("sending the request: {e}")))?;
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| fail(format!("sending the request: {e}")))?;
     let mut raw = Vec::new();
     s.take(MAX_RESPONSE_BYTES)
         .read_to_end(&mut raw)
@@ -85,14 +86,25 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
+    fn get(addr: &str, timeout: Duration) -> Result<String, BenchError> {
+        request(addr, "GET", "/metrics", None, timeout)
+    }
+
     /// Serves one scripted response on a loopback port.
     fn serve_once(response: &'static str) -> String {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         std::thread::spawn(move || {
             if let Ok((mut s, _)) = l.accept() {
+                // Read the whole request (headers and any short body) first.
+                let mut req = Vec::new();
                 let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf);
+                while let Ok(n) = s.read(&mut buf) {
+                    req.extend_from_slice(&buf[..n]);
+                    if n == 0 || req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
                 let _ = s.write_all(response.as_bytes());
             }
         });
@@ -115,9 +127,4 @@ mod tests {
         let port = crate::spawned::free_port().unwrap();
         assert!(get(&format!("127.0.0.1:{port}"), Duration::from_secs(2)).is_err());
     }
-}
-
-#[cfg(test)]
-fn get(addr: &str, timeout: Duration) -> Result<String, BenchError> {
-    request(addr, "GET", "/metrics", None, timeout)
 }

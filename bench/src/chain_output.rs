@@ -372,7 +372,9 @@ mod tests {
     const V: &[u8] = &[0, 0, 0, 4, 76, 1, 2];
 
     /// Inputs 0..4 on partitions 0,1,0,1 at offsets 0,0,1,1, due 1 ms apart.
-    fn ledger() -> (Instant, HashMap<(i32, i64), u64>, Vec<u64>, SeqSet) {
+    type Ledger = (Instant, HashMap<(i32, i64), u64>, Vec<u64>, SeqSet);
+
+    fn ledger() -> Ledger {
         let epoch = Instant::now();
         let mut placed = HashMap::new();
         let mut acked = SeqSet::default();
