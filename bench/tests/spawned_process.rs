@@ -91,3 +91,54 @@ fn a_process_that_never_listens_times_out_with_its_address() {
         other => panic!("expected NotListening, got {other:?}"),
     }
 }
+
+#[test]
+fn a_config_template_is_filled_per_run_with_a_second_free_port() {
+    let root = tempfile::tempdir().unwrap();
+    let cmd = "python3 -c 'import socket,sys,time; open(sys.argv[2]).read(); \
+               s=socket.socket(); s.bind((\"127.0.0.1\", int(sys.argv[1]))); s.listen(); time.sleep(60)' \
+               {port} {config}";
+    let mut t = CommandTarget::new("fake", cmd, "127.0.0.1", None, root.path())
+        .with_config("listen: \"{host}:{http_port}\"\ndata: {data_dir}\n");
+    t.ready_timeout = Duration::from_secs(20);
+    t.stop_timeout = Duration::from_secs(5);
+    let broker = t.start().unwrap();
+    let http = broker.http_addr().expect("an HTTP address");
+    let (host, port) = http.rsplit_once(':').unwrap();
+    assert_eq!(host, "127.0.0.1");
+    let port: u16 = port.parse().unwrap();
+    assert_ne!(
+        Some(port),
+        broker
+            .bootstrap()
+            .rsplit_once(':')
+            .map(|(_, p)| p.parse().unwrap())
+    );
+    // The command names the written file, which holds the filled-in template.
+    let config_path = broker
+        .describe()
+        .split_whitespace()
+        .find(|w| w.ends_with("broker.yaml"))
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    assert!(
+        text.starts_with(&format!("listen: \"127.0.0.1:{port}\"\n")),
+        "{text}"
+    );
+    assert!(text.contains("/data\n") && !text.contains('{'), "{text}");
+    broker.stop().unwrap();
+}
+
+#[test]
+fn without_a_config_or_http_port_there_is_no_http_address() {
+    let root = tempfile::tempdir().unwrap();
+    let cmd = "python3 -c 'import socket,sys,time; s=socket.socket(); \
+               s.bind((\"127.0.0.1\", int(sys.argv[1]))); s.listen(); time.sleep(60)' {port}";
+    let mut t = CommandTarget::new("fake", cmd, "127.0.0.1", None, root.path());
+    t.ready_timeout = Duration::from_secs(20);
+    t.stop_timeout = Duration::from_secs(5);
+    let broker = t.start().unwrap();
+    assert_eq!(broker.http_addr(), None);
+    broker.stop().unwrap();
+}
