@@ -166,6 +166,10 @@ pub struct MirrorConfig {
     pub max_record_bytes: usize,
     /// Show the progress display (only drawn on a terminal).
     pub progress: bool,
+    /// At a restart, how long the local end offsets must stay still before
+    /// the tails are read back (produce requests a killed run had already
+    /// sent may still be landing).
+    pub recovery_settle: Duration,
 }
 
 impl MirrorConfig {
@@ -312,6 +316,7 @@ impl MirrorConfig {
             })?,
         };
         let progress = top.bool("progress")?.unwrap_or(true);
+        let recovery_settle = ms(top.int("recovery_settle_ms", 0..=600_000)?, 1_000);
         top.finish()?;
 
         let rewrites = topics.iter().any(|t| t.schema_ids == SchemaIds::Rewrite);
@@ -347,6 +352,7 @@ impl MirrorConfig {
             compression,
             max_record_bytes,
             progress,
+            recovery_settle,
         })
     }
 }

@@ -252,7 +252,8 @@ impl Mirror {
 
     async fn recover(&mut self, cp: &Checkpoint) -> Result<(), MirrorError> {
         let tps: Vec<TopicPartition> = cp.targets.keys().cloned().collect();
-        let ends = recovery::end_offsets(&self.cfg.local, &tps).await?;
+        let ends =
+            recovery::settled_end_offsets(&self.cfg.local, &tps, self.cfg.recovery_settle).await?;
         let mut ranges = Vec::new();
         for (tp, covered) in &cp.targets {
             let Some(end) = ends.get(tp).copied() else {
@@ -560,7 +561,14 @@ impl Mirror {
                 self.checkpoint().await?;
             }
             if self.last_discovery.elapsed() >= self.cfg.discovery_interval {
-                self.discover().await?;
+                match self.discover().await {
+                    Ok(()) => {}
+                    // An upstream or local blip: look again next interval.
+                    Err(MirrorError::Client { context, source }) if source.is_retriable() => {
+                        warn!(%context, error = %source, "topic discovery failed; retrying later");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             if self.progress.due() {
                 self.show_progress();

@@ -8,6 +8,16 @@
 //! `provenance`) gives the exact set of upstream records that must not be
 //! written again. The window is small: it is bounded by what the mirror
 //! writes between two checkpoints plus what it had in flight.
+//!
+//! One race needs care: produce requests a killed run had already sent can
+//! still be appended after it died (the broker read them before the
+//! connection closed). If the tails were read before they land, the new
+//! run would write those records again. So the end offsets are read until
+//! they stay still for `recovery_settle` (default 1 s), and only then are
+//! the tails read. This assumes the local broker finishes a request it has
+//! read within that time (it does within milliseconds when healthy); a
+//! producer-fencing protocol (transactional ids) would remove the
+//! assumption, and the broker does not offer one yet.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,6 +51,34 @@ pub async fn end_offsets(
     list_offsets(&cluster, &req)
         .await
         .map_err(|e| MirrorError::client("end offsets of the local partitions", e))
+}
+
+/// End offsets once they have not moved for `settle` (bounded: at most
+/// 60 rounds).
+pub async fn settled_end_offsets(
+    local: &ClientConfig,
+    tps: &[TopicPartition],
+    settle: Duration,
+) -> Result<HashMap<TopicPartition, i64>, MirrorError> {
+    let mut ends = end_offsets(local, tps).await?;
+    if settle.is_zero() {
+        return Ok(ends);
+    }
+    for _ in 0..60 {
+        tokio::time::sleep(settle).await;
+        let again = end_offsets(local, tps).await?;
+        if again == ends {
+            return Ok(ends);
+        }
+        tracing::info!("local end offsets still moving after the previous run; waiting");
+        ends = again;
+    }
+    Err(MirrorError::Checkpoint {
+        group: String::new(),
+        reason: format!(
+            "local end offsets kept moving for 60 x {settle:?}: is another mirror writing?"
+        ),
+    })
 }
 
 /// Reads `[from, to)` of each local partition and returns every record

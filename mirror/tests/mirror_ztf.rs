@@ -188,7 +188,7 @@ async fn three_days_merge_repartition_and_decode_with_the_local_registry() {
     // mirrored once.
     let again = run(
         config(&up, &local, ""),
-        tokio::time::sleep(Duration::from_millis(1500)),
+        tokio::time::sleep(Duration::from_millis(3000)),
     )
     .await
     .unwrap();

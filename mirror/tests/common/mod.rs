@@ -74,6 +74,21 @@ impl TestBroker {
         format!("http://{addr}")
     }
 
+    /// Stops the broker gracefully and starts it again on the same ports
+    /// and data.
+    pub async fn restart(&mut self) {
+        let server = self.server.take().expect("running");
+        let addr = server.local_addr();
+        let registry = server.registry_addr();
+        server.shutdown().await;
+        let mut config = self.config.clone();
+        config.listen = addr;
+        if let Some(r) = registry {
+            config.schema_registry.listen = r;
+        }
+        self.server = Some(Server::start(config).await.expect("broker restarts"));
+    }
+
     pub async fn stop(mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await;
