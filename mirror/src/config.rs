@@ -21,6 +21,18 @@
 //!     schema_ids: rewrite                   # or: keep
 //! start: earliest                # first run only: earliest | latest
 //! bad_input: { policy: dead-letter, topic: ztf-buffer-dead-letters }   # or skip / stop
+//! # optional tuning (defaults shown)
+//! validate_bodies: true          # decode each body with its writer schema
+//! alert_id_fields: [candid, diaSourceId, alertId]
+//! checkpoint_interval_ms: 500
+//! discovery_interval_ms: 30000
+//! recovery_settle_ms: 1000
+//! max_in_flight_records: 5000
+//! linger_ms: 5
+//! batch_bytes: 1048576
+//! compression: none
+//! max_record_bytes: 8388608
+//! progress: true
 //! ```
 //!
 //! Everything is validated here, before any connection: a fault names its
