@@ -107,18 +107,28 @@ async fn read_requests(
 }
 
 async fn write_responses(mut wr: OwnedWriteHalf, mut pending: mpsc::Receiver<Pending>, peer: Peer) {
+    // Every queued completion is awaited even after the client is gone: a
+    // produce's completion is what publishes its records' high watermark,
+    // and written records must become visible (and be answered as
+    // duplicates to a retry) whether or not their producer is still there.
+    let mut open = true;
     while let Some(next) = pending.recv().await {
         match next.await {
-            Ok(Outcome::Respond(bytes)) => {
+            Ok(Outcome::Respond(bytes)) if open => {
                 if let Err(e) = wr.write_all(&bytes).await {
                     tracing::debug!(peer = %peer.host, error = %e, "connection write failed");
-                    return;
+                    open = false;
+                    pending.close();
                 }
             }
-            Ok(Outcome::Silent) => {}
+            Ok(_) => {}
             Err(refusal) => {
-                tracing::warn!(peer = %peer.host, "closing connection: {refusal}");
-                return;
+                if open {
+                    tracing::warn!(peer = %peer.host, "closing connection: {refusal}");
+                    open = false;
+                    pending.close();
+                    let _ = wr.shutdown().await;
+                }
             }
         }
     }

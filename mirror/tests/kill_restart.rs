@@ -34,24 +34,17 @@ fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
 }
 
 /// The mirror is killed twice; before each restart of the mirror the local
-/// broker is restarted too (see the ignored test below for why).
+/// broker is restarted too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_and_restart_leave_each_upstream_record_once() {
     kill_and_restart(true).await;
 }
 
-/// The same without restarting the local broker. Fails intermittently with
-/// a few duplicates because of a broker bug, not a mirror one: when a
-/// client dies with produce requests in flight, the broker's connection
-/// writer (`broker/src/connection.rs`, `write_responses`) returns at the
-/// first failed response write and drops the queued completions, so those
-/// batches are in the log but the high watermark is not moved over them
-/// until the next append to the partition. The restarted mirror reads the
-/// tails up to the high watermark, does not see them, writes the records
-/// again, and its first append publishes both copies. Fix: keep driving
-/// the queued completions after a failed write.
+/// The same without restarting the local broker: the records a killed
+/// mirror had in flight must become visible (the broker drives a dead
+/// connection's queued produce completions to the end), so the restarted
+/// mirror sees them in the tails and does not write them again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "broker bug: produce completions of a dead connection are dropped (see the doc comment)"]
 async fn kill_9_mid_stream_and_restart_without_a_broker_restart() {
     kill_and_restart(false).await;
 }
