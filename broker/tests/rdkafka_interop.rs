@@ -198,19 +198,28 @@ async fn two_member_group_rebalances_without_loss() {
     // A second member joins: the group rebalances and the partitions are split.
     let b = consumer(&bs, "pair", &settings);
     b.subscribe(&["grouped"]).expect("subscribe b");
-    produce(400..800).await;
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    // Produce while both members are being polled (a member that is not
+    // polled cannot take part in a cooperative rebalance).
+    let producing = tokio::spawn(produce(400..800));
+    let deadline = tokio::time::Instant::now() + 2 * TIMEOUT;
     while values.len() < 800 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "only {} of 800 consumed",
             values.len()
         );
-        tokio::select! {
-            m = a.recv() => { let m = m.expect("a"); values.insert(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()); }
-            m = b.recv() => { let m = m.expect("b"); values.insert(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()); }
+        let next = tokio::time::timeout(Duration::from_secs(1), async {
+            tokio::select! {
+                m = a.recv() => m.expect("a").payload().map(|p| String::from_utf8_lossy(p).into_owned()),
+                m = b.recv() => m.expect("b").payload().map(|p| String::from_utf8_lossy(p).into_owned()),
+            }
+        })
+        .await;
+        if let Ok(Some(v)) = next {
+            values.insert(v);
         }
     }
+    producing.await.expect("producer task");
     let (aa, ba) = (
         a.assignment().expect("a assignment"),
         b.assignment().expect("b assignment"),
