@@ -1,12 +1,15 @@
 //! Reading the fixed fields of Kafka record batch v2 headers that the broker
 //! needs (offsets, idempotence fields) without decoding records.
 //!
-//! The storage crate validates batches fully (CRC, lengths, magic); this
-//! module only walks already-framed bytes and refuses anything that does not
-//! frame, so a malformed request gets an error code instead of a panic.
+//! The header itself is decoded by the storage crate's parser (which also
+//! validates batches fully on append: CRC, lengths, magic); this module only
+//! walks back-to-back batches and refuses anything that does not frame, so a
+//! malformed request gets an error code instead of a panic.
+
+use starlog_storage::{parse_batch_header, BatchError, BATCH_HEADER_LEN};
 
 /// Bytes of a v2 batch header.
-pub const HEADER_LEN: usize = 61;
+pub const HEADER_LEN: usize = BATCH_HEADER_LEN;
 
 /// The idempotence fields of one batch header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,23 +73,8 @@ pub enum FrameError {
     Empty,
 }
 
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    i64::from_be_bytes(a)
-}
-
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    i32::from_be_bytes(a)
-}
-
-fn be_i16(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes([b[at], b[at + 1]])
-}
-
-/// Walks the batches in `bytes`, returning each header.
+/// Walks the batches in `bytes`, returning each header (decoded by the
+/// storage crate's header parser; this only adds the walk and positions).
 pub fn headers(bytes: &[u8]) -> Result<Vec<Header>, FrameError> {
     if bytes.is_empty() {
         return Err(FrameError::Empty);
@@ -95,23 +83,19 @@ pub fn headers(bytes: &[u8]) -> Result<Vec<Header>, FrameError> {
     let mut at = 0usize;
     while at < bytes.len() {
         let rest = &bytes[at..];
-        if rest.len() < HEADER_LEN {
-            return Err(FrameError::Truncated {
+        let h = parse_batch_header(rest).map_err(|e| match e {
+            BatchError::BadMagic { magic } => FrameError::Magic { at, magic },
+            BatchError::LengthTooSmall { batch_length, .. } => FrameError::Length {
+                at,
+                length: batch_length,
+            },
+            _ => FrameError::Truncated {
                 at,
                 needed: HEADER_LEN,
                 available: rest.len(),
-            });
-        }
-        let length = be_i32(rest, 8);
-        let magic = i8::from_be_bytes([rest[16]]);
-        if magic != 2 {
-            return Err(FrameError::Magic { at, magic });
-        }
-        let total = usize::try_from(length)
-            .ok()
-            .and_then(|l| l.checked_add(12))
-            .filter(|&t| t >= HEADER_LEN)
-            .ok_or(FrameError::Length { at, length })?;
+            },
+        })?;
+        let total = h.total_len();
         if rest.len() < total {
             return Err(FrameError::Truncated {
                 at,
@@ -119,19 +103,17 @@ pub fn headers(bytes: &[u8]) -> Result<Vec<Header>, FrameError> {
                 available: rest.len(),
             });
         }
-        let base_seq = be_i32(rest, 53);
-        let last_offset_delta = be_i32(rest, 23);
         out.push(Header {
-            base_offset: be_i64(rest, 0),
+            base_offset: h.base_offset,
             total_len: total,
             identity: BatchIdentity {
-                producer_id: be_i64(rest, 43),
-                epoch: be_i16(rest, 51),
-                first_seq: base_seq,
-                last_seq: base_seq.wrapping_add(last_offset_delta.max(0)) & i32::MAX,
-                last_offset_delta,
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                first_seq: h.base_sequence,
+                last_seq: h.base_sequence.wrapping_add(h.last_offset_delta.max(0)) & i32::MAX,
+                last_offset_delta: h.last_offset_delta,
             },
-            max_timestamp: be_i64(rest, 35),
+            max_timestamp: h.max_timestamp,
         });
         at += total;
     }
