@@ -263,11 +263,6 @@ impl Partition {
             .map_err(|e| AppendError::Task(e.to_string()))?
             .map_err(AppendError::from)
     }
-
-    /// Forgets producer state (after the log lost its tail).
-    pub async fn reset_producers(&self) {
-        self.producers.lock().await.clear();
-    }
 }
 
 /// Batches scanned at open to rebuild idempotence state.

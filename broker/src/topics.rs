@@ -379,11 +379,6 @@ impl TopicRegistry {
             .unwrap_or_else(|_| self.base.clone())
     }
 
-    /// The broker-wide defaults.
-    pub fn base_config(&self) -> &LogConfig {
-        &self.base
-    }
-
     /// The metadata store (for group offsets).
     pub fn meta(&self) -> &Arc<MetaStore> {
         &self.meta

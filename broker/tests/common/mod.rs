@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use starlog_broker::{BrokerConfig, Server};
@@ -187,11 +187,6 @@ impl RawClient {
             Ok(Ok(0)) | Ok(Err(_))
         )
     }
-}
-
-/// Reads the big-endian i32 at the start of a response frame (after the size).
-pub fn correlation_of(mut frame: Bytes) -> i32 {
-    frame.get_i32()
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns (status, JSON body).
