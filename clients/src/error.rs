@@ -192,6 +192,18 @@ pub enum ClientError {
         /// The last error seen while retrying.
         last: String,
     },
+    /// A batch sent as bytes (`Producer::send_batch`) failed in a way that
+    /// leaves its outcome unknown, or a batch queued after it was failed
+    /// because of that.
+    #[error("raw batch for {topic}/{partition} failed (outcome unknown; later batches of the partition are not sent): {reason}")]
+    RawBatchFailed {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// What happened.
+        reason: String,
+    },
     /// The producer or consumer was closed.
     #[error("the {0} is closed")]
     Closed(&'static str),

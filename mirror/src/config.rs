@@ -19,6 +19,7 @@
 //!     retention_ms: 604800000               # of the target
 //!     subject: '{target}-value'             # local subject the schemas go under
 //!     schema_ids: rewrite                   # or: keep
+//!     partitioning: hash                    # or: preserve (see below)
 //! start: earliest                # first run only: earliest | latest
 //! bad_input: { policy: dead-letter, topic: ztf-buffer-dead-letters }   # or skip / stop
 //! # optional tuning (defaults shown)
@@ -37,6 +38,17 @@
 //!
 //! Everything is validated here, before any connection: a fault names its
 //! YAML path; relative file paths are resolved against the file's folder.
+//!
+//! `partitioning` of a rule: `hash` (the default) places each record by its
+//! key, else a hash of its alert id, else a hash of its value, over the
+//! target's `partitions`. `preserve` keeps each record in its upstream
+//! partition number (upstream partition N → target partition N; the target
+//! needs at least as many partitions as every upstream topic the rule
+//! matches, else the mirror stops naming the partition). With `preserve`,
+//! an upstream batch whose values need no schema-id change (ids kept, or
+//! every upstream id equal to its local id) is copied into the target as
+//! bytes, without provenance headers (see `passthrough`); other batches are
+//! re-produced record by record, still into partition N.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -81,6 +93,16 @@ pub enum SchemaIds {
     Keep,
 }
 
+/// Where records go in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioning {
+    /// By key, else alert id, else value hash, over the target's partitions.
+    Hash,
+    /// The upstream partition number; batches needing no change pass
+    /// through as bytes.
+    Preserve,
+}
+
 /// A schema registry.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -113,6 +135,8 @@ pub struct TopicRule {
     pub subject: String,
     /// Rewrite or keep schema ids.
     pub schema_ids: SchemaIds,
+    /// Hash or preserve partitions.
+    pub partitioning: Partitioning,
 }
 
 impl TopicRule {
@@ -533,7 +557,18 @@ fn rule(n: &mut Node<'_>) -> Result<TopicRule, ConfigError> {
             ))
         }
     };
+    let partitioning = match n.string("partitioning")?.as_deref() {
+        None | Some("hash") => Partitioning::Hash,
+        Some("preserve") => Partitioning::Preserve,
+        Some(other) => {
+            return Err(fault(
+                n.path_of("partitioning"),
+                format!("expected hash or preserve, found {other:?}"),
+            ))
+        }
+    };
     Ok(TopicRule {
+        partitioning,
         pattern,
         regex,
         target,
@@ -577,6 +612,7 @@ topics:
     target: 'rubin-$1'
     partitions: 2
     schema_ids: keep
+    partitioning: preserve
 bad_input: { policy: dead-letter, topic: dlq }
 "#;
 
@@ -599,6 +635,8 @@ bad_input: { policy: dead-letter, topic: dlq }
         assert_eq!(c.route("__consumer_offsets"), None);
         assert_eq!(c.topics[0].retention_ms, Some(604_800_000));
         assert_eq!(c.topics[1].schema_ids, SchemaIds::Keep);
+        assert_eq!(c.topics[0].partitioning, Partitioning::Hash);
+        assert_eq!(c.topics[1].partitioning, Partitioning::Preserve);
         assert_eq!(
             c.topics[0].subject_of("u", "ztf-buffer"),
             "ztf-buffer-value"
@@ -629,6 +667,7 @@ bad_input: { policy: dead-letter, topic: dlq }
             (GOOD.replace("target: ztf-buffer", "target: 'ztf buffer'"), "topics[0].target"),
             (GOOD.replace("retention_ms: 604800000", "retention_ms: 0"), "topics[0].retention_ms"),
             (GOOD.replace("schema_ids: keep", "schema_ids: maybe"), "topics[1].schema_ids"),
+            (GOOD.replace("partitioning: preserve", "partitioning: keep"), "topics[1].partitioning"),
             (GOOD.replace("policy: dead-letter", "policy: drop"), "bad_input.policy"),
             (GOOD.replace("policy: dead-letter, topic: dlq", "policy: dead-letter"), "bad_input.topic"),
             (GOOD.replace("policy: dead-letter, topic: dlq", "policy: skip, topic: dlq"), "bad_input.topic"),

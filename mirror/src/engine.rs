@@ -30,15 +30,16 @@ use starlog_clients::{
     ProducerRecord, RawBatch, RecordMetadata, TopicPartition,
 };
 use starlog_clients::{Consumer, ConsumerConfig};
-use starlog_processors::dead_letter::REASON_HEADER;
+use starlog_processors::dead_letter::{REASON_HEADER, TOPIC_HEADER};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::body_check;
 use crate::checkpoint::{self, Checkpoint};
-use crate::config::{BadInputPolicy, MirrorConfig, SchemaIds, StartFrom, TopicRule};
+use crate::config::{BadInputPolicy, MirrorConfig, Partitioning, SchemaIds, StartFrom, TopicRule};
 use crate::error::MirrorError;
 use crate::partitioning;
+use crate::passthrough::{self, Tails};
 use crate::progress::{Progress, TopicView};
 use crate::provenance::Source;
 use crate::recovery;
@@ -64,6 +65,8 @@ struct Delivery {
     entry: EntryId,
     upstream_topic: String,
     dead_letter: bool,
+    /// `Some(records)` for a pass-through batch (one delivery for all).
+    batch: Option<usize>,
     result: Result<RecordMetadata, ClientError>,
 }
 
@@ -82,6 +85,8 @@ struct Mirror {
     admin: Admin,
     mapper: Option<SchemaMapper>,
     tracker: Tracker,
+    /// Pass-through batches of an earlier run not yet recognised.
+    tails: Tails,
     summary: Summary,
     /// Ensured local topics and their partition counts.
     targets: HashMap<String, i32>,
@@ -159,6 +164,7 @@ impl Mirror {
         ccfg.max_decompressed_batch_bytes = cfg.max_record_bytes.max(8 << 20) * 8;
         let consumer =
             Consumer::new(ccfg).map_err(|e| MirrorError::client("upstream consumer", e))?;
+        // Keep in step with `max_request_bytes`.
         let max_request = (cfg.max_record_bytes + 64 * 1024).max(4 << 20);
         let pcfg = ProducerConfig {
             client: cfg.local.clone(),
@@ -193,6 +199,7 @@ impl Mirror {
             admin,
             mapper,
             tracker: Tracker::default(),
+            tails: Tails::default(),
             summary: Summary::default(),
             targets: HashMap::new(),
             routes: HashMap::new(),
@@ -270,9 +277,15 @@ impl Mirror {
             ranges.push((tp.clone(), *covered, end));
         }
         let limit = Duration::from_secs(120);
-        let (found, read) =
+        let scan =
             recovery::scan(&self.cfg.local, &ranges, self.cfg.max_record_bytes, limit).await?;
+        let (found, read) = (scan.found, scan.read);
         self.summary.recovery_scanned = read;
+        let batches = scan.batches.len();
+        for fb in scan.batches {
+            self.tails.add(fb.at.0, fb.at.1, fb.records, fb.fingerprint);
+        }
+        self.tail_sources(cp).await?;
         let mut kept = 0usize;
         for f in found {
             let up = TopicPartition::new(f.source.topic.clone(), f.source.partition);
@@ -282,7 +295,51 @@ impl Mirror {
                 kept += 1;
             }
         }
-        info!(read, already_present = kept, "local tails read back");
+        info!(
+            read,
+            already_present = kept,
+            pass_through_batches = batches,
+            "local tails read back"
+        );
+        Ok(())
+    }
+
+    /// For each target partition with pass-through batches in its tail: the
+    /// upstream partitions of the checkpoint that write to it (preserve
+    /// rules), with their current upstream end.
+    async fn tail_sources(&mut self, cp: &Checkpoint) -> Result<(), MirrorError> {
+        let targets = self.tails.targets();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let mut pairs = Vec::new();
+        for up in cp.upstream.keys() {
+            let Some((rule, target)) = self.cfg.route(&up.topic) else {
+                continue;
+            };
+            if self.cfg.topics[rule].partitioning != Partitioning::Preserve {
+                continue;
+            }
+            let t = TopicPartition::new(target, up.partition);
+            if targets.contains(&t) {
+                pairs.push((t, up.clone()));
+            }
+        }
+        let req: Vec<(TopicPartition, i64)> =
+            pairs.iter().map(|(_, up)| (up.clone(), LATEST)).collect();
+        let ends = if req.is_empty() {
+            HashMap::new()
+        } else {
+            list_offsets(self.consumer.cluster(), &req)
+                .await
+                .map_err(|e| MirrorError::client("upstream end offsets at recovery", e))?
+        };
+        for (t, up) in pairs {
+            let end = ends.get(&up).copied().unwrap_or(0);
+            self.tails.add_source(&t, up, end);
+        }
+        // Sources already at their end cannot have written anything more.
+        self.tails.sources_at(&cp.upstream);
         Ok(())
     }
 
@@ -416,6 +473,23 @@ impl Mirror {
                     target: target.clone(),
                 },
             );
+            let r = &self.cfg.topics[rule];
+            if r.partitioning == Partitioning::Preserve {
+                if let Some(p) = t
+                    .partitions
+                    .iter()
+                    .map(|p| p.partition_index)
+                    .find(|p| *p >= r.partitions)
+                {
+                    return Err(MirrorError::Target {
+                        topic: target,
+                        reason: format!(
+                            "upstream topic {name} has partition {p} but the target has {} partitions; partitioning: preserve keeps the partition number",
+                            r.partitions
+                        ),
+                    });
+                }
+            }
             for p in &t.partitions {
                 let tp = TopicPartition::new(name.clone(), p.partition_index);
                 if !self.positions.contains_key(&tp) {
@@ -479,7 +553,14 @@ impl Mirror {
     }
 
     async fn checkpoint(&mut self) -> Result<(), MirrorError> {
-        let (positions, targets) = self.tracker.snapshot();
+        let (positions, mut targets) = self.tracker.snapshot();
+        if !self.tails.targets().is_empty() {
+            self.tails.sources_at(&positions);
+            for (tp, low) in self.tails.low_marks() {
+                let t = targets.entry(tp).or_insert(low);
+                *t = (*t).min(low);
+            }
+        }
         let mut upstream = self.carried.clone();
         upstream.extend(positions);
         let cp = Checkpoint {
@@ -507,16 +588,28 @@ impl Mirror {
         match d.result {
             Ok(md) => {
                 let at = (TopicPartition::new(md.topic, md.partition), md.offset);
-                self.tracker.landed(&d.entry, at, true);
                 let c = self.summary.topics.entry(d.upstream_topic).or_default();
-                if d.dead_letter {
-                    c.dead_lettered += 1;
-                } else {
-                    c.mirrored += 1;
+                match d.batch {
+                    Some(n) => {
+                        c.mirrored += n as u64;
+                        c.passed_through += n as u64;
+                        self.tracker.landed_batch(&d.entry, at, n, true);
+                    }
+                    None => {
+                        if d.dead_letter {
+                            c.dead_lettered += 1;
+                        } else {
+                            c.mirrored += 1;
+                        }
+                        self.tracker.landed(&d.entry, at, true);
+                    }
                 }
             }
             Err(e) => {
-                self.tracker.failed(&d.entry);
+                match d.batch {
+                    Some(n) => self.tracker.failed_batch(&d.entry, n),
+                    None => self.tracker.failed(&d.entry),
+                }
                 warn!(upstream = %d.entry.tp, error = %e, "produce failed; stopping");
                 if self.failure.is_none() {
                     self.failure = Some(MirrorError::Produce {
@@ -667,6 +760,14 @@ impl Mirror {
             // upstream no longer has those records (retention, compaction).
             warn!(upstream = %tp, from = pos, to = b.base_offset, "upstream offsets missing (retention or compaction upstream)");
         }
+        if rule.partitioning == Partitioning::Preserve
+            && b.base_offset >= pos
+            && self
+                .whole_batch(&b, &header, &records, &rule, &route)
+                .await?
+        {
+            return Ok(());
+        }
         let entry = self
             .tracker
             .begin(&tp, pos.max(b.base_offset), b.last_offset + 1);
@@ -758,6 +859,152 @@ impl Mirror {
         Ok(())
     }
 
+    /// A whole upstream batch of a preserve rule: already in the target (a
+    /// pass-through batch of the previous run), or copied as bytes when no
+    /// value needs a change. False when it must go record by record.
+    async fn whole_batch(
+        &mut self,
+        b: &RawBatch,
+        header: &BatchHeader,
+        records: &[ConsumerRecord],
+        rule: &TopicRule,
+        route: &Route,
+    ) -> Result<bool, MirrorError> {
+        let tp = TopicPartition::new(b.topic.clone(), b.partition);
+        let target = TopicPartition::new(route.target.clone(), b.partition);
+        let count = usize::try_from(header.record_count).unwrap_or(0);
+        let next = b.last_offset + 1;
+        if self.tails.pending(&target) {
+            let fp = passthrough::outgoing(&b.bytes)
+                .as_deref()
+                .and_then(passthrough::fingerprint);
+            if let Some(at) = fp.and_then(|fp| self.tails.claim(&tp, &target, &fp)) {
+                let entry = self.tracker.begin(&tp, b.base_offset, next);
+                self.tracker
+                    .landed_batch(&entry, (target, at), count, false);
+                self.tracker.seal(&entry);
+                self.tracker.drop_recovered_below(&tp, next);
+                self.positions.insert(tp, next);
+                self.summary
+                    .topics
+                    .entry(b.topic.clone())
+                    .or_default()
+                    .already_present += count as u64;
+                return Ok(true);
+            }
+            // Not there as a whole batch, nor record by record: the previous
+            // run wrote nothing of this upstream partition from here on.
+            if !self.tracker.has_recovered_in(&tp, b.base_offset, next) {
+                self.tails.source_done(&tp, &target);
+            }
+        }
+        let Some(out) = self
+            .pass_through_bytes(b, header, records, rule, &route.target)
+            .await
+        else {
+            return Ok(false);
+        };
+        let value_bytes: u64 = records
+            .iter()
+            .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+            .sum();
+        let entry = self.tracker.begin(&tp, b.base_offset, next);
+        let fut = self
+            .producer
+            .send_batch(&route.target, b.partition, out)
+            .await
+            .map_err(|source| MirrorError::Produce {
+                topic: route.target.clone(),
+                partition: b.partition,
+                source,
+            })?;
+        self.tracker.sent_batch(&entry, count);
+        self.tracker.seal(&entry);
+        self.tracker.drop_recovered_below(&tp, next);
+        self.positions.insert(tp, next);
+        self.summary
+            .topics
+            .entry(b.topic.clone())
+            .or_default()
+            .bytes += value_bytes;
+        let tx = self.acks_tx.clone();
+        let upstream_topic = b.topic.clone();
+        tokio::spawn(async move {
+            let result = fut.await;
+            let _ = tx.send(Delivery {
+                entry,
+                upstream_topic,
+                dead_letter: false,
+                batch: Some(count),
+                result,
+            });
+        });
+        Ok(true)
+    }
+
+    /// The bytes to copy for a batch that needs no change, or `None` when
+    /// some record needs one (or is bad input, or the header rules it out).
+    async fn pass_through_bytes(
+        &mut self,
+        b: &RawBatch,
+        header: &BatchHeader,
+        records: &[ConsumerRecord],
+        rule: &TopicRule,
+        target: &str,
+    ) -> Option<bytes::Bytes> {
+        if passthrough::header_refusal(header).is_some()
+            || i64::from(header.last_offset_delta) + 1 != i64::from(header.record_count)
+            || usize::try_from(header.record_count).ok() != Some(records.len())
+            || b.bytes.len() > self.max_request_bytes()
+        {
+            return None;
+        }
+        let tp = TopicPartition::new(b.topic.clone(), b.partition);
+        if self
+            .tracker
+            .has_recovered_in(&tp, b.base_offset, b.last_offset + 1)
+        {
+            return None;
+        }
+        for rec in records {
+            // Records that already carry provenance keep the rule that only
+            // the mirror's own record-by-record writes carry it.
+            if rec.headers.iter().any(|h| h.key == TOPIC_HEADER) {
+                return None;
+            }
+            let size = rec.value.as_ref().map_or(0, bytes::Bytes::len)
+                + rec.key.as_ref().map_or(0, bytes::Bytes::len);
+            if size > self.cfg.max_record_bytes {
+                return None;
+            }
+            if rule.schema_ids == SchemaIds::Keep {
+                continue;
+            }
+            let Some(value) = rec.value.as_deref() else {
+                continue;
+            };
+            let Framing::Framed { id } = wire::framing(Some(value)) else {
+                return None;
+            };
+            let subject = rule.subject_of(&rec.topic, target);
+            let mapper = self.mapper.as_mut()?;
+            let mapping = mapper.map(id, &subject).await.ok()?;
+            if mapping.local_id != id {
+                return None;
+            }
+            if self.cfg.validate_bodies
+                && body_check::check(&mapping.schema.schema, wire::body(value)).is_err()
+            {
+                return None;
+            }
+        }
+        passthrough::outgoing(&b.bytes)
+    }
+
+    fn max_request_bytes(&self) -> usize {
+        (self.cfg.max_record_bytes + 64 * 1024).max(4 << 20)
+    }
+
     async fn send(
         &mut self,
         entry: &EntryId,
@@ -787,6 +1034,7 @@ impl Mirror {
                 entry,
                 upstream_topic,
                 dead_letter,
+                batch: None,
                 result,
             });
         });
@@ -795,6 +1043,20 @@ impl Mirror {
 
     /// Decides what happens to one record: where it goes, with which value.
     async fn fate(&mut self, rule: &TopicRule, target: &str, rec: &ConsumerRecord) -> Fate {
+        let fate = self.fate_hashed(rule, target, rec).await;
+        match fate {
+            Fate::Write {
+                value, rewritten, ..
+            } if rule.partitioning == Partitioning::Preserve => Fate::Write {
+                partition: rec.partition,
+                value,
+                rewritten,
+            },
+            other => other,
+        }
+    }
+
+    async fn fate_hashed(&mut self, rule: &TopicRule, target: &str, rec: &ConsumerRecord) -> Fate {
         let size = rec.value.as_ref().map_or(0, bytes::Bytes::len)
             + rec.key.as_ref().map_or(0, bytes::Bytes::len);
         if size > self.cfg.max_record_bytes {

@@ -18,7 +18,7 @@
 //! Module map: [`config`] (YAML), [`engine`] (the loop), [`rewrite`] (pure
 //! byte-level schema-id rewriting, shared with server-side rules),
 //! [`registry`] (HTTP registry client and id cache), [`partitioning`],
-//! [`alert_id`], [`body_check`], [`provenance`], [`tracker`],
+//! [`alert_id`], [`body_check`], [`passthrough`], [`provenance`], [`tracker`],
 //! [`checkpoint`], [`recovery`], [`progress`], [`summary`].
 
 pub mod alert_id;
@@ -28,6 +28,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod partitioning;
+pub mod passthrough;
 pub mod progress;
 pub mod provenance;
 pub mod recovery;
@@ -37,7 +38,7 @@ pub mod summary;
 pub mod tracker;
 mod yaml;
 
-pub use config::{BadInputPolicy, MirrorConfig, SchemaIds, StartFrom, TopicRule};
+pub use config::{BadInputPolicy, MirrorConfig, Partitioning, SchemaIds, StartFrom, TopicRule};
 pub use engine::run;
 pub use error::{ConfigError, MirrorError};
 pub use summary::Summary;

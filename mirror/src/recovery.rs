@@ -23,9 +23,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use starlog_clients::consumer::offsets::{list_offsets, LATEST};
+use starlog_clients::records::decode::{decode_batch, BatchHeader};
 use starlog_clients::{ClientConfig, Consumer, ConsumerConfig, OffsetReset, TopicPartition};
 
 use crate::error::MirrorError;
+use crate::passthrough::{fingerprint, Fingerprint};
 use crate::provenance::Source;
 
 /// A mirrored record found in the local log.
@@ -81,17 +83,41 @@ pub async fn settled_end_offsets(
     })
 }
 
+/// A batch without provenance headers found in a local tail: a
+/// pass-through batch of an earlier run (see `passthrough`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundBatch {
+    /// Where it is (its base offset).
+    pub at: (TopicPartition, i64),
+    /// Its record count.
+    pub records: i64,
+    /// What identifies it.
+    pub fingerprint: Fingerprint,
+}
+
+/// What the tails hold.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Records naming their upstream source.
+    pub found: Vec<Found>,
+    /// Whole batches without provenance.
+    pub batches: Vec<FoundBatch>,
+    /// Records read.
+    pub read: u64,
+}
+
 /// Reads `[from, to)` of each local partition and returns every record
-/// that names an upstream source, plus the number of records read.
+/// that names an upstream source, every batch whose records name none, and
+/// the number of records read.
 pub async fn scan(
     local: &ClientConfig,
     ranges: &[(TopicPartition, i64, i64)],
     max_record_bytes: usize,
     time_limit: Duration,
-) -> Result<(Vec<Found>, u64), MirrorError> {
+) -> Result<Scan, MirrorError> {
     let todo: Vec<&(TopicPartition, i64, i64)> = ranges.iter().filter(|r| r.1 < r.2).collect();
     if todo.is_empty() {
-        return Ok((Vec::new(), 0));
+        return Ok(Scan::default());
     }
     let mut cfg = ConsumerConfig {
         client: local.clone(),
@@ -117,8 +143,11 @@ pub async fn scan(
             .map_err(|e| MirrorError::client("recovery consumer", e))?;
         ends.insert(tp.clone(), *to);
     }
-    let mut found = Vec::new();
-    let mut read = 0u64;
+    let mut out = Scan::default();
+    let mut starts: HashMap<TopicPartition, i64> = HashMap::new();
+    for (tp, from, _) in &todo {
+        starts.insert(tp.clone(), *from);
+    }
     let deadline = tokio::time::Instant::now() + time_limit;
     loop {
         let pending: Vec<&TopicPartition> = ends
@@ -139,23 +168,52 @@ pub async fn scan(
                 ),
             });
         }
-        let records = consumer
-            .poll(Duration::from_millis(200))
+        let batches = consumer
+            .poll_batches(Duration::from_millis(200))
             .await
             .map_err(|e| MirrorError::client("reading back the local tails", e))?;
-        for r in records {
-            let tp = TopicPartition::new(r.topic.clone(), r.partition);
-            if ends.get(&tp).is_some_and(|end| r.offset >= *end) {
+        for b in batches {
+            let tp = TopicPartition::new(b.topic.clone(), b.partition);
+            let (Some(end), Some(from)) = (ends.get(&tp).copied(), starts.get(&tp).copied()) else {
                 continue;
-            }
-            read += 1;
-            if let Some(source) = Source::from_headers(&r.headers) {
-                found.push(Found {
-                    source,
-                    at: (tp, r.offset),
-                });
+            };
+            let corrupt = |reason: String| MirrorError::Checkpoint {
+                group: String::new(),
+                reason: format!(
+                    "local batch at {}/{} offset {}: {reason}",
+                    b.topic, b.partition, b.base_offset
+                ),
+            };
+            let header = BatchHeader::parse(&b.bytes)
+                .ok_or_else(|| corrupt("shorter than a header".into()))?;
+            let limit = max_record_bytes.max(8 << 20) * 8;
+            let records = decode_batch(&b.topic, b.partition, &header, &b.bytes, from, limit)
+                .map_err(|e| corrupt(e.to_string()))?;
+            let records: Vec<_> = records.into_iter().filter(|r| r.offset < end).collect();
+            out.read += records.len() as u64;
+            let sources: Vec<Option<Source>> = records
+                .iter()
+                .map(|r| Source::from_headers(&r.headers))
+                .collect();
+            if sources.iter().any(Option::is_some) {
+                for (r, s) in records.iter().zip(sources) {
+                    if let Some(source) = s {
+                        out.found.push(Found {
+                            source,
+                            at: (tp.clone(), r.offset),
+                        });
+                    }
+                }
+            } else if b.base_offset >= from && b.last_offset < end && !records.is_empty() {
+                if let Some(fp) = fingerprint(&b.bytes) {
+                    out.batches.push(FoundBatch {
+                        at: (tp, b.base_offset),
+                        records: i64::from(header.record_count),
+                        fingerprint: fp,
+                    });
+                }
             }
         }
     }
-    Ok((found, read))
+    Ok(out)
 }

@@ -15,6 +15,9 @@ pub struct TopicCounts {
     pub bytes: u64,
     /// Values whose schema id was rewritten.
     pub rewritten: u64,
+    /// Records copied within whole upstream batches, as bytes (counted in
+    /// `mirrored` too).
+    pub passed_through: u64,
     /// Records sent to the dead-letter topic.
     pub dead_lettered: u64,
     /// Records skipped by the `skip` policy.
@@ -77,17 +80,25 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "{:<32} {:<24} {:>9} {:>9} {:>7} {:>7} {:>8}",
-            "upstream topic", "target", "mirrored", "rewritten", "dead", "skipped", "present"
+            "{:<32} {:<24} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8}",
+            "upstream topic",
+            "target",
+            "mirrored",
+            "rewritten",
+            "as bytes",
+            "dead",
+            "skipped",
+            "present"
         )?;
         for (name, t) in &self.topics {
             writeln!(
                 f,
-                "{:<32} {:<24} {:>9} {:>9} {:>7} {:>7} {:>8}",
+                "{:<32} {:<24} {:>9} {:>9} {:>9} {:>7} {:>7} {:>8}",
                 name,
                 t.target,
                 t.mirrored,
                 t.rewritten,
+                t.passed_through,
                 t.dead_lettered,
                 t.skipped,
                 t.already_present

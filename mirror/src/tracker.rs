@@ -175,6 +175,55 @@ impl Tracker {
         self.advance(&id.tp);
     }
 
+    /// A whole batch of `records` records of the entry was handed to the
+    /// producer as one delivery (pass-through).
+    pub fn sent_batch(&mut self, id: &EntryId, records: usize) {
+        if let Some(e) = self.entry(id) {
+            e.remaining += 1;
+            self.in_flight += records;
+        }
+    }
+
+    /// A pass-through batch of the entry is in the local log: `records`
+    /// records from `at` on (acknowledged now, or found there at recovery
+    /// when `was_sent` is false).
+    pub fn landed_batch(
+        &mut self,
+        id: &EntryId,
+        at: (TopicPartition, i64),
+        records: usize,
+        was_sent: bool,
+    ) {
+        let (tp, offset) = at;
+        let next = offset + records as i64;
+        let end = self.acked_end.entry(tp.clone()).or_insert(next);
+        *end = (*end).max(next);
+        if let Some(e) = self.entry(id) {
+            let low = e.low.entry(tp).or_insert(offset);
+            *low = (*low).min(offset);
+            if was_sent {
+                e.remaining = e.remaining.saturating_sub(1);
+            }
+        }
+        if was_sent {
+            self.in_flight = self.in_flight.saturating_sub(records);
+        }
+        self.advance(&id.tp);
+    }
+
+    /// A pass-through batch of `records` records will never be acknowledged.
+    pub fn failed_batch(&mut self, _id: &EntryId, records: usize) {
+        self.in_flight = self.in_flight.saturating_sub(records);
+    }
+
+    /// Whether any upstream offset in `[from, to)` of `tp` was found in the
+    /// local log at recovery.
+    pub fn has_recovered_in(&self, tp: &TopicPartition, from: i64, to: i64) -> bool {
+        self.recovered
+            .get(tp)
+            .is_some_and(|m| m.range(from..to).next().is_some())
+    }
+
     /// A record of the entry will never be acknowledged (its produce
     /// failed): it no longer counts as in flight, and the entry can never
     /// complete, so the position stays before it.

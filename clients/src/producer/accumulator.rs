@@ -44,11 +44,33 @@ pub(crate) struct SealedBatch {
     pub attempts: u32,
     pub retry_at: Option<Instant>,
     pub last_error: Option<ClientError>,
+    /// A caller's whole batch sent as bytes (`Producer::send_batch`): one
+    /// delivery, no records here, no sequence of ours.
+    pub raw: Option<RawInfo>,
+}
+
+/// What a raw batch's delivery reports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawInfo {
+    /// The batch's max timestamp.
+    pub timestamp: i64,
 }
 
 impl SealedBatch {
-    /// Resolves every delivery future.
+    /// Resolves every delivery future; returns how many.
     pub fn complete(self, base_offset: i64) -> usize {
+        if let Some(raw) = self.raw {
+            let n = self.deliveries.len();
+            for d in self.deliveries {
+                let _ = d.send(Ok(RecordMetadata {
+                    topic: self.tp.topic.clone(),
+                    partition: self.tp.partition,
+                    offset: base_offset,
+                    timestamp: raw.timestamp,
+                }));
+            }
+            return n;
+        }
         let n = self.records.len();
         for (i, (d, r)) in self.deliveries.into_iter().zip(&self.records).enumerate() {
             let offset = if base_offset >= 0 {
@@ -66,9 +88,9 @@ impl SealedBatch {
         n
     }
 
-    /// Fails every delivery future.
+    /// Fails every delivery future; returns how many.
     pub fn fail(self, err: &ClientError) -> usize {
-        let n = self.records.len();
+        let n = self.deliveries.len();
         for d in self.deliveries {
             let _ = d.send(Err(err.clone()));
         }
@@ -83,6 +105,13 @@ pub(crate) struct PartQueue {
     pub sealed: VecDeque<SealedBatch>,
     pub in_flight: usize,
     pub next_sequence: i32,
+    /// A raw batch is in flight: nothing else of this partition is sent
+    /// until it resolves.
+    pub raw_in_flight: bool,
+    /// A raw batch failed with an unknown outcome: every batch of this
+    /// partition queued or appended later fails with this error, so
+    /// nothing can land after a batch that may be missing.
+    pub poisoned: Option<ClientError>,
 }
 
 /// Everything the producer holds, under one lock (held briefly).
@@ -141,6 +170,37 @@ impl Accumulator {
         wake
     }
 
+    /// Queues a caller's whole batch after everything already appended to
+    /// `tp` (the open batch is sealed first, keeping order).
+    pub fn append_raw(
+        &mut self,
+        tp: TopicPartition,
+        bytes: Bytes,
+        timestamp: i64,
+        delivery: Delivery,
+        idempotent: bool,
+    ) {
+        let q = self.parts.entry(tp.clone()).or_default();
+        if q.open.is_some() {
+            seal(q, &tp, idempotent);
+            self.sticky.on_batch_closed(&tp.topic, tp.partition);
+        }
+        q.sealed.push_back(SealedBatch {
+            tp,
+            records: Vec::new(),
+            deliveries: vec![delivery],
+            bytes: bytes.len(),
+            encoded: Some(bytes),
+            base_sequence: -1,
+            created: Instant::now(),
+            attempts: 0,
+            retry_at: None,
+            last_error: None,
+            raw: Some(RawInfo { timestamp }),
+        });
+        self.outstanding += 1;
+    }
+
     /// Seals open batches whose linger passed (all when flushing or
     /// `force`); returns the partitions sealed and the next linger deadline.
     pub fn seal_due(
@@ -169,7 +229,7 @@ impl Accumulator {
     }
 }
 
-fn seal(q: &mut PartQueue, tp: &TopicPartition, idempotent: bool) {
+pub(crate) fn seal(q: &mut PartQueue, tp: &TopicPartition, idempotent: bool) {
     let Some(o) = q.open.take() else { return };
     // Batches hold far fewer than 2^31 records.
     let n = o.records.len() as i32;
@@ -191,19 +251,22 @@ fn seal(q: &mut PartQueue, tp: &TopicPartition, idempotent: bool) {
         attempts: 0,
         retry_at: None,
         last_error: None,
+        raw: None,
     });
 }
 
 /// Puts a batch back for a retry, keeping the queue ordered by sequence.
+/// A raw batch is only ever sent alone, so it goes back to the front; a
+/// batch of ours goes before any raw batch (which was queued after it).
 pub(crate) fn requeue(q: &mut PartQueue, batch: SealedBatch, idempotent: bool) {
-    if !idempotent {
+    if !idempotent || batch.raw.is_some() {
         q.sealed.push_front(batch);
         return;
     }
     let pos = q
         .sealed
         .iter()
-        .position(|b| seq_before(batch.base_sequence, b.base_sequence))
+        .position(|b| b.raw.is_some() || seq_before(batch.base_sequence, b.base_sequence))
         .unwrap_or(q.sealed.len());
     q.sealed.insert(pos, batch);
 }
@@ -276,6 +339,7 @@ mod tests {
             attempts: 0,
             retry_at: None,
             last_error: None,
+            raw: None,
         };
         q.sealed.push_back(mk(20));
         q.sealed.push_back(mk(30));

@@ -355,6 +355,79 @@ impl Producer {
         Ok(DeliveryFuture { rx })
     }
 
+    /// Queues a whole v2 record batch, as bytes, for `partition` of
+    /// `topic` (the mirror's pass-through). The bytes are sent unchanged
+    /// (the broker sets the base offset and leader epoch); the producer id
+    /// fields are the caller's, so the batch is not idempotent. To keep
+    /// order without sequence numbers it is sent alone: once everything
+    /// queued before it for the partition has resolved, and nothing after
+    /// it is sent until it resolves. It is retried only when the broker
+    /// said it did not take it; when its outcome is unknown it fails with
+    /// [`ClientError::RawBatchFailed`], and so does every later batch of
+    /// the partition (nothing lands behind a batch that may be missing).
+    /// The delivery resolves to the batch's base offset.
+    pub async fn send_batch(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: Bytes,
+    ) -> Result<DeliveryFuture> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(ClientError::Closed("producer"));
+        }
+        let cfg = &self.shared.config;
+        let bad = |reason: String| ClientError::Encode {
+            what: format!("raw batch for {topic}/{partition}"),
+            reason,
+        };
+        let header = crate::records::decode::BatchHeader::parse(&batch)
+            .ok_or_else(|| bad("shorter than a batch header".into()))?;
+        if header.magic != 2 {
+            return Err(bad(format!("magic {} (only v2 batches)", header.magic)));
+        }
+        let declared = usize::try_from(header.batch_length).unwrap_or(0) + 12;
+        if declared != batch.len() {
+            return Err(bad(format!(
+                "length field says {declared} bytes, {} given",
+                batch.len()
+            )));
+        }
+        if batch.len() > cfg.max_request_size {
+            return Err(ClientError::RecordTooLarge {
+                topic: topic.to_owned(),
+                size: batch.len(),
+                limit: cfg.max_request_size,
+            });
+        }
+        let count = self
+            .shared
+            .cluster
+            .partition_count(topic, cfg.auto_create_topics)
+            .await?;
+        if !(0..count).contains(&partition) {
+            return Err(ClientError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+            });
+        }
+        // Size fits in u32: buffer_memory < 4 GiB and size < max_request_size.
+        let permits = self
+            .shared
+            .buffer
+            .acquire_many(batch.len() as u32)
+            .await
+            .map_err(|_| ClientError::Closed("producer"))?;
+        permits.forget();
+        let (tx, rx) = oneshot::channel();
+        let tp = TopicPartition::new(topic, partition);
+        self.shared
+            .acc
+            .lock()
+            .append_raw(tp, batch, header.max_timestamp, tx, cfg.idempotent());
+        self.shared.wake.notify_one();
+        Ok(DeliveryFuture { rx })
+    }
+
     /// Sends every queued record now and waits until all are resolved.
     pub async fn flush(&self) -> Result<()> {
         self.shared.acc.lock().flushing += 1;

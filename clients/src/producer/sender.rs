@@ -134,6 +134,7 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<String>, Dispatch) {
     let have_pid = !idempotent || shared.producer_id.lock().is_some();
     let mut by_leader: HashMap<i32, Vec<SealedBatch>> = HashMap::new();
     let mut expired = Vec::new();
+    let mut poisoned: Vec<(SealedBatch, ClientError)> = Vec::new();
     let mut need_refresh = Vec::new();
     let next = {
         let mut acc = shared.acc.lock();
@@ -142,6 +143,14 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<String>, Dispatch) {
             *next = Some(next.map_or(at, |n: Instant| n.min(at)));
         };
         for (tp, q) in acc.parts.iter_mut() {
+            if let Some(err) = q.poisoned.clone() {
+                // Nothing may land after a raw batch whose outcome is unknown.
+                super::accumulator::seal(q, tp, idempotent);
+                while let Some(b) = q.sealed.pop_front() {
+                    poisoned.push((b, err.clone()));
+                }
+                continue;
+            }
             while q
                 .sealed
                 .front()
@@ -151,8 +160,13 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<String>, Dispatch) {
                     expired.push(b);
                 }
             }
-            while q.in_flight < cfg.max_in_flight_per_partition && have_pid {
+            while q.in_flight < cfg.max_in_flight_per_partition && have_pid && !q.raw_in_flight {
                 let Some(front) = q.sealed.front() else { break };
+                // A raw batch is sent alone: after what is in flight has
+                // resolved, and nothing follows it until it resolves.
+                if front.raw.is_some() && q.in_flight > 0 {
+                    break;
+                }
                 if let Some(at) = front.retry_at {
                     if at > now {
                         earliest(at, &mut next);
@@ -176,6 +190,7 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<String>, Dispatch) {
                 };
                 if let Some(b) = q.sealed.pop_front() {
                     q.in_flight += 1;
+                    q.raw_in_flight = b.raw.is_some();
                     by_leader.entry(leader).or_default().push(b);
                 }
             }
@@ -195,6 +210,11 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<String>, Dispatch) {
                 |e| e.to_string(),
             ),
         };
+        let bytes = b.bytes;
+        let n = b.fail(&err);
+        release(shared, n, bytes);
+    }
+    for (b, err) in poisoned {
         let bytes = b.bytes;
         let n = b.fail(&err);
         release(shared, n, bytes);
@@ -426,6 +446,9 @@ fn finish(shared: &Shared, mut b: SealedBatch, result: Result<i64>) {
                 let mut acc = shared.acc.lock();
                 if let Some(q) = acc.parts.get_mut(&b.tp) {
                     q.in_flight = q.in_flight.saturating_sub(1);
+                    if b.raw.is_some() {
+                        q.raw_in_flight = false;
+                    }
                 }
             }
             let bytes = b.bytes;
@@ -445,6 +468,33 @@ fn finish(shared: &Shared, mut b: SealedBatch, result: Result<i64>) {
                 return;
             };
             q.in_flight = q.in_flight.saturating_sub(1);
+            if b.raw.is_some() {
+                q.raw_in_flight = false;
+                // A raw batch has no sequence: only an answer that says it
+                // was not appended allows sending it again.
+                let in_time = b.created + cfg.delivery_timeout > now;
+                if refused_before_append(&e) && b.attempts < cfg.retries && in_time {
+                    debug!(tp = %b.tp, attempt = b.attempts + 1, error = %e, "retrying raw batch");
+                    b.attempts += 1;
+                    b.retry_at = Some(now + cfg.client.retry_backoff);
+                    b.last_error = Some(e);
+                    requeue(q, b, idempotent);
+                    return;
+                }
+                let e = ClientError::RawBatchFailed {
+                    topic: b.tp.topic.clone(),
+                    partition: b.tp.partition,
+                    reason: e.to_string(),
+                };
+                q.poisoned = Some(e.clone());
+                drop(acc);
+                warn!(tp = %b.tp, error = %e, "raw batch failed; the partition's later batches fail too");
+                let bytes = b.bytes;
+                let n = b.fail(&e);
+                release(shared, n, bytes);
+                shared.wake.notify_one();
+                return;
+            }
             let out_of_order = e.response_error() == Some(ResponseError::OutOfOrderSequenceNumber);
             // An earlier batch of this partition failed and is being
             // retried: ours was refused only because it came too early.
@@ -476,5 +526,26 @@ fn finish(shared: &Shared, mut b: SealedBatch, result: Result<i64>) {
                 release(shared, n, bytes);
             }
         }
+    }
+}
+
+/// True when `e` proves the batch was not appended (it was never sent, or
+/// the broker answered that it did not take it), so sending it again
+/// cannot duplicate it.
+fn refused_before_append(e: &ClientError) -> bool {
+    match e {
+        ClientError::Connect { .. }
+        | ClientError::ConnectTimeout { .. }
+        | ClientError::NoBrokerAvailable { .. }
+        | ClientError::NoLeader { .. }
+        | ClientError::UnknownTopic { .. } => true,
+        ClientError::Broker { error, .. } => matches!(
+            error,
+            ResponseError::NotLeaderOrFollower
+                | ResponseError::UnknownTopicOrPartition
+                | ResponseError::LeaderNotAvailable
+                | ResponseError::NotEnoughReplicas
+        ),
+        _ => false,
     }
 }
