@@ -18,6 +18,7 @@ pub mod groups;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
+pub mod mirror_task;
 pub mod partition;
 pub mod pipelines;
 pub mod producer_state;

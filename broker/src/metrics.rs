@@ -1,6 +1,8 @@
 //! `/metrics`: counters in the Prometheus text format — per partition
-//! (offsets, size) and per in-broker pipeline (in, passed, skipped, dead
-//! letters, failures, lag).
+//! (offsets, size), per in-broker pipeline (in, passed, skipped, dead
+//! letters, failures, lag) and per in-broker mirror and upstream topic
+//! (read, written, rewritten, copied as bytes, dead-lettered, skipped,
+//! already present, bytes, lag; runs and whether one is going on).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -12,6 +14,8 @@ use axum::routing::get;
 use axum::Router;
 use parking_lot::Mutex;
 
+use starlog_mirror::{MirrorStatus, StatusView};
+
 use crate::broker::Broker;
 use crate::pipelines::PipelineStatus;
 
@@ -19,21 +23,39 @@ use crate::pipelines::PipelineStatus;
 struct Sources {
     broker: Arc<Broker>,
     pipelines: Vec<Arc<Mutex<PipelineStatus>>>,
+    mirrors: Vec<(String, Arc<MirrorStatus>)>,
 }
 
 /// The `/metrics` route.
 pub fn router(broker: Arc<Broker>, pipelines: Vec<Arc<Mutex<PipelineStatus>>>) -> Router {
+    router_with_mirrors(broker, pipelines, Vec::new())
+}
+
+/// The `/metrics` route, with the in-broker mirrors' counters (by name).
+pub fn router_with_mirrors(
+    broker: Arc<Broker>,
+    pipelines: Vec<Arc<Mutex<PipelineStatus>>>,
+    mirrors: Vec<(String, Arc<MirrorStatus>)>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .with_state(Sources { broker, pipelines })
+        .with_state(Sources {
+            broker,
+            pipelines,
+            mirrors,
+        })
 }
 
 async fn metrics(State(s): State<Sources>) -> impl IntoResponse {
     let statuses: Vec<PipelineStatus> = s.pipelines.iter().map(|p| p.lock().clone()).collect();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&s.broker, &statuses),
-    )
+    let mirrors: Vec<(String, StatusView)> = s
+        .mirrors
+        .iter()
+        .map(|(name, m)| (name.clone(), m.view()))
+        .collect();
+    let mut page = render(&s.broker, &statuses);
+    page.push_str(&render_mirrors(&mirrors));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page)
 }
 
 /// Escapes a label value.
@@ -135,4 +157,151 @@ pub fn render(broker: &Broker, pipelines: &[PipelineStatus]) -> String {
         pipelines.iter().map(|p| (pl(p), p.lag)).collect(),
     );
     out
+}
+
+/// The mirrors' families (empty when no mirror runs in the broker).
+pub fn render_mirrors(mirrors: &[(String, StatusView)]) -> String {
+    let mut out = String::new();
+    if mirrors.is_empty() {
+        return out;
+    }
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, i64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in rows {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    };
+    let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let per_topic = |get: &dyn Fn(&starlog_mirror::TopicStatus) -> i64| -> Vec<(String, i64)> {
+        mirrors
+            .iter()
+            .flat_map(|(m, v)| {
+                v.topics.iter().map(move |(topic, t)| {
+                    (
+                        format!(
+                            "mirror=\"{}\",topic=\"{}\",target=\"{}\"",
+                            label(m),
+                            label(topic),
+                            label(&t.counts.target)
+                        ),
+                        get(t),
+                    )
+                })
+            })
+            .collect()
+    };
+    type Get = fn(&starlog_mirror::TopicStatus) -> u64;
+    let counters: [(&str, &str, Get); 8] = [
+        (
+            "starlog_mirror_records_read_total",
+            "Upstream records handled.",
+            |t| t.counts.read,
+        ),
+        (
+            "starlog_mirror_records_written_total",
+            "Records written to the target and acknowledged.",
+            |t| t.counts.mirrored,
+        ),
+        (
+            "starlog_mirror_records_rewritten_total",
+            "Records whose schema id was rewritten.",
+            |t| t.counts.rewritten,
+        ),
+        (
+            "starlog_mirror_records_passed_through_total",
+            "Records copied inside whole upstream batches, as bytes (also counted as written).",
+            |t| t.counts.passed_through,
+        ),
+        (
+            "starlog_mirror_records_dead_lettered_total",
+            "Records sent to the dead-letter topic.",
+            |t| t.counts.dead_lettered,
+        ),
+        (
+            "starlog_mirror_records_skipped_total",
+            "Records dropped by the skip policy.",
+            |t| t.counts.skipped,
+        ),
+        (
+            "starlog_mirror_records_already_present_total",
+            "Records found in the target after a restart and not written again.",
+            |t| t.counts.already_present,
+        ),
+        (
+            "starlog_mirror_value_bytes_total",
+            "Value bytes written to the target.",
+            |t| t.counts.bytes,
+        ),
+    ];
+    for (name, help, get) in counters {
+        family(name, "counter", help, per_topic(&|t| as_i64(get(t))));
+    }
+    family(
+        "starlog_mirror_lag",
+        "gauge",
+        "Upstream records not read yet (high watermark minus position), over the topic's partitions.",
+        per_topic(&|t| t.lag),
+    );
+    let per_mirror = |get: &dyn Fn(&StatusView) -> i64| -> Vec<(String, i64)> {
+        mirrors
+            .iter()
+            .map(|(m, v)| (format!("mirror=\"{}\"", label(m)), get(v)))
+            .collect()
+    };
+    family(
+        "starlog_mirror_running",
+        "gauge",
+        "1 while a run of the mirror is going on.",
+        per_mirror(&|v| i64::from(v.running)),
+    );
+    family(
+        "starlog_mirror_runs_total",
+        "counter",
+        "Runs started (a run that failed is started again after a back-off).",
+        per_mirror(&|v| as_i64(v.runs)),
+    );
+    family(
+        "starlog_mirror_checkpoints_total",
+        "counter",
+        "Checkpoints written.",
+        per_mirror(&|v| as_i64(v.checkpoints)),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_families_have_one_row_per_topic() {
+        let mut v = StatusView {
+            running: true,
+            runs: 2,
+            checkpoints: 7,
+            ..StatusView::default()
+        };
+        let t = v
+            .topics
+            .entry("ztf_20191121_programid1".into())
+            .or_default();
+        t.counts.target = "ztf-buffer".into();
+        t.counts.read = 12;
+        t.counts.mirrored = 11;
+        t.counts.skipped = 1;
+        t.lag = 3;
+        let page = render_mirrors(&[("ztf".into(), v)]);
+        let row = "mirror=\"ztf\",topic=\"ztf_20191121_programid1\",target=\"ztf-buffer\"";
+        assert!(
+            page.contains(&format!("starlog_mirror_records_read_total{{{row}}} 12")),
+            "{page}"
+        );
+        assert!(page.contains(&format!("starlog_mirror_records_written_total{{{row}}} 11")));
+        assert!(page.contains(&format!("starlog_mirror_records_skipped_total{{{row}}} 1")));
+        assert!(page.contains(&format!("starlog_mirror_lag{{{row}}} 3")));
+        assert!(page.contains("starlog_mirror_running{mirror=\"ztf\"} 1"));
+        assert!(page.contains("starlog_mirror_runs_total{mirror=\"ztf\"} 2"));
+        assert!(page.contains("# TYPE starlog_mirror_lag gauge"));
+        assert!(render_mirrors(&[]).is_empty());
+    }
 }

@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -45,6 +46,7 @@ use crate::provenance::Source;
 use crate::recovery;
 use crate::registry::{RegistryClient, SchemaMapper};
 use crate::rewrite::wire::{self, Framing};
+use crate::status::MirrorStatus;
 use crate::summary::Summary;
 use crate::tracker::{EntryId, Tracker};
 
@@ -104,6 +106,9 @@ struct Mirror {
     last_checkpoint: Instant,
     last_discovery: Instant,
     progress: Progress,
+    /// Live counters for an outside view, and when they were last published.
+    status: Option<Arc<MirrorStatus>>,
+    last_publish: Instant,
     /// `Some` until the first checkpoint exists: where new topics start.
     first_run: Option<StartFrom>,
     failure: Option<MirrorError>,
@@ -115,11 +120,37 @@ pub async fn run(
     config: MirrorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Summary, MirrorError> {
+    run_with_status(config, shutdown, Arc::new(MirrorStatus::default())).await
+}
+
+/// [`run`], publishing live counters to `status` (a few times a second and
+/// at the end of the run).
+pub async fn run_with_status(
+    config: MirrorConfig,
+    shutdown: impl Future<Output = ()>,
+    status: Arc<MirrorStatus>,
+) -> Result<Summary, MirrorError> {
+    status.run_started();
+    let mut summary = Summary::default();
+    let result = run_inner(config, shutdown, &status, &mut summary).await;
+    let error = result.as_ref().err().map(ToString::to_string);
+    status.run_ended(&summary, error);
+    result.map(|()| summary)
+}
+
+async fn run_inner(
+    config: MirrorConfig,
+    shutdown: impl Future<Output = ()>,
+    status: &Arc<MirrorStatus>,
+    out: &mut Summary,
+) -> Result<(), MirrorError> {
     let started = Instant::now();
     let mut m = Mirror::connect(config)?;
+    m.status = Some(Arc::clone(status));
     let setup = m.start().await;
     if let Err(e) = setup {
         m.progress.finish();
+        *out = m.summary;
         return Err(e);
     }
     tokio::pin!(shutdown);
@@ -131,9 +162,10 @@ pub async fn run(
         m.summary.schema_ids = map.mappings();
         m.summary.registry_calls = map.calls;
     }
+    *out = std::mem::take(&mut m.summary);
     outcome?;
     end?;
-    Ok(m.summary)
+    Ok(())
 }
 
 fn registry_client(
@@ -194,6 +226,8 @@ impl Mirror {
         Ok(Self {
             group: cfg.group(),
             progress: Progress::new(cfg.progress),
+            status: None,
+            last_publish: Instant::now(),
             consumer,
             producer,
             admin,
@@ -666,6 +700,9 @@ impl Mirror {
             if self.progress.due() {
                 self.show_progress();
             }
+            if self.status.is_some() && self.last_publish.elapsed() >= Duration::from_millis(200) {
+                self.publish();
+            }
             let batches = self
                 .consumer
                 .poll_batches(Duration::from_millis(100))
@@ -690,14 +727,30 @@ impl Mirror {
         }
     }
 
-    fn show_progress(&mut self) {
-        let mut views: BTreeMap<String, TopicView> = BTreeMap::new();
+    /// Upstream records not read yet, per topic.
+    fn lag(&self) -> BTreeMap<String, i64> {
+        let mut lag: BTreeMap<String, i64> = BTreeMap::new();
         for (tp, pos) in &self.positions {
             let hw = self.consumer.high_watermark(tp);
-            let v = views.entry(tp.topic.clone()).or_default();
+            let l = lag.entry(tp.topic.clone()).or_default();
             if hw >= 0 {
-                v.lag += (hw - pos).max(0);
+                *l += (hw - pos).max(0);
             }
+        }
+        lag
+    }
+
+    fn publish(&mut self) {
+        self.last_publish = Instant::now();
+        if let Some(status) = &self.status {
+            status.publish(&self.summary, self.lag());
+        }
+    }
+
+    fn show_progress(&mut self) {
+        let mut views: BTreeMap<String, TopicView> = BTreeMap::new();
+        for (topic, lag) in self.lag() {
+            views.entry(topic).or_default().lag = lag;
         }
         for (topic, v) in &mut views {
             if let Some(c) = self.summary.topics.get(topic) {
@@ -725,7 +778,9 @@ impl Mirror {
         }
         // Even after a failure the acknowledged part is checkpointed: the
         // snapshot never covers a record that is not in the log.
-        self.checkpoint().await?;
+        let cp = self.checkpoint().await;
+        self.publish();
+        cp?;
         if let Some(e) = self.failure.take() {
             return Err(e);
         }
@@ -771,6 +826,7 @@ impl Mirror {
         let entry = self
             .tracker
             .begin(&tp, pos.max(b.base_offset), b.last_offset + 1);
+        self.summary.topics.entry(b.topic.clone()).or_default().read += records.len() as u64;
         for rec in records {
             if let Some(at) = self.tracker.take_recovered(&tp, rec.offset) {
                 self.tracker.landed(&entry, at, false);
@@ -885,11 +941,9 @@ impl Mirror {
                 self.tracker.seal(&entry);
                 self.tracker.drop_recovered_below(&tp, next);
                 self.positions.insert(tp, next);
-                self.summary
-                    .topics
-                    .entry(b.topic.clone())
-                    .or_default()
-                    .already_present += count as u64;
+                let c = self.summary.topics.entry(b.topic.clone()).or_default();
+                c.already_present += count as u64;
+                c.read += count as u64;
                 return Ok(true);
             }
             // Not there as a whole batch, nor record by record: the previous
@@ -922,11 +976,9 @@ impl Mirror {
         self.tracker.seal(&entry);
         self.tracker.drop_recovered_below(&tp, next);
         self.positions.insert(tp, next);
-        self.summary
-            .topics
-            .entry(b.topic.clone())
-            .or_default()
-            .bytes += value_bytes;
+        let c = self.summary.topics.entry(b.topic.clone()).or_default();
+        c.bytes += value_bytes;
+        c.read += count as u64;
         let tx = self.acks_tx.clone();
         let upstream_topic = b.topic.clone();
         tokio::spawn(async move {

@@ -19,7 +19,8 @@
 //! byte-level schema-id rewriting, shared with server-side rules),
 //! [`registry`] (HTTP registry client and id cache), [`partitioning`],
 //! [`alert_id`], [`body_check`], [`passthrough`], [`provenance`], [`tracker`],
-//! [`checkpoint`], [`recovery`], [`progress`], [`summary`].
+//! [`checkpoint`], [`recovery`], [`progress`], [`summary`], [`status`]
+//! (live counters for the broker's `/metrics`).
 
 pub mod alert_id;
 pub mod body_check;
@@ -34,11 +35,13 @@ pub mod provenance;
 pub mod recovery;
 pub mod registry;
 pub mod rewrite;
+pub mod status;
 pub mod summary;
 pub mod tracker;
 mod yaml;
 
 pub use config::{BadInputPolicy, MirrorConfig, Partitioning, SchemaIds, StartFrom, TopicRule};
-pub use engine::run;
+pub use engine::{run, run_with_status};
 pub use error::{ConfigError, MirrorError};
-pub use summary::Summary;
+pub use status::{MirrorStatus, StatusView, TopicStatus};
+pub use summary::{Summary, TopicCounts};

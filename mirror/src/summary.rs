@@ -9,6 +9,9 @@ use std::time::Duration;
 pub struct TopicCounts {
     /// Where it went.
     pub target: String,
+    /// Upstream records handled (every fate, including records found
+    /// already present; records in flight count once handed on).
+    pub read: u64,
     /// Records written to the target.
     pub mirrored: u64,
     /// Value bytes written to the target.
@@ -25,6 +28,23 @@ pub struct TopicCounts {
     /// Records found already in the local log after a restart (not written
     /// again).
     pub already_present: u64,
+}
+
+impl TopicCounts {
+    /// Adds `other`'s counters (the target is taken when unset).
+    pub fn add(&mut self, other: &Self) {
+        if self.target.is_empty() {
+            self.target.clone_from(&other.target);
+        }
+        self.read += other.read;
+        self.mirrored += other.mirrored;
+        self.bytes += other.bytes;
+        self.rewritten += other.rewritten;
+        self.passed_through += other.passed_through;
+        self.dead_lettered += other.dead_lettered;
+        self.skipped += other.skipped;
+        self.already_present += other.already_present;
+    }
 }
 
 /// The summary of a run.

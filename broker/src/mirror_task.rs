@@ -1,0 +1,206 @@
+//! Mirrors that run inside the broker (`mirrors:` in the broker YAML).
+//!
+//! Each entry names a `mirror.yaml` (relative paths resolve against the
+//! broker config's folder). The mirror runs as a tokio task with the mirror
+//! crate's engine, exactly as `starlog mirror` would, and its live counters
+//! ([`MirrorStatus`]) are rendered on `/metrics`. When the file has no
+//! `local:` section, the mirror writes into this broker: its Kafka listener
+//! and, when enabled, its schema registry. A run that ends with an error is
+//! started again after a back-off (1 s doubling to 30 s); the checkpoint
+//! makes the restart exact. The broker stops its mirrors first on shutdown,
+//! while it still serves their last writes and checkpoint.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use starlog_mirror::{ConfigError, MirrorConfig, MirrorStatus};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why the configured mirrors cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorTaskError {
+    /// The file could not be read or is not YAML.
+    #[error("mirror {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The mirror configuration is invalid.
+    #[error("mirror {path}: {source}")]
+    Config {
+        /// The file.
+        path: String,
+        /// The fault, with its YAML path.
+        source: ConfigError,
+    },
+}
+
+/// A mirror whose configuration was read and checked.
+#[derive(Debug)]
+pub struct PreparedMirror {
+    /// The mirror's `name`.
+    pub name: String,
+    /// Its live counters.
+    pub status: Arc<MirrorStatus>,
+    path: PathBuf,
+    yaml: serde_yaml::Value,
+}
+
+/// Reads and checks every configured mirror (before anything listens).
+pub fn prepare(paths: &[PathBuf], base_dir: &Path) -> Result<Vec<PreparedMirror>, MirrorTaskError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let path = base_dir.join(p);
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| MirrorTaskError::Read {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(&text).map_err(|e| MirrorTaskError::Read {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+        let placeholder = SocketAddr::from(([127, 0, 0, 1], 9092));
+        let checked =
+            config_for(&path, &yaml, placeholder, Some(placeholder)).map_err(|source| {
+                MirrorTaskError::Config {
+                    path: shown.clone(),
+                    source,
+                }
+            })?;
+        out.push(PreparedMirror {
+            name: checked.name,
+            status: Arc::new(MirrorStatus::default()),
+            path,
+            yaml,
+        });
+    }
+    Ok(out)
+}
+
+/// The mirror configuration, with this broker as `local` when the file
+/// names none.
+fn config_for(
+    path: &Path,
+    yaml: &serde_yaml::Value,
+    kafka: SocketAddr,
+    registry: Option<SocketAddr>,
+) -> Result<MirrorConfig, ConfigError> {
+    let mut yaml = yaml.clone();
+    if let serde_yaml::Value::Mapping(m) = &mut yaml {
+        let key = serde_yaml::Value::from("local");
+        if !m.contains_key(&key) {
+            let mut local = serde_yaml::Mapping::new();
+            local.insert("bootstrap".into(), kafka.to_string().into());
+            if let Some(r) = registry {
+                let mut reg = serde_yaml::Mapping::new();
+                reg.insert("url".into(), format!("http://{r}").into());
+                local.insert("registry".into(), reg.into());
+            }
+            m.insert(key, local.into());
+        }
+    }
+    let text = serde_yaml::to_string(&yaml).map_err(|e| ConfigError::Yaml {
+        reason: e.to_string(),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut cfg = MirrorConfig::from_yaml(&text, base)?;
+    cfg.progress = false;
+    Ok(cfg)
+}
+
+/// A mirror task.
+#[derive(Debug)]
+pub struct RunningMirror {
+    /// The mirror's `name`.
+    pub name: String,
+    /// Its live counters.
+    pub status: Arc<MirrorStatus>,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+impl RunningMirror {
+    /// Stops the mirror (its last acknowledgements and checkpoint are
+    /// written) and waits for the task.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.handle.await {
+            tracing::error!(mirror = %self.name, error = %e, "mirror task failed");
+        }
+    }
+}
+
+/// Starts the mirrors, writing into this broker at `kafka` (and its
+/// registry at `registry`) unless their files say otherwise.
+pub fn start(
+    prepared: Vec<PreparedMirror>,
+    kafka: SocketAddr,
+    registry: Option<SocketAddr>,
+) -> Vec<RunningMirror> {
+    prepared
+        .into_iter()
+        .map(|p| {
+            let (stop, stopped) = watch::channel(false);
+            let status = Arc::clone(&p.status);
+            let name = p.name.clone();
+            let handle = tokio::spawn(run(p, kafka, registry, stopped));
+            RunningMirror {
+                name,
+                status,
+                stop,
+                handle,
+            }
+        })
+        .collect()
+}
+
+async fn wait_stop(mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        if stopped.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn run(
+    p: PreparedMirror,
+    kafka: SocketAddr,
+    registry: Option<SocketAddr>,
+    stopped: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let cfg = match config_for(&p.path, &p.yaml, kafka, registry) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(mirror = %p.name, path = %p.path.display(), error = %e, "mirror configuration refused");
+                return;
+            }
+        };
+        tracing::info!(mirror = %p.name, "in-broker mirror starting");
+        let outcome =
+            starlog_mirror::run_with_status(cfg, wait_stop(stopped.clone()), Arc::clone(&p.status))
+                .await;
+        match outcome {
+            Ok(summary) => {
+                tracing::info!(mirror = %p.name, %summary, "in-broker mirror stopped");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(mirror = %p.name, error = %e, retry_in = ?backoff, "in-broker mirror ended with an error");
+            }
+        }
+        tokio::select! {
+            () = wait_stop(stopped.clone()) => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
