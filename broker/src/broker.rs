@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::protocol::StrBytes;
 
+use crate::cluster::Cluster;
 use crate::config::BrokerConfig;
 use crate::groups::GroupCoordinator;
 use crate::registry::SchemaStore;
@@ -29,6 +30,8 @@ pub struct Broker {
     pub schemas: Option<Arc<SchemaStore>>,
     /// The server-side schema-id rule (needs the local registry).
     pub schema_rule: Option<SchemaRule>,
+    /// Raft cluster membership (`None`: a single unreplicated broker).
+    pub cluster: Option<Arc<Cluster>>,
     next_producer_id: AtomicI64,
 }
 
@@ -61,6 +64,7 @@ impl Broker {
             advertised_port,
             schema_rule: schemas.as_ref().map(|s| SchemaRule::new(Arc::clone(s))),
             schemas,
+            cluster: None,
             next_producer_id: AtomicI64::new(first_pid),
         }
     }

@@ -69,6 +69,10 @@ pub struct BrokerConfig {
     /// In-broker processor pipelines: each entry is `{ file: pipeline.yaml }`
     /// or an inline component (the `component:` mapping of a pipeline file).
     pub pipelines: Vec<serde_yaml::Value>,
+    /// Replication: the peers of a Raft cluster. Absent: a single unreplicated broker.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
+    /// Mirrors run inside the broker: `mirror.yaml` files (see `mirror_task`).
+    pub mirrors: Vec<PathBuf>,
     /// Directory that relative paths in `pipelines` are resolved against
     /// (the config file's directory; not a YAML key).
     #[serde(skip)]
@@ -109,6 +113,8 @@ impl Default for BrokerConfig {
             groups: GroupSettings::default(),
             schema_registry: RegistrySettings::default(),
             pipelines: Vec::new(),
+            cluster: None,
+            mirrors: Vec::new(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -287,7 +293,8 @@ impl BrokerConfig {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every value (after command-line overrides too).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, reason: &str| {
             Err(ConfigError::Invalid {
                 field,
@@ -317,6 +324,11 @@ impl BrokerConfig {
                 "groups.min_session_timeout_ms",
                 "must not exceed max_session_timeout_ms",
             );
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster
+                .validate(self.node_id)
+                .map_err(|(field, reason)| ConfigError::Invalid { field, reason })?;
         }
         Ok(())
     }

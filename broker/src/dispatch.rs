@@ -230,12 +230,14 @@ async fn route(
     Ok(Some(match request {
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
         RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, r).await)
+            ResponseKind::ListOffsets(list_offsets::handle(broker, r, version).await)
         }
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, r, version)),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(metadata::handle(broker, r, version).await)
+        }
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(cluster::api_versions(None)),
         RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(topics_admin::create_topics(broker, r))
+            ResponseKind::CreateTopics(topics_admin::create_topics(broker, r).await)
         }
         RequestKind::DeleteTopics(r) => {
             ResponseKind::DeleteTopics(topics_admin::delete_topics(broker, r))

@@ -25,6 +25,7 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::Sequence(code) => *code,
         AppendError::Malformed(_) => ResponseError::CorruptMessage,
         AppendError::DurabilityTimeout { .. } => ResponseError::RequestTimedOut,
+        AppendError::Replication { code, .. } => *code,
         AppendError::Task(_) => ResponseError::UnknownServerError,
     }
 }

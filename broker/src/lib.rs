@@ -10,6 +10,7 @@ pub mod api_versions;
 pub mod backend;
 pub mod batch;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod dispatch;

@@ -30,6 +30,18 @@ enum Command {
         /// Override the data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Override the node id (in a cluster: this broker's entry in the peers).
+        #[arg(long)]
+        node_id: Option<i32>,
+        /// A cluster peer, this broker included: ID=HOST:PORT/RAFT_IP:RAFT_PORT
+        /// (repeat per broker; replaces `cluster.peers` of the YAML).
+        #[arg(long = "peer")]
+        peers: Vec<String>,
+    },
+    /// Inspect a replicated cluster.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
     },
     /// Run a processing node: join the pipeline's consumer group on a Kafka
     /// cluster (Starlog or any other), run its processor chain, write its
@@ -52,6 +64,20 @@ enum Command {
     },
     /// Print the embedded default configuration as YAML.
     DefaultConfig,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Print every partition's leader, term, commit index, high watermark and
+    /// replica lag as one broker sees them.
+    Status {
+        /// The broker's HTTP address (its `schema_registry.listen`).
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        http: SocketAddr,
+        /// Print the raw JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The embedded default configuration, with every key documented.
@@ -108,10 +134,28 @@ fn main() -> anyhow::Result<()> {
             writeln!(std::io::stdout(), "{summary}").context("writing the summary")?;
             Ok(())
         }),
+        Command::Cluster {
+            command: ClusterCommand::Status { http, json },
+        } => {
+            let doc = starlog_broker::cluster::cli::fetch_status(http)
+                .with_context(|| format!("asking {http} for /cluster/status"))?;
+            let text = if json {
+                format!("{doc:#}\n")
+            } else {
+                starlog_broker::cluster::cli::render_status(&doc)
+            };
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing the status")?;
+            Ok(())
+        }
         Command::Serve {
             config,
             listen,
             data_dir,
+            node_id,
+            peers,
         } => {
             let mut cfg = match &config {
                 Some(path) => BrokerConfig::load(path)?,
@@ -123,6 +167,19 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
             }
+            if let Some(id) = node_id {
+                cfg.node_id = id;
+            }
+            if !peers.is_empty() {
+                let mut cluster = cfg.cluster.take().unwrap_or_default();
+                cluster.peers = peers
+                    .iter()
+                    .map(|p| starlog_broker::cluster::ClusterSettings::parse_peer(p))
+                    .collect::<Result<_, _>>()
+                    .map_err(anyhow::Error::msg)?;
+                cfg.cluster = Some(cluster);
+            }
+            cfg.validate()?;
             runtime()?.block_on(serve(cfg))
         }
     }

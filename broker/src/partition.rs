@@ -6,15 +6,19 @@
 //! `watch` channel: long-poll fetches wait on it and are woken by appends,
 //! never by timers that spin.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
+use starlog_replication::{GroupId, Proposal, ReplicationError};
 use starlog_storage::{AppendInfo, DurabilityTicket, PartitionLog, ReadResult, StorageError};
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{oneshot, watch, Mutex};
 
-use crate::batch;
-use crate::producer_state::{ProducerStates, SequenceCheck};
+use crate::batch::{self, BatchIdentity};
+use crate::cluster::{ClusterView, Inbox, Input};
+use crate::producer_state::{ProducerStates, SequenceCheck, PENDING_OFFSET};
 
 /// Result of a produce to one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +41,13 @@ pub enum Written {
         ticket: DurabilityTicket,
         /// Whether the producer table recorded it.
         idempotent: bool,
+    },
+    /// Proposed to the partition's Raft group; acknowledged once committed.
+    Replicated {
+        /// Resolves to the base offset once a quorum has the batches.
+        proposal: Proposal,
+        /// The idempotent batches recorded as pending in the producer table.
+        identities: Vec<BatchIdentity>,
     },
     /// A retry of a batch already stored at these offsets.
     Duplicate {
@@ -68,9 +79,32 @@ pub enum AppendError {
         /// Last offset of the original append.
         last_offset: i64,
     },
+    /// Replication refused or lost the batch (not the leader, superseded by
+    /// a new leader, no quorum in time); the code tells the client to retry
+    /// or to refresh its metadata.
+    #[error("{message}")]
+    Replication {
+        /// Kafka error to answer with.
+        code: ResponseError,
+        /// What happened, naming the partition.
+        message: String,
+    },
     /// The blocking task died (a bug, reported rather than hidden).
     #[error("append task failed: {0}")]
     Task(String),
+}
+
+/// How a replicated partition reaches its Raft group.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    /// The partition's Raft group.
+    pub group: GroupId,
+    /// The driver loop.
+    pub inbox: Inbox,
+    /// Leadership as last published.
+    pub view: Arc<ClusterView>,
+    /// Longest a produce waits for a quorum.
+    pub commit_wait: Duration,
 }
 
 /// A partition as the broker serves it.
@@ -79,6 +113,9 @@ pub struct Partition {
     log: Arc<PartitionLog>,
     high_watermark: watch::Sender<i64>,
     producers: Mutex<ProducerStates>,
+    /// The leader term the producer table was rebuilt for (replicated only).
+    producers_term: AtomicU64,
+    replica: Option<Replica>,
 }
 
 impl Partition {
@@ -92,7 +129,38 @@ impl Partition {
             log: Arc::new(log),
             high_watermark,
             producers: Mutex::new(producers),
+            producers_term: AtomicU64::new(0),
+            replica: None,
         }
+    }
+
+    /// A replicated partition over its Raft group's log: appends go through
+    /// the group, and the high watermark is the commit index published by
+    /// the driver loop.
+    pub fn replicated(log: Arc<PartitionLog>, high_watermark: i64, replica: Replica) -> Self {
+        let (high_watermark, _) = watch::channel(high_watermark);
+        Self {
+            log,
+            high_watermark,
+            producers: Mutex::new(ProducerStates::default()),
+            producers_term: AtomicU64::new(0),
+            replica: Some(replica),
+        }
+    }
+
+    /// The Raft group, when replicated.
+    pub fn replica(&self) -> Option<&Replica> {
+        self.replica.as_ref()
+    }
+
+    /// `NOT_LEADER_OR_FOLLOWER` when this broker does not lead the
+    /// (replicated) partition: clients then refresh their metadata.
+    pub fn leader_error(&self) -> Option<ResponseError> {
+        let r = self.replica.as_ref()?;
+        r.view
+            .leader_term(r.group)
+            .is_none()
+            .then_some(ResponseError::NotLeaderOrFollower)
     }
 
     /// The underlying log.
@@ -113,7 +181,7 @@ impl Partition {
     /// Moves the high watermark forward to `end` (never back: concurrent
     /// appends may finish their durability wait out of order, and the later
     /// one's fsync covered the earlier one's bytes).
-    fn publish(&self, end: i64) {
+    pub(crate) fn publish(&self, end: i64) {
         self.high_watermark.send_if_modified(|hw| {
             if end > *hw {
                 *hw = end;
@@ -138,6 +206,9 @@ impl Partition {
     pub async fn write(&self, records: Bytes, leader_epoch: i32) -> Result<Written, AppendError> {
         let identities =
             batch::identities(&records).map_err(|e| AppendError::Malformed(e.to_string()))?;
+        if let Some(replica) = &self.replica {
+            return self.write_replicated(replica, records, identities).await;
+        }
         if identities.iter().all(|b| b.producer_id < 0) {
             let (info, ticket) = self.write_blocking(records, leader_epoch).await?;
             return Ok(Written::Pending {
@@ -195,6 +266,10 @@ impl Partition {
     /// high watermark.
     pub async fn finish(&self, written: Written) -> Result<Appended, AppendError> {
         let (info, ticket, idempotent) = match written {
+            Written::Replicated {
+                proposal,
+                identities,
+            } => return self.finish_replicated(proposal, identities).await,
             Written::Duplicate {
                 base_offset,
                 last_offset,
@@ -235,6 +310,146 @@ impl Partition {
         Ok(self.appended(&info))
     }
 
+    /// The replicated write stage: idempotence checks against the table of
+    /// the current leader term, then a proposal to the Raft group. Batches
+    /// are recorded in the table as pending (their offsets come with the
+    /// commit), so an in-flight retry is told to retry again rather than
+    /// being appended twice.
+    async fn write_replicated(
+        &self,
+        replica: &Replica,
+        records: Bytes,
+        identities: Vec<BatchIdentity>,
+    ) -> Result<Written, AppendError> {
+        let name = || format!("{}-{}", self.log.topic(), self.log.partition());
+        let not_leader = || AppendError::Replication {
+            code: ResponseError::NotLeaderOrFollower,
+            message: format!("{}: this broker does not lead the partition", name()),
+        };
+        let term = replica
+            .view
+            .leader_term(replica.group)
+            .ok_or_else(not_leader)?;
+        let mut producers = self.producers.lock().await;
+        if self.producers_term.load(Ordering::Acquire) != term {
+            // New leadership: what earlier leaders accepted is in the log.
+            let log = Arc::clone(&self.log);
+            *producers = tokio::task::spawn_blocking(move || {
+                let mut table = ProducerStates::default();
+                rebuild_producer_state(&log, &mut table);
+                table
+            })
+            .await
+            .map_err(|e| AppendError::Task(e.to_string()))?;
+            self.producers_term.store(term, Ordering::Release);
+        }
+        let mut duplicate_base = None;
+        for (i, id) in identities
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| id.producer_id >= 0)
+        {
+            match producers.check(id) {
+                SequenceCheck::Append if duplicate_base.is_none() => {}
+                SequenceCheck::Duplicate { base_offset } if i == 0 => {
+                    duplicate_base = Some(base_offset)
+                }
+                SequenceCheck::Duplicate { .. } if duplicate_base.is_some() => {}
+                SequenceCheck::Reject(e) => return Err(AppendError::Sequence(e)),
+                _ => {
+                    return Err(AppendError::Sequence(
+                        ResponseError::OutOfOrderSequenceNumber,
+                    ))
+                }
+            }
+        }
+        if let Some(base_offset) = duplicate_base {
+            if base_offset == PENDING_OFFSET {
+                return Err(AppendError::Replication {
+                    code: ResponseError::NotEnoughReplicasAfterAppend,
+                    message: format!(
+                        "{}: the original of this retried batch is not committed yet",
+                        name()
+                    ),
+                });
+            }
+            let count: i64 = identities
+                .iter()
+                .map(|id| i64::from(id.last_offset_delta) + 1)
+                .sum();
+            return Ok(Written::Duplicate {
+                base_offset,
+                last_offset: base_offset + count - 1,
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        replica
+            .inbox
+            .send(Input::Propose {
+                group: replica.group,
+                records,
+                term,
+                reply,
+            })
+            .map_err(|_| not_leader())?;
+        let proposal = rx
+            .await
+            .map_err(|_| not_leader())?
+            .map_err(|e| replication_error(&name(), &e))?;
+        let idempotent: Vec<BatchIdentity> = identities
+            .into_iter()
+            .filter(|id| id.producer_id >= 0)
+            .collect();
+        for id in &idempotent {
+            producers.record(id, PENDING_OFFSET);
+        }
+        Ok(Written::Replicated {
+            proposal,
+            identities: idempotent,
+        })
+    }
+
+    async fn finish_replicated(
+        &self,
+        proposal: Proposal,
+        identities: Vec<BatchIdentity>,
+    ) -> Result<Appended, AppendError> {
+        let name = format!("{}-{}", self.log.topic(), self.log.partition());
+        let wait = self
+            .replica
+            .as_ref()
+            .map_or(Duration::from_secs(30), |r| r.commit_wait);
+        let outcome = match tokio::time::timeout(wait, proposal).await {
+            Ok(Ok(base)) => Ok(base),
+            Ok(Err(e)) => Err(replication_error(&name, &e)),
+            Err(_) => Err(AppendError::Replication {
+                code: ResponseError::RequestTimedOut,
+                message: format!("{name}: no quorum within {} ms", wait.as_millis()),
+            }),
+        };
+        let mut producers = self.producers.lock().await;
+        match outcome {
+            Ok(base_offset) => {
+                let mut base = base_offset;
+                for id in &identities {
+                    producers.settle(id, base);
+                    base += i64::from(id.last_offset_delta) + 1;
+                }
+                Ok(Appended {
+                    base_offset,
+                    log_start_offset: self.log.log_start_offset(),
+                })
+            }
+            Err(e) => {
+                // The batch may or may not be committed later: forget what
+                // the table learned and rebuild it from the log next time.
+                producers.clear();
+                self.producers_term.store(0, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
     async fn write_blocking(
         &self,
         records: Bytes,
@@ -262,6 +477,21 @@ impl Partition {
             .await
             .map_err(|e| AppendError::Task(e.to_string()))?
             .map_err(AppendError::from)
+    }
+}
+
+/// The Kafka error for a replication failure on partition `name`.
+fn replication_error(name: &str, e: &ReplicationError) -> AppendError {
+    let code = match e {
+        ReplicationError::InvalidRecords { .. } => ResponseError::CorruptMessage,
+        ReplicationError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        ReplicationError::EmptyProposal { .. } => ResponseError::InvalidRecord,
+        ReplicationError::GroupFailed { .. } => ResponseError::KafkaStorageError,
+        _ => ResponseError::NotLeaderOrFollower,
+    };
+    AppendError::Replication {
+        code,
+        message: format!("{name}: {e}"),
     }
 }
 

@@ -15,6 +15,9 @@ use crate::batch::BatchIdentity;
 /// Batches remembered per producer (Kafka's `max.in.flight` limit for idempotence).
 pub const REMEMBERED_BATCHES: usize = 5;
 
+/// Base offset of a batch recorded before its offset is known.
+pub const PENDING_OFFSET: i64 = -1;
+
 /// Producers remembered per partition before the least recently used is dropped.
 pub const MAX_PRODUCERS: usize = 100_000;
 
@@ -124,6 +127,21 @@ impl ProducerStates {
         }
     }
 
+    /// Sets the offset of a batch recorded before its offset was known (a
+    /// replicated append is recorded when proposed, and gets its offset when
+    /// committed; until then its base offset is [`PENDING_OFFSET`]).
+    pub fn settle(&mut self, b: &BatchIdentity, base_offset: i64) {
+        if let Some(entry) = self.producers.get_mut(&b.producer_id) {
+            if entry.epoch == b.epoch {
+                for r in entry.batches.iter_mut() {
+                    if r.first_seq == b.first_seq && r.last_seq == b.last_seq {
+                        r.base_offset = base_offset;
+                    }
+                }
+            }
+        }
+    }
+
     /// Forgets everything (the log was truncated or deleted).
     pub fn clear(&mut self) {
         self.producers.clear();
@@ -205,6 +223,23 @@ mod tests {
         assert_eq!(
             s.check(&id(0, 2, 2)),
             SequenceCheck::Duplicate { base_offset: 2 }
+        );
+    }
+
+    #[test]
+    fn a_pending_batch_gets_its_offset_when_settled() {
+        let mut s = ProducerStates::default();
+        s.record(&id(0, 0, 9), PENDING_OFFSET);
+        assert_eq!(
+            s.check(&id(0, 0, 9)),
+            SequenceCheck::Duplicate {
+                base_offset: PENDING_OFFSET
+            }
+        );
+        s.settle(&id(0, 0, 9), 42);
+        assert_eq!(
+            s.check(&id(0, 0, 9)),
+            SequenceCheck::Duplicate { base_offset: 42 }
         );
     }
 

@@ -14,6 +14,7 @@ use starlog_storage::MetaStore;
 
 use crate::backend::MetaBackend;
 use crate::broker::{now_ms, Broker};
+use crate::cluster::{self, Cluster};
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::dispatch::Peer;
@@ -40,6 +41,12 @@ pub enum StartError {
     /// The schema registry's state could not be opened.
     #[error("cannot open the schema registry: {0}")]
     Registry(String),
+    /// A configured mirror could not be read.
+    #[error("{0}")]
+    Mirror(#[from] crate::mirror_task::MirrorTaskError),
+    /// The Raft cluster could not be joined.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -57,6 +64,7 @@ pub struct Server {
     addr: SocketAddr,
     registry_addr: Option<SocketAddr>,
     pipelines: Vec<RunningPipeline>,
+    mirrors: Vec<crate::mirror_task::RunningMirror>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -104,11 +112,26 @@ impl Server {
         } else {
             None
         };
-        let broker = Arc::new(Broker::new(config, topics, groups, schemas, addr.port()));
         let (shutdown, _) = watch::channel(false);
+        let cluster = match &config.cluster {
+            Some(_) => Some(
+                Cluster::start(&config, Arc::clone(&topics), shutdown.subscribe())
+                    .await
+                    .map_err(|e| StartError::Cluster(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let mut broker = Broker::new(config, topics, groups, schemas, addr.port());
+        broker.cluster = cluster;
+        let broker = Arc::new(broker);
         let mut tasks = JoinSet::new();
         let schemas = broker.schemas.clone();
         let pipelines = start_pipelines(&broker, schemas.clone(), &shutdown)?;
+        let mirrors = crate::mirror_task::prepare(&broker.config.mirrors, &broker.config.base_dir)?;
+        let mirror_statuses = mirrors
+            .iter()
+            .map(|m| (m.name.clone(), Arc::clone(&m.status)))
+            .collect();
         let registry_addr = match schemas {
             Some(store) => {
                 let listen = broker.config.schema_registry.listen;
@@ -119,8 +142,14 @@ impl Server {
                 let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
                 let bound = listener.local_addr().map_err(bind_err)?;
                 let statuses = pipelines.iter().map(|p| Arc::clone(&p.status)).collect();
-                let router = registry::http::router(store)
-                    .merge(metrics::router(Arc::clone(&broker), statuses));
+                let mut router = registry::http::router(store).merge(metrics::router_with_mirrors(
+                    Arc::clone(&broker),
+                    statuses,
+                    mirror_statuses,
+                ));
+                if let Some(c) = &broker.cluster {
+                    router = router.merge(cluster::http::router(Arc::clone(c)));
+                }
                 tasks.spawn(http::serve(listener, router, shutdown.subscribe()));
                 tracing::info!(addr = %bound, "schema registry and /metrics listening");
                 Some(bound)
@@ -140,11 +169,13 @@ impl Server {
             reaper.abort();
         });
         tracing::info!(%addr, data_dir = %broker.config.data_dir.display(), "starlog broker listening");
+        let mirrors = crate::mirror_task::start(mirrors, addr, registry_addr);
         Ok(Self {
             broker,
             addr,
             registry_addr,
             pipelines,
+            mirrors,
             shutdown,
             tasks,
         })
@@ -175,6 +206,10 @@ impl Server {
 
     /// Stops accepting, waits for in-flight requests, flushes every log.
     pub async fn shutdown(mut self) {
+        // Mirrors first: their last writes and checkpoint need the listener.
+        for m in std::mem::take(&mut self.mirrors) {
+            m.stop().await;
+        }
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
         let pipelines = std::mem::take(&mut self.pipelines);
@@ -185,6 +220,9 @@ impl Server {
         .is_err()
         {
             tracing::error!("waiting for pipelines failed during shutdown");
+        }
+        if let Some(c) = &self.broker.cluster {
+            c.shutdown().await;
         }
         let broker = Arc::clone(&self.broker);
         let flushed = tokio::task::spawn_blocking(move || {
@@ -298,6 +336,11 @@ async fn retention_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
 pub fn run_retention(broker: &Broker, now: i64) {
     for topic in broker.topics.all() {
         for (i, p) in topic.partitions.iter().enumerate() {
+            if p.replica().is_some() {
+                // Replicated logs are trimmed through their Raft group, never
+                // behind its back (not wired yet: they keep everything).
+                continue;
+            }
             match p.log().apply_retention(now) {
                 Ok(outcome) if outcome.segments_deleted > 0 => tracing::info!(
                     topic = %topic.name,

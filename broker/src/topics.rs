@@ -52,7 +52,8 @@ pub struct TopicError {
 }
 
 impl TopicError {
-    fn new(code: ResponseError, message: impl Into<String>) -> Self {
+    /// An error with this code and reason.
+    pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -377,6 +378,22 @@ impl TopicRegistry {
     pub fn effective_config(&self, topic: &Topic) -> LogConfig {
         self.log_config(&topic.configs)
             .unwrap_or_else(|_| self.base.clone())
+    }
+
+    /// Checks topic config overrides and gives the log config they make.
+    pub fn log_config_for(
+        &self,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, TopicError> {
+        self.log_config(configs)
+    }
+
+    /// Serves a topic whose partitions are Raft groups (cluster mode): its
+    /// definition lives in the cluster metadata log, not in the metadata
+    /// store.
+    pub fn insert_replicated(&self, topic: Arc<Topic>) {
+        let _guard = self.changes.lock();
+        self.topics.write().insert(topic.name.clone(), topic);
     }
 
     /// The metadata store (for group offsets).

@@ -376,6 +376,50 @@ async fn java_framed_snappy_is_stored_as_sent_and_searched_by_timestamp() {
     broker.stop().await;
 }
 
+/// kcat (librdkafka 2.0) asks ListOffsets v2, which has no leader epoch
+/// field: the answer must still encode (it once closed the connection).
+#[tokio::test]
+async fn list_offsets_answers_every_version_it_advertises() {
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr()).await;
+    create(&mut c, "lo-versions").await;
+    let b = batch(
+        &BatchSpec {
+            producer_id: -1,
+            epoch: -1,
+            first_seq: -1,
+            count: 4,
+            compression: Compression::None,
+            base_ts: 1_700_000_000_000,
+        },
+        "v",
+    );
+    assert_eq!(produce(&mut c, "lo-versions", b).await, (0, 0));
+    let max = starlog_broker::api_versions::SUPPORTED
+        .iter()
+        .find(|s| s.key == ApiKey::ListOffsets)
+        .map(|s| s.max)
+        .unwrap();
+    for version in 1..=max {
+        let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name("lo-versions"))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+        match c
+            .call(RequestKind::ListOffsets(req), ApiKey::ListOffsets, version)
+            .await
+        {
+            ResponseKind::ListOffsets(r) => {
+                let p = &r.topics[0].partitions[0];
+                assert_eq!((p.error_code, p.offset), (0, 4), "v{version}");
+            }
+            other => panic!("v{version}: {other:?}"),
+        }
+    }
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn pipelined_produces_are_answered_in_order() {
     let broker = TestBroker::start_with(|c| {

@@ -282,35 +282,7 @@ impl<T: Transport> Driver<T> {
         if g.node.raft.state != StateRole::Leader {
             return Err(not_leader(group, g.node.raft.leader_id));
         }
-        let mut entries = Vec::new();
-        let mut pos = 0;
-        while pos < records.len() {
-            let header = validate_batch(&records[pos..]).map_err(|fault| {
-                ReplicationError::InvalidRecords {
-                    group,
-                    batch_index: entries.len(),
-                    position: pos,
-                    fault,
-                }
-            })?;
-            let len = header.total_len();
-            if len > g.max_batch_bytes as usize {
-                return Err(ReplicationError::BatchTooLarge {
-                    group,
-                    batch_index: entries.len(),
-                    size: len,
-                    max: g.max_batch_bytes,
-                });
-            }
-            let mut e = Entry::default();
-            e.set_entry_type(EntryType::EntryNormal);
-            e.data = records.slice(pos..pos + len);
-            entries.push(e);
-            pos += len;
-        }
-        if entries.is_empty() {
-            return Err(ReplicationError::EmptyProposal { group });
-        }
+        let entries = batch_entries(group, &records, g.max_batch_bytes)?;
         let n = entries.len() as u64;
         let mut m = Message::default();
         m.set_msg_type(MessageType::MsgPropose);
@@ -338,6 +310,40 @@ impl<T: Transport> Driver<T> {
             },
         );
         Ok(proposal)
+    }
+
+    /// This node's term for `group` when it leads it (`None` when it does not, or the group is
+    /// unknown or stopped). Cheap: no allocation, for per-produce leadership checks.
+    pub fn leader_term(&self, group: GroupId) -> Option<u64> {
+        let g = self.groups.get(&group)?;
+        (g.failed.is_none() && g.node.raft.state == StateRole::Leader).then_some(g.node.raft.term)
+    }
+
+    /// Proposes `records` from any replica: the leader appends them as [`Driver::propose`]
+    /// does; a follower forwards them to the leader it knows (raft-rs proposal forwarding).
+    /// Nothing reports the outcome: the caller watches the committed log instead (the cluster
+    /// metadata group's applier does). Fails when no leader is known.
+    pub fn propose_or_forward(
+        &mut self,
+        group: GroupId,
+        records: Bytes,
+    ) -> Result<(), ReplicationError> {
+        if self.leader_term(group).is_some() {
+            // The outcome is read from the committed log, not from the proposal.
+            drop(self.propose(group, records)?);
+            return Ok(());
+        }
+        let node_id = self.config.node;
+        let g = self.group_mut(group)?;
+        let entries = batch_entries(group, &records, g.max_batch_bytes)?;
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgPropose);
+        m.from = node_id;
+        m.entries = entries.into();
+        g.node.step(m).map_err(|source| match source {
+            raft::Error::ProposalDropped => not_leader(group, g.node.raft.leader_id),
+            source => ReplicationError::Raft { group, source },
+        })
     }
 
     /// Proposes a membership change (add or remove a replica, promote a learner) on the leader.
@@ -595,6 +601,43 @@ impl<T: Transport> Driver<T> {
         let g = self.group_mut(group)?;
         g.node.mut_store().compact_to_offset(offset)
     }
+}
+
+/// One Raft entry per Kafka batch of `records`, each validated and bounded.
+fn batch_entries(
+    group: GroupId,
+    records: &Bytes,
+    max_batch_bytes: u32,
+) -> Result<Vec<Entry>, ReplicationError> {
+    let mut entries = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let header =
+            validate_batch(&records[pos..]).map_err(|fault| ReplicationError::InvalidRecords {
+                group,
+                batch_index: entries.len(),
+                position: pos,
+                fault,
+            })?;
+        let len = header.total_len();
+        if len > max_batch_bytes as usize {
+            return Err(ReplicationError::BatchTooLarge {
+                group,
+                batch_index: entries.len(),
+                size: len,
+                max: max_batch_bytes,
+            });
+        }
+        let mut e = Entry::default();
+        e.set_entry_type(EntryType::EntryNormal);
+        e.data = records.slice(pos..pos + len);
+        entries.push(e);
+        pos += len;
+    }
+    if entries.is_empty() {
+        return Err(ReplicationError::EmptyProposal { group });
+    }
+    Ok(entries)
 }
 
 fn not_leader(group: GroupId, leader_id: u64) -> ReplicationError {

@@ -34,13 +34,39 @@ pub fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
 
 /// Handles DescribeCluster.
 pub fn describe_cluster(broker: &Broker, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+    let brokers = super::metadata::brokers(broker)
+        .into_iter()
+        .map(|(id, host, port)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(id)
+                .with_host(host)
+                .with_port(port)
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(broker.config.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id()))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id()))
-            .with_host(broker.advertised_host.clone())
-            .with_port(broker.advertised_port)])
+        .with_controller_id(super::metadata::controller(broker))
+        .with_brokers(brokers)
+}
+
+/// The group coordinator: this broker, or in a cluster the controller (the
+/// metadata group's leader), so every member of a group meets on one broker.
+fn coordinator(broker: &Broker) -> (BrokerId, StrBytes, i32) {
+    let me = (
+        BrokerId(broker.node_id()),
+        broker.advertised_host.clone(),
+        broker.advertised_port,
+    );
+    let Some(c) = &broker.cluster else {
+        return me;
+    };
+    let Some(id) = c.controller() else {
+        return me;
+    };
+    super::metadata::brokers(broker)
+        .into_iter()
+        .find(|(b, _, _)| b.0 == id)
+        .unwrap_or(me)
 }
 
 /// Coordinator key type for transactions (groups are 0).
@@ -52,9 +78,7 @@ pub fn find_coordinator(
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let node = BrokerId(broker.node_id());
-    let host = broker.advertised_host.clone();
-    let port = broker.advertised_port;
+    let (node, host, port) = coordinator(broker);
     let unsupported = req.key_type == KEY_TYPE_TRANSACTION;
     if version >= 4 {
         let coordinators = req

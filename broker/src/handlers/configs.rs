@@ -137,6 +137,12 @@ fn apply(
             format!("topic {name} does not exist"),
         ));
     };
+    if broker.cluster.is_some() {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("topic {name}: altering configs is not supported on a replicated cluster yet (set them at creation)"),
+        ));
+    }
     let mut configs = topic.configs.clone();
     change(&mut configs)
         .and_then(|()| topic_configs::check_all(&configs))

@@ -135,6 +135,9 @@ async fn read_one(w: &Wanted, budget: usize, strict: bool) -> PartitionData {
     let Some(partition) = &w.partition else {
         return empty(w.index, ResponseError::UnknownTopicOrPartition);
     };
+    if let Some(code) = partition.leader_error() {
+        return empty(w.index, code);
+    }
     let hw = partition.high_watermark();
     let start = partition.log().log_start_offset();
     let base = PartitionData::default()

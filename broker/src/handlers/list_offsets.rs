@@ -22,7 +22,7 @@ pub const EARLIEST: i64 = -2;
 pub const LATEST: i64 = -1;
 
 /// Handles a ListOffsets request.
-pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let topic = broker.topics.get(&t.name.0);
@@ -39,6 +39,14 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResp
                 );
                 continue;
             };
+            if let Some(code) = partition.leader_error() {
+                partitions.push(
+                    base.with_error_code(code.code())
+                        .with_offset(-1)
+                        .with_timestamp(-1),
+                );
+                continue;
+            }
             let (offset, timestamp) = match p.timestamp {
                 EARLIEST => (partition.log().log_start_offset(), -1),
                 LATEST => (partition.high_watermark(), -1),
@@ -62,11 +70,21 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResp
                     }
                 },
             };
-            partitions.push(
-                base.with_offset(offset)
-                    .with_timestamp(timestamp)
-                    .with_leader_epoch(0),
-            );
+            // The leader epoch field exists from v4 on (older versions
+            // cannot encode it).
+            let epoch = match partition.replica() {
+                Some(r) => r
+                    .view
+                    .leader_term(r.group)
+                    .map_or(-1, |t| i32::try_from(t).unwrap_or(i32::MAX)),
+                None => 0,
+            };
+            let base = base.with_offset(offset).with_timestamp(timestamp);
+            partitions.push(if version >= 4 {
+                base.with_leader_epoch(epoch)
+            } else {
+                base
+            });
         }
         topics.push(
             ListOffsetsTopicResponse::default()

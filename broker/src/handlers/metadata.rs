@@ -14,13 +14,53 @@ use kafka_protocol::ResponseError;
 use crate::broker::Broker;
 use crate::topics::Topic;
 
+/// A follower more than this many Raft entries behind the leader is out of
+/// the in-sync replica set.
+pub const ISR_MAX_LAG_ENTRIES: u64 = 1_000;
+
+/// The brokers to advertise: this one, or every peer of its cluster.
+pub fn brokers(broker: &Broker) -> Vec<(BrokerId, StrBytes, i32)> {
+    match &broker.cluster {
+        Some(c) => c
+            .settings
+            .peers
+            .iter()
+            .map(|p| {
+                (
+                    BrokerId(p.id),
+                    StrBytes::from_string(p.host.clone()),
+                    i32::from(p.port),
+                )
+            })
+            .collect(),
+        None => vec![(
+            BrokerId(broker.node_id()),
+            broker.advertised_host.clone(),
+            broker.advertised_port,
+        )],
+    }
+}
+
+/// The controller to advertise: the metadata group's leader in a cluster.
+pub fn controller(broker: &Broker) -> BrokerId {
+    match &broker.cluster {
+        Some(c) => BrokerId(c.controller().unwrap_or(-1)),
+        None => BrokerId(broker.node_id()),
+    }
+}
+
 /// Handles a Metadata request.
-pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
     let node = BrokerId(broker.node_id());
-    let brokers = vec![MetadataResponseBroker::default()
-        .with_node_id(node)
-        .with_host(broker.advertised_host.clone())
-        .with_port(broker.advertised_port)];
+    let brokers = brokers(broker)
+        .into_iter()
+        .map(|(id, host, port)| {
+            MetadataResponseBroker::default()
+                .with_node_id(id)
+                .with_host(host)
+                .with_port(port)
+        })
+        .collect();
     // v0: an empty list means all topics; v1+: null means all.
     let requested = match req.topics {
         None => None,
@@ -36,24 +76,25 @@ pub fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataRe
             .iter()
             .map(|t| describe(t, node))
             .collect(),
-        Some(list) => list
-            .into_iter()
-            .map(|t| {
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for t in list {
                 let name = t.name.map(|n| n.0.to_string()).unwrap_or_default();
-                lookup(broker, &name, &t.topic_id, auto_create, node)
-            })
-            .collect(),
+                out.push(lookup(broker, &name, &t.topic_id, auto_create, node).await);
+            }
+            out
+        }
     };
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(
             broker.config.cluster_id.clone(),
         )))
-        .with_controller_id(node)
+        .with_controller_id(controller(broker))
         .with_topics(topics)
 }
 
-fn lookup(
+async fn lookup(
     broker: &Broker,
     name: &str,
     id: &uuid::Uuid,
@@ -74,10 +115,23 @@ fn lookup(
     }
     let partitions = broker.config.topics.default_partitions;
     let max = broker.config.topics.max_partitions;
-    match broker
-        .topics
-        .create(name, partitions, BTreeMap::new(), false, max)
-    {
+    let created = match &broker.cluster {
+        Some(c) => {
+            let request = crate::cluster::NewTopic {
+                name,
+                partitions,
+                replication_factor: -1,
+                configs: BTreeMap::new(),
+                validate_only: false,
+                max_partitions: max,
+            };
+            c.create_topic(&broker.topics, request).await
+        }
+        None => broker
+            .topics
+            .create(name, partitions, BTreeMap::new(), false, max),
+    };
+    match created {
         Ok(t) => describe(&t, node),
         // Lost a race with another creator: describe the winner.
         Err(e) if e.code == ResponseError::TopicAlreadyExists => broker
@@ -97,16 +151,50 @@ fn error_topic(name: &str, code: ResponseError) -> MetadataResponseTopic {
         .with_error_code(code.code())
 }
 
-/// A topic's metadata with this broker leading every partition.
+/// A topic's metadata: this broker leads an unreplicated partition; a
+/// replicated one names its Raft leader, term, voters and in-sync replicas.
 pub fn describe(topic: &Arc<Topic>, node: BrokerId) -> MetadataResponseTopic {
-    let partitions = (0..topic.partitions.len())
-        .map(|i| {
-            MetadataResponsePartition::default()
-                .with_partition_index(i32::try_from(i).unwrap_or(i32::MAX))
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+    let partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let base = MetadataResponsePartition::default()
+                .with_partition_index(i32::try_from(i).unwrap_or(i32::MAX));
+            let Some(replica) = p.replica() else {
+                return base
+                    .with_leader_id(node)
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node]);
+            };
+            let Some(status) = replica.view.status(replica.group) else {
+                return base
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_leader_epoch(-1);
+            };
+            let ids = |v: &[u64]| -> Vec<BrokerId> {
+                v.iter()
+                    .map(|&n| BrokerId(i32::try_from(n).unwrap_or(-1)))
+                    .collect()
+            };
+            let isr = if status.replicas.is_empty() {
+                status.voters.clone()
+            } else {
+                status.in_sync_replicas(ISR_MAX_LAG_ENTRIES)
+            };
+            let epoch = i32::try_from(status.term).unwrap_or(i32::MAX);
+            let base = base
+                .with_leader_epoch(epoch)
+                .with_replica_nodes(ids(&status.voters))
+                .with_isr_nodes(ids(&isr));
+            match status.leader {
+                Some(l) => base.with_leader_id(BrokerId(i32::try_from(l).unwrap_or(-1))),
+                None => base
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1)),
+            }
         })
         .collect();
     MetadataResponseTopic::default()

@@ -23,8 +23,18 @@ fn msg(s: String) -> Option<StrBytes> {
     Some(StrBytes::from_string(s))
 }
 
+/// The error for an admin operation a cluster does not support yet.
+fn cluster_unsupported(broker: &Broker, what: &str) -> Option<(ResponseError, String)> {
+    broker.cluster.as_ref().map(|_| {
+        (
+            ResponseError::InvalidRequest,
+            format!("{what} is not supported on a replicated cluster yet"),
+        )
+    })
+}
+
 /// Handles CreateTopics.
-pub fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -34,7 +44,7 @@ pub fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsR
         } else {
             t.num_partitions
         };
-        if !(t.replication_factor == -1 || t.replication_factor == 1) {
+        if broker.cluster.is_none() && !(t.replication_factor == -1 || t.replication_factor == 1) {
             results.push(
                 base.with_error_code(ResponseError::InvalidReplicationFactor.code())
                     .with_error_message(msg(format!(
@@ -74,14 +84,34 @@ pub fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsR
             continue;
         }
         let max = broker.config.topics.max_partitions;
-        match broker
-            .topics
-            .create(&name, partitions, configs, req.validate_only, max)
-        {
+        let (created, factor) = match &broker.cluster {
+            Some(c) => (
+                c.create_topic(
+                    &broker.topics,
+                    crate::cluster::NewTopic {
+                        name: &name,
+                        partitions,
+                        replication_factor: t.replication_factor,
+                        configs,
+                        validate_only: req.validate_only,
+                        max_partitions: max,
+                    },
+                )
+                .await,
+                i16::try_from(c.settings.peers.len()).unwrap_or(i16::MAX),
+            ),
+            None => (
+                broker
+                    .topics
+                    .create(&name, partitions, configs, req.validate_only, max),
+                1,
+            ),
+        };
+        match created {
             Ok(topic) => results.push(
                 base.with_topic_id(uuid::Uuid::from_bytes(topic.id))
                     .with_num_partitions(partitions)
-                    .with_replication_factor(1),
+                    .with_replication_factor(factor),
             ),
             Err(e) => results.push(
                 base.with_error_code(e.code.code())
@@ -122,6 +152,11 @@ pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsR
                     .with_error_code(ResponseError::UnknownTopicId.code())
                     .with_error_message(msg(format!("no topic with id {id}")));
             };
+            if let Some((code, message)) = cluster_unsupported(broker, "deleting topics") {
+                return base
+                    .with_error_code(code.code())
+                    .with_error_message(msg(message));
+            }
             match broker.topics.delete(&name) {
                 Ok(topic) => base.with_topic_id(uuid::Uuid::from_bytes(topic.id)),
                 Err(e) => base
@@ -144,6 +179,11 @@ pub fn create_partitions(
         .into_iter()
         .map(|t| {
             let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            if let Some((code, message)) = cluster_unsupported(broker, "adding partitions") {
+                return base
+                    .with_error_code(code.code())
+                    .with_error_message(msg(message));
+            }
             if t.assignments.is_some() {
                 return base
                     .with_error_code(ResponseError::InvalidReplicaAssignment.code())
@@ -182,6 +222,10 @@ pub async fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> Delet
                     .push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
             };
+            if partition.replica().is_some() {
+                partitions.push(base.with_error_code(ResponseError::InvalidRequest.code()));
+                continue;
+            }
             let hw = partition.high_watermark();
             // -1 means "up to the high watermark".
             let target = if p.offset == -1 { hw } else { p.offset };

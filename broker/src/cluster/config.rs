@@ -1,0 +1,157 @@
+//! The `cluster:` section of the broker YAML: who the peers are and how
+//! fast Raft ticks. Without it the broker runs alone, unreplicated.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// One broker of the cluster, as every member lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSettings {
+    /// The broker's node id (its `node_id`), at least 1.
+    pub id: i32,
+    /// Host clients connect to (advertised in Metadata).
+    pub host: String,
+    /// Its Kafka port.
+    pub port: u16,
+    /// Its inter-broker (Raft) listener.
+    pub raft: SocketAddr,
+}
+
+/// Replication settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Every broker of the cluster, this one included.
+    pub peers: Vec<PeerSettings>,
+    /// Milliseconds per Raft tick.
+    pub tick_ms: u64,
+    /// Ticks without a leader before a follower campaigns (randomised up to twice this).
+    pub election_ticks: usize,
+    /// Ticks between a leader's heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Longest a produce waits for a quorum when the client's timeout is longer.
+    pub max_commit_wait_ms: u64,
+    /// Serve `POST /cluster/fault` (cut this broker off from its peers and heal it) on the
+    /// HTTP port. For fault tests only; off by default.
+    pub fault_injection: bool,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            peers: Vec::new(),
+            tick_ms: 50,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            max_commit_wait_ms: 30_000,
+            fault_injection: false,
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// One tick.
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms)
+    }
+
+    /// This node's entry.
+    pub fn me(&self, node_id: i32) -> Option<&PeerSettings> {
+        self.peers.iter().find(|p| p.id == node_id)
+    }
+
+    /// Checks the section for `node_id`; the error names the field at fault.
+    pub fn validate(&self, node_id: i32) -> Result<(), (&'static str, String)> {
+        if self.peers.is_empty() {
+            return Err((
+                "cluster.peers",
+                "must list every broker, this one included".into(),
+            ));
+        }
+        let mut ids = BTreeSet::new();
+        for p in &self.peers {
+            if p.id < 1 {
+                return Err((
+                    "cluster.peers.id",
+                    format!("{} is not a node id (at least 1)", p.id),
+                ));
+            }
+            if !ids.insert(p.id) {
+                return Err(("cluster.peers.id", format!("node {} is listed twice", p.id)));
+            }
+        }
+        if self.me(node_id).is_none() {
+            return Err((
+                "node_id",
+                format!("{node_id} is not among cluster.peers {ids:?}"),
+            ));
+        }
+        if self.tick_ms == 0 || self.tick_ms > 10_000 {
+            return Err(("cluster.tick_ms", "must be within 1..=10000".into()));
+        }
+        if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
+            return Err((
+                "cluster.election_ticks",
+                "must exceed heartbeat_ticks, which must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parses a `--peer` flag: `ID=HOST:PORT/RAFT_HOST:RAFT_PORT`.
+    pub fn parse_peer(text: &str) -> Result<PeerSettings, String> {
+        let bad =
+            |why: &str| format!("--peer {text:?}: {why} (want ID=HOST:PORT/RAFT_IP:RAFT_PORT)");
+        let (id, rest) = text.split_once('=').ok_or_else(|| bad("no '='"))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .map_err(|_| bad("the id is not a number"))?;
+        let (kafka, raft) = rest.split_once('/').ok_or_else(|| bad("no '/'"))?;
+        let (host, port) = kafka.rsplit_once(':').ok_or_else(|| bad("no Kafka port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("the Kafka port is not a number"))?;
+        let raft: SocketAddr = raft
+            .parse()
+            .map_err(|_| bad("the Raft address is not IP:PORT"))?;
+        Ok(PeerSettings {
+            id,
+            host: host.to_string(),
+            port,
+            raft,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_flags_parse_and_faults_are_named() {
+        let p = ClusterSettings::parse_peer("2=127.0.0.1:9093/127.0.0.1:19093").unwrap();
+        assert_eq!((p.id, p.host.as_str(), p.port), (2, "127.0.0.1", 9093));
+        assert_eq!(p.raft.port(), 19093);
+        for bad in ["2", "x=h:1/127.0.0.1:2", "2=h/127.0.0.1:2", "2=h:1/nowhere"] {
+            let e = ClusterSettings::parse_peer(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = ClusterSettings {
+            peers: vec![ClusterSettings::parse_peer("1=h:1/127.0.0.1:2").unwrap()],
+            ..ClusterSettings::default()
+        };
+        assert!(c.validate(1).is_ok());
+        assert_eq!(c.validate(2).unwrap_err().0, "node_id");
+        c.peers.push(c.peers[0].clone());
+        assert_eq!(c.validate(1).unwrap_err().0, "cluster.peers.id");
+    }
+}

@@ -1,0 +1,199 @@
+//! The thread that owns the Raft [`Driver`]: every partition group and the
+//! metadata group of this broker, driven from one loop.
+//!
+//! Everything else talks to it through [`Input`] messages: peers' frames
+//! (from the transport), proposals (from Produce), new groups (from the
+//! metadata applier). After each turn it publishes every attached
+//! partition's high watermark (the commit index, translated to an offset)
+//! and, on ticks and role changes, the groups' statuses for Metadata,
+//! `/metrics` and `starlog cluster status`.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use starlog_replication::{
+    Driver, DriverConfig, Envelope, GroupId, GroupSpec, Proposal, ReplicationError,
+};
+use starlog_storage::PartitionLog;
+use tokio::sync::oneshot;
+
+use super::transport::TcpTransport;
+use super::view::ClusterView;
+use crate::partition::Partition;
+
+/// Where the driver loop's inputs go.
+pub type Inbox = Sender<Input>;
+
+/// A reply channel.
+pub type Reply<T> = oneshot::Sender<Result<T, ReplicationError>>;
+
+/// What the driver loop is asked to do.
+#[derive(Debug)]
+pub enum Input {
+    /// Raft messages from a peer.
+    Envelopes(Vec<Envelope>),
+    /// Propose batches on the leader, if it still leads in `term`.
+    Propose {
+        /// The partition group.
+        group: GroupId,
+        /// One or more record batches.
+        records: Bytes,
+        /// The term the caller's producer checks were made in.
+        term: u64,
+        /// The proposal, or why it was refused.
+        reply: Reply<Proposal>,
+    },
+    /// Propose from any replica (forwarded to the leader); the outcome is read from the log.
+    Forward {
+        /// The group (the metadata group).
+        group: GroupId,
+        /// One record batch.
+        records: Bytes,
+        /// Accepted for forwarding, or refused.
+        reply: Reply<()>,
+    },
+    /// Open a partition's Raft group here.
+    AddGroup {
+        /// The group and its directory.
+        spec: GroupSpec,
+        /// Campaign at once when the group is new (preferred leader).
+        campaign: bool,
+        /// Its log and current high watermark.
+        reply: Reply<(Arc<PartitionLog>, i64)>,
+    },
+    /// Start publishing this group's high watermark into `partition`.
+    Attach {
+        /// The group.
+        group: GroupId,
+        /// The served partition over the group's log.
+        partition: Arc<Partition>,
+    },
+    /// Sync and close every group, then stop.
+    Shutdown {
+        /// Answered once closed.
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// How often commit and applied indexes are checkpointed.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// Inputs handled per turn at most, so ticks keep their pace under load.
+const MAX_INPUTS_PER_TURN: usize = 4096;
+
+/// Runs the loop until [`Input::Shutdown`] or until every sender is gone.
+pub fn run(
+    config: DriverConfig,
+    transport: TcpTransport,
+    inputs: Receiver<Input>,
+    view: Arc<ClusterView>,
+    tick: Duration,
+) {
+    let mut driver = Driver::new(config, transport);
+    let mut partitions: HashMap<GroupId, Arc<Partition>> = HashMap::new();
+    let mut next_tick = Instant::now() + tick;
+    let mut next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
+    let mut stop = None;
+    while stop.is_none() {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        match inputs.recv_timeout(wait) {
+            Ok(input) => stop = handle(&mut driver, &mut partitions, input),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        for _ in 0..MAX_INPUTS_PER_TURN {
+            if stop.is_some() {
+                break;
+            }
+            match inputs.try_recv() {
+                Ok(input) => stop = handle(&mut driver, &mut partitions, input),
+                Err(_) => break,
+            }
+        }
+        let now = Instant::now();
+        let ticked = now >= next_tick;
+        if ticked {
+            driver.tick();
+            next_tick = now + tick;
+        }
+        let stats = driver.run_turn();
+        for (group, partition) in &partitions {
+            if let Some(hw) = driver.high_watermark(*group) {
+                partition.publish(hw);
+            }
+        }
+        if ticked || stats.groups_ready > 0 {
+            view.publish(driver.statuses());
+        }
+        if now >= next_checkpoint {
+            driver.checkpoint();
+            next_checkpoint = now + CHECKPOINT_EVERY;
+        }
+    }
+    if let Err(e) = driver.shutdown() {
+        tracing::error!(error = %e, "raft groups did not close cleanly");
+    }
+    view.publish(Vec::new());
+    tracing::info!("raft driver stopped");
+    if let Some(reply) = stop {
+        let _ = reply.send(());
+    }
+}
+
+fn handle(
+    driver: &mut Driver<TcpTransport>,
+    partitions: &mut HashMap<GroupId, Arc<Partition>>,
+    input: Input,
+) -> Option<oneshot::Sender<()>> {
+    match input {
+        Input::Envelopes(envelopes) => driver.receive(envelopes),
+        Input::Propose {
+            group,
+            records,
+            term,
+            reply,
+        } => {
+            let result = match driver.leader_term(group) {
+                Some(t) if t == term => driver.propose(group, records),
+                _ => Err(ReplicationError::NotLeader {
+                    group,
+                    leader: driver.status(group).and_then(|s| s.leader),
+                }),
+            };
+            let _ = reply.send(result);
+        }
+        Input::Forward {
+            group,
+            records,
+            reply,
+        } => {
+            let _ = reply.send(driver.propose_or_forward(group, records));
+        }
+        Input::AddGroup {
+            spec,
+            campaign,
+            reply,
+        } => {
+            let group = spec.group;
+            let result = driver.add_group(spec).and_then(|()| {
+                let fresh = driver.status(group).is_some_and(|s| s.term == 0);
+                if campaign && fresh {
+                    driver.campaign(group)?;
+                }
+                let log = driver
+                    .log(group)
+                    .ok_or(ReplicationError::UnknownGroup { group })?;
+                Ok((log, driver.high_watermark(group).unwrap_or(0)))
+            });
+            let _ = reply.send(result);
+        }
+        Input::Attach { group, partition } => {
+            partitions.insert(group, partition);
+        }
+        Input::Shutdown { reply } => return Some(reply),
+    }
+    None
+}

@@ -1,0 +1,487 @@
+//! Replication in the broker: the Raft cluster a broker joins when its
+//! YAML has a `cluster:` section.
+//!
+//! * [`driver_loop`] owns the replication crate's `Driver` on its own thread:
+//!   every partition group and the metadata group, one fsync per partition
+//!   per turn.
+//! * [`transport`] carries Raft frames between brokers over TCP, with a
+//!   fault switch for tests.
+//! * [`metadata`] is the metadata group's command log; the applier here
+//!   turns committed commands into topics, each partition a Raft group with
+//!   a [`Partition`] over its log.
+//! * [`view`] is what Metadata, Produce, Fetch and `/metrics` read: leaders,
+//!   terms, commit indexes, replica lag.
+//!
+//! In this version every broker replicates every partition (the replication
+//! factor is the cluster size); leaders are spread by letting each
+//! partition's preferred replica campaign first.
+
+pub mod cli;
+pub mod config;
+pub mod driver_loop;
+pub mod http;
+pub mod metadata;
+pub mod transport;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use parking_lot::Mutex;
+use starlog_replication::{DriverConfig, GroupId, GroupSpec, NodeId, ReplicationError};
+use starlog_storage::{FlushPolicy, LogConfig};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+pub use config::{ClusterSettings, PeerSettings};
+pub use driver_loop::{Inbox, Input};
+pub use view::ClusterView;
+
+use crate::config::BrokerConfig;
+use crate::partition::{Partition, Replica};
+use crate::topics::{validate_topic_name, Topic, TopicError, TopicRegistry};
+use metadata::{ClusterState, MetaCommand, TopicAssignment, METADATA_GROUP, METADATA_TOPIC};
+use transport::{Faults, TcpTransport};
+
+/// How long CreateTopics waits for the metadata group to commit and apply.
+const CREATE_WAIT: Duration = Duration::from_secs(15);
+
+/// A broker's membership in its Raft cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// This broker's node id.
+    pub node: i32,
+    /// The `cluster:` section.
+    pub settings: ClusterSettings,
+    /// Statuses published by the driver loop.
+    pub view: Arc<ClusterView>,
+    /// The inter-broker fault switch and transport counters.
+    pub faults: Arc<Faults>,
+    inbox: Inbox,
+    state: Mutex<ClusterState>,
+    applied: watch::Sender<u64>,
+    data_dir: PathBuf,
+    base: LogConfig,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Why the cluster part of a broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The inter-broker listener could not bind.
+    #[error("cannot listen for peers on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The metadata group could not be opened.
+    #[error("cannot open the cluster metadata log: {0}")]
+    Metadata(ReplicationError),
+    /// The driver thread could not be started.
+    #[error("cannot start the raft driver thread: {0}")]
+    Thread(std::io::Error),
+    /// The configuration has no cluster section, or this node is not in it.
+    #[error("cluster configuration: {0}")]
+    Config(String),
+}
+
+impl Cluster {
+    /// Binds the inter-broker listener, starts the driver loop, opens the
+    /// metadata group and starts applying it to `topics`.
+    pub async fn start(
+        config: &BrokerConfig,
+        topics: Arc<TopicRegistry>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Arc<Self>, ClusterError> {
+        let settings = config
+            .cluster
+            .clone()
+            .ok_or_else(|| ClusterError::Config("no `cluster:` section".into()))?;
+        let me = settings.me(config.node_id).cloned().ok_or_else(|| {
+            ClusterError::Config(format!("node {} is not a peer", config.node_id))
+        })?;
+        let node = node_id(config.node_id);
+        let listener = TcpListener::bind(me.raft)
+            .await
+            .map_err(|source| ClusterError::Bind {
+                addr: me.raft,
+                source,
+            })?;
+        let faults = Arc::new(Faults::default());
+        let view = Arc::new(ClusterView::default());
+        let peers: Vec<(NodeId, std::net::SocketAddr)> = settings
+            .peers
+            .iter()
+            .filter(|p| p.id != config.node_id)
+            .map(|p| (node_id(p.id), p.raft))
+            .collect();
+        let runtime = tokio::runtime::Handle::current();
+        let transport = TcpTransport::start(&peers, Arc::clone(&faults), &runtime, &shutdown);
+        let (inbox, inputs) = std::sync::mpsc::channel();
+        let driver_config = DriverConfig {
+            election_tick: settings.election_ticks,
+            heartbeat_tick: settings.heartbeat_ticks,
+            ..DriverConfig::new(node)
+        };
+        let thread_view = Arc::clone(&view);
+        let tick = settings.tick();
+        let thread = std::thread::Builder::new()
+            .name("raft-driver".into())
+            .spawn(move || driver_loop::run(driver_config, transport, inputs, thread_view, tick))
+            .map_err(ClusterError::Thread)?;
+        tokio::spawn(transport::listen(
+            listener,
+            inbox.clone(),
+            Arc::clone(&faults),
+            shutdown.clone(),
+        ));
+        let (applied, _) = watch::channel(0);
+        let cluster = Arc::new(Self {
+            node: config.node_id,
+            settings,
+            view,
+            faults,
+            inbox,
+            state: Mutex::new(ClusterState::default()),
+            applied,
+            data_dir: config.data_dir.clone(),
+            base: config.base_log_config(),
+            thread: Mutex::new(Some(thread)),
+        });
+        let voters = cluster
+            .settings
+            .peers
+            .iter()
+            .map(|p| node_id(p.id))
+            .collect();
+        let meta_config = LogConfig {
+            retention_ms: None,
+            retention_bytes: None,
+            ..cluster.base.clone()
+        };
+        let meta = cluster
+            .open_group(
+                METADATA_GROUP,
+                METADATA_TOPIC,
+                0,
+                meta_config,
+                voters,
+                false,
+            )
+            .await
+            .map_err(ClusterError::Metadata)?;
+        tokio::spawn(Arc::clone(&cluster).apply_loop(topics, meta, shutdown));
+        tracing::info!(node = config.node_id, raft = %me.raft, peers = cluster.settings.peers.len(), "joined the raft cluster");
+        Ok(cluster)
+    }
+
+    /// Opens a Raft group on this broker and the served partition over it.
+    async fn open_group(
+        &self,
+        group: GroupId,
+        topic: &str,
+        partition: i32,
+        log_config: LogConfig,
+        voters: Vec<NodeId>,
+        campaign: bool,
+    ) -> Result<Arc<Partition>, ReplicationError> {
+        let spec = GroupSpec {
+            group,
+            dir: self.data_dir.join(format!("{topic}-{partition}")),
+            topic: topic.to_string(),
+            partition,
+            log_config: LogConfig {
+                // The driver syncs once per turn; the log itself never waits.
+                flush: FlushPolicy::Never,
+                ..log_config
+            },
+            bootstrap_voters: voters,
+        };
+        let (reply, rx) = oneshot::channel();
+        self.inbox
+            .send(Input::AddGroup {
+                spec,
+                campaign,
+                reply,
+            })
+            .map_err(|_| ReplicationError::Abandoned { group })?;
+        let (log, hw) = rx
+            .await
+            .map_err(|_| ReplicationError::Abandoned { group })??;
+        let partition = Arc::new(Partition::replicated(
+            log,
+            hw,
+            Replica {
+                group,
+                inbox: self.inbox.clone(),
+                view: Arc::clone(&self.view),
+                commit_wait: Duration::from_millis(self.settings.max_commit_wait_ms),
+            },
+        ));
+        self.inbox
+            .send(Input::Attach {
+                group,
+                partition: Arc::clone(&partition),
+            })
+            .map_err(|_| ReplicationError::Abandoned { group })?;
+        Ok(partition)
+    }
+
+    /// Reads the committed metadata log from the start and applies every
+    /// command, then follows its high watermark.
+    async fn apply_loop(
+        self: Arc<Self>,
+        topics: Arc<TopicRegistry>,
+        meta: Arc<Partition>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut hw = meta.subscribe();
+        let mut next = meta.log().log_start_offset();
+        loop {
+            while next < meta.high_watermark() {
+                let read = match meta.read(next, 1 << 20).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(offset = next, error = %e, "cannot read the cluster metadata log; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                let before = next;
+                for chunk in read.chunks {
+                    let commands = match metadata::decode(chunk) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::error!(offset = next, error = %e, "unreadable batch in the cluster metadata log");
+                            Vec::new()
+                        }
+                    };
+                    for (offset, cmd) in commands {
+                        next = next.max(offset + 1);
+                        match cmd {
+                            Ok(cmd) => self.apply(&topics, &cmd).await,
+                            Err(e) => {
+                                tracing::error!(offset, error = %e, "undecodable cluster metadata command skipped")
+                            }
+                        }
+                    }
+                }
+                if next == before {
+                    tracing::error!(
+                        offset = next,
+                        "cluster metadata log does not advance; waiting for more"
+                    );
+                    break;
+                }
+                self.applied.send_replace(u64::try_from(next).unwrap_or(0));
+            }
+            tokio::select! {
+                changed = hw.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn apply(&self, topics: &TopicRegistry, cmd: &MetaCommand) {
+        let created = self.state.lock().apply(cmd);
+        let Some((name, assignment)) = created else {
+            return;
+        };
+        match self.open_topic(topics, &name, &assignment).await {
+            Ok(()) => {
+                tracing::info!(topic = %name, partitions = assignment.partitions.len(), "replicated topic opened")
+            }
+            Err(e) => tracing::error!(topic = %name, error = %e, "cannot open replicated topic"),
+        }
+    }
+
+    async fn open_topic(
+        &self,
+        topics: &TopicRegistry,
+        name: &str,
+        assignment: &TopicAssignment,
+    ) -> Result<(), String> {
+        let log_config = topics
+            .log_config_for(&assignment.configs)
+            .map_err(|e| e.to_string())?;
+        let mut partitions = Vec::with_capacity(assignment.partitions.len());
+        for (index, p) in assignment.partitions.iter().enumerate() {
+            if !p.replicas.contains(&self.node) {
+                return Err(format!(
+                    "partition {index} is not replicated on node {} (partial placement is not supported yet)",
+                    self.node
+                ));
+            }
+            let voters = p.replicas.iter().map(|&r| node_id(r)).collect();
+            let preferred = p.replicas.first() == Some(&self.node);
+            let index = i32::try_from(index).map_err(|e| e.to_string())?;
+            let partition = self
+                .open_group(p.group, name, index, log_config.clone(), voters, preferred)
+                .await
+                .map_err(|e| format!("partition {index}: {e}"))?;
+            partitions.push(partition);
+        }
+        topics.insert_replicated(Arc::new(Topic {
+            name: name.to_string(),
+            id: assignment.id,
+            partitions,
+            configs: assignment.configs.clone(),
+        }));
+        Ok(())
+    }
+
+    /// Creates a topic through the metadata group (from any broker) and
+    /// waits until it is open here.
+    pub async fn create_topic(
+        &self,
+        topics: &TopicRegistry,
+        request: NewTopic<'_>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let NewTopic {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            validate_only,
+            max_partitions,
+        } = request;
+        validate_topic_name(name)?;
+        let n = self.settings.peers.len();
+        if partitions < 1 || partitions > max_partitions {
+            return Err(TopicError::new(
+                ResponseError::InvalidPartitions,
+                format!(
+                    "topic {name}: partition count {partitions} is outside 1..={max_partitions}"
+                ),
+            ));
+        }
+        if replication_factor != -1 && usize::try_from(replication_factor).ok() != Some(n) {
+            return Err(TopicError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!("topic {name}: replication factor {replication_factor}: every broker replicates every partition in this version, so it must be {n} (or -1)"),
+            ));
+        }
+        topics.log_config_for(&configs)?;
+        if let Some(t) = topics.get(name) {
+            return Err(TopicError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("topic {} already exists", t.name),
+            ));
+        }
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                name: name.to_string(),
+                id: [0; 16],
+                partitions: Vec::new(),
+                configs,
+            }));
+        }
+        let ids: Vec<i32> = self.settings.peers.iter().map(|p| p.id).collect();
+        let replicas = (0..usize::try_from(partitions).unwrap_or(0))
+            .map(|p| (0..n).map(|i| ids[(p + i) % n]).collect())
+            .collect();
+        let id = uuid::Uuid::new_v4();
+        let cmd = MetaCommand::CreateTopic {
+            name: name.to_string(),
+            id: id.to_string(),
+            replicas,
+            configs,
+        };
+        let records = metadata::encode(&cmd)
+            .map_err(|e| TopicError::new(ResponseError::UnknownServerError, e))?;
+        let mut applied = self.applied.subscribe();
+        let (reply, rx) = oneshot::channel();
+        let unavailable = |why: String| {
+            TopicError::new(
+                ResponseError::NotController,
+                format!(
+                    "topic {name}: the cluster metadata group cannot take it now ({why}); retry"
+                ),
+            )
+        };
+        self.inbox
+            .send(Input::Forward {
+                group: METADATA_GROUP,
+                records,
+                reply,
+            })
+            .map_err(|_| unavailable("the driver stopped".into()))?;
+        rx.await
+            .map_err(|_| unavailable("the driver stopped".into()))?
+            .map_err(|e| unavailable(e.to_string()))?;
+        let found = tokio::time::timeout(CREATE_WAIT, async {
+            loop {
+                if let Some(t) = topics.get(name) {
+                    return Some(t);
+                }
+                if applied.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(Some(t)) if t.id == *id.as_bytes() => Ok(t),
+            Ok(Some(t)) => Err(TopicError::new(
+                ResponseError::TopicAlreadyExists,
+                format!(
+                    "topic {} was created concurrently by another request",
+                    t.name
+                ),
+            )),
+            _ => Err(TopicError::new(
+                ResponseError::RequestTimedOut,
+                format!(
+                    "topic {name}: not committed by the cluster within {} s",
+                    CREATE_WAIT.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// The broker that leads the metadata group (the controller), if known.
+    pub fn controller(&self) -> Option<i32> {
+        self.view
+            .leader(METADATA_GROUP)
+            .and_then(|(l, _)| i32::try_from(l).ok())
+    }
+
+    /// Stops the driver loop after syncing every group.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.inbox.send(Input::Shutdown { reply }).is_ok() {
+            let _ = rx.await;
+        }
+        let thread = self.thread.lock().take();
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+/// A CreateTopics (or auto-create) request for [`Cluster::create_topic`].
+#[derive(Debug, Clone)]
+pub struct NewTopic<'a> {
+    /// Topic name.
+    pub name: &'a str,
+    /// Partition count.
+    pub partitions: i32,
+    /// -1 or the cluster size.
+    pub replication_factor: i16,
+    /// Config overrides.
+    pub configs: BTreeMap<String, String>,
+    /// Check only.
+    pub validate_only: bool,
+    /// Upper bound on the partition count.
+    pub max_partitions: i32,
+}
+
+/// A Kafka broker id as a Raft node id (validated to be at least 1).
+fn node_id(id: i32) -> NodeId {
+    NodeId::try_from(id).unwrap_or(0)
+}

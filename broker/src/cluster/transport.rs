@@ -1,0 +1,246 @@
+//! Raft messages between brokers over TCP: the replication crate's
+//! [`Transport`] on the inter-broker listener.
+//!
+//! Each peer has one outgoing connection, written by its own task from a
+//! bounded queue; [`TcpTransport::send`] never blocks the driver loop and
+//! drops a frame when the queue is full or the peer is down (Raft recovers
+//! from loss). Incoming connections are read by one task each and their
+//! frames handed to the driver loop. On the wire a frame is its length
+//! (u32, big-endian) followed by the replication crate's frame encoding.
+//!
+//! A fault switch ([`Faults`]) drops every frame in and out, which cuts a
+//! broker off from its peers without touching its Kafka listener; the
+//! fault tests flip it over HTTP.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use starlog_replication::{decode_frame, encode_frame, Envelope, NodeId, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use super::driver_loop::{Inbox, Input};
+
+/// Largest frame accepted from a peer.
+pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
+
+/// Frames queued per peer before new ones are dropped.
+const QUEUE_FRAMES: usize = 256;
+
+/// The fault switch and transport counters.
+#[derive(Debug, Default)]
+pub struct Faults {
+    isolated: AtomicBool,
+    /// Frames dropped (queue full, peer down, or isolated).
+    pub dropped: AtomicU64,
+    /// Frames sent.
+    pub sent: AtomicU64,
+    /// Frames received.
+    pub received: AtomicU64,
+}
+
+impl Faults {
+    /// Cuts this broker off from its peers (`true`) or heals it.
+    pub fn set_isolated(&self, on: bool) {
+        self.isolated.store(on, Ordering::SeqCst);
+        tracing::warn!(isolated = on, "inter-broker fault switch");
+    }
+
+    /// Whether the broker is cut off.
+    pub fn isolated(&self) -> bool {
+        self.isolated.load(Ordering::SeqCst)
+    }
+}
+
+/// Sends Raft frames to peers (see the module docs).
+#[derive(Debug)]
+pub struct TcpTransport {
+    peers: HashMap<NodeId, mpsc::Sender<Bytes>>,
+    faults: Arc<Faults>,
+}
+
+impl TcpTransport {
+    /// Starts one writer task per peer on `runtime`.
+    pub fn start(
+        peers: &[(NodeId, SocketAddr)],
+        faults: Arc<Faults>,
+        runtime: &tokio::runtime::Handle,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Self {
+        let mut queues = HashMap::new();
+        for &(id, addr) in peers {
+            let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
+            runtime.spawn(peer_writer(id, addr, rx, shutdown.clone()));
+            queues.insert(id, tx);
+        }
+        Self {
+            peers: queues,
+            faults,
+        }
+    }
+}
+
+impl Transport for TcpTransport {
+    fn send(&mut self, to: NodeId, envelopes: Vec<Envelope>) {
+        let Some(queue) = self.peers.get(&to) else {
+            tracing::debug!(to, "raft message for a node that is not a peer dropped");
+            return;
+        };
+        if self.faults.isolated() {
+            self.faults.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let frame = Bytes::from(encode_frame(&envelopes));
+        if queue.try_send(frame).is_err() {
+            self.faults.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.faults.sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn peer_writer(
+    id: NodeId,
+    addr: SocketAddr,
+    mut queue: mpsc::Receiver<Bytes>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let connected = tokio::select! {
+            c = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)) => c,
+            _ = shutdown.changed() => return,
+        };
+        let stream = match connected {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = id, %addr, error = %e, "cannot reach peer; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+                continue;
+            }
+            Err(_) => continue,
+        };
+        backoff = Duration::from_millis(50);
+        let _ = stream.set_nodelay(true);
+        tracing::info!(peer = id, %addr, "connected to peer");
+        let mut out = BufWriter::with_capacity(1 << 20, stream);
+        loop {
+            let frame = tokio::select! {
+                f = queue.recv() => f,
+                _ = shutdown.changed() => return,
+            };
+            let Some(frame) = frame else { return };
+            let mut result = write_frame(&mut out, &frame).await;
+            // Coalesce whatever else is queued into the same flush.
+            while result.is_ok() {
+                match queue.try_recv() {
+                    Ok(f) => result = write_frame(&mut out, &f).await,
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = result.and(out.flush().await) {
+                tracing::info!(peer = id, %addr, error = %e, "connection to peer lost; reconnecting");
+                break;
+            }
+        }
+    }
+}
+
+async fn write_frame(out: &mut BufWriter<TcpStream>, frame: &[u8]) -> std::io::Result<()> {
+    let len =
+        u32::try_from(frame.len()).map_err(|_| std::io::Error::other("frame longer than 4 GiB"))?;
+    out.write_all(&len.to_be_bytes()).await?;
+    out.write_all(frame).await
+}
+
+/// Accepts peer connections and hands their frames to the driver loop.
+pub async fn listen(
+    listener: TcpListener,
+    inbox: Inbox,
+    faults: Arc<Faults>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(read_peer(stream, peer, inbox.clone(), Arc::clone(&faults), shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "inter-broker accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn read_peer(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    inbox: Inbox,
+    faults: Arc<Faults>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let frame = tokio::select! {
+            f = read_frame(&mut stream) => f,
+            _ = shutdown.changed() => return,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing inter-broker connection");
+                return;
+            }
+        };
+        if faults.isolated() {
+            faults.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        faults.received.fetch_add(1, Ordering::Relaxed);
+        match decode_frame(&frame) {
+            Ok(envelopes) => {
+                if inbox.send(Input::Envelopes(envelopes)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "malformed raft frame; closing the connection");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one length-prefixed frame; `None` at a clean end of stream.
+async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds {MAX_FRAME_BYTES}"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    stream.read_exact(&mut buf).await?;
+    Ok(Some(buf))
+}
