@@ -1045,7 +1045,12 @@ impl Mirror {
                 return None;
             }
             if self.cfg.validate_bodies
-                && body_check::check(&mapping.schema.schema, wire::body(value)).is_err()
+                && body_check::check_with(
+                    mapping.schema.walker.as_ref(),
+                    &mapping.schema.schema,
+                    wire::body(value),
+                )
+                .is_err()
             {
                 return None;
             }
@@ -1172,7 +1177,9 @@ impl Mirror {
         };
         let body = wire::body(value);
         if self.cfg.validate_bodies {
-            if let Err(reason) = body_check::check(&mapping.schema.schema, body) {
+            if let Err(reason) =
+                body_check::check_with(mapping.schema.walker.as_ref(), &mapping.schema.schema, body)
+            {
                 return Fate::Bad {
                     kind: "not an Avro body",
                     reason: format!("upstream schema id {id}: {reason}"),

@@ -29,6 +29,8 @@ pub struct UpstreamSchema {
     pub schema: Schema,
     /// How to read the alert id from a body, when the schema allows it.
     pub alert_id: Option<AlertIdReader>,
+    /// The compiled body check, when the schema allows it.
+    pub walker: Option<crate::body_check::Walker>,
 }
 
 /// A resolved mapping.
@@ -175,11 +177,13 @@ impl SchemaMapper {
                         alert_id_field = alert_id.as_ref().map(AlertIdReader::field),
                         "upstream schema fetched"
                     );
+                    let walker = crate::body_check::Walker::new(&schema);
                     Cached::Ok(Arc::new(UpstreamSchema {
                         id,
                         text,
                         schema,
                         alert_id,
+                        walker,
                     }))
                 }
                 Err(e) => Cached::Permanent(MapError::InvalidSchema {
