@@ -43,6 +43,11 @@ pub enum Refusal {
         /// The decoder's complaint.
         reason: String,
     },
+    /// A cluster member that knows no controller (cut off from its peers,
+    /// or not yet joined) answers no Metadata: closing the connection makes
+    /// the client ask another broker instead of trusting a stale view.
+    #[error("this broker is cut off from its cluster (no controller known); the client should ask another broker")]
+    Fenced,
     /// Our own response failed to encode (a bug, reported).
     #[error("cannot encode {key:?} v{version} response: {reason}")]
     Encode {
@@ -227,6 +232,14 @@ async fn route(
 ) -> Result<Option<ResponseKind>, Refusal> {
     use handlers::{cluster, configs, fetch, list_offsets, metadata, topics_admin};
     let groups = &broker.groups;
+    if matches!(request, RequestKind::Metadata(_))
+        && broker
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.controller().is_none())
+    {
+        return Err(Refusal::Fenced);
+    }
     Ok(Some(match request {
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
         RequestKind::ListOffsets(r) => {

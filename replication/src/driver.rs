@@ -458,6 +458,9 @@ impl<T: Transport> Driver<T> {
             let mut rd = g.node.ready();
             if let Some(ss) = rd.ss() {
                 tracing::info!(group = %id, node = self.config.node, role = ?ss.raft_state, leader = ss.leader_id, term = g.node.raft.term, "raft role changed");
+                if ss.raft_state != StateRole::Leader {
+                    step_down(id, g, ss.leader_id);
+                }
             }
             collect(&mut early, id, rd.take_messages());
             if !rd.snapshot().is_empty() {
@@ -653,6 +656,19 @@ fn collect(outbox: &mut Outbox, group: GroupId, messages: Vec<Message>) {
             .entry(message.to)
             .or_default()
             .push(Envelope { group, message });
+    }
+}
+
+/// Answers every pending proposal of a leader that stepped down with
+/// [`ReplicationError::NotLeader`], as Kafka answers the produce requests
+/// waiting in a former leader's purgatory: the outcome is unknown (a later
+/// leader may still commit the entries), and an idempotent producer
+/// resolves it by retrying against the new leader, which recognises a batch
+/// it already has. Waiting instead would leave a cut-off former leader's
+/// clients hanging until their timeout.
+fn step_down(id: GroupId, g: &mut Group, leader_id: u64) {
+    for (_, p) in std::mem::take(&mut g.pending) {
+        let _ = p.tx.send(Err(not_leader(id, leader_id)));
     }
 }
 

@@ -4,10 +4,10 @@
 //! durable on this node: to the Kafka base offset of its first batch if the committed entry is
 //! the proposed one (same term), or to [`ReplicationError::Superseded`] if another leader's
 //! entry was committed at that index, or as soon as an entry of a newer term is committed before
-//! it (then it can never be committed). A leader that loses leadership keeps its proposals
-//! pending until one of those happens, because a later leader may still commit them; a node that
-//! is cut off learns nothing, so the caller's produce timeout bounds the wait, as in Kafka, where
-//! such a timeout is an ambiguous outcome that idempotent producers resolve by retrying.
+//! it (then it can never be committed). A leader that steps down answers its pending proposals
+//! with `NotLeader` at once: their outcome is then unknown (a later leader may still commit
+//! them), as in Kafka, where idempotent producers resolve such an ambiguous outcome by retrying
+//! against the new leader.
 
 use std::future::Future;
 use std::pin::Pin;

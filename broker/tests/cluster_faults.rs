@@ -1,0 +1,560 @@
+//! Three `starlog` processes on loopback forming a Raft cluster, driven by
+//! librdkafka (acks=all, idempotence) with real ZTF alerts as values:
+//! `kill -9` of partition leaders during load, a leader cut off from its
+//! peers (the inter-broker fault switch) and healed, and a `kill -9` of all
+//! three. Afterwards every acknowledged message is present exactly once at
+//! its acknowledged offset, each partition keeps the producer's order, and
+//! all replicas hold byte-identical logs up to the high watermark.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde_json::Value;
+use starlog_broker::cluster::cli::fetch_status;
+use starlog_storage::{LogConfig, PartitionLog};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Node {
+    id: i32,
+    kafka: u16,
+    http: u16,
+    data: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+/// Three broker processes (see the module docs).
+struct ProcCluster {
+    _dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+impl ProcCluster {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports: Vec<(u16, u16, u16)> = (0..3)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let peers: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (k, r, _))| {
+                format!(
+                    "    - {{ id: {}, host: 127.0.0.1, port: {k}, raft: 127.0.0.1:{r} }}\n",
+                    i + 1
+                )
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (kafka, _, http)) in ports.iter().enumerate() {
+            let id = i32::try_from(i + 1).unwrap();
+            let data = dir.path().join(format!("node{id}"));
+            let config = dir.path().join(format!("node{id}.yaml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "node_id: {id}\nlisten: 127.0.0.1:{kafka}\ndata_dir: {}\n\
+                     schema_registry: {{ listen: 127.0.0.1:{http} }}\n\
+                     cluster:\n  fault_injection: true\n  peers:\n{peers}",
+                    data.display()
+                ),
+            )
+            .expect("write config");
+            nodes.push(Node {
+                id,
+                kafka: *kafka,
+                http: *http,
+                data,
+                config,
+                child: None,
+            });
+        }
+        let mut c = Self { _dir: dir, nodes };
+        for id in 1..=3 {
+            c.spawn(id);
+        }
+        c.wait_for(Duration::from_secs(30), "a controller is elected", |c| {
+            c.status(1).is_some_and(|s| s["controller"].is_i64())
+        });
+        c
+    }
+
+    fn node(&self, id: i32) -> &Node {
+        &self.nodes[usize::try_from(id - 1).unwrap()]
+    }
+
+    fn spawn(&mut self, id: i32) {
+        let node = &mut self.nodes[usize::try_from(id - 1).unwrap()];
+        assert!(node.child.is_none(), "node {id} already runs");
+        let log = std::fs::File::create(node.data.with_extension("log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_starlog"))
+            .args(["serve", "--config"])
+            .arg(&node.config)
+            .env("RUST_LOG", "warn,starlog_broker=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn starlog");
+        node.child = Some(child);
+        let port = node.kafka;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(&mut self, id: i32) {
+        let node = &mut self.nodes[usize::try_from(id - 1).unwrap()];
+        if let Some(mut child) = node.child.take() {
+            child.kill().expect("kill -9");
+            child.wait().expect("wait");
+        }
+    }
+
+    /// SIGTERM every node and wait for a clean exit.
+    fn stop_all(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let status = Command::new("kill")
+                    .arg("-15")
+                    .arg(child.id().to_string())
+                    .status()
+                    .expect("kill");
+                assert!(status.success());
+                let exit = child.wait().expect("wait");
+                assert_eq!(exit.code(), Some(0), "node {} exits 0 on SIGTERM", node.id);
+            }
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.kafka))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn status(&self, id: i32) -> Option<Value> {
+        let node = self.node(id);
+        node.child.as_ref()?;
+        fetch_status(SocketAddr::from(([127, 0, 0, 1], node.http))).ok()
+    }
+
+    fn group<'a>(status: &'a Value, topic: &str, partition: i64) -> Option<&'a Value> {
+        status["groups"]
+            .as_array()?
+            .iter()
+            .find(|g| g["topic"] == topic && g["partition"] == partition)
+    }
+
+    /// The leader of a partition, as a live node that leads it reports.
+    fn leader(&self, topic: &str, partition: i64) -> Option<i32> {
+        self.nodes.iter().find_map(|n| {
+            let s = self.status(n.id)?;
+            let g = Self::group(&s, topic, partition)?;
+            (g["role"] == "leader").then_some(n.id)
+        })
+    }
+
+    fn wait_for(&self, limit: Duration, what: &str, mut ok: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + limit;
+        while !ok(self) {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until every node holds every partition of `topic` up to the
+    /// same high watermark, equal to its log end (replicas caught up).
+    fn wait_caught_up(&self, topic: &str, partitions: i64) {
+        self.wait_for(Duration::from_secs(60), "replicas catch up", |c| {
+            (0..partitions).all(|p| {
+                let marks: Vec<(i64, i64)> = c
+                    .nodes
+                    .iter()
+                    .filter_map(|n| {
+                        let s = c.status(n.id)?;
+                        let g = Self::group(&s, topic, p)?;
+                        Some((g["high_watermark"].as_i64()?, g["log_end_offset"].as_i64()?))
+                    })
+                    .collect();
+                marks.len() == 3 && marks.iter().all(|m| *m == marks[0] && m.0 == m.1)
+            })
+        });
+    }
+
+    fn set_isolated(&self, id: i32, on: bool) {
+        let body = format!("{{\"isolated\": {on}}}");
+        let mut s = TcpStream::connect(("127.0.0.1", self.node(id).http)).expect("connect http");
+        write!(
+            s,
+            "POST /cluster/fault HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        assert!(
+            answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+            "{answer}"
+        );
+    }
+
+    /// Each partition's bytes on `node` from offset 0 up to `hw`.
+    fn log_bytes(&self, id: i32, topic: &str, partition: i32, hw: i64) -> Vec<u8> {
+        let dir = self.node(id).data.join(format!("{topic}-{partition}"));
+        let log = PartitionLog::open(&dir, topic, partition, LogConfig::default())
+            .unwrap_or_else(|e| panic!("open {}: {e}", dir.display()));
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while offset < hw {
+            let read = log.read(offset, 8 << 20, hw).expect("read log");
+            let mut advanced = false;
+            for chunk in read.chunks {
+                let mut batches = bytes::Bytes::clone(&chunk);
+                let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut batches)
+                    .expect("stored batches decode");
+                for r in sets.iter().flat_map(|s| s.records.iter()) {
+                    offset = offset.max(r.offset + 1);
+                    advanced = true;
+                }
+                out.extend_from_slice(&chunk);
+            }
+            assert!(
+                advanced,
+                "node {id}: {topic}-{partition} does not advance at {offset}"
+            );
+        }
+        out
+    }
+}
+
+impl Drop for ProcCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn alerts() -> Vec<Vec<u8>> {
+    common::alert_files("ztf/alerts/fink-alert-simulator")
+        .iter()
+        .take(50)
+        .map(|p| std::fs::read(p).expect("read alert"))
+        .collect()
+}
+
+async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(3));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let results = admin.create_topics([&topic], &opts).await.expect("create");
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "120000")
+        .set("request.timeout.ms", "5000")
+        .set("retry.backoff.ms", "100")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .create()
+        .expect("producer")
+}
+
+/// An acknowledged message: key index, partition, offset.
+type Acked = (usize, i32, i64);
+
+/// Sends `range` (keys are the indexes) and returns what was acknowledged
+/// and how many deliveries failed.
+async fn produce(
+    p: &FutureProducer,
+    topic: &str,
+    range: std::ops::Range<usize>,
+    values: &[Vec<u8>],
+) -> (Vec<Acked>, usize) {
+    let mut acked = Vec::new();
+    let mut failed = 0;
+    let mut pending = std::collections::VecDeque::new();
+    for i in range {
+        let key = i.to_string();
+        let value = &values[i % values.len()];
+        let f = p
+            .send_result(FutureRecord::to(topic).key(&key).payload(value))
+            .map_err(|(e, _)| e)
+            .expect("queued");
+        pending.push_back((i, f));
+        // Bound what is in flight so a failover does not queue everything.
+        if pending.len() >= 200 {
+            let (i, f) = pending.pop_front().unwrap();
+            settle(i, f.await, &mut acked, &mut failed);
+        }
+    }
+    while let Some((i, f)) = pending.pop_front() {
+        settle(i, f.await, &mut acked, &mut failed);
+    }
+    (acked, failed)
+}
+
+type Delivery = Result<
+    rdkafka::producer::future_producer::OwnedDeliveryResult,
+    futures::channel::oneshot::Canceled,
+>;
+
+fn settle(i: usize, r: Delivery, acked: &mut Vec<Acked>, failed: &mut usize) {
+    match r {
+        Ok(Ok(d)) => acked.push((i, d.partition, d.offset)),
+        Ok(Err((e, _))) => {
+            eprintln!("message {i} failed: {e}");
+            *failed += 1;
+        }
+        Err(_) => *failed += 1,
+    }
+}
+
+/// Every record of `topic` as (partition, offset, key index), read with
+/// librdkafka from the current leaders up to each high watermark.
+fn read_topic(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, i64, usize)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "cluster-check")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("consumer");
+    let mut ends = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (_, high) = c
+            .fetch_watermarks(topic, p, Duration::from_secs(20))
+            .expect("watermarks");
+        ends.insert(p, high);
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut next: BTreeMap<i32, i64> = (0..partitions).map(|p| (p, 0)).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next.iter().any(|(p, o)| *o < ends[p]) {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} did not finish: {next:?} of {ends:?}"
+        );
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let key: usize = std::str::from_utf8(m.key().expect("key"))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                next.insert(m.partition(), m.offset() + 1);
+                out.push((m.partition(), m.offset(), key));
+            }
+            Some(Err(e)) => eprintln!("consumer: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Every acknowledged message exactly once at its acknowledged offset, no
+/// key twice, and each partition in the producer's order.
+fn check_exactly_once(acked: &[Acked], stored: &[(i32, i64, usize)]) {
+    let mut by_key: HashMap<usize, Vec<(i32, i64)>> = HashMap::new();
+    for &(p, o, k) in stored {
+        by_key.entry(k).or_default().push((p, o));
+    }
+    for (k, places) in &by_key {
+        assert_eq!(
+            places.len(),
+            1,
+            "message {k} is stored more than once: {places:?}"
+        );
+    }
+    for &(k, p, o) in acked {
+        assert_eq!(
+            by_key.get(&k).map(Vec::as_slice),
+            Some(&[(p, o)][..]),
+            "acknowledged message {k} at {p}/{o}"
+        );
+    }
+    let mut per_partition: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
+    for &(p, o, k) in stored {
+        per_partition.entry(p).or_default().push((o, k));
+    }
+    for (p, mut records) in per_partition {
+        records.sort_unstable();
+        assert!(
+            records.windows(2).all(|w| w[0].1 < w[1].1),
+            "partition {p} is not in the producer's order"
+        );
+    }
+}
+
+/// Stops the cluster and compares every replica's bytes up to `hws`.
+fn check_identical_replicas(c: &mut ProcCluster, topic: &str, hws: &[i64]) {
+    c.stop_all();
+    for (p, &hw) in hws.iter().enumerate() {
+        let p = i32::try_from(p).unwrap();
+        let first = c.log_bytes(1, topic, p, hw);
+        assert!(!first.is_empty() || hw == 0);
+        for id in 2..=3 {
+            let other = c.log_bytes(id, topic, p, hw);
+            assert!(
+                other == first,
+                "{topic}-{p}: node {id} differs from node 1 below the high watermark {hw} ({} vs {} bytes)",
+                other.len(),
+                first.len()
+            );
+        }
+    }
+}
+
+fn high_watermarks(c: &ProcCluster, topic: &str, partitions: i64) -> Vec<i64> {
+    let s = c.status(1).expect("status");
+    (0..partitions)
+        .map(|p| {
+            ProcCluster::group(&s, topic, p).expect("group")["high_watermark"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_survive_repeated_leader_kills_during_load() {
+    let mut c = ProcCluster::start();
+    let bs = c.bootstrap();
+    create_topic(&bs, "kills", 3).await;
+    let values = alerts();
+    let p = producer(&bs);
+    let total = 1_500;
+    let load = {
+        let values = values.clone();
+        let p = p.clone();
+        tokio::spawn(async move { produce(&p, "kills", 0..total, &values).await })
+    };
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let leader = c.leader("kills", 0).expect("partition 0 has a leader");
+        eprintln!("round {round}: kill -9 node {leader}");
+        c.kill9(leader);
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        c.spawn(leader);
+    }
+    let (acked, failed) = load.await.expect("producer task");
+    p.flush(Duration::from_secs(30)).expect("flush");
+    assert_eq!(
+        failed, 0,
+        "idempotent retries deliver everything within the timeout"
+    );
+    assert_eq!(acked.len(), total);
+    c.wait_caught_up("kills", 3);
+    let stored = read_topic(&bs, "kills", 3);
+    check_exactly_once(&acked, &stored);
+    assert_eq!(stored.len(), total);
+    let hws = high_watermarks(&c, "kills", 3);
+    check_identical_replicas(&mut c, "kills", &hws);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_its_peers_is_replaced_and_catches_up_after_healing() {
+    let mut c = ProcCluster::start();
+    let bs = c.bootstrap();
+    create_topic(&bs, "cut", 1).await;
+    let values = alerts();
+    let p = producer(&bs);
+    let (mut acked, failed) = produce(&p, "cut", 0..300, &values).await;
+    assert_eq!(failed, 0);
+    let old = c.leader("cut", 0).expect("leader");
+    c.set_isolated(old, true);
+    c.wait_for(Duration::from_secs(20), "another node leads", |c| {
+        c.nodes.iter().filter(|n| n.id != old).any(|n| {
+            c.status(n.id).is_some_and(|s| {
+                ProcCluster::group(&s, "cut", 0).is_some_and(|g| g["role"] == "leader")
+            })
+        })
+    });
+    let (more, failed) = produce(&p, "cut", 300..600, &values).await;
+    assert_eq!(failed, 0, "the producer fails over to the new leader");
+    acked.extend(more);
+    // The cut-off node cannot have committed anything on its own.
+    let s = c.status(old).expect("status of the isolated node");
+    let g = ProcCluster::group(&s, "cut", 0).unwrap();
+    assert_ne!(
+        g["role"], "leader",
+        "an isolated leader steps down (check quorum)"
+    );
+    c.set_isolated(old, false);
+    c.wait_caught_up("cut", 1);
+    let stored = read_topic(&bs, "cut", 1);
+    check_exactly_once(&acked, &stored);
+    assert_eq!(stored.len(), 600);
+    let hws = high_watermarks(&c, "cut", 1);
+    check_identical_replicas(&mut c, "cut", &hws);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_all_three_keeps_every_acknowledged_message() {
+    let mut c = ProcCluster::start();
+    let bs = c.bootstrap();
+    create_topic(&bs, "all-down", 2).await;
+    let values = alerts();
+    let p = producer(&bs);
+    let (mut acked, failed) = produce(&p, "all-down", 0..400, &values).await;
+    assert_eq!(failed, 0);
+    for id in 1..=3 {
+        c.kill9(id);
+    }
+    for id in 1..=3 {
+        c.spawn(id);
+    }
+    let (more, failed) = produce(&p, "all-down", 400..500, &values).await;
+    assert_eq!(failed, 0, "the restarted cluster takes new messages");
+    acked.extend(more);
+    c.wait_caught_up("all-down", 2);
+    let stored = read_topic(&bs, "all-down", 2);
+    check_exactly_once(&acked, &stored);
+    assert_eq!(stored.len(), 500);
+    let hws = high_watermarks(&c, "all-down", 2);
+    check_identical_replicas(&mut c, "all-down", &hws);
+}
