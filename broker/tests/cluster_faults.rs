@@ -558,3 +558,81 @@ async fn kill_9_of_all_three_keeps_every_acknowledged_message() {
     let hws = high_watermarks(&c, "all-down", 2);
     check_identical_replicas(&mut c, "all-down", &hws);
 }
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_status_and_metrics_agree_on_one_leader_per_partition() {
+    let mut c = ProcCluster::start();
+    // Created through node 3 alone: it is forwarded to the metadata leader.
+    let third = format!("127.0.0.1:{}", c.node(3).kafka);
+    create_topic(&third, "observed", 3).await;
+    let values = alerts();
+    let (acked, failed) = produce(&producer(&c.bootstrap()), "observed", 0..30, &values).await;
+    assert_eq!((acked.len(), failed), (30, 0));
+    c.wait_caught_up("observed", 3);
+    let leaders: Vec<i32> = (0..3)
+        .map(|p| c.leader("observed", p).expect("leader"))
+        .collect();
+    // Every broker's Metadata names the same leaders and all three replicas.
+    for n in &c.nodes {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", format!("127.0.0.1:{}", n.kafka))
+            .create()
+            .expect("client");
+        let md = consumer
+            .fetch_metadata(Some("observed"), Duration::from_secs(10))
+            .expect("metadata");
+        assert_eq!(md.brokers().len(), 3);
+        let t = &md.topics()[0];
+        for p in t.partitions() {
+            let i = usize::try_from(p.id()).unwrap();
+            assert_eq!(p.leader(), leaders[i], "node {} on partition {i}", n.id);
+            let mut replicas = p.replicas().to_vec();
+            replicas.sort_unstable();
+            assert_eq!(replicas, vec![1, 2, 3]);
+            assert!(p.isr().contains(&leaders[i]));
+        }
+    }
+    // /metrics: exactly one broker reports itself leader of each partition,
+    // and the term is the same everywhere.
+    for p in 0..3 {
+        let row = format!("starlog_raft_leader{{topic=\"observed\",partition=\"{p}\"}} 1");
+        let claiming: Vec<i32> = c
+            .nodes
+            .iter()
+            .filter(|n| http_get(n.http, "/metrics").contains(&row))
+            .map(|n| n.id)
+            .collect();
+        assert_eq!(claiming, vec![leaders[usize::try_from(p).unwrap()]]);
+    }
+    let page = http_get(c.node(leaders[0]).http, "/metrics");
+    assert!(
+        page.contains(
+            "starlog_raft_replica_lag_records{topic=\"observed\",partition=\"0\",replica=\"1\"} 0"
+        ),
+        "{page}"
+    );
+    // `starlog cluster status` prints the same view.
+    let out = Command::new(env!("CARGO_BIN_EXE_starlog"))
+        .args(["cluster", "status", "--http"])
+        .arg(format!("127.0.0.1:{}", c.node(leaders[0]).http))
+        .output()
+        .expect("run starlog cluster status");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("observed") && l.split_whitespace().nth(1) == Some("0"))
+        .unwrap_or_else(|| panic!("no row for observed-0 in\n{text}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[2], "leader", "{row}");
+    assert_eq!(cols[3], leaders[0].to_string(), "{row}");
+    c.stop_all();
+}

@@ -21,6 +21,7 @@ pub mod config;
 pub mod driver_loop;
 pub mod http;
 pub mod metadata;
+pub mod metrics;
 pub mod transport;
 pub mod view;
 
