@@ -336,9 +336,15 @@ async fn retention_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
 pub fn run_retention(broker: &Broker, now: i64) {
     for topic in broker.topics.all() {
         for (i, p) in topic.partitions.iter().enumerate() {
-            if p.replica().is_some() {
-                // Replicated logs are trimmed through their Raft group, never
-                // behind its back (not wired yet: they keep everything).
+            if let Some(replica) = p.replica() {
+                // Replicated logs are trimmed through their Raft group (log
+                // and index translation together), never behind its back.
+                if let Some(offset) = p.log().retention_point(now) {
+                    let _ = replica.inbox.send(crate::cluster::Input::Compact {
+                        group: replica.group,
+                        offset,
+                    });
+                }
                 continue;
             }
             match p.log().apply_retention(now) {

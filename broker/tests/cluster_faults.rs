@@ -76,6 +76,7 @@ impl ProcCluster {
                 format!(
                     "node_id: {id}\nlisten: 127.0.0.1:{kafka}\ndata_dir: {}\n\
                      schema_registry: {{ listen: 127.0.0.1:{http} }}\n\
+                     log: {{ retention_check_interval_ms: 200 }}\n\
                      cluster:\n  fault_injection: true\n  peers:\n{peers}",
                     data.display()
                 ),
@@ -275,11 +276,18 @@ fn alerts() -> Vec<Vec<u8>> {
 }
 
 async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    create_topic_with(bootstrap, name, partitions, &[]).await;
+}
+
+async fn create_topic_with(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin");
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(3));
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(3));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
     let results = admin.create_topics([&topic], &opts).await.expect("create");
     for r in results {
@@ -634,5 +642,52 @@ async fn metadata_status_and_metrics_agree_on_one_leader_per_partition() {
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cols[2], "leader", "{row}");
     assert_eq!(cols[3], leaders[0].to_string(), "{row}");
+    c.stop_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_trims_every_replica_through_raft_and_reads_start_at_the_new_start() {
+    let mut c = ProcCluster::start();
+    let bs = c.bootstrap();
+    create_topic_with(
+        &bs,
+        "trimmed",
+        1,
+        &[("segment.bytes", "1048576"), ("retention.bytes", "2097152")],
+    )
+    .await;
+    let values = alerts();
+    let (acked, failed) = produce(&producer(&bs), "trimmed", 0..150, &values).await;
+    assert_eq!((acked.len(), failed), (150, 0));
+    c.wait_caught_up("trimmed", 1);
+    // Every replica trims its own log through its Raft group.
+    c.wait_for(Duration::from_secs(30), "every replica trims", |c| {
+        c.nodes.iter().all(|n| {
+            c.status(n.id).is_some_and(|s| {
+                ProcCluster::group(&s, "trimmed", 0)
+                    .is_some_and(|g| g["log_start_offset"].as_i64().unwrap_or(0) > 0)
+            })
+        })
+    });
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .create()
+        .expect("client");
+    let (low, high) = consumer
+        .fetch_watermarks("trimmed", 0, Duration::from_secs(10))
+        .expect("watermarks");
+    assert!(low > 0 && high == 150, "low {low} high {high}");
+    // What remains reads back from the new start, still in order.
+    let stored = read_topic(&bs, "trimmed", 1);
+    assert_eq!(stored.len(), usize::try_from(high - low).unwrap());
+    assert_eq!(stored[0].1, low);
+    check_exactly_once(
+        &acked
+            .iter()
+            .copied()
+            .filter(|a| a.2 >= low)
+            .collect::<Vec<_>>(),
+        &stored,
+    );
     c.stop_all();
 }

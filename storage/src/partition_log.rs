@@ -760,30 +760,10 @@ impl PartitionLog {
     /// still be at least `retention_bytes`. Advances the log start offset. `now_ms` is
     /// injected so callers (and tests) own the clock.
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
-        let config = self.config();
         let _writer = self.writer.lock();
         let removed: Vec<Arc<Segment>> = {
             let mut segments = self.segments.write();
-            let total = self.size_bytes();
-            let cutoff = config
-                .retention_ms
-                .map(|ms| now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX)));
-            let mut bytes = 0u64;
-            let mut n = 0usize;
-            while n + 1 < segments.len() {
-                let s = &segments[n];
-                let by_time = cutoff.is_some_and(|c| s.max_timestamp() < c);
-                let by_size = config.retention_bytes.is_some_and(|limit| {
-                    total
-                        .checked_sub(bytes + s.len())
-                        .is_some_and(|rest| rest >= limit)
-                });
-                if !(by_time || by_size) {
-                    break;
-                }
-                bytes += s.len();
-                n += 1;
-            }
+            let n = self.expired_segments(&segments, now_ms);
             if n > 0 {
                 let new_start = segments[n].base_offset().max(self.log_start_offset());
                 self.log_start.store(new_start, Ordering::Release);
@@ -800,6 +780,41 @@ impl PartitionLog {
             tracing::info!(topic = %self.topic, partition = self.partition, segments = outcome.segments_deleted, bytes = outcome.bytes_deleted, log_start_offset = outcome.new_log_start_offset, "retention deleted segments");
         }
         Ok(outcome)
+    }
+
+    /// How many leading segments retention would delete at `now_ms` (never the active one).
+    fn expired_segments(&self, segments: &[Arc<Segment>], now_ms: i64) -> usize {
+        let config = self.config();
+        let total = self.size_bytes();
+        let cutoff = config
+            .retention_ms
+            .map(|ms| now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX)));
+        let mut bytes = 0u64;
+        let mut n = 0usize;
+        while n + 1 < segments.len() {
+            let s = &segments[n];
+            let by_time = cutoff.is_some_and(|c| s.max_timestamp() < c);
+            let by_size = config.retention_bytes.is_some_and(|limit| {
+                total
+                    .checked_sub(bytes + s.len())
+                    .is_some_and(|rest| rest >= limit)
+            });
+            if !(by_time || by_size) {
+                break;
+            }
+            bytes += s.len();
+            n += 1;
+        }
+        n
+    }
+
+    /// The log start offset [`PartitionLog::apply_retention`] would leave at `now_ms`, without
+    /// deleting anything (`None` when nothing has expired). A replicated partition hands it to
+    /// its Raft group, which trims the log and its index translation together.
+    pub fn retention_point(&self, now_ms: i64) -> Option<i64> {
+        let segments = self.segments.read();
+        let n = self.expired_segments(&segments, now_ms);
+        (n > 0).then(|| segments[n].base_offset().max(self.log_start_offset()))
     }
 
     /// Makes everything appended so far durable (one fdatasync shared with concurrent callers).

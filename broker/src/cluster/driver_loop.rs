@@ -71,6 +71,13 @@ pub enum Input {
         /// The served partition over the group's log.
         partition: Arc<Partition>,
     },
+    /// Retention: trim `group`'s log before the batch holding `offset`.
+    Compact {
+        /// The group.
+        group: GroupId,
+        /// The first offset to keep.
+        offset: i64,
+    },
     /// Sync and close every group, then stop.
     Shutdown {
         /// Answered once closed.
@@ -192,6 +199,11 @@ fn handle(
         }
         Input::Attach { group, partition } => {
             partitions.insert(group, partition);
+        }
+        Input::Compact { group, offset } => {
+            if let Err(e) = driver.compact(group, offset) {
+                tracing::warn!(%group, offset, error = %e, "retention of a replicated partition failed");
+            }
         }
         Input::Shutdown { reply } => return Some(reply),
     }
