@@ -78,6 +78,26 @@ enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add a broker (started with `cluster.join: true`) to a running
+    /// cluster: every Raft group's leader adds it as a replica.
+    AddBroker {
+        /// HTTP address of any member.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        http: SocketAddr,
+        /// The new broker: ID=HOST:PORT/RAFT_IP:RAFT_PORT.
+        #[arg(long)]
+        peer: String,
+    },
+    /// Remove a broker from a running cluster: leadership moves off it and
+    /// every group drops it; stop it once `cluster status` no longer lists it.
+    RemoveBroker {
+        /// HTTP address of any member.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        http: SocketAddr,
+        /// The broker's node id.
+        #[arg(long)]
+        id: i32,
+    },
 }
 
 /// The embedded default configuration, with every key documented.
@@ -148,6 +168,26 @@ fn main() -> anyhow::Result<()> {
             std::io::stdout()
                 .write_all(text.as_bytes())
                 .context("writing the status")?;
+            Ok(())
+        }
+        Command::Cluster {
+            command: ClusterCommand::AddBroker { http, peer },
+        } => {
+            let peer = starlog_broker::cluster::ClusterSettings::parse_peer(&peer)
+                .map_err(anyhow::Error::msg)?;
+            let answer = starlog_broker::cluster::cli::add_broker(http, &peer)
+                .with_context(|| format!("adding broker {} through {http}", peer.id))?;
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{answer}").context("writing the answer")?;
+            Ok(())
+        }
+        Command::Cluster {
+            command: ClusterCommand::RemoveBroker { http, id },
+        } => {
+            let answer = starlog_broker::cluster::cli::remove_broker(http, id)
+                .with_context(|| format!("removing broker {id} through {http}"))?;
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{answer}").context("writing the answer")?;
             Ok(())
         }
         Command::Serve {

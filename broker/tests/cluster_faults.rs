@@ -38,6 +38,7 @@ fn free_port() -> u16 {
 struct Node {
     id: i32,
     kafka: u16,
+    raft: u16,
     http: u16,
     data: PathBuf,
     config: PathBuf,
@@ -67,29 +68,19 @@ impl ProcCluster {
             })
             .collect();
         let mut nodes = Vec::new();
-        for (i, (kafka, _, http)) in ports.iter().enumerate() {
+        for (i, (kafka, raft, http)) in ports.iter().enumerate() {
             let id = i32::try_from(i + 1).unwrap();
-            let data = dir.path().join(format!("node{id}"));
-            let config = dir.path().join(format!("node{id}.yaml"));
-            std::fs::write(
-                &config,
-                format!(
-                    "node_id: {id}\nlisten: 127.0.0.1:{kafka}\ndata_dir: {}\n\
-                     schema_registry: {{ listen: 127.0.0.1:{http} }}\n\
-                     log: {{ retention_check_interval_ms: 200 }}\n\
-                     cluster:\n  fault_injection: true\n  peers:\n{peers}",
-                    data.display()
-                ),
-            )
-            .expect("write config");
-            nodes.push(Node {
+            let node = Node {
                 id,
                 kafka: *kafka,
+                raft: *raft,
                 http: *http,
-                data,
-                config,
+                data: dir.path().join(format!("node{id}")),
+                config: dir.path().join(format!("node{id}.yaml")),
                 child: None,
-            });
+            };
+            write_config(&node, &peers, false);
+            nodes.push(node);
         }
         let mut c = Self { _dir: dir, nodes };
         for id in 1..=3 {
@@ -99,6 +90,31 @@ impl ProcCluster {
             c.status(1).is_some_and(|s| s["controller"].is_i64())
         });
         c
+    }
+
+    /// Starts a fourth broker that joins the running cluster (it still has
+    /// to be added with `starlog cluster add-broker`).
+    fn spawn_joiner(&mut self) -> i32 {
+        let id = i32::try_from(self.nodes.len() + 1).unwrap();
+        let node = Node {
+            id,
+            kafka: free_port(),
+            raft: free_port(),
+            http: free_port(),
+            data: self._dir.path().join(format!("node{id}")),
+            config: self._dir.path().join(format!("node{id}.yaml")),
+            child: None,
+        };
+        let mut peers: String = self.nodes.iter().map(peer_line).collect();
+        peers.push_str(&peer_line(&node));
+        write_config(&node, &peers, true);
+        self.nodes.push(node);
+        self.spawn(id);
+        id
+    }
+
+    fn running(&self) -> usize {
+        self.nodes.iter().filter(|n| n.child.is_some()).count()
     }
 
     fn node(&self, id: i32) -> &Node {
@@ -205,7 +221,7 @@ impl ProcCluster {
                         Some((g["high_watermark"].as_i64()?, g["log_end_offset"].as_i64()?))
                     })
                     .collect();
-                marks.len() == 3 && marks.iter().all(|m| *m == marks[0] && m.0 == m.1)
+                marks.len() == c.running() && marks.iter().all(|m| *m == marks[0] && m.0 == m.1)
             })
         });
     }
@@ -254,6 +270,30 @@ impl ProcCluster {
         }
         out
     }
+}
+
+fn peer_line(n: &Node) -> String {
+    format!(
+        "    - {{ id: {}, host: 127.0.0.1, port: {}, raft: 127.0.0.1:{} }}\n",
+        n.id, n.kafka, n.raft
+    )
+}
+
+fn write_config(node: &Node, peers: &str, join: bool) {
+    std::fs::write(
+        &node.config,
+        format!(
+            "node_id: {}\nlisten: 127.0.0.1:{}\ndata_dir: {}\n\
+             schema_registry: {{ listen: 127.0.0.1:{} }}\n\
+             log: {{ retention_check_interval_ms: 200 }}\n\
+             cluster:\n  fault_injection: true\n  join: {join}\n  peers:\n{peers}",
+            node.id,
+            node.kafka,
+            node.data.display(),
+            node.http
+        ),
+    )
+    .expect("write config");
 }
 
 impl Drop for ProcCluster {
@@ -440,16 +480,22 @@ fn check_exactly_once(acked: &[Acked], stored: &[(i32, i64, usize)]) {
 
 /// Stops the cluster and compares every replica's bytes up to `hws`.
 fn check_identical_replicas(c: &mut ProcCluster, topic: &str, hws: &[i64]) {
+    check_identical_on(c, topic, hws, &[1, 2, 3]);
+}
+
+/// Stops the cluster and compares the replicas on `ids` up to `hws`.
+fn check_identical_on(c: &mut ProcCluster, topic: &str, hws: &[i64], ids: &[i32]) {
     c.stop_all();
     for (p, &hw) in hws.iter().enumerate() {
         let p = i32::try_from(p).unwrap();
-        let first = c.log_bytes(1, topic, p, hw);
+        let first = c.log_bytes(ids[0], topic, p, hw);
         assert!(!first.is_empty() || hw == 0);
-        for id in 2..=3 {
+        for &id in &ids[1..] {
             let other = c.log_bytes(id, topic, p, hw);
             assert!(
                 other == first,
-                "{topic}-{p}: node {id} differs from node 1 below the high watermark {hw} ({} vs {} bytes)",
+                "{topic}-{p}: node {id} differs from node {} below the high watermark {hw} ({} vs {} bytes)",
+                ids[0],
                 other.len(),
                 first.len()
             );
@@ -483,6 +529,9 @@ async fn acks_all_survive_repeated_leader_kills_during_load() {
     };
     for round in 0..3 {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
+        c.wait_for(Duration::from_secs(30), "partition 0 has a leader", |c| {
+            c.leader("kills", 0).is_some()
+        });
         let leader = c.leader("kills", 0).expect("partition 0 has a leader");
         eprintln!("round {round}: kill -9 node {leader}");
         c.kill9(leader);
@@ -513,6 +562,9 @@ async fn a_leader_cut_off_from_its_peers_is_replaced_and_catches_up_after_healin
     let p = producer(&bs);
     let (mut acked, failed) = produce(&p, "cut", 0..300, &values).await;
     assert_eq!(failed, 0);
+    c.wait_for(Duration::from_secs(30), "a leader", |c| {
+        c.leader("cut", 0).is_some()
+    });
     let old = c.leader("cut", 0).expect("leader");
     c.set_isolated(old, true);
     c.wait_for(Duration::from_secs(20), "another node leads", |c| {
@@ -585,6 +637,9 @@ async fn metadata_status_and_metrics_agree_on_one_leader_per_partition() {
     let (acked, failed) = produce(&producer(&c.bootstrap()), "observed", 0..30, &values).await;
     assert_eq!((acked.len(), failed), (30, 0));
     c.wait_caught_up("observed", 3);
+    c.wait_for(Duration::from_secs(30), "leaders", |c| {
+        (0..3).all(|p| c.leader("observed", p).is_some())
+    });
     let leaders: Vec<i32> = (0..3)
         .map(|p| c.leader("observed", p).expect("leader"))
         .collect();
@@ -690,4 +745,107 @@ async fn retention_trims_every_replica_through_raft_and_reads_start_at_the_new_s
         &stored,
     );
     c.stop_all();
+}
+
+fn run_cli(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_starlog"))
+        .args(args)
+        .output()
+        .expect("run starlog");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "starlog {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Whether every group on node `id` has exactly `voters` as its voters.
+fn voters_are(c: &ProcCluster, id: i32, voters: &[i64]) -> bool {
+    c.status(id).is_some_and(|s| {
+        s["groups"].as_array().is_some_and(|gs| {
+            !gs.is_empty()
+                && gs.iter().all(|g| {
+                    g["voters"].as_array().is_some_and(|v| {
+                        v.iter()
+                            .filter_map(Value::as_i64)
+                            .eq(voters.iter().copied())
+                    })
+                })
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_is_added_and_another_removed_under_load_without_downtime() {
+    let mut c = ProcCluster::start();
+    let bs = c.bootstrap();
+    create_topic(&bs, "elastic", 2).await;
+    let values = alerts();
+    let p = producer(&bs);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Steady load for the whole reconfiguration: chunks of 50 alerts.
+    let load = {
+        let (p, values, stop) = (p.clone(), values.clone(), std::sync::Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut failed = 0;
+            let mut next = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && next < 20_000 {
+                let (a, f) = produce(&p, "elastic", next..next + 50, &values).await;
+                acked.extend(a);
+                failed += f;
+                next += 50;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (acked, failed, next)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Add broker 4: it joins the metadata group and every partition group.
+    let four = c.spawn_joiner();
+    let n4 = c.node(four);
+    let peer = format!("{four}=127.0.0.1:{}/127.0.0.1:{}", n4.kafka, n4.raft);
+    let http1 = format!("127.0.0.1:{}", c.node(1).http);
+    run_cli(&["cluster", "add-broker", "--http", &http1, "--peer", &peer]);
+    c.wait_for(
+        Duration::from_secs(60),
+        "broker 4 replicates every group",
+        |c| (1..=4).all(|id| voters_are(c, id, &[1, 2, 3, 4])),
+    );
+    c.wait_caught_up("elastic", 2);
+    // Remove broker 2 (leadership moves off it first), then stop it.
+    run_cli(&["cluster", "remove-broker", "--http", &http1, "--id", "2"]);
+    c.wait_for(
+        Duration::from_secs(60),
+        "broker 2 leaves every group",
+        |c| [1, 3, 4].iter().all(|&id| voters_are(c, id, &[1, 3, 4])),
+    );
+    c.kill9(2);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (acked, failed, sent) = load.await.expect("load task");
+    assert_eq!(failed, 0, "no produce failed while brokers came and went");
+    assert_eq!(acked.len(), sent);
+    c.wait_caught_up("elastic", 2);
+    let md: BaseConsumer = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            format!("127.0.0.1:{}", c.node(4).kafka),
+        )
+        .create()
+        .expect("client");
+    let meta = md
+        .fetch_metadata(Some("elastic"), Duration::from_secs(10))
+        .expect("metadata");
+    let mut brokers: Vec<i32> = meta.brokers().iter().map(|b| b.id()).collect();
+    brokers.sort_unstable();
+    assert_eq!(brokers, vec![1, 3, 4]);
+    drop(md);
+    let stored = read_topic(&bs, "elastic", 2);
+    check_exactly_once(&acked, &stored);
+    assert_eq!(stored.len(), sent);
+    let hws = high_watermarks(&c, "elastic", 2);
+    check_identical_on(&mut c, "elastic", &hws, &[1, 3, 4]);
 }

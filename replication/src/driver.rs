@@ -32,7 +32,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType};
+use raft::eraftpb::{
+    ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType,
+};
 use raft::{ProgressState, RawNode, StateRole};
 use starlog_storage::{validate_batch, LogConfig, PartitionLog};
 
@@ -365,6 +367,46 @@ impl<T: Transport> Driver<T> {
             })
     }
 
+    /// Moves `group`'s membership one step towards `members`, on the leader only: adds a
+    /// member that is not yet a voter, or removes a voter listed in `removed` (handing
+    /// leadership to another voter first when this node is the one to go). One configuration
+    /// change at a time; call it again (e.g. every tick) until it returns `None`. Returns what
+    /// it did. Voters that are in neither list are left alone, so a node whose view of the
+    /// membership is stale (just restarted) never removes anyone by mistake.
+    pub fn reconcile_membership(
+        &mut self,
+        group: GroupId,
+        members: &[NodeId],
+        removed: &[NodeId],
+    ) -> Result<Option<MembershipStep>, ReplicationError> {
+        let me = self.config.node;
+        let g = self.group_mut(group)?;
+        if g.node.raft.state != StateRole::Leader || g.node.raft.has_pending_conf() {
+            return Ok(None);
+        }
+        let cs = g.node.store().conf_state().clone();
+        if let Some(&gone) = cs.voters.iter().find(|v| removed.contains(v)) {
+            if gone == me {
+                let Some(&next) = cs.voters.iter().find(|v| **v != me && !removed.contains(v))
+                else {
+                    return Ok(None);
+                };
+                g.node.transfer_leader(next);
+                return Ok(Some(MembershipStep::TransferLeader(next)));
+            }
+            propose_simple_change(group, g, ConfChangeType::RemoveNode, gone)?;
+            return Ok(Some(MembershipStep::Remove(gone)));
+        }
+        if let Some(&new) = members
+            .iter()
+            .find(|m| !removed.contains(m) && !cs.voters.contains(m))
+        {
+            propose_simple_change(group, g, ConfChangeType::AddNode, new)?;
+            return Ok(Some(MembershipStep::Add(new)));
+        }
+        Ok(None)
+    }
+
     /// Starts an election for `group` on this node now (e.g. to place leaders evenly).
     pub fn campaign(&mut self, group: GroupId) -> Result<(), ReplicationError> {
         let g = self.group_mut(group)?;
@@ -604,6 +646,34 @@ impl<T: Transport> Driver<T> {
         let g = self.group_mut(group)?;
         g.node.mut_store().compact_to_offset(offset)
     }
+}
+
+/// What [`Driver::reconcile_membership`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipStep {
+    /// Proposed adding this voter.
+    Add(NodeId),
+    /// Proposed removing this voter.
+    Remove(NodeId),
+    /// Asked this voter to take over leadership (this node is being removed).
+    TransferLeader(NodeId),
+}
+
+fn propose_simple_change(
+    group: GroupId,
+    g: &mut Group,
+    kind: ConfChangeType,
+    node: NodeId,
+) -> Result<(), ReplicationError> {
+    let mut cc = ConfChange::default();
+    cc.set_change_type(kind);
+    cc.node_id = node;
+    g.node
+        .propose_conf_change(Vec::new(), cc)
+        .map_err(|source| match source {
+            raft::Error::ProposalDropped => not_leader(group, g.node.raft.leader_id),
+            source => ReplicationError::Raft { group, source },
+        })
 }
 
 /// One Raft entry per Kafka batch of `records`, each validated and bounded.

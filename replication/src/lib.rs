@@ -33,7 +33,7 @@ mod status;
 mod translator;
 mod transport;
 
-pub use driver::{CrashPoint, Driver, DriverConfig, GroupSpec, TurnStats};
+pub use driver::{CrashPoint, Driver, DriverConfig, GroupSpec, MembershipStep, TurnStats};
 pub use error::ReplicationError;
 pub use ids::{GroupId, NodeId};
 pub use log_store::{is_control, PartitionStore, StoreOptions};

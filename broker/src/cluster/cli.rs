@@ -21,11 +21,36 @@ pub enum StatusError {
 
 /// GETs `/cluster/status` from `addr` (a plain HTTP/1.0 request).
 pub fn fetch_status(addr: SocketAddr) -> Result<Value, StatusError> {
+    request(addr, "GET", "/cluster/status", None)
+}
+
+/// Asks the broker at `addr` to add `peer` to its cluster.
+pub fn add_broker(addr: SocketAddr, peer: &super::PeerSettings) -> Result<Value, StatusError> {
+    let body = serde_json::to_string(peer).map_err(|e| StatusError::Answer(e.to_string()))?;
+    request(addr, "POST", "/cluster/brokers", Some(&body))
+}
+
+/// Asks the broker at `addr` to remove broker `id` from its cluster.
+pub fn remove_broker(addr: SocketAddr, id: i32) -> Result<Value, StatusError> {
+    let body = serde_json::json!({ "id": id }).to_string();
+    request(addr, "POST", "/cluster/brokers/remove", Some(&body))
+}
+
+/// One HTTP/1.0 exchange with a JSON answer; a non-200 answer is an error
+/// carrying the broker's message.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<Value, StatusError> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or_default();
     write!(
         stream,
-        "GET /cluster/status HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut raw = Vec::new();
     stream.take(64 << 20).read_to_end(&mut raw)?;
@@ -36,7 +61,8 @@ pub fn fetch_status(addr: SocketAddr) -> Result<Value, StatusError> {
     let status_line = head.lines().next().unwrap_or_default();
     if !status_line.contains(" 200") {
         return Err(StatusError::Answer(format!(
-            "{status_line} (is this broker part of a cluster?)"
+            "{status_line}: {} (is this broker part of a cluster?)",
+            body.trim()
         )));
     }
     serde_json::from_str(body).map_err(|e| StatusError::Answer(format!("body is not JSON: {e}")))

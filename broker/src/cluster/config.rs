@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One broker of the cluster, as every member lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerSettings {
     /// The broker's node id (its `node_id`), at least 1.
@@ -27,6 +27,9 @@ pub struct PeerSettings {
 pub struct ClusterSettings {
     /// Every broker of the cluster, this one included.
     pub peers: Vec<PeerSettings>,
+    /// This broker joins a running cluster: the other peers are its current members, and
+    /// it waits for `starlog cluster add-broker` to be added to every Raft group.
+    pub join: bool,
     /// Milliseconds per Raft tick.
     pub tick_ms: u64,
     /// Ticks without a leader before a follower campaigns (randomised up to twice this).
@@ -44,6 +47,7 @@ impl Default for ClusterSettings {
     fn default() -> Self {
         Self {
             peers: Vec::new(),
+            join: false,
             tick_ms: 50,
             election_ticks: 10,
             heartbeat_ticks: 2,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use starlog_replication::{
-    Driver, DriverConfig, Envelope, GroupId, GroupSpec, Proposal, ReplicationError,
+    Driver, DriverConfig, Envelope, GroupId, GroupSpec, NodeId, Proposal, ReplicationError,
 };
 use starlog_storage::PartitionLog;
 use tokio::sync::oneshot;
@@ -88,6 +88,33 @@ pub enum Input {
 /// How often commit and applied indexes are checkpointed.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
+/// Ticks between membership reconciliations.
+const RECONCILE_EVERY_TICKS: u64 = 5;
+
+/// Moves every group this broker leads one step towards the membership of
+/// the metadata log, and connects to brokers that joined.
+fn reconcile(driver: &mut Driver<TcpTransport>, view: &ClusterView) {
+    let m = view.membership();
+    if m.members.is_empty() {
+        return;
+    }
+    let me = driver.node_id();
+    for &(id, addr) in &m.members {
+        if id != me {
+            driver.transport_mut().ensure_peer(id, addr);
+        }
+    }
+    let members: Vec<NodeId> = m.members.iter().map(|(id, _)| *id).collect();
+    let groups: Vec<GroupId> = driver.groups().collect();
+    for group in groups {
+        match driver.reconcile_membership(group, &members, &m.removed) {
+            Ok(Some(step)) => tracing::info!(%group, ?step, "membership change proposed"),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(%group, error = %e, "membership change not proposed"),
+        }
+    }
+}
+
 /// Inputs handled per turn at most, so ticks keep their pace under load.
 const MAX_INPUTS_PER_TURN: usize = 4096;
 
@@ -104,6 +131,7 @@ pub fn run(
     let mut next_tick = Instant::now() + tick;
     let mut next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
     let mut stop = None;
+    let mut ticks = 0u64;
     while stop.is_none() {
         let wait = next_tick.saturating_duration_since(Instant::now());
         match inputs.recv_timeout(wait) {
@@ -125,6 +153,10 @@ pub fn run(
         if ticked {
             driver.tick();
             next_tick = now + tick;
+            ticks += 1;
+            if ticks.is_multiple_of(RECONCILE_EVERY_TICKS) {
+                reconcile(&mut driver, &view);
+            }
         }
         let stats = driver.run_turn();
         for (group, partition) in &partitions {

@@ -14,11 +14,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use starlog_replication::{GroupStatus, Role};
 
-use super::Cluster;
+use super::{Cluster, PeerSettings};
 
 /// The cluster routes.
 pub fn router(cluster: Arc<Cluster>) -> Router {
-    let mut r = Router::new().route("/cluster/status", get(status));
+    let mut r = Router::new()
+        .route("/cluster/status", get(status))
+        .route("/cluster/brokers", post(add_broker))
+        .route("/cluster/brokers/remove", post(remove_broker));
     if cluster.settings.fault_injection {
         r = r.route("/cluster/fault", post(fault));
     }
@@ -50,6 +53,53 @@ async fn fault(State(c): State<Arc<Cluster>>, body: Bytes) -> impl IntoResponse 
         Err(e) => json_response(
             StatusCode::BAD_REQUEST,
             &json!({ "error": format!("want {{\"isolated\": true|false}}: {e}") }),
+        ),
+    }
+}
+
+/// The body of `POST /cluster/brokers/remove`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Remove {
+    /// The broker to remove.
+    id: i32,
+}
+
+async fn add_broker(State(c): State<Arc<Cluster>>, body: Bytes) -> impl IntoResponse {
+    let peer = match serde_json::from_slice::<PeerSettings>(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({ "error": format!("want {{\"id\", \"host\", \"port\", \"raft\"}}: {e}") }),
+            )
+        }
+    };
+    let id = peer.id;
+    match c.add_broker(peer).await {
+        Ok(()) => json_response(StatusCode::OK, &json!({ "added": id })),
+        Err(e) => json_response(
+            StatusCode::CONFLICT,
+            &json!({ "error": format!("broker {id}: {e}") }),
+        ),
+    }
+}
+
+async fn remove_broker(State(c): State<Arc<Cluster>>, body: Bytes) -> impl IntoResponse {
+    let id = match serde_json::from_slice::<Remove>(&body) {
+        Ok(r) => r.id,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({ "error": format!("want {{\"id\"}}: {e}") }),
+            )
+        }
+    };
+    match c.remove_broker(id).await {
+        Ok(()) => json_response(StatusCode::OK, &json!({ "removed": id })),
+        Err(e) => json_response(
+            StatusCode::CONFLICT,
+            &json!({ "error": format!("broker {id}: {e}") }),
         ),
     }
 }
@@ -105,8 +155,7 @@ fn group_json(s: &GroupStatus) -> Value {
 /// The whole status document.
 pub fn status_json(c: &Cluster) -> Value {
     let peers: Vec<Value> = c
-        .settings
-        .peers
+        .brokers()
         .iter()
         .map(|p| json!({ "id": p.id, "host": p.host, "port": p.port, "raft": p.raft.to_string() }))
         .collect();

@@ -9,7 +9,7 @@
 //! second `CreateTopic` for a name that exists is ignored, so two brokers
 //! racing to create a topic agree on the winner.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -17,6 +17,8 @@ use kafka_protocol::records::{
 };
 use serde::{Deserialize, Serialize};
 use starlog_replication::GroupId;
+
+use super::config::PeerSettings;
 
 /// The metadata group (partition groups start at 1).
 pub const METADATA_GROUP: GroupId = GroupId(0);
@@ -40,6 +42,27 @@ pub enum MetaCommand {
         /// Topic config overrides.
         configs: BTreeMap<String, String>,
     },
+    /// A broker joins: it is added to the metadata group and to every partition group.
+    AddBroker {
+        /// Its id and addresses.
+        peer: PeerSettings,
+    },
+    /// A broker leaves: it is removed from every group (leadership moves off it first).
+    RemoveBroker {
+        /// Its id.
+        id: i32,
+    },
+}
+
+/// What applying a command changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing (a repeated or refused command).
+    None,
+    /// A topic was created.
+    Topic(String, TopicAssignment),
+    /// The set of brokers changed.
+    Membership,
 }
 
 /// A partition's place in the cluster.
@@ -67,13 +90,39 @@ pub struct TopicAssignment {
 pub struct ClusterState {
     /// Topics by name.
     pub topics: BTreeMap<String, TopicAssignment>,
+    /// Brokers: the configured peers, plus those added, minus those removed.
+    pub brokers: BTreeMap<i32, PeerSettings>,
+    /// Brokers removed (they never come back under the same id).
+    pub removed: BTreeSet<i32>,
     next_group: u64,
 }
 
 impl ClusterState {
-    /// Applies one command; returns the topic it created, if any.
-    pub fn apply(&mut self, cmd: &MetaCommand) -> Option<(String, TopicAssignment)> {
+    /// The state before any command: the configured peers.
+    pub fn new(peers: &[PeerSettings]) -> Self {
+        Self {
+            brokers: peers.iter().map(|p| (p.id, p.clone())).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Applies one command.
+    pub fn apply(&mut self, cmd: &MetaCommand) -> Change {
         match cmd {
+            MetaCommand::AddBroker { peer } => {
+                if self.removed.contains(&peer.id) || self.brokers.get(&peer.id) == Some(peer) {
+                    return Change::None;
+                }
+                self.brokers.insert(peer.id, peer.clone());
+                Change::Membership
+            }
+            MetaCommand::RemoveBroker { id } => {
+                if !self.removed.insert(*id) {
+                    return Change::None;
+                }
+                self.brokers.remove(id);
+                Change::Membership
+            }
             MetaCommand::CreateTopic {
                 name,
                 id,
@@ -81,9 +130,12 @@ impl ClusterState {
                 configs,
             } => {
                 if self.topics.contains_key(name) || replicas.is_empty() {
-                    return None;
+                    return Change::None;
                 }
-                let id = uuid::Uuid::parse_str(id).ok()?.into_bytes();
+                let Ok(id) = uuid::Uuid::parse_str(id) else {
+                    return Change::None;
+                };
+                let id = id.into_bytes();
                 let partitions = replicas
                     .iter()
                     .map(|r| {
@@ -100,7 +152,7 @@ impl ClusterState {
                     configs: configs.clone(),
                 };
                 self.topics.insert(name.clone(), topic.clone());
-                Some((name.clone(), topic))
+                Change::Topic(name.clone(), topic)
             }
         }
     }
@@ -190,6 +242,22 @@ mod tests {
             y.apply(c);
         }
         assert_eq!(x.topics, y.topics);
+        let peer = PeerSettings {
+            id: 4,
+            host: "h".into(),
+            port: 1,
+            raft: "127.0.0.1:2".parse().unwrap(),
+        };
+        assert_eq!(
+            x.apply(&MetaCommand::AddBroker { peer: peer.clone() }),
+            Change::Membership
+        );
+        assert_eq!(x.apply(&MetaCommand::AddBroker { peer }), Change::None);
+        assert_eq!(
+            x.apply(&MetaCommand::RemoveBroker { id: 4 }),
+            Change::Membership
+        );
+        assert!(x.brokers.is_empty() && x.removed.contains(&4));
         assert_eq!(x.topics["a"].partitions.len(), 2);
         let groups: Vec<u64> = ["a", "b"]
             .iter()

@@ -44,8 +44,11 @@ pub use view::ClusterView;
 use crate::config::BrokerConfig;
 use crate::partition::{Partition, Replica};
 use crate::topics::{validate_topic_name, Topic, TopicError, TopicRegistry};
-use metadata::{ClusterState, MetaCommand, TopicAssignment, METADATA_GROUP, METADATA_TOPIC};
+use metadata::{
+    Change, ClusterState, MetaCommand, TopicAssignment, METADATA_GROUP, METADATA_TOPIC,
+};
 use transport::{Faults, TcpTransport};
+use view::Membership;
 
 /// How long CreateTopics waits for the metadata group to commit and apply.
 const CREATE_WAIT: Duration = Duration::from_secs(15);
@@ -142,24 +145,29 @@ impl Cluster {
             shutdown.clone(),
         ));
         let (applied, _) = watch::channel(0);
+        let state = ClusterState::new(&settings.peers);
         let cluster = Arc::new(Self {
             node: config.node_id,
             settings,
             view,
             faults,
             inbox,
-            state: Mutex::new(ClusterState::default()),
+            state: Mutex::new(state),
             applied,
             data_dir: config.data_dir.clone(),
             base: config.base_log_config(),
             thread: Mutex::new(Some(thread)),
         });
+        // A joining broker starts with the others as the group's voters and
+        // waits to be added; the founders start with all of them.
         let voters = cluster
             .settings
             .peers
             .iter()
+            .filter(|p| !(cluster.settings.join && p.id == cluster.node))
             .map(|p| node_id(p.id))
             .collect();
+        cluster.publish_membership();
         let meta_config = LogConfig {
             retention_ms: None,
             retention_bytes: None,
@@ -289,16 +297,109 @@ impl Cluster {
     }
 
     async fn apply(&self, topics: &TopicRegistry, cmd: &MetaCommand) {
-        let created = self.state.lock().apply(cmd);
-        let Some((name, assignment)) = created else {
-            return;
-        };
-        match self.open_topic(topics, &name, &assignment).await {
-            Ok(()) => {
-                tracing::info!(topic = %name, partitions = assignment.partitions.len(), "replicated topic opened")
+        let change = self.state.lock().apply(cmd);
+        match change {
+            Change::None => {}
+            Change::Membership => {
+                self.publish_membership();
+                let ids: Vec<i32> = self.brokers().iter().map(|b| b.id).collect();
+                tracing::info!(brokers = ?ids, "cluster membership changed");
             }
-            Err(e) => tracing::error!(topic = %name, error = %e, "cannot open replicated topic"),
+            Change::Topic(name, assignment) => {
+                match self.open_topic(topics, &name, &assignment).await {
+                    Ok(()) => {
+                        tracing::info!(topic = %name, partitions = assignment.partitions.len(), "replicated topic opened")
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %name, error = %e, "cannot open replicated topic")
+                    }
+                }
+            }
         }
+    }
+
+    /// Hands the membership to the driver loop (it reconciles every group).
+    fn publish_membership(&self) {
+        let state = self.state.lock();
+        self.view.set_membership(Membership {
+            members: state
+                .brokers
+                .values()
+                .map(|p| (node_id(p.id), p.raft))
+                .collect(),
+            removed: state.removed.iter().map(|&id| node_id(id)).collect(),
+        });
+    }
+
+    /// The brokers of the cluster now (configured, added, not removed).
+    pub fn brokers(&self) -> Vec<PeerSettings> {
+        self.state.lock().brokers.values().cloned().collect()
+    }
+
+    /// Adds a broker to the cluster (from any member) and waits until this
+    /// broker has applied it; the leaders then add it to every group.
+    pub async fn add_broker(&self, peer: PeerSettings) -> Result<(), String> {
+        let id = peer.id;
+        if id < 1 {
+            return Err(format!("{id} is not a node id (at least 1)"));
+        }
+        if self.state.lock().removed.contains(&id) {
+            return Err(format!(
+                "broker {id} was removed; a new broker needs a new id"
+            ));
+        }
+        self.propose_and_wait(MetaCommand::AddBroker { peer }, move |s| {
+            s.brokers.contains_key(&id)
+        })
+        .await
+    }
+
+    /// Removes a broker from the cluster; the leaders then remove it from
+    /// every group (moving leadership off it first).
+    pub async fn remove_broker(&self, id: i32) -> Result<(), String> {
+        let (known, left) = {
+            let s = self.state.lock();
+            (s.brokers.contains_key(&id), s.brokers.len())
+        };
+        if !known {
+            return Err(format!("broker {id} is not a member"));
+        }
+        if left <= 1 {
+            return Err("the last broker cannot be removed".into());
+        }
+        self.propose_and_wait(MetaCommand::RemoveBroker { id }, move |s| {
+            s.removed.contains(&id)
+        })
+        .await
+    }
+
+    async fn propose_and_wait(
+        &self,
+        cmd: MetaCommand,
+        done: impl Fn(&ClusterState) -> bool,
+    ) -> Result<(), String> {
+        let records = metadata::encode(&cmd)?;
+        let mut applied = self.applied.subscribe();
+        let (reply, rx) = oneshot::channel();
+        self.inbox
+            .send(Input::Forward {
+                group: METADATA_GROUP,
+                records,
+                reply,
+            })
+            .map_err(|_| "the raft driver stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the raft driver stopped".to_string())?
+            .map_err(|e| format!("the metadata group cannot take it now ({e}); retry"))?;
+        tokio::time::timeout(CREATE_WAIT, async {
+            while !done(&self.state.lock()) {
+                if applied.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .map_err(|_| format!("not committed within {} s; retry", CREATE_WAIT.as_secs()))
     }
 
     async fn open_topic(
@@ -312,12 +413,9 @@ impl Cluster {
             .map_err(|e| e.to_string())?;
         let mut partitions = Vec::with_capacity(assignment.partitions.len());
         for (index, p) in assignment.partitions.iter().enumerate() {
-            if !p.replicas.contains(&self.node) {
-                return Err(format!(
-                    "partition {index} is not replicated on node {} (partial placement is not supported yet)",
-                    self.node
-                ));
-            }
+            // A broker that joined after the topic was created opens the group
+            // with its first voters (itself not among them) and is added by
+            // the leader; replaying the log brings later membership changes.
             let voters = p.replicas.iter().map(|&r| node_id(r)).collect();
             let preferred = p.replicas.first() == Some(&self.node);
             let index = i32::try_from(index).map_err(|e| e.to_string())?;
@@ -352,7 +450,8 @@ impl Cluster {
             max_partitions,
         } = request;
         validate_topic_name(name)?;
-        let n = self.settings.peers.len();
+        let ids: Vec<i32> = self.brokers().iter().map(|p| p.id).collect();
+        let n = ids.len();
         if partitions < 1 || partitions > max_partitions {
             return Err(TopicError::new(
                 ResponseError::InvalidPartitions,
@@ -382,7 +481,6 @@ impl Cluster {
                 configs,
             }));
         }
-        let ids: Vec<i32> = self.settings.peers.iter().map(|p| p.id).collect();
         let replicas = (0..usize::try_from(partitions).unwrap_or(0))
             .map(|p| (0..n).map(|i| ids[(p + i) % n]).collect())
             .collect();

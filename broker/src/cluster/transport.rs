@@ -62,6 +62,8 @@ impl Faults {
 pub struct TcpTransport {
     peers: HashMap<NodeId, mpsc::Sender<Bytes>>,
     faults: Arc<Faults>,
+    runtime: tokio::runtime::Handle,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl TcpTransport {
@@ -72,16 +74,28 @@ impl TcpTransport {
         runtime: &tokio::runtime::Handle,
         shutdown: &watch::Receiver<bool>,
     ) -> Self {
-        let mut queues = HashMap::new();
-        for &(id, addr) in peers {
-            let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
-            runtime.spawn(peer_writer(id, addr, rx, shutdown.clone()));
-            queues.insert(id, tx);
-        }
-        Self {
-            peers: queues,
+        let mut transport = Self {
+            peers: HashMap::new(),
             faults,
+            runtime: runtime.clone(),
+            shutdown: shutdown.clone(),
+        };
+        for &(id, addr) in peers {
+            transport.ensure_peer(id, addr);
         }
+        transport
+    }
+
+    /// Starts a writer for `id` unless it has one (a broker added to the cluster).
+    pub fn ensure_peer(&mut self, id: NodeId, addr: SocketAddr) {
+        if self.peers.contains_key(&id) {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
+        self.runtime
+            .spawn(peer_writer(id, addr, rx, self.shutdown.clone()));
+        self.peers.insert(id, tx);
+        tracing::info!(peer = id, %addr, "inter-broker peer added");
     }
 }
 

@@ -2,6 +2,7 @@
 //! driver loop last published, one per Raft group on this broker.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use parking_lot::RwLock;
 use starlog_replication::{GroupId, GroupStatus, NodeId, Role};
@@ -10,6 +11,17 @@ use starlog_replication::{GroupId, GroupStatus, NodeId, Role};
 #[derive(Debug, Default)]
 pub struct ClusterView {
     statuses: RwLock<HashMap<GroupId, GroupStatus>>,
+    membership: RwLock<Membership>,
+}
+
+/// Who belongs to the cluster, as the metadata log says (the driver loop
+/// moves every group it leads towards it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// Members and their inter-broker addresses.
+    pub members: Vec<(NodeId, SocketAddr)>,
+    /// Brokers removed from the cluster.
+    pub removed: Vec<NodeId>,
 }
 
 impl ClusterView {
@@ -17,6 +29,16 @@ impl ClusterView {
     pub fn publish(&self, statuses: Vec<GroupStatus>) {
         let map = statuses.into_iter().map(|s| (s.group, s)).collect();
         *self.statuses.write() = map;
+    }
+
+    /// Replaces the membership (the metadata applier calls this).
+    pub fn set_membership(&self, m: Membership) {
+        *self.membership.write() = m;
+    }
+
+    /// The current membership.
+    pub fn membership(&self) -> Membership {
+        self.membership.read().clone()
     }
 
     /// This broker's term when it leads `group`.

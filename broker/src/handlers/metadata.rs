@@ -22,8 +22,7 @@ pub const ISR_MAX_LAG_ENTRIES: u64 = 1_000;
 pub fn brokers(broker: &Broker) -> Vec<(BrokerId, StrBytes, i32)> {
     match &broker.cluster {
         Some(c) => c
-            .settings
-            .peers
+            .brokers()
             .iter()
             .map(|p| {
                 (

@@ -98,7 +98,7 @@ pub async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateT
                     },
                 )
                 .await,
-                i16::try_from(c.settings.peers.len()).unwrap_or(i16::MAX),
+                i16::try_from(c.brokers().len()).unwrap_or(i16::MAX),
             ),
             None => (
                 broker
