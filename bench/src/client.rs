@@ -131,7 +131,7 @@ pub trait LoadClient: Send + Sync {
     fn name(&self) -> String;
     /// The bootstrap address.
     fn bootstrap(&self) -> &str;
-    /// Creates `topic` with `partitions` partitions (replication factor 1).
+    /// Creates `topic` with `partitions` partitions (replication factor as the client was built, 1 by default).
     fn create_topic(
         &self,
         topic: &str,

@@ -190,6 +190,15 @@ pub enum BenchError {
         reason: String,
     },
 
+    /// The failover measurement could not go on.
+    #[error("failover on topic {topic}: {reason}")]
+    Failover {
+        /// The topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A request to the broker's HTTP port (`/metrics`, the registry) failed.
     #[error("http://{addr}{path}: {reason}")]
     Metrics {

@@ -27,13 +27,18 @@
 //! - `chain`, `chain_output`, `pipeline_metrics`: Starlog's in-broker chain
 //!   (the YAML that runs it, its output read live and checked against the
 //!   inputs, its end-to-end latency, the broker's `/metrics` counters).
+//! - `cluster`, `replication`, `failover`: Starlog Raft clusters started as
+//!   N processes, RF N against RF 1 throughput A B A B, and leader failover
+//!   (kill -9 to the first acknowledged produce).
 
 pub mod broker_http;
 pub mod chain;
 pub mod chain_output;
 pub mod client;
+pub mod cluster;
 pub mod compare;
 pub mod error;
+pub mod failover;
 pub mod ledger;
 pub mod limits;
 pub mod machine;
@@ -43,6 +48,7 @@ pub mod pipeline_metrics;
 pub mod proc_stats;
 pub mod progress;
 pub mod rdkafka_client;
+pub mod replication;
 pub mod report;
 pub mod results;
 pub mod run;

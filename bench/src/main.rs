@@ -1,4 +1,4 @@
-//! The `starlog-bench` command: `run`, `compare` and `limits`.
+//! The `starlog-bench` command: `run`, `compare`, `cluster` and `limits`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,12 +9,15 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use starlog_bench::chain::{self, ChainKind};
 use starlog_bench::client::{Acks, ConsumerSettings, LoadClient, ProducerSettings};
+use starlog_bench::cluster::{ClusterSpec, RunningCluster, SpawnedCluster};
 use starlog_bench::compare;
+use starlog_bench::failover::{self, FailoverSettings};
 use starlog_bench::limits::{self, LimitSizes, MachineLimits};
 use starlog_bench::machine;
 use starlog_bench::pacer::Rate;
 use starlog_bench::payload::{shared_data_dir, PayloadSource, Payloads};
 use starlog_bench::rdkafka_client::RdKafkaClient;
+use starlog_bench::replication::{self, ReplicationReport};
 use starlog_bench::report::BenchReport;
 use starlog_bench::results::RunResult;
 use starlog_bench::run::{fresh_topic, run, RunContext};
@@ -71,6 +74,16 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Replication (issue 7): acks=all throughput of a 1-node and an N-node
+    /// Starlog Raft cluster alternately (RF 1, RF N, RF 1, RF N ...), then
+    /// leader failover time (kill -9 of the leader to the first acknowledged
+    /// produce) on an N-node cluster.
+    Cluster {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Measure only the machine's limits (disk, loopback TCP, memory copy).
     Limits {
         #[command(flatten)]
@@ -99,6 +112,73 @@ struct TargetArgs {
     /// Seconds to wait for a started broker to accept connections.
     #[arg(long, default_value_t = 60)]
     ready_timeout_secs: u64,
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// The starlog binary (`cargo build --release -p starlog-broker`).
+    #[arg(long, default_value = "target/release/starlog")]
+    starlog_bin: PathBuf,
+    /// Size of the replicated cluster (= its replication factor), measured
+    /// against a 1-node cluster.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Number of (RF 1, RF N) throughput pairs.
+    #[arg(long, default_value_t = 2)]
+    pairs: usize,
+    /// Seconds of sending per throughput run.
+    #[arg(long, default_value_t = 20.0)]
+    duration_secs: f64,
+    /// Messages per second for the throughput runs, or `max`.
+    #[arg(long, value_parser = Rate::parse, default_value = "max")]
+    rate: Rate,
+    /// Most messages per throughput run (the duration usually ends it first).
+    #[arg(long, default_value_t = 2_000_000)]
+    max_messages: u64,
+    /// Values to send.
+    #[arg(long, value_enum, default_value = "ztf")]
+    payload: PayloadKind,
+    /// Value size for --payload synthetic.
+    #[arg(long, default_value_t = 1024)]
+    message_bytes: usize,
+    /// Partitions of each throughput run's topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Consumer groups reading the throughput runs live (0: produce only).
+    #[arg(long, default_value_t = 0)]
+    groups: usize,
+    /// Extra producer setting for librdkafka, key=value (repeatable; applied
+    /// after the bench's own: `queue.buffering.max.kbytes=65536` for
+    /// throughput, the fault tests' timeouts for failover).
+    #[arg(long = "producer-config", short = 'P', value_parser = key_value)]
+    producer_config: Vec<(String, String)>,
+    /// Kill -9 rounds of the failover measurement.
+    #[arg(long, default_value_t = 5)]
+    failover_rounds: usize,
+    /// Messages per second sent steadily during the failover measurement.
+    #[arg(long, default_value_t = 200.0)]
+    failover_rate: f64,
+    /// Seconds of steady acknowledgements before each kill.
+    #[arg(long, default_value_t = 3.0)]
+    failover_warmup_secs: f64,
+    /// Longest wait for the first acknowledgement after a kill.
+    #[arg(long, default_value_t = 30)]
+    failover_max_wait_secs: u64,
+    /// Longest wait for a restarted node's replicas to catch up.
+    #[arg(long, default_value_t = 120)]
+    settle_timeout_secs: u64,
+    /// Skip the throughput runs.
+    #[arg(long)]
+    no_throughput: bool,
+    /// Skip the failover measurement.
+    #[arg(long)]
+    no_failover: bool,
+    /// Seconds to wait for a node to listen and the cluster to elect a controller.
+    #[arg(long, default_value_t = 60)]
+    ready_timeout_secs: u64,
+    /// The alert data folder (default: ../shared/data beside the repository).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -236,6 +316,34 @@ fn main() -> anyhow::Result<()> {
                 BenchReport::new(command_line, machine, limits, runs, Vec::new()),
                 &output,
             )?
+        }
+        Command::Cluster { cluster, output } => {
+            let limits = measure_limits(&output)?;
+            let machine = machine::describe(&output.data_dir);
+            let (runs, comparisons, replication) = run_cluster(&cluster, &output)?;
+            let report = BenchReport::new(command_line, machine, limits, runs, comparisons)
+                .with_replication(replication);
+            let met = report
+                .replication
+                .as_ref()
+                .map(|r| (r.throughput_met, r.failover.as_ref().map(|f| f.target_met)));
+            let report = finish(report, &output)?;
+            if let Some((tp, fo)) = met {
+                let verdict = |v: Option<bool>| match v {
+                    Some(true) => "met",
+                    Some(false) => "NOT met",
+                    None => "not measured",
+                };
+                eprintln!(
+                    "targets: RF{n}/RF1 throughput >= {:.0}%: {}; failover < {:?}: {}",
+                    starlog_bench::replication::THROUGHPUT_TARGET * 100.0,
+                    verdict(tp),
+                    starlog_bench::failover::TARGET,
+                    verdict(fo),
+                    n = cluster.nodes
+                );
+            }
+            report
         }
         Command::Compare {
             starlog_cmd,
@@ -481,6 +589,156 @@ fn run_against(
         None => fresh_topic("bench"),
     };
     run(ctx, w, Arc::clone(payloads), &topic)
+}
+
+/// Settings set before the user's `-P` ones (which override them).
+fn with_defaults(defaults: &[(&str, &str)], user: &[(String, String)]) -> Vec<(String, String)> {
+    defaults
+        .iter()
+        .filter(|(k, _)| !user.iter().any(|(u, _)| u == k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(user.iter().cloned())
+        .collect()
+}
+
+type ClusterOutcome = (
+    Vec<RunResult>,
+    Vec<starlog_bench::compare::Comparison>,
+    ReplicationReport,
+);
+
+/// `starlog-bench cluster`: the throughput pairs, then the failover rounds.
+fn run_cluster(a: &ClusterArgs, output: &OutputArgs) -> anyhow::Result<ClusterOutcome> {
+    if a.nodes < 3 {
+        bail!(
+            "--nodes {}: the replicated cluster needs at least 3 nodes \
+             (a kill -9 must leave a quorum)",
+            a.nodes
+        );
+    }
+    if !(a.duration_secs.is_finite() && a.duration_secs > 0.0) {
+        bail!(
+            "--duration-secs {} (need a positive number)",
+            a.duration_secs
+        );
+    }
+    let w_args = WorkloadArgs {
+        payload: a.payload,
+        message_bytes: a.message_bytes,
+        rate: vec![a.rate],
+        duration_secs: a.duration_secs,
+        messages: None,
+        partitions: a.partitions,
+        groups: a.groups,
+        acks: Acks::All,
+        compression: "none".into(),
+        idempotent: true,
+        producer_config: Vec::new(),
+        consumer_config: Vec::new(),
+        drain_timeout_secs: 120,
+        in_broker_chain: None,
+        data_root: a.data_root.clone(),
+    };
+    let payloads = load_payloads(&w_args)?;
+    let ready = Duration::from_secs(a.ready_timeout_secs);
+    let spec = |name: &str, nodes: usize| {
+        let mut s = ClusterSpec::new(name, nodes, &a.starlog_bin, &output.data_dir);
+        s.ready_timeout = ready;
+        s
+    };
+    let rf1 = spec("rf1", 1);
+    let rfn = spec(&format!("rf{}", a.nodes), a.nodes);
+    let mut runs = Vec::new();
+    let mut comparisons = Vec::new();
+    let mut usage = Vec::new();
+    if !a.no_throughput {
+        let mut w = Workload::alerts(a.rate, a.max_messages);
+        w.payload = payload_source(&w_args);
+        w.partitions = a.partitions;
+        w.groups = a.groups;
+        w.producer = ProducerSettings {
+            acks: Acks::All,
+            compression: "none".into(),
+            idempotent: true,
+            extra: with_defaults(
+                &[("queue.buffering.max.kbytes", "65536")],
+                &a.producer_config,
+            ),
+        };
+        w.send_for = Some(Duration::from_secs_f64(a.duration_secs));
+        if let Rate::Fixed(r) = a.rate {
+            w.messages = ((r * a.duration_secs).round() as u64).clamp(1, a.max_messages);
+        }
+        w.validate()?;
+        let progress = !output.no_progress;
+        let (r, comparison, u) =
+            replication::throughput_pairs(&rf1, &rfn, a.pairs, &mut |cluster, name| {
+                let n = cluster.ids().len();
+                let client = RdKafkaClient::new(cluster.bootstrap())
+                    .with_replication_factor(i32::try_from(n).unwrap_or(i32::MAX));
+                let running = RunningCluster::describe_cluster(cluster);
+                let http = cluster.http_addr(1);
+                let ctx = RunContext {
+                    client: &client as &dyn LoadClient,
+                    broker_pid: cluster.pids().first().map(|&(_, p)| p),
+                    label: name,
+                    broker: &running,
+                    progress,
+                    http_addr: http.as_deref(),
+                };
+                let r = run(ctx, &w, Arc::clone(&payloads), &fresh_topic("rep"))?;
+                eprintln_summary(&r);
+                Ok(r)
+            })
+            .context("throughput runs")?;
+        runs = r;
+        comparisons.push(comparison);
+        usage = u;
+    }
+    let failover = if a.no_failover {
+        None
+    } else {
+        let mut spec = spec("failover", a.nodes);
+        spec.name = format!("failover-rf{}", a.nodes);
+        let mut cluster = SpawnedCluster::start(spec).context("starting the failover cluster")?;
+        let client = RdKafkaClient::new(cluster.bootstrap())
+            .with_replication_factor(i32::try_from(a.nodes).unwrap_or(i32::MAX));
+        let settings = FailoverSettings {
+            rounds: a.failover_rounds,
+            rate: a.failover_rate,
+            warmup: Duration::from_secs_f64(a.failover_warmup_secs.max(0.0)),
+            max_wait: Duration::from_secs(a.failover_max_wait_secs),
+            settle_timeout: Duration::from_secs(a.settle_timeout_secs),
+            producer: ProducerSettings {
+                acks: Acks::All,
+                compression: "none".into(),
+                idempotent: true,
+                extra: with_defaults(
+                    &[
+                        ("message.timeout.ms", "120000"),
+                        ("request.timeout.ms", "5000"),
+                        ("retry.backoff.ms", "100"),
+                        ("topic.metadata.refresh.interval.ms", "1000"),
+                    ],
+                    &a.producer_config,
+                ),
+            },
+        };
+        let measured = failover::measure(
+            &mut cluster,
+            &client,
+            &payloads,
+            &settings,
+            &fresh_topic("failover"),
+            !output.no_progress,
+        );
+        let stopped = cluster.stop();
+        let measured = measured.context("failover measurement")?;
+        stopped.context("stopping the failover cluster")?;
+        Some(measured)
+    };
+    let replication = ReplicationReport::new(a.nodes, usage, comparisons.first(), failover);
+    Ok((runs, comparisons, replication))
 }
 
 fn eprintln_summary(r: &RunResult) {

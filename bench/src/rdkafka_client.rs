@@ -37,6 +37,7 @@ use crate::stamp::{SENT_HEADER, SEQ_HEADER};
 #[derive(Debug, Clone)]
 pub struct RdKafkaClient {
     bootstrap: String,
+    replication_factor: i32,
 }
 
 impl RdKafkaClient {
@@ -44,7 +45,16 @@ impl RdKafkaClient {
     pub fn new(bootstrap: impl Into<String>) -> Self {
         Self {
             bootstrap: bootstrap.into(),
+            replication_factor: 1,
         }
+    }
+
+    /// Topics created with `factor` replicas (default 1; a Starlog cluster
+    /// replicates on every broker, so it takes the cluster's size).
+    #[must_use]
+    pub fn with_replication_factor(mut self, factor: i32) -> Self {
+        self.replication_factor = factor;
+        self
     }
 
     fn base_config(&self) -> ClientConfig {
@@ -87,7 +97,11 @@ impl LoadClient for RdKafkaClient {
             .base_config()
             .create()
             .map_err(|e| self.client_error("admin client", &e))?;
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let new = NewTopic::new(
+            topic,
+            partitions,
+            TopicReplication::Fixed(self.replication_factor),
+        );
         let opts = AdminOptions::new()
             .request_timeout(Some(timeout))
             .operation_timeout(Some(timeout));

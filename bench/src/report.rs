@@ -15,6 +15,7 @@ use crate::compare::{Better, Comparison};
 use crate::error::BenchError;
 use crate::limits::{fractions, Fractions, MachineLimits};
 use crate::machine::MachineInfo;
+use crate::replication::ReplicationReport;
 use crate::results::RunResult;
 use crate::stats::LatencySummary;
 
@@ -42,6 +43,9 @@ pub struct BenchReport {
     pub runs: Vec<RunEntry>,
     /// The side-by-side comparisons (one per rate), if any were run.
     pub comparisons: Vec<Comparison>,
+    /// The replication benchmark's own figures (`starlog-bench cluster`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationReport>,
 }
 
 impl BenchReport {
@@ -73,7 +77,15 @@ impl BenchReport {
             limits,
             runs,
             comparisons,
+            replication: None,
         }
+    }
+
+    /// Adds the replication benchmark's section.
+    #[must_use]
+    pub fn with_replication(mut self, replication: ReplicationReport) -> Self {
+        self.replication = Some(replication);
+        self
     }
 
     /// True when every run delivered every acknowledged message intact.
@@ -149,6 +161,9 @@ impl BenchReport {
         self.write_runs(s)?;
         for c in &self.comparisons {
             write_comparison(s, c)?;
+        }
+        if let Some(r) = &self.replication {
+            s.push_str(&r.markdown());
         }
         Ok(())
     }

@@ -451,8 +451,8 @@ fn produce(
     groups: &[(Arc<AtomicU64>, JoinHandle<GroupOutcome>)],
     chain_watch: Option<(ChainKind, &AtomicU64)>,
 ) -> Result<Produced, BenchError> {
-    let n = workload.messages;
-    let progress = Progress::new(ctx.progress, n, ctx.label);
+    let planned = workload.messages;
+    let progress = Progress::new(ctx.progress, planned, ctx.label);
     let sample = |pid: Option<u32>| -> Result<Option<proc_stats::ProcSample>, BenchError> {
         pid.map(|p| proc_stats::sample(p, proc_stats::clock_ticks()))
             .transpose()
@@ -467,7 +467,7 @@ fn produce(
     let mut acks = Acks {
         epoch,
         placed: HashMap::new(),
-        due_ns: Vec::with_capacity(usize::try_from(n).unwrap_or(0)),
+        due_ns: Vec::with_capacity(usize::try_from(planned.min(1 << 20)).unwrap_or(0)),
         acked: SeqSet::default(),
         acked_bytes: 0,
         failed: 0,
@@ -480,7 +480,14 @@ fn produce(
     let mut deliveries = Vec::with_capacity(1024);
     let mut max_lag = Duration::ZERO;
     let mut last_send = epoch;
-    for seq in 0..n {
+    let stop_sending_at = workload.send_for.map(|d| epoch + d);
+    // Messages actually sent: `planned`, or fewer when the send time ran out.
+    let mut n = planned;
+    for seq in 0..planned {
+        if stop_sending_at.is_some_and(|t| Instant::now() >= t) {
+            n = seq;
+            break;
+        }
         let due = pacer.due(seq, Instant::now());
         Pacer::wait_until(due);
         let due_ns =

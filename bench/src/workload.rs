@@ -41,6 +41,9 @@ pub struct Workload {
     pub drain_timeout: Duration,
     /// The in-broker chain to run in Starlog and check (Starlog only).
     pub in_broker_chain: Option<ChainKind>,
+    /// Stop sending after this long even if fewer than `messages` were sent
+    /// (`messages` is then a cap): a throughput run of bounded duration.
+    pub send_for: Option<Duration>,
 }
 
 /// The workload as reported.
@@ -70,6 +73,9 @@ pub struct WorkloadSummary {
     pub producer_extra: Vec<(String, String)>,
     /// Extra consumer settings.
     pub consumer_extra: Vec<(String, String)>,
+    /// Seconds after which sending stopped, when bounded by time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_for_secs: Option<f64>,
 }
 
 impl Workload {
@@ -93,6 +99,7 @@ impl Workload {
             flush_timeout: Duration::from_secs(120),
             drain_timeout: Duration::from_secs(120),
             in_broker_chain: None,
+            send_for: None,
         }
     }
 
@@ -107,6 +114,9 @@ impl Workload {
         }
         if self.groups > 64 {
             return bad(format!("{} consumer groups (at most 64)", self.groups));
+        }
+        if self.send_for.is_some_and(|d| d.is_zero()) {
+            return bad("zero send duration".into());
         }
         if let Rate::Fixed(r) = self.rate {
             if !(r.is_finite() && r > 0.0) {
@@ -138,6 +148,7 @@ impl Workload {
             idempotent: self.producer.idempotent,
             producer_extra: self.producer.extra.clone(),
             consumer_extra: self.consumer.extra.clone(),
+            send_for_secs: self.send_for.map(|d| d.as_secs_f64()),
         }
     }
 }
