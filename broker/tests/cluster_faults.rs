@@ -245,11 +245,16 @@ impl ProcCluster {
 
     /// Each partition's bytes on `node` from offset 0 up to `hw`.
     fn log_bytes(&self, id: i32, topic: &str, partition: i32, hw: i64) -> Vec<u8> {
+        self.log_bytes_from(id, topic, partition, 0, hw)
+    }
+
+    /// A partition's bytes on `node` from the batch holding `from` up to `hw`.
+    fn log_bytes_from(&self, id: i32, topic: &str, partition: i32, from: i64, hw: i64) -> Vec<u8> {
         let dir = self.node(id).data.join(format!("{topic}-{partition}"));
         let log = PartitionLog::open(&dir, topic, partition, LogConfig::default())
             .unwrap_or_else(|e| panic!("open {}: {e}", dir.display()));
         let mut out = Vec::new();
-        let mut offset = 0;
+        let mut offset = from;
         while offset < hw {
             let read = log.read(offset, 8 << 20, hw).expect("read log");
             let mut advanced = false;
@@ -701,7 +706,7 @@ async fn metadata_status_and_metrics_agree_on_one_leader_per_partition() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_trims_every_replica_through_raft_and_reads_start_at_the_new_start() {
+async fn retention_trims_every_replica_through_raft_and_a_broker_added_later_starts_from_a_snapshot() {
     let mut c = ProcCluster::start();
     let bs = c.bootstrap();
     create_topic_with(
@@ -744,7 +749,25 @@ async fn retention_trims_every_replica_through_raft_and_reads_start_at_the_new_s
             .collect::<Vec<_>>(),
         &stored,
     );
+    // A broker added now cannot replay the trimmed entries: it gets a
+    // snapshot (the window start) and replicates from there.
+    let four = c.spawn_joiner();
+    let n4 = c.node(four);
+    let peer = format!("{four}=127.0.0.1:{}/127.0.0.1:{}", n4.kafka, n4.raft);
+    let http1 = format!("127.0.0.1:{}", c.node(1).http);
+    run_cli(&["cluster", "add-broker", "--http", &http1, "--peer", &peer]);
+    c.wait_caught_up("trimmed", 1);
+    let s4 = c.status(four).expect("status of the new broker");
+    let g4 = ProcCluster::group(&s4, "trimmed", 0).unwrap().clone();
+    let start = g4["log_start_offset"].as_i64().unwrap();
+    assert!(start > 0, "{g4}");
+    assert_eq!(g4["high_watermark"].as_i64(), Some(150));
     c.stop_all();
+    assert_eq!(
+        c.log_bytes_from(four, "trimmed", 0, start, 150),
+        c.log_bytes_from(1, "trimmed", 0, start, 150),
+        "the new replica matches the others from its start on"
+    );
 }
 
 fn run_cli(args: &[&str]) -> String {

@@ -506,15 +506,10 @@ impl<T: Transport> Driver<T> {
             }
             collect(&mut early, id, rd.take_messages());
             if !rd.snapshot().is_empty() {
-                fail(
-                    id,
-                    g,
-                    ReplicationError::Unsupported {
-                        group: id,
-                        what: "installing a raft snapshot",
-                    },
-                );
-                continue;
+                if let Err(e) = g.node.mut_store().apply_snapshot(rd.snapshot()) {
+                    fail(id, g, e);
+                    continue;
+                }
             }
             let entries = rd.take_entries();
             if let Err(e) = g.node.mut_store().append_entries(&entries, rd.hs()) {

@@ -166,12 +166,4 @@ pub enum ReplicationError {
         /// What is wrong.
         reason: String,
     },
-    /// A feature this layer does not have yet.
-    #[error("{group}: unsupported: {what}")]
-    Unsupported {
-        /// Group.
-        group: GroupId,
-        /// What was asked for.
-        what: &'static str,
-    },
 }

@@ -13,12 +13,12 @@
 //!   offset once a quorum has the batch, the high watermark published from the commit index,
 //!   and a [`GroupStatus`] per partition. It talks to peers through a [`Transport`].
 //!
-//! Not yet here: snapshots (a follower behind the leader's retention point cannot catch up; see
-//! `log_store`), the cluster-metadata group, the TCP transport and broker wiring.
+//! Snapshots carry no state, only the window start: a follower behind the leader's retention
+//! point restarts its log there (see `log_store`). The TCP transport, the cluster-metadata group
+//! and the broker wiring live in the broker crate (`starlog_broker::cluster`).
 //!
 //! Storage API this crate would like (today worked around, see `log_store`): an append that
-//! reports the written file range so the crash simulation needs no directory listing, and a
-//! "reset an empty log to start at offset N" call for snapshot installation.
+//! reports the written file range so the crash simulation needs no directory listing.
 //!
 //! [`PartitionLog`]: starlog_storage::PartitionLog
 

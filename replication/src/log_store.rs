@@ -18,15 +18,14 @@
 //!   latest on [`PartitionStore::close`]): Raft does not need them durable, and on restart the
 //!   commit index is clamped to the last entry that survived.
 //!
-//! Snapshots are not supported yet: [`raft::Storage::snapshot`] answers "temporarily
-//! unavailable". The window only moves up through [`PartitionStore::compact_to_offset`]
-//! (retention driven by the replication layer, never by storage's own retention worker, which
-//! would delete batches without telling the translator). A follower that falls behind the
-//! leader's window start can then not catch up: the leader keeps probing it, it stays out of
-//! sync and is reported with its lag in the group status, and the partition stays available as
-//! long as a quorum is in sync. Installing a snapshot means "empty the follower's log and restart
-//! it at the leader's start offset", which needs a storage call to reset an empty log to a given
-//! offset (see the crate docs).
+//! The window only moves up through [`PartitionStore::compact_to_offset`] (retention driven by
+//! the replication layer, never by storage's own retention worker, which would delete batches
+//! without telling the translator). A follower behind the leader's window start (a new replica,
+//! or one that was down for longer than the retention) gets a snapshot: it carries no state, only
+//! the window start (index, term, configuration, Kafka offset), and installing it empties the
+//! follower's log and restarts it at that offset ([`PartitionStore::apply_snapshot`]); the
+//! entries after it replicate as usual. Offsets below the new start were deleted by retention on
+//! the leader anyway.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -129,6 +128,11 @@ impl PartitionStore {
                 s
             }
         };
+        if state.start_offset > log.log_end_offset() {
+            // A snapshot install wrote the state file and stopped before the log was reset.
+            tracing::warn!(%group, topic, partition, start_offset = state.start_offset, log_end = log.log_end_offset(), "completing an interrupted snapshot install: restarting the log at the raft window start");
+            log.reset_to(state.start_offset).map_err(storage_err)?;
+        }
         let (start, end) = (log.log_start_offset(), log.log_end_offset());
         if state.start_offset < start || state.start_offset > end {
             return Err(inconsistent(format!(
@@ -543,6 +547,49 @@ impl PartitionStore {
         Ok(new_start)
     }
 
+    /// Installs a snapshot from the leader (see [`raft::Storage::snapshot`] above): the Raft
+    /// state file names the new window first (durably), then the log restarts empty at the
+    /// snapshot's offset. A crash in between reopens into the same reset (see `open`).
+    pub fn apply_snapshot(&mut self, snap: &Snapshot) -> Result<(), ReplicationError> {
+        let meta = snap.get_metadata();
+        let offset_bytes: [u8; 8] = snap.data.as_ref().try_into().map_err(|_| {
+            self.inconsistent(format!(
+                "snapshot at index {} carries {} bytes, not a start offset",
+                meta.index,
+                snap.data.len()
+            ))
+        })?;
+        let start_offset = i64::from_be_bytes(offset_bytes);
+        if start_offset < self.translator.end_offset() && meta.index <= self.translator.last_index()
+        {
+            return Err(self.inconsistent(format!(
+                "snapshot at index {} (offset {start_offset}) is not ahead of the log (last index {}, end offset {})",
+                meta.index,
+                self.translator.last_index(),
+                self.translator.end_offset()
+            )));
+        }
+        self.translator = OffsetTranslator::new(meta.index + 1, meta.term, start_offset);
+        self.conf_state = meta.get_conf_state().clone();
+        self.hard_state.commit = self.hard_state.commit.max(meta.index);
+        self.applied = meta.index;
+        self.write_state()?;
+        self.log
+            .reset_to(start_offset.max(self.log.log_end_offset()))
+            .map_err(|e| self.storage_err(e))?;
+        if self.log.log_end_offset() != start_offset {
+            return Err(self.inconsistent(format!(
+                "log reset for the snapshot ends at {} instead of {start_offset}",
+                self.log.log_end_offset()
+            )));
+        }
+        self.persisted_last = meta.index;
+        self.data_dirty = false;
+        self.record_synced_lengths()?;
+        tracing::info!(group = %self.group, topic = self.log.topic(), partition = self.log.partition(), index = meta.index, term = meta.term, start_offset, "installed raft snapshot (log restarted at the leader's window start)");
+        Ok(())
+    }
+
     /// Clean shutdown: syncs data and writes the latest commit and applied indexes.
     pub fn close(&mut self) -> Result<(), ReplicationError> {
         self.flush()?;
@@ -655,9 +702,22 @@ impl raft::Storage for PartitionStore {
         Ok(self.translator.last_index())
     }
 
+    /// The snapshot of a partition is its window start: entries before `first_index` are gone
+    /// (retention), and the follower restarts its log at the Kafka offset where the window
+    /// begins; everything after comes as ordinary entries. There is no state machine to ship.
     fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        Err(raft::Error::Store(
-            raft::StorageError::SnapshotTemporarilyUnavailable,
-        ))
+        let t = &self.translator;
+        let mut snap = Snapshot {
+            data: Bytes::copy_from_slice(&t.start_offset().to_be_bytes()),
+            ..Snapshot::default()
+        };
+        let meta = snap.mut_metadata();
+        meta.index = t.first_index() - 1;
+        meta.term = t.prev_term();
+        // The latest applied configuration: changes between the snapshot index and the applied
+        // index are also in the entries that follow, and re-applying them is harmless (adding a
+        // voter twice or removing a removed one changes nothing).
+        meta.set_conf_state(self.conf_state.clone());
+        Ok(snap)
     }
 }

@@ -188,12 +188,11 @@ fn storage_contract_at_the_edges_of_the_window() {
     assert!(s
         .entries(2, 6, None, raft::GetEntriesContext::empty(false))
         .is_err());
-    assert!(matches!(
-        s.snapshot(0, 2),
-        Err(raft::Error::Store(
-            raft::StorageError::SnapshotTemporarilyUnavailable
-        ))
-    ));
+    // The snapshot is the window start: index 0 (nothing compacted yet), offset 0.
+    let snap = s.snapshot(0, 2).unwrap();
+    assert_eq!(snap.get_metadata().index, 0);
+    assert_eq!(snap.get_metadata().get_conf_state().voters, vec![1, 2, 3]);
+    assert_eq!(snap.data.as_ref(), &0i64.to_be_bytes());
     s.set_applied(4);
     s.set_commit(4);
     assert_eq!(s.high_watermark(4), 3);
@@ -292,4 +291,79 @@ fn a_conflicting_suffix_is_truncated_in_the_log_and_survives_a_restart() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("at or below the commit index"), "{err}");
+}
+
+fn snapshot_at(index: u64, term: u64, start_offset: i64) -> starlog_replication::eraftpb::Snapshot {
+    let mut snap = starlog_replication::eraftpb::Snapshot {
+        data: Bytes::copy_from_slice(&start_offset.to_be_bytes()),
+        ..Default::default()
+    };
+    let meta = snap.mut_metadata();
+    meta.index = index;
+    meta.term = term;
+    meta.mut_conf_state().voters = vec![1, 2, 3];
+    snap
+}
+
+#[test]
+fn a_snapshot_restarts_the_log_and_an_interrupted_install_completes_on_open() {
+    // A replica holding offsets 0..5 (entries 1..=5) installs a snapshot at index 40.
+    let behind = tempfile::tempdir().unwrap();
+    let mut store = open(behind.path()).unwrap();
+    let entries: Vec<Entry> = (1..=5).map(|i| data(i, 1, b"old")).collect();
+    store.append_entries(&entries, Some(&hs(1, 1, 5))).unwrap();
+    store.flush().unwrap();
+    store.apply_snapshot(&snapshot_at(40, 3, 100)).unwrap();
+    assert_eq!(store.first_index().unwrap(), 41);
+    assert_eq!(store.term(40).unwrap(), 3);
+    assert_eq!(
+        (store.log().log_start_offset(), store.log().log_end_offset()),
+        (100, 100)
+    );
+    store
+        .append_entries(&[data(41, 3, b"new")], Some(&hs(3, 0, 41)))
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.high_watermark(41), 101);
+    store.close().unwrap();
+    drop(store);
+    let reopened = open(behind.path()).unwrap();
+    assert_eq!(reopened.translator().first_index(), 41);
+    assert_eq!(reopened.log().log_end_offset(), 101);
+    drop(reopened);
+
+    // Interrupted: the state file names the new window but the log was not reset yet.
+    let interrupted = tempfile::tempdir().unwrap();
+    let mut old = open(interrupted.path()).unwrap();
+    old.append_entries(&entries, Some(&hs(1, 1, 5))).unwrap();
+    old.close().unwrap();
+    drop(old);
+    let fresh = tempfile::tempdir().unwrap();
+    let mut other = open(fresh.path()).unwrap();
+    other.apply_snapshot(&snapshot_at(40, 3, 100)).unwrap();
+    other.close().unwrap();
+    drop(other);
+    std::fs::copy(
+        fresh.path().join(STATE_FILE_NAME),
+        interrupted.path().join(STATE_FILE_NAME),
+    )
+    .unwrap();
+    let completed = open(interrupted.path()).unwrap();
+    assert_eq!(completed.translator().first_index(), 41);
+    assert_eq!(
+        (
+            completed.log().log_start_offset(),
+            completed.log().log_end_offset()
+        ),
+        (100, 100)
+    );
+
+    // A snapshot that is not a start offset is refused.
+    let mut bad = snapshot_at(60, 3, 0);
+    bad.data = Bytes::from_static(b"xx");
+    let mut store = open(behind.path()).unwrap();
+    assert!(matches!(
+        store.apply_snapshot(&bad),
+        Err(ReplicationError::Inconsistent { .. })
+    ));
 }

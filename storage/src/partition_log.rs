@@ -712,6 +712,35 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Empties the log and restarts it at `offset`, at or beyond its end: every segment is
+    /// deleted and an empty active segment begins there (log start = log end = `offset`).
+    /// Replication installs a Raft snapshot with it: a follower too far behind the leader's
+    /// retention point continues from the leader's first offset. The new start is persisted
+    /// first, so an interrupted reset reopens with the start clamped to what is left, and the
+    /// caller (whose own state names the new start) resets again.
+    pub fn reset_to(&self, offset: i64) -> Result<(), StorageError> {
+        let _writer = self.writer.lock();
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if offset < end {
+            return Err(self.out_of_range(offset, start, end));
+        }
+        let mut segments = self.segments.write();
+        checkpoint::write(&self.dir, offset)?;
+        for s in segments.drain(..) {
+            s.delete_files()?;
+        }
+        let fresh = Arc::new(Segment::create(&self.dir, offset)?);
+        segments.push(Arc::clone(&fresh));
+        sync_dir(&self.dir)?;
+        self.durability
+            .set_active(fresh.file(), fresh.log_path().to_owned());
+        self.log_end.store(offset, Ordering::Release);
+        self.log_start.store(offset, Ordering::Release);
+        self.size.store(0, Ordering::Release);
+        tracing::info!(topic = %self.topic, partition = self.partition, offset, previous_end = end, "log reset to a new start");
+        Ok(())
+    }
+
     /// Moves the log start to `offset` (DeleteRecords): records below it become unreadable and
     /// whole segments below it are deleted. The new start is persisted before any file is
     /// deleted. `offset` above the log end is [`StorageError::OffsetOutOfRange`]; at or below

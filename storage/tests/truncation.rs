@@ -221,3 +221,31 @@ fn truncate_mid_batch_below_the_start_moves_the_start_to_the_new_end() {
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (22, 23));
     assert_eq!(offsets(&log), vec![22]);
 }
+
+#[test]
+fn reset_to_restarts_an_empty_log_at_a_later_offset_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = filled(dir.path());
+    assert!(matches!(
+        log.reset_to(10),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(offsets(&log).len(), 60, "a refused reset changes nothing");
+    log.reset_to(500).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
+    assert_eq!(log.size_bytes(), 0);
+    assert_eq!(files_with_ext(dir.path(), "log").len(), 1);
+    assert!(offsets(&log).is_empty());
+    let info = log.append(&batch(7000, &[b"after", b"reset"]), 9).unwrap();
+    assert_eq!(info.base_offset, 500);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), "t", 0, cfg()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 502));
+    assert_eq!(offsets(&log), vec![500, 501]);
+    // Resetting at the end itself also works (an empty active segment there).
+    log.reset_to(502).unwrap();
+    assert_eq!(
+        log.append(&batch(8000, &[b"x"]), 9).unwrap().base_offset,
+        502
+    );
+}
