@@ -27,7 +27,6 @@ use serde::Serialize;
 
 use crate::broker_http;
 use crate::error::BenchError;
-use crate::spawned::free_port;
 use crate::target::{BrokerTarget, RunningBroker};
 
 /// How to start a cluster.
@@ -197,12 +196,10 @@ impl SpawnedCluster {
             .prefix(&format!("{}-", spec.name))
             .tempdir_in(&spec.data_root)
             .map_err(|e| process_error(&what, format!("temporary directory: {e}")))?;
-        let mut ports = Vec::with_capacity(spec.nodes);
-        for _ in 0..spec.nodes {
-            let p = (|| Ok::<_, std::io::Error>((free_port()?, free_port()?, free_port()?)))()
-                .map_err(|e| process_error(&what, format!("no free port: {e}")))?;
-            ports.push(p);
-        }
+        let picked = pick_ports(3 * spec.nodes)
+            .map_err(|e| process_error(&what, format!("no free ports: {e}")))?;
+        let ports: Vec<(u16, u16, u16)> =
+            picked.chunks_exact(3).map(|c| (c[0], c[1], c[2])).collect();
         let peers: String = ports
             .iter()
             .enumerate()
@@ -315,6 +312,9 @@ impl SpawnedCluster {
             .arg("--config")
             .arg(&node.config)
             .env("RUST_LOG", "warn")
+            // Errors stay short enough for the quoted log tail.
+            .env("RUST_BACKTRACE", "0")
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -541,6 +541,41 @@ impl Drop for SpawnedCluster {
             }
         }
     }
+}
+
+/// `n` distinct loopback ports that were free a moment ago, below the
+/// kernel's ephemeral range when it leaves room (so a client connection's
+/// local port cannot take a killed node's port before it restarts). All are
+/// held open until every one is chosen, so none is picked twice.
+fn pick_ports(n: usize) -> Result<Vec<u16>, std::io::Error> {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low);
+    let mut held = Vec::with_capacity(n);
+    if high > low + 1000 {
+        // A start that differs between invocations and processes.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let span = u32::from(high - low);
+        let start = (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % span;
+        for i in 0..span {
+            if held.len() == n {
+                break;
+            }
+            let port = low + u16::try_from((start + i) % span).unwrap_or(0);
+            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                held.push(l);
+            }
+        }
+    }
+    while held.len() < n {
+        held.push(std::net::TcpListener::bind(("127.0.0.1", 0))?);
+    }
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 /// `path` relative to the working directory when inside it (reports name no
