@@ -30,6 +30,9 @@ enum Command {
         /// Override the data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Override the HTTP listener (schema registry, /metrics, /cluster), e.g. 127.0.0.1:8082.
+        #[arg(long)]
+        http: Option<SocketAddr>,
         /// Override the node id (in a cluster: this broker's entry in the peers).
         #[arg(long)]
         node_id: Option<i32>,
@@ -194,6 +197,7 @@ fn main() -> anyhow::Result<()> {
             config,
             listen,
             data_dir,
+            http,
             node_id,
             peers,
         } => {
@@ -206,6 +210,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
+            }
+            if let Some(h) = http {
+                cfg.schema_registry.listen = h;
             }
             if let Some(id) = node_id {
                 cfg.node_id = id;
