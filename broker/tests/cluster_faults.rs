@@ -706,7 +706,7 @@ async fn metadata_status_and_metrics_agree_on_one_leader_per_partition() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_trims_every_replica_through_raft_and_a_broker_added_later_starts_from_a_snapshot() {
+async fn retention_trims_replicas_and_a_later_broker_starts_from_a_snapshot() {
     let mut c = ProcCluster::start();
     let bs = c.bootstrap();
     create_topic_with(
