@@ -7,7 +7,10 @@
 //! on client bytes.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{
+    ApiKey, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, RequestHeader, RequestKind,
+    ResponseHeader, ResponseKind, SyncGroupResponse,
+};
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::protocol::Encodable;
 use kafka_protocol::ResponseError;
@@ -222,6 +225,18 @@ fn encode(
     Ok(buf.freeze())
 }
 
+/// NOT_COORDINATOR: the client looks the coordinator up again.
+const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
+
+/// Whether this broker coordinates consumer groups: always when alone, the
+/// controller in a cluster.
+fn coordinates(broker: &Broker) -> bool {
+    broker
+        .cluster
+        .as_ref()
+        .is_none_or(|c| c.controller() == Some(broker.node_id()))
+}
+
 async fn route(
     broker: &Broker,
     request: RequestKind,
@@ -278,6 +293,22 @@ async fn route(
             ResponseKind::InitProducerId(cluster::init_producer_id(broker, r))
         }
         RequestKind::SaslHandshake(r) => ResponseKind::SaslHandshake(cluster::sasl_handshake(r)),
+        // In a cluster only the controller coordinates groups: the others
+        // send members to it (they find it again with FindCoordinator).
+        RequestKind::JoinGroup(_) if !coordinates(broker) => ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(NOT_COORDINATOR)
+                .with_generation_id(-1),
+        ),
+        RequestKind::SyncGroup(_) if !coordinates(broker) => {
+            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(NOT_COORDINATOR))
+        }
+        RequestKind::Heartbeat(_) if !coordinates(broker) => {
+            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(NOT_COORDINATOR))
+        }
+        RequestKind::LeaveGroup(_) if !coordinates(broker) => {
+            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(NOT_COORDINATOR))
+        }
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(groups.join_group(r, version, client_id, &peer.host).await)
         }

@@ -102,16 +102,6 @@ impl Server {
             initial_rebalance_delay_ms: config.groups.initial_rebalance_delay_ms,
             ..GroupConfig::default()
         };
-        let backend = Arc::new(MetaBackend::new(Arc::clone(&topics)));
-        let groups = GroupCoordinator::new(backend, group_config);
-        let schemas = if config.schema_registry.enabled {
-            Some(Arc::new(
-                SchemaStore::open(&data_dir.join("__meta").join("schemas.json"))
-                    .map_err(|e| StartError::Registry(e.to_string()))?,
-            ))
-        } else {
-            None
-        };
         let (shutdown, _) = watch::channel(false);
         let cluster = match &config.cluster {
             Some(_) => Some(
@@ -120,6 +110,23 @@ impl Server {
                     .map_err(|e| StartError::Cluster(e.to_string()))?,
             ),
             None => None,
+        };
+        // In a cluster, committed offsets are replicated through the metadata group.
+        let backend: Arc<dyn crate::groups::GroupBackend> = match &cluster {
+            Some(c) => Arc::new(cluster::offsets::ClusterBackend::new(
+                Arc::clone(c),
+                Arc::clone(&topics),
+            )),
+            None => Arc::new(MetaBackend::new(Arc::clone(&topics))),
+        };
+        let groups = GroupCoordinator::new(backend, group_config);
+        let schemas = if config.schema_registry.enabled {
+            Some(Arc::new(
+                SchemaStore::open(&data_dir.join("__meta").join("schemas.json"))
+                    .map_err(|e| StartError::Registry(e.to_string()))?,
+            ))
+        } else {
+            None
         };
         let mut broker = Broker::new(config, topics, groups, schemas, addr.port());
         broker.cluster = cluster;

@@ -872,3 +872,76 @@ async fn a_broker_is_added_and_another_removed_under_load_without_downtime() {
     let hws = high_watermarks(&c, "elastic", 2);
     check_identical_on(&mut c, "elastic", &hws, &[1, 3, 4]);
 }
+
+/// Consumes with group `group` until `n` messages arrived (or fails after
+/// 60 s); returns their offsets. Commits synchronously at the end.
+fn consume_in_group(bootstrap: &str, topic: &str, group: &str, n: usize) -> Vec<i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[topic]).expect("subscribe");
+    let mut offsets = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while offsets.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "group {group} got only {} of {n}",
+            offsets.len()
+        );
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            offsets.push(m.offset());
+        }
+    }
+    c.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        .expect("commit");
+    c.unsubscribe();
+    offsets
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_the_loss_of_the_coordinator() {
+    let mut c = ProcCluster::start();
+    let bs = c.bootstrap();
+    create_topic(&bs, "grp", 1).await;
+    let values = alerts();
+    let (acked, failed) = produce(&producer(&bs), "grp", 0..100, &values).await;
+    assert_eq!((acked.len(), failed), (100, 0));
+    let first = {
+        let bs = bs.clone();
+        tokio::task::spawn_blocking(move || consume_in_group(&bs, "grp", "survivors", 60))
+            .await
+            .unwrap()
+    };
+    assert_eq!(first, (0..60).collect::<Vec<i64>>());
+    // The coordinator is the controller: kill it.
+    let controller = i32::try_from(c.status(1).unwrap()["controller"].as_i64().unwrap()).unwrap();
+    c.kill9(controller);
+    let live: Vec<i32> = (1..=3).filter(|&id| id != controller).collect();
+    c.wait_for(Duration::from_secs(30), "a new controller", |c| {
+        c.status(live[0]).is_some_and(|s| {
+            s["controller"]
+                .as_i64()
+                .is_some_and(|id| id != i64::from(controller))
+        })
+    });
+    let live_bs = live
+        .iter()
+        .map(|&id| format!("127.0.0.1:{}", c.node(id).kafka))
+        .collect::<Vec<_>>()
+        .join(",");
+    let rest =
+        tokio::task::spawn_blocking(move || consume_in_group(&live_bs, "grp", "survivors", 40))
+            .await
+            .unwrap();
+    assert_eq!(
+        rest,
+        (60..100).collect::<Vec<i64>>(),
+        "resumed at the committed offset"
+    );
+}

@@ -17,6 +17,7 @@ use kafka_protocol::records::{
 };
 use serde::{Deserialize, Serialize};
 use starlog_replication::GroupId;
+use starlog_storage::CommittedOffset;
 
 use super::config::PeerSettings;
 
@@ -27,7 +28,7 @@ pub const METADATA_GROUP: GroupId = GroupId(0);
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
 /// One change to the cluster's metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum MetaCommand {
     /// Create a topic with these replicas per partition (the first replica is
@@ -52,6 +53,44 @@ pub enum MetaCommand {
         /// Its id.
         id: i32,
     },
+    /// A consumer group's committed offsets (every broker stores them, so
+    /// they survive the loss of the coordinator).
+    CommitOffsets {
+        /// Group id.
+        group: String,
+        /// The offsets.
+        offsets: Vec<CommittedOffset>,
+        /// Names this command so its proposer can see it applied.
+        token: u64,
+    },
+    /// Removes some committed offsets of a group.
+    DeleteOffsets {
+        /// Group id.
+        group: String,
+        /// (topic, partition) pairs.
+        partitions: Vec<(String, i32)>,
+        /// As above.
+        token: u64,
+    },
+    /// Removes every committed offset of a group.
+    DeleteGroup {
+        /// Group id.
+        group: String,
+        /// As above.
+        token: u64,
+    },
+}
+
+impl MetaCommand {
+    /// The token of an offset command (`None` for the others).
+    pub fn token(&self) -> Option<u64> {
+        match self {
+            Self::CommitOffsets { token, .. }
+            | Self::DeleteOffsets { token, .. }
+            | Self::DeleteGroup { token, .. } => Some(*token),
+            _ => None,
+        }
+    }
 }
 
 /// What applying a command changed.
@@ -109,6 +148,10 @@ impl ClusterState {
     /// Applies one command.
     pub fn apply(&mut self, cmd: &MetaCommand) -> Change {
         match cmd {
+            // Offsets live in each broker's metadata store, not in this state.
+            MetaCommand::CommitOffsets { .. }
+            | MetaCommand::DeleteOffsets { .. }
+            | MetaCommand::DeleteGroup { .. } => Change::None,
             MetaCommand::AddBroker { peer } => {
                 if self.removed.contains(&peer.id) || self.brokers.get(&peer.id) == Some(peer) {
                     return Change::None;

@@ -22,6 +22,7 @@ pub mod driver_loop;
 pub mod http;
 pub mod metadata;
 pub mod metrics;
+pub mod offsets;
 pub mod transport;
 pub mod view;
 
@@ -50,6 +51,9 @@ use metadata::{
 use transport::{Faults, TcpTransport};
 use view::Membership;
 
+/// Offset-command tokens remembered after they are applied.
+const RECENT_TOKENS: usize = 4096;
+
 /// How long CreateTopics waits for the metadata group to commit and apply.
 const CREATE_WAIT: Duration = Duration::from_secs(15);
 
@@ -67,6 +71,8 @@ pub struct Cluster {
     inbox: Inbox,
     state: Mutex<ClusterState>,
     applied: watch::Sender<u64>,
+    /// Tokens of the offset commands applied lately (their proposers wait for them).
+    tokens: Mutex<std::collections::VecDeque<u64>>,
     data_dir: PathBuf,
     base: LogConfig,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -154,6 +160,7 @@ impl Cluster {
             inbox,
             state: Mutex::new(state),
             applied,
+            tokens: Mutex::new(std::collections::VecDeque::new()),
             data_dir: config.data_dir.clone(),
             base: config.base_log_config(),
             thread: Mutex::new(Some(thread)),
@@ -297,6 +304,15 @@ impl Cluster {
     }
 
     async fn apply(&self, topics: &TopicRegistry, cmd: &MetaCommand) {
+        if let Some(token) = cmd.token() {
+            self.apply_offsets(topics, cmd).await;
+            let mut tokens = self.tokens.lock();
+            tokens.push_back(token);
+            while tokens.len() > RECENT_TOKENS {
+                tokens.pop_front();
+            }
+            return;
+        }
         let change = self.state.lock().apply(cmd);
         match change {
             Change::None => {}
@@ -316,6 +332,37 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Writes an offset command into this broker's metadata store.
+    async fn apply_offsets(&self, topics: &TopicRegistry, cmd: &MetaCommand) {
+        let meta = Arc::clone(topics.meta());
+        let cmd = cmd.clone();
+        let written = tokio::task::spawn_blocking(move || match &cmd {
+            MetaCommand::CommitOffsets { group, offsets, .. } => meta
+                .commit_offsets(group, offsets)
+                .map_err(|e| format!("group {group}: {e}")),
+            MetaCommand::DeleteOffsets {
+                group, partitions, ..
+            } => meta
+                .delete_offsets(group, partitions)
+                .map_err(|e| format!("group {group}: {e}")),
+            MetaCommand::DeleteGroup { group, .. } => meta
+                .delete_group(group)
+                .map_err(|e| format!("group {group}: {e}")),
+            _ => Ok(()),
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot store replicated group offsets"),
+            Err(e) => tracing::error!(error = %e, "offset store task failed"),
+        }
+    }
+
+    /// Proposes an offset command and waits until this broker applied it.
+    pub async fn propose_offsets(&self, cmd: MetaCommand, token: u64) -> Result<(), String> {
+        self.propose_and_wait(cmd, |_| false, Some(token)).await
     }
 
     /// Hands the membership to the driver loop (it reconciles every group).
@@ -348,9 +395,11 @@ impl Cluster {
                 "broker {id} was removed; a new broker needs a new id"
             ));
         }
-        self.propose_and_wait(MetaCommand::AddBroker { peer }, move |s| {
-            s.brokers.contains_key(&id)
-        })
+        self.propose_and_wait(
+            MetaCommand::AddBroker { peer },
+            move |s| s.brokers.contains_key(&id),
+            None,
+        )
         .await
     }
 
@@ -367,9 +416,11 @@ impl Cluster {
         if left <= 1 {
             return Err("the last broker cannot be removed".into());
         }
-        self.propose_and_wait(MetaCommand::RemoveBroker { id }, move |s| {
-            s.removed.contains(&id)
-        })
+        self.propose_and_wait(
+            MetaCommand::RemoveBroker { id },
+            move |s| s.removed.contains(&id),
+            None,
+        )
         .await
     }
 
@@ -377,6 +428,7 @@ impl Cluster {
         &self,
         cmd: MetaCommand,
         done: impl Fn(&ClusterState) -> bool,
+        token: Option<u64>,
     ) -> Result<(), String> {
         let records = metadata::encode(&cmd)?;
         let mut applied = self.applied.subscribe();
@@ -391,8 +443,14 @@ impl Cluster {
         rx.await
             .map_err(|_| "the raft driver stopped".to_string())?
             .map_err(|e| format!("the metadata group cannot take it now ({e}); retry"))?;
+        let finished = || {
+            token.map_or_else(
+                || done(&self.state.lock()),
+                |t| self.tokens.lock().contains(&t),
+            )
+        };
         tokio::time::timeout(CREATE_WAIT, async {
-            while !done(&self.state.lock()) {
+            while !finished() {
                 if applied.changed().await.is_err() {
                     return;
                 }
