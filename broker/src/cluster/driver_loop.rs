@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use starlog_replication::{
-    Driver, DriverConfig, Envelope, GroupId, GroupSpec, NodeId, Proposal, ReplicationError,
+    Driver, DriverConfig, Envelope, GroupId, GroupSpec, GroupStatus, NodeId, Proposal,
+    ReplicationError, Role,
 };
 use starlog_storage::PartitionLog;
 use tokio::sync::oneshot;
@@ -88,6 +89,24 @@ pub enum Input {
 /// How often commit and applied indexes are checkpointed.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
+/// Logs, on the leader, each change of a partition's in-sync replica set
+/// with the lag of the replicas that left it.
+fn log_isr_changes(statuses: &[GroupStatus], last: &mut HashMap<GroupId, Vec<NodeId>>) {
+    for s in statuses.iter().filter(|s| s.role == Role::Leader) {
+        let now = s.in_sync_replicas(crate::handlers::metadata::ISR_MAX_LAG_ENTRIES);
+        let before = last.insert(s.group, now.clone());
+        if before.as_ref().is_some_and(|b| *b != now) {
+            let lagging: Vec<(NodeId, u64)> = s
+                .replicas
+                .iter()
+                .filter(|r| !now.contains(&r.node))
+                .map(|r| (r.node, r.lag_entries))
+                .collect();
+            tracing::info!(topic = %s.topic, partition = s.partition, term = s.term, commit_index = s.commit_index, in_sync = ?now, out_of_sync_lag_entries = ?lagging, "in-sync replicas changed");
+        }
+    }
+}
+
 /// Ticks between membership reconciliations.
 const RECONCILE_EVERY_TICKS: u64 = 5;
 
@@ -132,6 +151,7 @@ pub fn run(
     let mut next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
     let mut stop = None;
     let mut ticks = 0u64;
+    let mut isr: HashMap<GroupId, Vec<NodeId>> = HashMap::new();
     while stop.is_none() {
         let wait = next_tick.saturating_duration_since(Instant::now());
         match inputs.recv_timeout(wait) {
@@ -165,7 +185,9 @@ pub fn run(
             }
         }
         if ticked || stats.groups_ready > 0 {
-            view.publish(driver.statuses());
+            let statuses = driver.statuses();
+            log_isr_changes(&statuses, &mut isr);
+            view.publish(statuses);
         }
         if now >= next_checkpoint {
             driver.checkpoint();
