@@ -218,31 +218,8 @@ impl Partition {
             });
         }
         let mut producers = self.producers.lock().await;
-        let mut duplicate_base = None;
-        for (i, id) in identities.iter().enumerate() {
-            match producers.check(id) {
-                SequenceCheck::Append if duplicate_base.is_none() => {}
-                SequenceCheck::Duplicate { base_offset } if i == 0 => {
-                    duplicate_base = Some(base_offset)
-                }
-                SequenceCheck::Duplicate { .. } if duplicate_base.is_some() => {}
-                SequenceCheck::Reject(e) => return Err(AppendError::Sequence(e)),
-                _ => {
-                    return Err(AppendError::Sequence(
-                        ResponseError::OutOfOrderSequenceNumber,
-                    ))
-                }
-            }
-        }
-        if let Some(base_offset) = duplicate_base {
-            let count: i64 = identities
-                .iter()
-                .map(|id| i64::from(id.last_offset_delta) + 1)
-                .sum();
-            return Ok(Written::Duplicate {
-                base_offset,
-                last_offset: base_offset + count - 1,
-            });
+        if let Some(duplicate) = check_sequences(&producers, &identities)? {
+            return Ok(duplicate);
         }
         // Sequence checks and the write are ordered under the producer lock;
         // the wait for the flush policy is not, so other appends to this
@@ -343,28 +320,12 @@ impl Partition {
             .map_err(|e| AppendError::Task(e.to_string()))?;
             self.producers_term.store(term, Ordering::Release);
         }
-        let mut duplicate_base = None;
-        for (i, id) in identities
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| id.producer_id >= 0)
-        {
-            match producers.check(id) {
-                SequenceCheck::Append if duplicate_base.is_none() => {}
-                SequenceCheck::Duplicate { base_offset } if i == 0 => {
-                    duplicate_base = Some(base_offset)
-                }
-                SequenceCheck::Duplicate { .. } if duplicate_base.is_some() => {}
-                SequenceCheck::Reject(e) => return Err(AppendError::Sequence(e)),
-                _ => {
-                    return Err(AppendError::Sequence(
-                        ResponseError::OutOfOrderSequenceNumber,
-                    ))
-                }
-            }
-        }
-        if let Some(base_offset) = duplicate_base {
-            if base_offset == PENDING_OFFSET {
+        if let Some(duplicate) = check_sequences(&producers, &identities)? {
+            if let Written::Duplicate {
+                base_offset: PENDING_OFFSET,
+                ..
+            } = duplicate
+            {
                 return Err(AppendError::Replication {
                     code: ResponseError::NotEnoughReplicasAfterAppend,
                     message: format!(
@@ -373,14 +334,7 @@ impl Partition {
                     ),
                 });
             }
-            let count: i64 = identities
-                .iter()
-                .map(|id| i64::from(id.last_offset_delta) + 1)
-                .sum();
-            return Ok(Written::Duplicate {
-                base_offset,
-                last_offset: base_offset + count - 1,
-            });
+            return Ok(duplicate);
         }
         let (reply, rx) = oneshot::channel();
         replica
@@ -478,6 +432,47 @@ impl Partition {
             .map_err(|e| AppendError::Task(e.to_string()))?
             .map_err(AppendError::from)
     }
+}
+
+/// The idempotence checks of one request's batches: `Some(Duplicate)` when
+/// the request retries batches already stored (their offsets; a base of
+/// [`PENDING_OFFSET`] when the original is not committed yet), `None` when
+/// it may be appended, an error when the sequence is refused. Batches
+/// without a producer id are not checked.
+fn check_sequences(
+    producers: &ProducerStates,
+    identities: &[BatchIdentity],
+) -> Result<Option<Written>, AppendError> {
+    let mut duplicate_base = None;
+    for (i, id) in identities
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| id.producer_id >= 0)
+    {
+        match producers.check(id) {
+            SequenceCheck::Append if duplicate_base.is_none() => {}
+            SequenceCheck::Duplicate { base_offset } if i == 0 => {
+                duplicate_base = Some(base_offset)
+            }
+            SequenceCheck::Duplicate { .. } if duplicate_base.is_some() => {}
+            SequenceCheck::Reject(e) => return Err(AppendError::Sequence(e)),
+            _ => {
+                return Err(AppendError::Sequence(
+                    ResponseError::OutOfOrderSequenceNumber,
+                ))
+            }
+        }
+    }
+    Ok(duplicate_base.map(|base_offset| {
+        let count: i64 = identities
+            .iter()
+            .map(|id| i64::from(id.last_offset_delta) + 1)
+            .sum();
+        Written::Duplicate {
+            base_offset,
+            last_offset: base_offset + count - 1,
+        }
+    }))
 }
 
 /// The Kafka error for a replication failure on partition `name`.
