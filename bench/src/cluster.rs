@@ -21,6 +21,7 @@ use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -28,6 +29,49 @@ use serde::Serialize;
 use crate::broker_http;
 use crate::error::BenchError;
 use crate::target::{BrokerTarget, RunningBroker};
+
+/// Process ids of the nodes this process started and has not reaped, so
+/// that a signal handler can kill them (`kill_all_nodes`) before exiting:
+/// `Drop` does not run when the bench is interrupted.
+static LIVE_NODES: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn register(pid: u32) {
+    if let Ok(mut live) = LIVE_NODES.lock() {
+        live.push(pid);
+    }
+}
+
+fn unregister(pid: u32) {
+    if let Ok(mut live) = LIVE_NODES.lock() {
+        live.retain(|&p| p != pid);
+    }
+}
+
+/// SIGKILL to every node this process started and has not reaped (by
+/// process id). For a signal handler; returns how many were signalled.
+pub fn kill_all_nodes() -> usize {
+    let pids = match LIVE_NODES.lock() {
+        Ok(mut live) => std::mem::take(&mut *live),
+        Err(_) => return 0,
+    };
+    for pid in &pids {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
+    pids.len()
+}
+
+/// Kills (SIGKILL) and reaps a child, forgetting its id.
+fn kill_and_reap(child: &mut Child) -> std::io::Result<()> {
+    let pid = child.id();
+    let killed = child.kill();
+    let waited = child.wait();
+    unregister(pid);
+    killed?;
+    waited.map(|_| ())
+}
 
 /// How to start a cluster.
 #[derive(Debug, Clone)]
@@ -322,12 +366,15 @@ impl SpawnedCluster {
             .map_err(|e| process_error(&command, format!("spawning: {e}")))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], node.kafka));
         let log_path = node.log.clone();
+        register(child.id());
         self.node_mut(id)?.child = Some(child);
         let deadline = Instant::now() + ready;
         loop {
             let node = self.node_mut(id)?;
             if let Some(Ok(Some(status))) = node.child.as_mut().map(Child::try_wait) {
-                node.child = None;
+                if let Some(c) = node.child.take() {
+                    unregister(c.id());
+                }
                 return Err(process_error(
                     &command,
                     format!(
@@ -361,12 +408,8 @@ impl SpawnedCluster {
             ));
         };
         // Child::kill is SIGKILL to this child's pid.
-        child
-            .kill()
+        kill_and_reap(&mut child)
             .map_err(|e| process_error(&format!("node {id}"), format!("kill -9: {e}")))?;
-        child
-            .wait()
-            .map_err(|e| process_error(&format!("node {id}"), format!("wait: {e}")))?;
         Ok(Instant::now())
     }
 
@@ -488,6 +531,7 @@ impl SpawnedCluster {
         for node in &mut self.nodes {
             if let Some(child) = node.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
+                    unregister(child.id());
                     died.push(format!(
                         "node {} had exited ({status}); its output ends with:\n{}",
                         node.id,
@@ -507,12 +551,12 @@ impl SpawnedCluster {
             if let Some(mut child) = node.child.take() {
                 loop {
                     if let Ok(Some(_)) = child.try_wait() {
+                        unregister(child.id());
                         break;
                     }
                     if Instant::now() >= deadline {
                         tracing::warn!(node = node.id, "no exit after SIGTERM: killing");
-                        let _ = child.kill();
-                        let _ = child.wait();
+                        let _ = kill_and_reap(&mut child);
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(50));
@@ -536,8 +580,7 @@ impl Drop for SpawnedCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
             if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
+                let _ = kill_and_reap(&mut child);
             }
         }
     }

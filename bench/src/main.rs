@@ -281,6 +281,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    kill_nodes_on_signal();
     // The program's own path is left out: reports name the tool, not this machine's layout.
     let command_line =
         shell_line(std::iter::once("starlog-bench".to_string()).chain(std::env::args().skip(1)));
@@ -589,6 +590,36 @@ fn run_against(
         None => fresh_topic("bench"),
     };
     run(ctx, w, Arc::clone(payloads), &topic)
+}
+
+/// On SIGINT or SIGTERM: kill (by process id) the cluster nodes this
+/// process started, then exit. Without it an interrupted `cluster` run would
+/// leave its brokers running (destructors do not run on a signal).
+fn kill_nodes_on_signal() {
+    std::thread::spawn(|| {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let signalled = rt.block_on(async {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return false;
+            };
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                _ = term.recv() => true,
+            }
+        });
+        if signalled {
+            let n = starlog_bench::cluster::kill_all_nodes();
+            eprintln!("starlog-bench: interrupted; killed {n} cluster node(s) it had started");
+            std::process::exit(130);
+        }
+    });
 }
 
 /// Settings set before the user's `-P` ones (which override them).
