@@ -490,25 +490,28 @@ fn replication_error(name: &str, e: &ReplicationError) -> AppendError {
     }
 }
 
-/// Batches scanned at open to rebuild idempotence state.
-const PRODUCER_REBUILD_BYTES: usize = 64 * 1024 * 1024;
+/// About how many bytes of the log's tail are scanned to rebuild idempotence state.
+const PRODUCER_REBUILD_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Rebuilds the producer table from the newest batches of the log, so a
-/// producer retrying across a broker restart still gets its duplicates
-/// recognised. Bounded: only the last `PRODUCER_REBUILD_BYTES` are scanned.
+/// producer retrying across a broker restart (or a leader change) still gets
+/// its duplicates recognised and its sequence continued. The scan always
+/// runs to the log end; it starts far enough back to cover about
+/// `PRODUCER_REBUILD_BYTES` of the tail, estimated from the log's mean
+/// bytes per offset (large alerts mean few offsets, small records many).
 fn rebuild_producer_state(log: &PartitionLog, producers: &mut ProducerStates) {
     let end = log.log_end_offset();
     let start = log.log_start_offset();
-    // Start far enough back to cover the remembered batches of recent producers.
-    let mut offset = end.saturating_sub(50_000).max(start);
-    let mut scanned = 0usize;
-    while offset < end && scanned < PRODUCER_REBUILD_BYTES {
+    let records = u64::try_from(end - start).unwrap_or(0).max(1);
+    let bytes_per_offset = (log.size_bytes() / records).max(1);
+    let back = i64::try_from(PRODUCER_REBUILD_BYTES / bytes_per_offset + 1).unwrap_or(i64::MAX);
+    let mut offset = end.saturating_sub(back).max(start);
+    while offset < end {
         let Ok(read) = log.read(offset, 4 * 1024 * 1024, end) else {
             return;
         };
         let mut advanced = false;
         for chunk in &read.chunks {
-            scanned += chunk.len();
             let Ok(headers) = batch::headers(chunk) else {
                 return;
             };
@@ -571,6 +574,76 @@ mod tests {
         )
         .unwrap();
         buf.freeze()
+    }
+
+    fn sized(producer_id: i64, first_seq: i32, value_len: usize) -> Bytes {
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: first_seq,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(vec![(first_seq % 251) as u8; value_len])),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            [&record],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    }
+
+    /// Alert-sized records: well over the rebuild budget of bytes before the
+    /// newest batch. The reopened table must still know the last sequence
+    /// (it once stopped scanning 64 MiB in and refused the next batch).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_producer_table_is_rebuilt_from_the_newest_batches_of_a_large_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            flush: FlushPolicy::Never,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(dir.path(), "t", 0, config.clone()).unwrap();
+        let partition = Partition::new(log);
+        // 1,500 batches of 64 KiB: about 96 MiB.
+        for seq in 0..1_500 {
+            partition.append(sized(7, seq, 64 * 1024), 0).await.unwrap();
+        }
+        partition.log().flush().unwrap();
+        drop(partition);
+        let partition = Partition::new(PartitionLog::open(dir.path(), "t", 0, config).unwrap());
+        // The last batch is recognised as a retry, and the next one continues.
+        let retry = partition
+            .write(sized(7, 1_499, 64 * 1024), 0)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                retry,
+                Written::Duplicate {
+                    base_offset: 1_499,
+                    ..
+                }
+            ),
+            "{retry:?}"
+        );
+        let next = partition
+            .append(sized(7, 1_500, 64 * 1024), 0)
+            .await
+            .unwrap();
+        assert_eq!(next.base_offset, 1_500);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
