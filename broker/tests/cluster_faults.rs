@@ -945,3 +945,77 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
         "resumed at the committed offset"
     );
 }
+
+fn http_post(port: u16, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_peers_and_bad_admin_requests_are_refused_and_change_nothing() {
+    let mut c = ProcCluster::start();
+    // Garbage on node 1's inter-broker port: an absurd frame length, then a
+    // frame of the right length whose content is not a frame.
+    let raft = c.node(1).raft;
+    let mut s = TcpStream::connect(("127.0.0.1", raft)).expect("connect raft port");
+    s.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
+        .expect("write");
+    let mut buf = [0u8; 1];
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "the broker closes the connection"
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", raft)).expect("connect raft port");
+    s.write_all(&[0, 0, 0, 8, 0, 0, 0, 9, 0xde, 0xad, 0xbe, 0xef])
+        .expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "the broker closes the connection"
+    );
+    // Bad admin requests get a 4xx naming what is wrong.
+    let http = c.node(1).http;
+    let answer = http_post(http, "/cluster/fault", r#"{"isolate": 1}"#);
+    assert!(
+        answer.contains(" 400 ") && answer.contains("isolated"),
+        "{answer}"
+    );
+    let answer = http_post(http, "/cluster/brokers", "not json");
+    assert!(
+        answer.contains(" 400 ") && answer.contains("raft"),
+        "{answer}"
+    );
+    let answer = http_post(http, "/cluster/brokers/remove", r#"{"id": 9}"#);
+    assert!(
+        answer.contains(" 409 ") && answer.contains("not a member"),
+        "{answer}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_starlog"))
+        .args(["cluster", "add-broker", "--http"])
+        .arg(format!("127.0.0.1:{http}"))
+        .args(["--peer", "4=nowhere"])
+        .output()
+        .expect("run starlog");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--peer \"4=nowhere\""));
+    // The cluster is unchanged and still works.
+    let s1 = c.status(1).expect("status");
+    assert_eq!(s1["peers"].as_array().map(Vec::len), Some(3));
+    assert_eq!(s1["isolated"], false);
+    let bs = c.bootstrap();
+    create_topic(&bs, "after-garbage", 1).await;
+    let (acked, failed) = produce(&producer(&bs), "after-garbage", 0..20, &alerts()).await;
+    assert_eq!((acked.len(), failed), (20, 0));
+    c.stop_all();
+}
