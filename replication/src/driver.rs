@@ -68,6 +68,8 @@ pub struct DriverConfig {
     pub check_quorum: bool,
     /// Record synced segment lengths (crash simulation, see `StoreOptions`).
     pub track_synced_lengths: bool,
+    /// Leave data syncs to the OS and rely on replication (see `StoreOptions`).
+    pub skip_data_sync: bool,
 }
 
 impl DriverConfig {
@@ -83,6 +85,7 @@ impl DriverConfig {
             pre_vote: true,
             check_quorum: true,
             track_synced_lengths: false,
+            skip_data_sync: false,
         }
     }
 
@@ -220,6 +223,7 @@ impl<T: Transport> Driver<T> {
             &StoreOptions {
                 bootstrap_voters: spec.bootstrap_voters,
                 track_synced_lengths: self.config.track_synced_lengths,
+                skip_data_sync: self.config.skip_data_sync,
             },
         )?;
         let applied = store.applied();

@@ -58,6 +58,11 @@ pub struct StoreOptions {
     /// Record the length of every segment file after each sync, so a crash simulation can cut
     /// exactly the bytes that were never synced ([`PartitionStore::synced_log_lengths`]).
     pub track_synced_lengths: bool,
+    /// Do not fdatasync appended data: entries count as persisted once written to the OS
+    /// ("rely on replication", as Kafka does by default). Safe against process crashes (the
+    /// page cache survives them); a power loss of a majority at once can lose acknowledged
+    /// records. The Raft state file is always written durably.
+    pub skip_data_sync: bool,
 }
 
 /// The Raft storage of one partition (see the module docs).
@@ -75,6 +80,7 @@ pub struct PartitionStore {
     data_dirty: bool,
     state_stale: bool,
     synced_lengths: Option<BTreeMap<PathBuf, u64>>,
+    skip_data_sync: bool,
 }
 
 impl PartitionStore {
@@ -211,6 +217,7 @@ impl PartitionStore {
             data_dirty: false,
             state_stale: false,
             synced_lengths: options.track_synced_lengths.then(BTreeMap::new),
+            skip_data_sync: options.skip_data_sync,
         };
         if !stale.is_empty() {
             tracing::warn!(
@@ -467,12 +474,12 @@ impl PartitionStore {
     /// Makes everything appended durable (one fdatasync if data was appended since the last
     /// flush) and marks it persisted.
     pub fn flush(&mut self) -> Result<bool, ReplicationError> {
-        let synced = self.data_dirty;
-        if self.data_dirty {
+        let synced = self.data_dirty && !self.skip_data_sync;
+        if synced {
             self.log.flush().map_err(|e| self.storage_err(e))?;
-            self.data_dirty = false;
             self.record_synced_lengths()?;
         }
+        self.data_dirty = false;
         self.persisted_last = self.translator.last_index();
         Ok(synced)
     }

@@ -30,6 +30,7 @@ fn open(dir: &Path) -> Result<PartitionStore, ReplicationError> {
         &StoreOptions {
             bootstrap_voters: vec![1, 2, 3],
             track_synced_lengths: true,
+            ..StoreOptions::default()
         },
     )
 }
@@ -366,4 +367,30 @@ fn a_snapshot_restarts_the_log_and_an_interrupted_install_completes_on_open() {
         store.apply_snapshot(&bad),
         Err(ReplicationError::Inconsistent { .. })
     ));
+}
+
+#[test]
+fn without_data_sync_appended_entries_count_as_persisted_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = PartitionStore::open(
+        G,
+        dir.path(),
+        "t",
+        0,
+        LogConfig::default(),
+        &StoreOptions {
+            bootstrap_voters: vec![1, 2, 3],
+            skip_data_sync: true,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    store
+        .append_entries(&[data(1, 1, b"a"), data(2, 1, b"b")], Some(&hs(1, 1, 0)))
+        .unwrap();
+    assert!(store.needs_flush());
+    assert!(!store.flush().unwrap(), "no fdatasync was made");
+    assert!(!store.needs_flush());
+    assert_eq!(store.persisted_last_index(), 2);
+    assert_eq!(store.high_watermark(2), 2);
 }

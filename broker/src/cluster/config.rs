@@ -38,6 +38,10 @@ pub struct ClusterSettings {
     pub heartbeat_ticks: usize,
     /// Longest a produce waits for a quorum when the client's timeout is longer.
     pub max_commit_wait_ms: u64,
+    /// fdatasync replicated data before acknowledging it (default). `false` relies on
+    /// replication, as Kafka does by default: an entry counts once written to the OS on a
+    /// quorum, which survives any process crash but not a power loss of a majority at once.
+    pub sync_data: bool,
     /// Serve `POST /cluster/fault` (cut this broker off from its peers and heal it) on the
     /// HTTP port. For fault tests only; off by default.
     pub fault_injection: bool,
@@ -52,6 +56,7 @@ impl Default for ClusterSettings {
             election_ticks: 10,
             heartbeat_ticks: 2,
             max_commit_wait_ms: 30_000,
+            sync_data: true,
             fault_injection: false,
         }
     }

@@ -136,6 +136,7 @@ impl Cluster {
         let driver_config = DriverConfig {
             election_tick: settings.election_ticks,
             heartbeat_tick: settings.heartbeat_ticks,
+            skip_data_sync: !settings.sync_data,
             ..DriverConfig::new(node)
         };
         let thread_view = Arc::clone(&view);
