@@ -91,6 +91,8 @@ pub struct ClusterSpec {
     pub stop_timeout: Duration,
     /// Extra YAML lines for every node's configuration (top level).
     pub extra_yaml: String,
+    /// `cluster.sync_data` of every node (false: rely on replication).
+    pub sync_data: bool,
 }
 
 impl ClusterSpec {
@@ -109,6 +111,7 @@ impl ClusterSpec {
             ready_timeout: Duration::from_secs(60),
             stop_timeout: Duration::from_secs(30),
             extra_yaml: String::new(),
+            sync_data: true,
         }
     }
 }
@@ -263,8 +266,9 @@ impl SpawnedCluster {
                 "# Written by starlog-bench: node {id} of a {n}-node cluster.\n\
                  node_id: {id}\nlisten: 127.0.0.1:{kafka}\ndata_dir: {data}\n\
                  schema_registry: {{ listen: 127.0.0.1:{http} }}\n{extra}\
-                 cluster:\n  fault_injection: false\n  peers:\n{peers}",
+                 cluster:\n  fault_injection: false\n  sync_data: {sync}\n  peers:\n{peers}",
                 n = spec.nodes,
+                sync = spec.sync_data,
                 data = data.display(),
                 extra = spec.extra_yaml,
             );

@@ -173,6 +173,10 @@ struct ClusterArgs {
     /// Skip the failover measurement.
     #[arg(long)]
     no_failover: bool,
+    /// Start the brokers with `cluster.sync_data: false` (rely on replication,
+    /// no fdatasync before acknowledging), for RF 1 and RF N alike.
+    #[arg(long)]
+    no_sync_data: bool,
     /// Seconds to wait for a node to listen and the cluster to elect a controller.
     #[arg(long, default_value_t = 60)]
     ready_timeout_secs: u64,
@@ -675,6 +679,7 @@ fn run_cluster(a: &ClusterArgs, output: &OutputArgs) -> anyhow::Result<ClusterOu
     let spec = |name: &str, nodes: usize| {
         let mut s = ClusterSpec::new(name, nodes, &a.starlog_bin, &output.data_dir);
         s.ready_timeout = ready;
+        s.sync_data = !a.no_sync_data;
         s
     };
     let rf1 = spec("rf1", 1);
