@@ -44,8 +44,11 @@ pub enum Written {
     },
     /// Proposed to the partition's Raft group; acknowledged once committed.
     Replicated {
-        /// Resolves to the base offset once a quorum has the batches.
-        proposal: Proposal,
+        /// The driver's answer to the proposal (which then resolves to the
+        /// base offset once a quorum has the batches). Not awaited in the
+        /// write stage: the connection reads its next request while the
+        /// driver takes this one, so one turn carries many proposals.
+        reply: oneshot::Receiver<Result<Proposal, ReplicationError>>,
         /// The idempotent batches recorded as pending in the producer table.
         identities: Vec<BatchIdentity>,
     },
@@ -243,10 +246,9 @@ impl Partition {
     /// high watermark.
     pub async fn finish(&self, written: Written) -> Result<Appended, AppendError> {
         let (info, ticket, idempotent) = match written {
-            Written::Replicated {
-                proposal,
-                identities,
-            } => return self.finish_replicated(proposal, identities).await,
+            Written::Replicated { reply, identities } => {
+                return self.finish_replicated(reply, identities).await
+            }
             Written::Duplicate {
                 base_offset,
                 last_offset,
@@ -346,10 +348,9 @@ impl Partition {
                 reply,
             })
             .map_err(|_| not_leader())?;
-        let proposal = rx
-            .await
-            .map_err(|_| not_leader())?
-            .map_err(|e| replication_error(&name(), &e))?;
+        // Recorded as pending before the driver answers: a refusal is seen
+        // in the finish stage, which then forgets the table (as for any
+        // failed proposal).
         let idempotent: Vec<BatchIdentity> = identities
             .into_iter()
             .filter(|id| id.producer_id >= 0)
@@ -358,14 +359,14 @@ impl Partition {
             producers.record(id, PENDING_OFFSET);
         }
         Ok(Written::Replicated {
-            proposal,
+            reply: rx,
             identities: idempotent,
         })
     }
 
     async fn finish_replicated(
         &self,
-        proposal: Proposal,
+        reply: oneshot::Receiver<Result<Proposal, ReplicationError>>,
         identities: Vec<BatchIdentity>,
     ) -> Result<Appended, AppendError> {
         let name = format!("{}-{}", self.log.topic(), self.log.partition());
@@ -373,9 +374,16 @@ impl Partition {
             .replica
             .as_ref()
             .map_or(Duration::from_secs(30), |r| r.commit_wait);
-        let outcome = match tokio::time::timeout(wait, proposal).await {
-            Ok(Ok(base)) => Ok(base),
-            Ok(Err(e)) => Err(replication_error(&name, &e)),
+        let committed = async {
+            let proposal = reply.await.map_err(|_| AppendError::Replication {
+                code: ResponseError::NotLeaderOrFollower,
+                message: format!("{name}: the raft driver stopped"),
+            })?;
+            let proposal = proposal.map_err(|e| replication_error(&name, &e))?;
+            proposal.await.map_err(|e| replication_error(&name, &e))
+        };
+        let outcome = match tokio::time::timeout(wait, committed).await {
+            Ok(result) => result,
             Err(_) => Err(AppendError::Replication {
                 code: ResponseError::RequestTimedOut,
                 message: format!("{name}: no quorum within {} ms", wait.as_millis()),
