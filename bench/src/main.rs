@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Survives absurd allocation sizes decoded from a peer's bytes
+/// (see `starlog_clients::alloc`).
+#[global_allocator]
+static GLOBAL: starlog_clients::alloc::GuardedAllocator = starlog_clients::alloc::GuardedAllocator;
 use starlog_bench::chain::{self, ChainKind};
 use starlog_bench::client::{Acks, ConsumerSettings, LoadClient, ProducerSettings};
 use starlog_bench::cluster::{ClusterSpec, RunningCluster, SpawnedCluster};

@@ -5,7 +5,6 @@
 //! semantics) → `partition` / `topics` (state) → `starlog_storage` (bytes on
 //! disk). Consumer groups live in `groups`.
 
-pub mod alloc;
 pub mod api_versions;
 pub mod backend;
 pub mod batch;
@@ -32,6 +31,7 @@ pub mod topics;
 pub use config::BrokerConfig;
 pub use server::Server;
 
-/// Survives absurd allocation sizes decoded from client bytes (see [`alloc`]).
+/// Survives absurd allocation sizes decoded from client bytes
+/// (see [`starlog_clients::alloc`]).
 #[global_allocator]
-static GLOBAL: alloc::GuardedAllocator = alloc::GuardedAllocator;
+static GLOBAL: starlog_clients::alloc::GuardedAllocator = starlog_clients::alloc::GuardedAllocator;

@@ -9,6 +9,11 @@ use anyhow::Context;
 use clap::Parser;
 use starlog_mirror::{run, MirrorConfig};
 
+/// Survives absurd allocation sizes decoded from a peer's bytes
+/// (see `starlog_clients::alloc`).
+#[global_allocator]
+static GLOBAL: starlog_clients::alloc::GuardedAllocator = starlog_clients::alloc::GuardedAllocator;
+
 /// Mirror an upstream Kafka alert stream into the local Starlog buffer.
 #[derive(Debug, Parser)]
 #[command(name = "starlog-mirror", version)]

@@ -1,6 +1,6 @@
-//! A global allocator that survives absurd sizes decoded from client bytes.
+//! A global allocator that survives absurd sizes decoded from outside bytes.
 //!
-//! The protocol codec pre-allocates arrays from the element count a request
+//! The protocol codecs pre-allocate arrays from the element count a message
 //! claims (`Vec::with_capacity(n)`), before it knows whether the elements are
 //! there. A 20-byte garbage frame can claim two billion elements: hundreds of
 //! gigabytes, which the system allocator refuses, and a refused allocation
@@ -21,7 +21,9 @@ const HUGE: usize = 1 << 30;
 /// Alignment an anonymous mapping guarantees.
 const PAGE: usize = 4096;
 
-/// The broker's global allocator.
+/// The global allocator of every Starlog binary (`starlog`, `starlog-mirror`,
+/// `starlog-bench`): a broker or registry that sends garbage cannot make a
+/// client's decoder abort the process either.
 #[derive(Debug)]
 pub struct GuardedAllocator;
 
@@ -101,6 +103,11 @@ unsafe impl GlobalAlloc for GuardedAllocator {
 
 #[cfg(test)]
 mod tests {
+    /// This crate's own test binary uses the allocator too (the binaries
+    /// declare it in their `main.rs`).
+    #[global_allocator]
+    static GLOBAL: super::GuardedAllocator = super::GuardedAllocator;
+
     #[test]
     fn an_absurd_capacity_does_not_abort() {
         // 2^31 elements of 64 bytes: 128 GiB of address space, never touched.
