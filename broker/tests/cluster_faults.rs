@@ -595,8 +595,25 @@ async fn a_leader_cut_off_from_its_peers_is_replaced_and_catches_up_after_healin
         g["role"], "leader",
         "an isolated leader steps down (check quorum)"
     );
+    // Knowing no controller, it answers no Metadata: the connection closes,
+    // so a client asks another broker instead of trusting a stale view.
+    c.wait_for(
+        Duration::from_secs(20),
+        "the cut-off node knows no controller",
+        |c| c.status(old).is_some_and(|s| s["controller"].is_null()),
+    );
+    assert!(metadata_is_refused(c.node(old).kafka).await);
     c.set_isolated(old, false);
     c.wait_caught_up("cut", 1);
+    c.wait_for(
+        Duration::from_secs(20),
+        "the healed node knows the controller",
+        |c| c.status(old).is_some_and(|s| s["controller"].is_i64()),
+    );
+    assert!(
+        !metadata_is_refused(c.node(old).kafka).await,
+        "healed: Metadata is answered again"
+    );
     let stored = read_topic(&bs, "cut", 1);
     check_exactly_once(&acked, &stored);
     assert_eq!(stored.len(), 600);
@@ -638,6 +655,29 @@ async fn kill_all_three(mut c: ProcCluster) {
     assert_eq!(stored.len(), 500);
     let hws = high_watermarks(&c, "all-down", 2);
     check_identical_replicas(&mut c, "all-down", &hws);
+}
+
+/// Sends a Metadata request and reports whether the broker closed the
+/// connection instead of answering.
+async fn metadata_is_refused(port: u16) -> bool {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestHeader};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let mut client = common::RawClient::connect(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let version = 1;
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("fenced-check")))
+        .encode(&mut body, ApiKey::Metadata.request_header_version(version))
+        .expect("header encodes");
+    MetadataRequest::default()
+        .encode(&mut body, version)
+        .expect("request encodes");
+    client.send_frame(&body).await;
+    client.read_frame().await.is_none()
 }
 
 fn http_get(port: u16, path: &str) -> String {
