@@ -363,7 +363,9 @@ impl Cluster {
 
     /// Proposes an offset command and waits until this broker applied it.
     pub async fn propose_offsets(&self, cmd: MetaCommand, token: u64) -> Result<(), String> {
-        self.propose_and_wait(cmd, |_| false, Some(token)).await
+        self.propose_until(&cmd, || self.tokens.lock().contains(&token).then_some(()))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Hands the membership to the driver loop (it reconciles every group).
@@ -396,12 +398,11 @@ impl Cluster {
                 "broker {id} was removed; a new broker needs a new id"
             ));
         }
-        self.propose_and_wait(
-            MetaCommand::AddBroker { peer },
-            move |s| s.brokers.contains_key(&id),
-            None,
-        )
+        self.propose_until(&MetaCommand::AddBroker { peer }, || {
+            self.state.lock().brokers.contains_key(&id).then_some(())
+        })
         .await
+        .map_err(|e| e.to_string())
     }
 
     /// Removes a broker from the cluster; the leaders then remove it from
@@ -417,48 +418,48 @@ impl Cluster {
         if left <= 1 {
             return Err("the last broker cannot be removed".into());
         }
-        self.propose_and_wait(
-            MetaCommand::RemoveBroker { id },
-            move |s| s.removed.contains(&id),
-            None,
-        )
+        self.propose_until(&MetaCommand::RemoveBroker { id }, || {
+            self.state.lock().removed.contains(&id).then_some(())
+        })
         .await
+        .map_err(|e| e.to_string())
     }
 
-    async fn propose_and_wait(
+    /// Forwards `cmd` to the metadata group and waits (bounded) until
+    /// `applied` finds its effect in what this broker has applied.
+    async fn propose_until<T>(
         &self,
-        cmd: MetaCommand,
-        done: impl Fn(&ClusterState) -> bool,
-        token: Option<u64>,
-    ) -> Result<(), String> {
-        let records = metadata::encode(&cmd)?;
-        let mut applied = self.applied.subscribe();
+        cmd: &MetaCommand,
+        applied: impl Fn() -> Option<T>,
+    ) -> Result<T, ProposeError> {
+        let records = metadata::encode(cmd).map_err(ProposeError::Unavailable)?;
+        let mut changes = self.applied.subscribe();
         let (reply, rx) = oneshot::channel();
+        let stopped = || ProposeError::Unavailable("the raft driver stopped".into());
         self.inbox
             .send(Input::Forward {
                 group: METADATA_GROUP,
                 records,
                 reply,
             })
-            .map_err(|_| "the raft driver stopped".to_string())?;
+            .map_err(|_| stopped())?;
         rx.await
-            .map_err(|_| "the raft driver stopped".to_string())?
-            .map_err(|e| format!("the metadata group cannot take it now ({e}); retry"))?;
-        let finished = || {
-            token.map_or_else(
-                || done(&self.state.lock()),
-                |t| self.tokens.lock().contains(&t),
-            )
-        };
+            .map_err(|_| stopped())?
+            .map_err(|e| ProposeError::Unavailable(e.to_string()))?;
         tokio::time::timeout(CREATE_WAIT, async {
-            while !finished() {
-                if applied.changed().await.is_err() {
-                    return;
+            loop {
+                if let Some(found) = applied() {
+                    return Some(found);
+                }
+                if changes.changed().await.is_err() {
+                    return None;
                 }
             }
         })
         .await
-        .map_err(|_| format!("not committed within {} s; retry", CREATE_WAIT.as_secs()))
+        .ok()
+        .flatten()
+        .ok_or(ProposeError::Timeout)
     }
 
     async fn open_topic(
@@ -550,49 +551,23 @@ impl Cluster {
             replicas,
             configs,
         };
-        let records = metadata::encode(&cmd)
-            .map_err(|e| TopicError::new(ResponseError::UnknownServerError, e))?;
-        let mut applied = self.applied.subscribe();
-        let (reply, rx) = oneshot::channel();
-        let unavailable = |why: String| {
-            TopicError::new(
-                ResponseError::NotController,
-                format!(
-                    "topic {name}: the cluster metadata group cannot take it now ({why}); retry"
-                ),
-            )
-        };
-        self.inbox
-            .send(Input::Forward {
-                group: METADATA_GROUP,
-                records,
-                reply,
-            })
-            .map_err(|_| unavailable("the driver stopped".into()))?;
-        rx.await
-            .map_err(|_| unavailable("the driver stopped".into()))?
-            .map_err(|e| unavailable(e.to_string()))?;
-        let found = tokio::time::timeout(CREATE_WAIT, async {
-            loop {
-                if let Some(t) = topics.get(name) {
-                    return Some(t);
-                }
-                if applied.changed().await.is_err() {
-                    return None;
-                }
-            }
-        })
-        .await;
+        let found = self.propose_until(&cmd, || topics.get(name)).await;
         match found {
-            Ok(Some(t)) if t.id == *id.as_bytes() => Ok(t),
-            Ok(Some(t)) => Err(TopicError::new(
+            Ok(t) if t.id == *id.as_bytes() => Ok(t),
+            Ok(t) => Err(TopicError::new(
                 ResponseError::TopicAlreadyExists,
                 format!(
                     "topic {} was created concurrently by another request",
                     t.name
                 ),
             )),
-            _ => Err(TopicError::new(
+            Err(ProposeError::Unavailable(why)) => Err(TopicError::new(
+                ResponseError::NotController,
+                format!(
+                    "topic {name}: the cluster metadata group cannot take it now ({why}); retry"
+                ),
+            )),
+            Err(ProposeError::Timeout) => Err(TopicError::new(
                 ResponseError::RequestTimedOut,
                 format!(
                     "topic {name}: not committed by the cluster within {} s",
@@ -620,6 +595,17 @@ impl Cluster {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
+}
+
+/// Why a command forwarded to the metadata group did not take effect here.
+#[derive(Debug, thiserror::Error)]
+enum ProposeError {
+    /// The group could not take it (no leader known, driver stopped, bad command).
+    #[error("the metadata group cannot take it now ({0}); retry")]
+    Unavailable(String),
+    /// Accepted, but not applied here in time.
+    #[error("not committed within {} s; retry", CREATE_WAIT.as_secs())]
+    Timeout,
 }
 
 /// A CreateTopics (or auto-create) request for [`Cluster::create_topic`].
