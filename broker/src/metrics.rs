@@ -61,8 +61,22 @@ async fn metrics(State(s): State<Sources>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page)
 }
 
+/// Appends one metric family (HELP, TYPE and a line per labelled value).
+pub(crate) fn write_family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    rows: Vec<(String, i64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in rows {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
 /// Escapes a label value.
-fn label(v: &str) -> String {
+pub(crate) fn label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -72,10 +86,7 @@ fn label(v: &str) -> String {
 pub fn render(broker: &Broker, pipelines: &[PipelineStatus]) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, i64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in rows {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
+        write_family(&mut out, name, kind, help, rows);
     };
     let topics = broker.topics.all();
     let partitions: Vec<(String, i64, i64, i64)> = topics
@@ -169,10 +180,7 @@ pub fn render_mirrors(mirrors: &[(String, StatusView)]) -> String {
         return out;
     }
     let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, i64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in rows {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
+        write_family(&mut out, name, kind, help, rows);
     };
     let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let per_topic = |get: &dyn Fn(&starlog_mirror::TopicStatus) -> i64| -> Vec<(String, i64)> {

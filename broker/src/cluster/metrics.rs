@@ -2,16 +2,15 @@
 //! its role, term, commit index and high watermark, and on the leader each
 //! replica's lag.
 
-use std::fmt::Write as _;
-
 use starlog_replication::{GroupStatus, Role};
 
 use super::transport::Faults;
+use crate::metrics::{label, write_family};
 
 fn labels(s: &GroupStatus) -> String {
     format!(
         "topic=\"{}\",partition=\"{}\"",
-        s.topic.replace('\\', "\\\\").replace('"', "\\\""),
+        label(&s.topic),
         s.partition
     )
 }
@@ -24,10 +23,7 @@ pub fn render(statuses: &[GroupStatus], faults: &Faults) -> String {
     }
     let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, i64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (l, v) in rows {
-            let _ = writeln!(out, "{name}{{{l}}} {v}");
-        }
+        write_family(&mut out, name, kind, help, rows);
     };
     let per_group = |get: &dyn Fn(&GroupStatus) -> i64| -> Vec<(String, i64)> {
         statuses.iter().map(|s| (labels(s), get(s))).collect()
