@@ -54,6 +54,8 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::IncrementalAlterConfigs, 0, 1),
     s(ApiKey::OffsetDelete, 0, 0),
     s(ApiKey::DescribeCluster, 0, 1),
+    s(ApiKey::AlterPartitionReassignments, 0, 1),
+    s(ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// The advertised range of `key`, if served.

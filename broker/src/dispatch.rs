@@ -245,7 +245,7 @@ async fn route(
     client_id: &str,
     peer: &Peer,
 ) -> Result<Option<ResponseKind>, Refusal> {
-    use handlers::{cluster, configs, fetch, list_offsets, metadata, topics_admin};
+    use handlers::{cluster, configs, fetch, list_offsets, metadata, reassign, topics_admin};
     let groups = &broker.groups;
     if matches!(request, RequestKind::Metadata(_))
         && broker
@@ -282,6 +282,12 @@ async fn route(
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r)),
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r))
+        }
+        RequestKind::AlterPartitionReassignments(r) => {
+            ResponseKind::AlterPartitionReassignments(reassign::alter(broker, r).await)
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            ResponseKind::ListPartitionReassignments(reassign::list(broker, r))
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r))

@@ -82,7 +82,8 @@ enum ClusterCommand {
         json: bool,
     },
     /// Add a broker (started with `cluster.join: true`) to a running
-    /// cluster: every Raft group's leader adds it as a replica.
+    /// cluster: it joins the metadata group; move partitions onto it with
+    /// `cluster reassign`.
     AddBroker {
         /// HTTP address of any member.
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -91,8 +92,9 @@ enum ClusterCommand {
         #[arg(long)]
         peer: String,
     },
-    /// Remove a broker from a running cluster: leadership moves off it and
-    /// every group drops it; stop it once `cluster status` no longer lists it.
+    /// Remove a broker from a running cluster: each partition it replicates
+    /// gets another broker in its place, leadership moves off it and every
+    /// group drops it; stop it once `cluster status` on it lists no groups.
     RemoveBroker {
         /// HTTP address of any member.
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -100,6 +102,26 @@ enum ClusterCommand {
         /// The broker's node id.
         #[arg(long)]
         id: i32,
+    },
+    /// Move a partition's replicas (as Kafka's AlterPartitionReassignments):
+    /// the new brokers copy it and join its Raft group, then the old ones
+    /// leave and delete their copy; producers and consumers keep going.
+    Reassign {
+        /// HTTP address of any member.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        http: SocketAddr,
+        /// Topic.
+        #[arg(long)]
+        topic: String,
+        /// Partition index.
+        #[arg(long)]
+        partition: i32,
+        /// The replicas to end with, preferred leader first: e.g. `2,3,4`.
+        #[arg(long, value_delimiter = ',', required_unless_present = "cancel")]
+        replicas: Vec<i32>,
+        /// Stop a move in progress: keep the replicas the partition has now.
+        #[arg(long, conflicts_with = "replicas")]
+        cancel: bool,
     },
 }
 
@@ -189,6 +211,23 @@ fn main() -> anyhow::Result<()> {
         } => {
             let answer = starlog_broker::cluster::cli::remove_broker(http, id)
                 .with_context(|| format!("removing broker {id} through {http}"))?;
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{answer}").context("writing the answer")?;
+            Ok(())
+        }
+        Command::Cluster {
+            command:
+                ClusterCommand::Reassign {
+                    http,
+                    topic,
+                    partition,
+                    replicas,
+                    cancel,
+                },
+        } => {
+            let target = (!cancel).then_some(replicas.as_slice());
+            let answer = starlog_broker::cluster::cli::reassign(http, &topic, partition, target)
+                .with_context(|| format!("reassigning {topic}-{partition} through {http}"))?;
             use std::io::Write;
             writeln!(std::io::stdout(), "{answer}").context("writing the answer")?;
             Ok(())

@@ -92,7 +92,7 @@ pub fn render(broker: &Broker, pipelines: &[PipelineStatus]) -> String {
     let partitions: Vec<(String, i64, i64, i64)> = topics
         .iter()
         .flat_map(|t| {
-            t.partitions.iter().enumerate().map(move |(i, p)| {
+            t.hosted().map(move |(i, p)| {
                 let labels = format!("topic=\"{}\",partition=\"{i}\"", label(&t.name));
                 let size = i64::try_from(p.log().size_bytes()).unwrap_or(i64::MAX);
                 (labels, p.high_watermark(), p.log().log_start_offset(), size)

@@ -234,7 +234,7 @@ impl Server {
         let broker = Arc::clone(&self.broker);
         let flushed = tokio::task::spawn_blocking(move || {
             for topic in broker.topics.all() {
-                for (i, p) in topic.partitions.iter().enumerate() {
+                for (i, p) in topic.hosted() {
                     if let Err(e) = p.log().flush() {
                         tracing::error!(topic = %topic.name, partition = i, error = %e, "flush on shutdown failed");
                     }
@@ -342,7 +342,7 @@ async fn retention_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
 /// One retention pass over every partition.
 pub fn run_retention(broker: &Broker, now: i64) {
     for topic in broker.topics.all() {
-        for (i, p) in topic.partitions.iter().enumerate() {
+        for (i, p) in topic.hosted() {
             if let Some(replica) = p.replica() {
                 // Replicated logs are trimmed through their Raft group (log
                 // and index translation together), never behind its back.

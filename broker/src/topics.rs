@@ -26,18 +26,43 @@ pub struct Topic {
     pub name: String,
     /// Topic id (a UUID).
     pub id: [u8; 16],
-    /// Partitions, indexed by partition number.
-    pub partitions: Vec<Arc<Partition>>,
+    /// Partitions, indexed by partition number: `None` for a replicated
+    /// partition whose replicas are on other brokers (cluster mode with a
+    /// replication factor below the cluster size).
+    pub partitions: Vec<Option<Arc<Partition>>>,
     /// Per-topic config overrides, as set by clients.
     pub configs: BTreeMap<String, String>,
 }
 
 impl Topic {
-    /// The partition with this index, if it exists.
+    /// The partition with this index, if it exists and is hosted here.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index)
+        self.lookup(index).ok()
+    }
+
+    /// The partition with this index, or the Kafka error for a request that
+    /// names it: UNKNOWN_TOPIC_OR_PARTITION when it does not exist,
+    /// NOT_LEADER_OR_FOLLOWER when its replicas are on other brokers (the
+    /// client refreshes its metadata and goes there).
+    pub fn lookup(&self, index: i32) -> Result<&Arc<Partition>, ResponseError> {
+        let slot = usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.get(i))
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        slot.as_ref().ok_or(ResponseError::NotLeaderOrFollower)
+    }
+
+    /// How many partitions the topic has (hosted here or not).
+    pub fn partition_count(&self) -> i32 {
+        i32::try_from(self.partitions.len()).unwrap_or(i32::MAX)
+    }
+
+    /// The partitions hosted on this broker, with their indexes.
+    pub fn hosted(&self) -> impl Iterator<Item = (i32, &Arc<Partition>)> + '_ {
+        self.partitions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i32::try_from(i).ok()?, p.as_ref()?)))
     }
 }
 
@@ -155,13 +180,13 @@ impl TopicRegistry {
         &self,
         meta: &TopicMeta,
         first: i32,
-    ) -> Result<Vec<Arc<Partition>>, TopicError> {
+    ) -> Result<Vec<Option<Arc<Partition>>>, TopicError> {
         let config = self.log_config(&meta.configs)?;
         (first..meta.partitions)
             .map(|p| {
                 let dir = partition_dir(&self.data_dir, &meta.name, p);
                 PartitionLog::open(&dir, &meta.name, p, config.clone())
-                    .map(|log| Arc::new(Partition::new(log)))
+                    .map(|log| Some(Arc::new(Partition::new(log))))
                     .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))
             })
             .collect()
@@ -255,7 +280,7 @@ impl TopicRegistry {
         };
         // Rename first so a crash mid-way leaves a directory we know to remove.
         let mut renamed = Vec::new();
-        for p in 0..i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX) {
+        for p in 0..topic.partition_count() {
             let dir = partition_dir(&self.data_dir, name, p);
             let gone = self.data_dir.join(format!(
                 "{name}-{p}.{}.deleted",
@@ -300,7 +325,7 @@ impl TopicRegistry {
                 format!("topic {name} does not exist"),
             ));
         };
-        let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        let current = topic.partition_count();
         if count <= current || count > max_partitions {
             return Err(TopicError::new(
                 ResponseError::InvalidPartitions,
@@ -355,11 +380,11 @@ impl TopicRegistry {
             .put_topic(TopicMeta {
                 name: name.to_string(),
                 id: topic.id,
-                partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
+                partitions: topic.partition_count(),
                 configs: configs.clone(),
             })
             .map_err(|e| TopicError::new(ResponseError::KafkaStorageError, e.to_string()))?;
-        for p in &topic.partitions {
+        for (_, p) in topic.hosted() {
             p.log().set_config(config.clone());
         }
         self.topics.write().insert(

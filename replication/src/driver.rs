@@ -371,11 +371,14 @@ impl<T: Transport> Driver<T> {
             })
     }
 
-    /// Moves `group`'s membership one step towards `members`, on the leader only: adds a
-    /// member that is not yet a voter, or removes a voter listed in `removed` (handing
-    /// leadership to another voter first when this node is the one to go). One configuration
-    /// change at a time; call it again (e.g. every tick) until it returns `None`. Returns what
-    /// it did. Voters that are in neither list are left alone, so a node whose view of the
+    /// Moves `group`'s membership one step towards `members`, on the leader only. A member that
+    /// is neither voter nor learner is added as a learner; a learner that has caught up (within
+    /// [`PROMOTE_LAG_ENTRIES`] of the leader's last index) is promoted to voter; a voter or
+    /// learner listed in `removed` is removed, leadership first handed to another voter when
+    /// this node is the one to go. Removals of replicas not heard from lately come first, the
+    /// others after the additions, so a healthy group never shrinks below its size while
+    /// replicas move. One configuration change at a time; call it again (e.g. every tick) until
+    /// it returns `None`. Replicas in neither list are left alone, so a node whose view of the
     /// membership is stale (just restarted) never removes anyone by mistake.
     pub fn reconcile_membership(
         &mut self,
@@ -389,26 +392,64 @@ impl<T: Transport> Driver<T> {
             return Ok(None);
         }
         let cs = g.node.store().conf_state().clone();
-        if let Some(&gone) = cs.voters.iter().find(|v| removed.contains(v)) {
-            if gone == me {
-                let Some(&next) = cs.voters.iter().find(|v| **v != me && !removed.contains(v))
-                else {
-                    return Ok(None);
-                };
-                g.node.transfer_leader(next);
-                return Ok(Some(MembershipStep::TransferLeader(next)));
-            }
-            propose_simple_change(group, g, ConfChangeType::RemoveNode, gone)?;
-            return Ok(Some(MembershipStep::Remove(gone)));
-        }
-        if let Some(&new) = members
+        let last = g.node.raft.raft_log.last_index();
+        let progress = |id: NodeId| {
+            g.node
+                .raft
+                .prs()
+                .get(id)
+                .map(|p| (p.matched, p.recent_active))
+        };
+        let gone = |id: &NodeId| removed.contains(id);
+        let dead = |id: &NodeId| *id != me && progress(*id).is_none_or(|(_, active)| !active);
+        let step = if let Some(&id) = cs
+            .voters
             .iter()
-            .find(|m| !removed.contains(m) && !cs.voters.contains(m))
+            .chain(&cs.learners)
+            .find(|v| gone(v) && dead(v))
         {
-            propose_simple_change(group, g, ConfChangeType::AddNode, new)?;
-            return Ok(Some(MembershipStep::Add(new)));
+            Some((ConfChangeType::RemoveNode, id))
+        } else if let Some(&id) = members
+            .iter()
+            .find(|m| !gone(m) && !cs.voters.contains(m) && !cs.learners.contains(m))
+        {
+            Some((ConfChangeType::AddLearnerNode, id))
+        } else if let Some(&id) = cs.learners.iter().find(|l| {
+            !gone(l)
+                && progress(**l).is_some_and(|(matched, _)| matched + PROMOTE_LAG_ENTRIES >= last)
+        }) {
+            Some((ConfChangeType::AddNode, id))
+        } else if let Some(&id) = cs.learners.iter().find(|l| gone(l)) {
+            Some((ConfChangeType::RemoveNode, id))
+        } else {
+            cs.voters
+                .iter()
+                .find(|v| gone(v))
+                .map(|&id| (ConfChangeType::RemoveNode, id))
+        };
+        let Some((kind, id)) = step else {
+            return Ok(None);
+        };
+        if kind == ConfChangeType::RemoveNode && id == me {
+            // Hand leadership to the most caught-up voter that stays.
+            let next = cs
+                .voters
+                .iter()
+                .filter(|v| **v != me && !gone(v))
+                .max_by_key(|v| progress(**v).map_or(0, |(matched, _)| matched))
+                .copied();
+            let Some(next) = next else {
+                return Ok(None);
+            };
+            g.node.transfer_leader(next);
+            return Ok(Some(MembershipStep::TransferLeader(next)));
         }
-        Ok(None)
+        propose_simple_change(group, g, kind, id)?;
+        Ok(Some(match kind {
+            ConfChangeType::AddLearnerNode => MembershipStep::AddLearner(id),
+            ConfChangeType::AddNode => MembershipStep::Promote(id),
+            _ => MembershipStep::Remove(id),
+        }))
     }
 
     /// Starts an election for `group` on this node now (e.g. to place leaders evenly).
@@ -691,11 +732,16 @@ impl<T: Transport> Driver<T> {
     }
 }
 
+/// A learner this close to the leader's last index (in entries) is promoted to voter.
+pub const PROMOTE_LAG_ENTRIES: u64 = 64;
+
 /// What [`Driver::reconcile_membership`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MembershipStep {
-    /// Proposed adding this voter.
-    Add(NodeId),
+    /// Proposed adding this replica as a learner (it catches up without voting).
+    AddLearner(NodeId),
+    /// Proposed promoting this caught-up learner to voter.
+    Promote(NodeId),
     /// Proposed removing this voter.
     Remove(NodeId),
     /// Asked this voter to take over leadership (this node is being removed).

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use common::batches::{batch, one, read_range};
 use common::mem_cluster::{Cluster, NetFaults};
 use starlog_replication::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
-use starlog_replication::{CrashPoint, GroupId, ReplicaState, ReplicationError, Role};
+use starlog_replication::{
+    CrashPoint, GroupId, MembershipStep, ReplicaState, ReplicationError, Role,
+};
 
 const G1: GroupId = GroupId(1);
 const G2: GroupId = GroupId(2);
@@ -297,6 +299,67 @@ fn a_joining_replica_catches_up_and_a_removed_one_stops_following() {
     c.start(leader);
     let st = c.driver(leader).unwrap().status(G1).unwrap();
     assert_eq!(st.voters, leader_st.voters);
+}
+
+#[test]
+fn reconciling_adds_a_learner_promotes_it_once_caught_up_then_removes_the_old_leader() {
+    let mut c = Cluster::new(37, 3, 1, NetFaults::NONE);
+    let first = elect(&mut c, G1);
+    for i in 0..20 {
+        c.propose(G1, first, 1, 1 + i % 3);
+        c.step(0.8);
+    }
+    let new = c.add_joining_node();
+    // Move the group off its first leader onto the new node.
+    let target: Vec<u64> = c.node_ids().into_iter().filter(|&n| n != first).collect();
+    let removed = [first];
+    let mut steps = Vec::new();
+    for _ in 0..2_000 {
+        if let Some(l) = c.leader(G1) {
+            if let Some(step) = c
+                .driver_mut(l)
+                .unwrap()
+                .reconcile_membership(G1, &target, &removed)
+                .unwrap()
+            {
+                steps.push(step);
+            }
+            let st = c.driver(l).unwrap().status(G1).unwrap();
+            if st.voters == target && st.learners.is_empty() {
+                break;
+            }
+        }
+        c.step(0.8);
+    }
+    let l = c.leader(G1).expect("a leader");
+    let st = c.driver(l).unwrap().status(G1).unwrap();
+    assert_eq!(
+        (st.voters.clone(), st.learners.clone()),
+        (target.clone(), vec![])
+    );
+    assert_ne!(l, first, "leadership moved off the removed node");
+    // The order: learner first, promoted once caught up, the old leader
+    // hands over before it is removed.
+    assert_eq!(steps[0], MembershipStep::AddLearner(new), "{steps:?}");
+    assert_eq!(steps[1], MembershipStep::Promote(new), "{steps:?}");
+    assert!(
+        matches!(steps[2], MembershipStep::TransferLeader(to) if to != first),
+        "{steps:?}"
+    );
+    assert_eq!(
+        *steps.last().unwrap(),
+        MembershipStep::Remove(first),
+        "{steps:?}"
+    );
+    // Nothing more to do, and the new replica holds everything.
+    assert_eq!(
+        c.driver_mut(l)
+            .unwrap()
+            .reconcile_membership(G1, &target, &removed)
+            .unwrap(),
+        None
+    );
+    c.converge_and_verify(500);
 }
 
 #[test]

@@ -36,6 +36,19 @@ pub fn remove_broker(addr: SocketAddr, id: i32) -> Result<Value, StatusError> {
     request(addr, "POST", "/cluster/brokers/remove", Some(&body))
 }
 
+/// Asks the broker at `addr` to move `topic`-`partition` onto `replicas`
+/// (`None` cancels a move in progress).
+pub fn reassign(
+    addr: SocketAddr,
+    topic: &str,
+    partition: i32,
+    replicas: Option<&[i32]>,
+) -> Result<Value, StatusError> {
+    let body = serde_json::json!({ "topic": topic, "partition": partition, "replicas": replicas })
+        .to_string();
+    request(addr, "POST", "/cluster/reassign", Some(&body))
+}
+
 /// One HTTP/1.0 exchange with a JSON answer; a non-200 answer is an error
 /// carrying the broker's message.
 fn request(
@@ -113,6 +126,23 @@ pub fn render_status(doc: &Value) -> String {
                 lag.join(" ")
             }
         );
+    }
+    let moving = doc["reassignments"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if !moving.is_empty() {
+        let _ = writeln!(out, "moving replicas:");
+        for r in moving {
+            let _ = writeln!(
+                out,
+                "  {}-{}: {} -> {}",
+                r["topic"].as_str().unwrap_or("?"),
+                num(&r["partition"]),
+                r["current"],
+                r["target"]
+            );
+        }
     }
     out
 }

@@ -45,6 +45,9 @@ pub struct ClusterSettings {
     /// Serve `POST /cluster/fault` (cut this broker off from its peers and heal it) on the
     /// HTTP port. For fault tests only; off by default.
     pub fault_injection: bool,
+    /// Replicas per partition when a topic is created with replication factor -1 (as Kafka's
+    /// `default.replication.factor`); capped at the number of brokers.
+    pub default_replication_factor: usize,
 }
 
 impl Default for ClusterSettings {
@@ -58,6 +61,7 @@ impl Default for ClusterSettings {
             max_commit_wait_ms: 30_000,
             sync_data: true,
             fault_injection: false,
+            default_replication_factor: 3,
         }
     }
 }
@@ -106,6 +110,12 @@ impl ClusterSettings {
             return Err((
                 "cluster.election_ticks",
                 "must exceed heartbeat_ticks, which must be at least 1".into(),
+            ));
+        }
+        if !(1..=32).contains(&self.default_replication_factor) {
+            return Err((
+                "cluster.default_replication_factor",
+                "must be within 1..=32".into(),
             ));
         }
         Ok(())

@@ -21,8 +21,9 @@ use starlog_replication::{
 use starlog_storage::PartitionLog;
 use tokio::sync::oneshot;
 
+use super::metadata::{self, MetaCommand, METADATA_GROUP};
 use super::transport::TcpTransport;
-use super::view::ClusterView;
+use super::view::{Announced, ClusterView};
 use crate::partition::Partition;
 
 /// Where the driver loop's inputs go.
@@ -79,6 +80,14 @@ pub enum Input {
         /// The first offset to keep.
         offset: i64,
     },
+    /// Close a group this broker no longer replicates and stop publishing
+    /// into its partition (the caller deletes the directory).
+    RemoveGroup {
+        /// The group.
+        group: GroupId,
+        /// Answered once closed.
+        reply: Reply<()>,
+    },
     /// Sync and close every group, then stop.
     Shutdown {
         /// Answered once closed.
@@ -113,8 +122,9 @@ fn log_isr_changes(statuses: &[GroupStatus], last: &mut HashMap<GroupId, Vec<Nod
 /// Ticks between membership reconciliations.
 const RECONCILE_EVERY_TICKS: u64 = 5;
 
-/// Moves every group this broker leads one step towards the membership of
-/// the metadata log, and connects to brokers that joined.
+/// Moves every group this broker leads one step towards the replicas the
+/// metadata log gives it (every member for the metadata group), and
+/// connects to brokers that joined.
 fn reconcile(driver: &mut Driver<TcpTransport>, view: &ClusterView) {
     let m = view.membership();
     if m.members.is_empty() {
@@ -127,12 +137,105 @@ fn reconcile(driver: &mut Driver<TcpTransport>, view: &ClusterView) {
         }
     }
     let members: Vec<NodeId> = m.members.iter().map(|(id, _)| *id).collect();
+    let placement = view.placement();
     let groups: Vec<GroupId> = driver.groups().collect();
     for group in groups {
-        match driver.reconcile_membership(group, &members, &m.removed) {
+        let (target, removed) = if group == METADATA_GROUP {
+            (members.clone(), m.removed.clone())
+        } else {
+            // A group the metadata log has not placed yet (this broker is
+            // still replaying it) is left alone.
+            let Some(target) = placement.targets.get(&group) else {
+                continue;
+            };
+            let Some(status) = driver.status(group) else {
+                continue;
+            };
+            let removed = status
+                .voters
+                .iter()
+                .chain(&status.learners)
+                .filter(|r| !target.contains(r))
+                .chain(&m.removed)
+                .copied()
+                .collect();
+            (target.clone(), removed)
+        };
+        match driver.reconcile_membership(group, &target, &removed) {
             Ok(Some(step)) => tracing::info!(%group, ?step, "membership change proposed"),
             Ok(None) => {}
             Err(e) => tracing::debug!(%group, error = %e, "membership change not proposed"),
+        }
+    }
+}
+
+/// How long a leader waits before announcing the same change again when
+/// the metadata log does not show its last announcement.
+const ANNOUNCE_RETRY: Duration = Duration::from_secs(2);
+
+/// A leader announces changes of its replicas or in-sync replicas at most
+/// this often (a new leader or term is announced at once).
+const ANNOUNCE_MIN_GAP: Duration = Duration::from_secs(1);
+
+/// Announces, in the metadata log, each partition group this broker leads
+/// whose leader, term, replicas or in-sync replicas differ from what the
+/// log says, so brokers that do not host the partition can name its leader.
+fn announce(
+    driver: &mut Driver<TcpTransport>,
+    statuses: &[GroupStatus],
+    view: &ClusterView,
+    sent: &mut HashMap<GroupId, (Announced, Instant)>,
+) {
+    let placement = view.placement();
+    let ids =
+        |v: &[NodeId]| -> Vec<i32> { v.iter().filter_map(|&n| i32::try_from(n).ok()).collect() };
+    for s in statuses {
+        if s.group == METADATA_GROUP || s.role != Role::Leader || s.failed.is_some() {
+            continue;
+        }
+        let mut replicas: Vec<NodeId> = s.voters.iter().chain(&s.learners).copied().collect();
+        replicas.sort_unstable();
+        let now = Announced {
+            leader: s.node,
+            term: s.term,
+            replicas,
+            isr: s.in_sync_replicas(crate::handlers::metadata::ISR_MAX_LAG_ENTRIES),
+        };
+        if placement.announced.get(&s.group) == Some(&now) {
+            continue;
+        }
+        if let Some((last, at)) = sent.get(&s.group) {
+            let same_leader = last.leader == now.leader && last.term == now.term;
+            let wait = if *last == now {
+                ANNOUNCE_RETRY
+            } else if same_leader {
+                ANNOUNCE_MIN_GAP
+            } else {
+                Duration::ZERO
+            };
+            if at.elapsed() < wait {
+                continue;
+            }
+        }
+        let cmd = MetaCommand::Leader {
+            group: s.group.0,
+            leader: i32::try_from(now.leader).unwrap_or(-1),
+            term: now.term,
+            replicas: ids(&now.replicas),
+            isr: ids(&now.isr),
+        };
+        let proposed = metadata::encode(&cmd).and_then(|records| {
+            driver
+                .propose_or_forward(METADATA_GROUP, records)
+                .map_err(|e| e.to_string())
+        });
+        match proposed {
+            Ok(()) => {
+                sent.insert(s.group, (now, Instant::now()));
+            }
+            Err(e) => {
+                tracing::debug!(group = %s.group, error = %e, "leader announcement not proposed")
+            }
         }
     }
 }
@@ -155,6 +258,7 @@ pub fn run(
     let mut stop = None;
     let mut ticks = 0u64;
     let mut isr: HashMap<GroupId, Vec<NodeId>> = HashMap::new();
+    let mut announced = HashMap::new();
     while stop.is_none() {
         let wait = next_tick.saturating_duration_since(Instant::now());
         match inputs.recv_timeout(wait) {
@@ -190,6 +294,7 @@ pub fn run(
         if ticked || stats.groups_ready > 0 {
             let statuses = driver.statuses();
             log_isr_changes(&statuses, &mut isr);
+            announce(&mut driver, &statuses, &view, &mut announced);
             view.publish(statuses);
         }
         if now >= next_checkpoint {
@@ -261,6 +366,10 @@ fn handle(
             if let Err(e) = driver.compact(group, offset) {
                 tracing::warn!(%group, offset, error = %e, "retention of a replicated partition failed");
             }
+        }
+        Input::RemoveGroup { group, reply } => {
+            partitions.remove(&group);
+            let _ = reply.send(driver.remove_group(group));
         }
         Input::Shutdown { reply } => return Some(reply),
     }

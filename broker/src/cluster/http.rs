@@ -21,7 +21,8 @@ pub fn router(cluster: Arc<Cluster>) -> Router {
     let mut r = Router::new()
         .route("/cluster/status", get(status))
         .route("/cluster/brokers", post(add_broker))
-        .route("/cluster/brokers/remove", post(remove_broker));
+        .route("/cluster/brokers/remove", post(remove_broker))
+        .route("/cluster/reassign", post(reassign));
     if cluster.settings.fault_injection {
         r = r.route("/cluster/fault", post(fault));
     }
@@ -63,6 +64,35 @@ async fn fault(State(c): State<Arc<Cluster>>, body: Bytes) -> impl IntoResponse 
 struct Remove {
     /// The broker to remove.
     id: i32,
+}
+
+/// The body of `POST /cluster/reassign`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reassign {
+    topic: String,
+    partition: i32,
+    /// The replicas to end with, preferred leader first; `null` cancels a move.
+    replicas: Option<Vec<i32>>,
+}
+
+async fn reassign(State(c): State<Arc<Cluster>>, body: Bytes) -> impl IntoResponse {
+    let r = match serde_json::from_slice::<Reassign>(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({ "error": format!("want {{\"topic\", \"partition\", \"replicas\": [ids] or null}}: {e}") }),
+            )
+        }
+    };
+    match c.reassign(&r.topic, r.partition, r.replicas.clone()).await {
+        Ok(()) => json_response(
+            StatusCode::OK,
+            &json!({ "topic": r.topic, "partition": r.partition, "replicas": r.replicas }),
+        ),
+        Err(e) => json_response(StatusCode::CONFLICT, &json!({ "error": e.message })),
+    }
 }
 
 async fn add_broker(State(c): State<Arc<Cluster>>, body: Bytes) -> impl IntoResponse {
@@ -166,5 +196,6 @@ pub fn status_json(c: &Cluster) -> Value {
         "isolated": c.faults.isolated(),
         "peers": peers,
         "groups": groups,
+        "reassignments": c.reassignments(),
     })
 }

@@ -43,12 +43,40 @@ pub enum MetaCommand {
         /// Topic config overrides.
         configs: BTreeMap<String, String>,
     },
-    /// A broker joins: it is added to the metadata group and to every partition group.
+    /// Moves a partition's replicas: the group's leader adds the new ones
+    /// (as learners until they catch up), then removes the old ones, which
+    /// drop their copy once out of the group.
+    Reassign {
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The replicas to end with, preferred leader first.
+        replicas: Vec<i32>,
+    },
+    /// A partition group's leader announces itself (for the brokers that do
+    /// not host the partition and answer Metadata for it).
+    Leader {
+        /// The partition group.
+        group: u64,
+        /// The leader's node id.
+        leader: i32,
+        /// Its term (the leader epoch).
+        term: u64,
+        /// Voters and learners of the group's configuration.
+        replicas: Vec<i32>,
+        /// The in-sync replicas.
+        isr: Vec<i32>,
+    },
+    /// A broker joins: it is added to the metadata group; partitions move
+    /// onto it by reassignment.
     AddBroker {
         /// Its id and addresses.
         peer: PeerSettings,
     },
-    /// A broker leaves: it is removed from every group (leadership moves off it first).
+    /// A broker leaves: each partition it replicates gets another broker in
+    /// its place (the one with the fewest replicas), and it is removed from
+    /// every group (leadership moves off it first).
     RemoveBroker {
         /// Its id.
         id: i32,
@@ -100,8 +128,12 @@ pub enum Change {
     None,
     /// A topic was created.
     Topic(String, TopicAssignment),
-    /// The set of brokers changed.
+    /// The set of brokers changed (and with it, maybe, partitions' replicas).
     Membership,
+    /// A partition's replicas changed.
+    Placement,
+    /// A partition group announced its leader.
+    Leader,
 }
 
 /// A partition's place in the cluster.
@@ -109,8 +141,24 @@ pub enum Change {
 pub struct PartitionAssignment {
     /// Its Raft group.
     pub group: GroupId,
-    /// Replica node ids, preferred leader first.
+    /// Replica node ids to have, preferred leader first.
     pub replicas: Vec<i32>,
+    /// The replicas it was created with: every broker opens the group with
+    /// these as the first voters, and replays later changes from the log.
+    pub initial: Vec<i32>,
+}
+
+/// A partition group's leader as it last announced itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderAndIsr {
+    /// Leader node id.
+    pub leader: i32,
+    /// Its term.
+    pub term: u64,
+    /// Voters and learners.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
 }
 
 /// A topic as the metadata log defines it.
@@ -133,6 +181,8 @@ pub struct ClusterState {
     pub brokers: BTreeMap<i32, PeerSettings>,
     /// Brokers removed (they never come back under the same id).
     pub removed: BTreeSet<i32>,
+    /// Each partition group's last announced leader.
+    pub leaders: BTreeMap<GroupId, LeaderAndIsr>,
     next_group: u64,
 }
 
@@ -164,7 +214,51 @@ impl ClusterState {
                     return Change::None;
                 }
                 self.brokers.remove(id);
+                self.replace_replica(*id);
                 Change::Membership
+            }
+            MetaCommand::Reassign {
+                topic,
+                partition,
+                replicas,
+            } => {
+                if self.check_replicas(replicas).is_err() {
+                    return Change::None;
+                }
+                let Some(p) = self
+                    .topics
+                    .get_mut(topic)
+                    .and_then(|t| t.partitions.get_mut(usize::try_from(*partition).ok()?))
+                else {
+                    return Change::None;
+                };
+                if p.replicas == *replicas {
+                    return Change::None;
+                }
+                p.replicas.clone_from(replicas);
+                Change::Placement
+            }
+            MetaCommand::Leader {
+                group,
+                leader,
+                term,
+                replicas,
+                isr,
+            } => {
+                let group = GroupId(*group);
+                if self.leaders.get(&group).is_some_and(|l| l.term > *term) {
+                    return Change::None;
+                }
+                self.leaders.insert(
+                    group,
+                    LeaderAndIsr {
+                        leader: *leader,
+                        term: *term,
+                        replicas: replicas.clone(),
+                        isr: isr.clone(),
+                    },
+                );
+                Change::Leader
             }
             MetaCommand::CreateTopic {
                 name,
@@ -186,6 +280,7 @@ impl ClusterState {
                         PartitionAssignment {
                             group: GroupId(self.next_group),
                             replicas: r.clone(),
+                            initial: r.clone(),
                         }
                     })
                     .collect();
@@ -196,6 +291,92 @@ impl ClusterState {
                 };
                 self.topics.insert(name.clone(), topic.clone());
                 Change::Topic(name.clone(), topic)
+            }
+        }
+    }
+}
+
+impl ClusterState {
+    /// Checks a replica list: not empty, no repeats, every id a member.
+    pub fn check_replicas(&self, replicas: &[i32]) -> Result<(), String> {
+        if replicas.is_empty() {
+            return Err("a partition needs at least one replica".into());
+        }
+        let unique: BTreeSet<i32> = replicas.iter().copied().collect();
+        if unique.len() != replicas.len() {
+            return Err(format!("replicas {replicas:?} name a broker twice"));
+        }
+        match replicas.iter().find(|r| !self.brokers.contains_key(r)) {
+            Some(r) => Err(format!("broker {r} is not a member of the cluster")),
+            None => Ok(()),
+        }
+    }
+
+    /// How many partition replicas each member holds (by target).
+    pub fn load(&self) -> BTreeMap<i32, usize> {
+        let mut load: BTreeMap<i32, usize> = self.brokers.keys().map(|&id| (id, 0)).collect();
+        for p in self.topics.values().flat_map(|t| &t.partitions) {
+            for r in &p.replicas {
+                if let Some(n) = load.get_mut(r) {
+                    *n += 1;
+                }
+            }
+        }
+        load
+    }
+
+    /// Replicas for `count` new partitions with `factor` replicas each:
+    /// consecutive brokers by id, starting after the brokers that hold the
+    /// fewest replicas, so topics spread their partitions and leaders.
+    pub fn place(&self, count: usize, factor: usize) -> Vec<Vec<i32>> {
+        let ids: Vec<i32> = self.brokers.keys().copied().collect();
+        let n = ids.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let load = self.load();
+        let start = (0..n)
+            .min_by_key(|&i| (load.get(&ids[i]).copied().unwrap_or(0), i))
+            .unwrap_or(0);
+        (0..count)
+            .map(|p| {
+                (0..factor.min(n))
+                    .map(|i| ids[(start + p + i) % n])
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Puts another member in place of `gone` in every partition that has
+    /// it: the member with the fewest replicas that the partition does not
+    /// have yet (lowest id on ties), or none when every member has it.
+    fn replace_replica(&mut self, gone: i32) {
+        let names: Vec<String> = self.topics.keys().cloned().collect();
+        for name in names {
+            let count = self.topics.get(&name).map_or(0, |t| t.partitions.len());
+            for i in 0..count {
+                let load = self.load();
+                let Some(p) = self
+                    .topics
+                    .get_mut(&name)
+                    .and_then(|t| t.partitions.get_mut(i))
+                else {
+                    continue;
+                };
+                let Some(at) = p.replicas.iter().position(|&r| r == gone) else {
+                    continue;
+                };
+                let spare = load
+                    .iter()
+                    .filter(|(id, _)| !p.replicas.contains(id))
+                    .min_by_key(|(id, n)| (**n, **id))
+                    .map(|(id, _)| *id);
+                match spare {
+                    Some(id) => p.replicas[at] = id,
+                    None => {
+                        p.replicas.remove(at);
+                    }
+                }
             }
         }
     }
@@ -307,6 +488,105 @@ mod tests {
             .flat_map(|t| x.topics[*t].partitions.iter().map(|p| p.group.0))
             .collect();
         assert_eq!(groups, vec![1, 2, 3]);
+    }
+
+    fn peer(id: i32) -> PeerSettings {
+        PeerSettings {
+            id,
+            host: "h".into(),
+            port: 1,
+            raft: "127.0.0.1:2".parse().unwrap(),
+        }
+    }
+
+    fn cluster_of(n: i32) -> ClusterState {
+        ClusterState::new(&(1..=n).map(peer).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn placement_spreads_replicas_and_preferred_leaders_over_the_brokers() {
+        let mut s = cluster_of(3);
+        let replicas = s.place(3, 2);
+        assert_eq!(replicas, vec![vec![1, 2], vec![2, 3], vec![3, 1]]);
+        s.apply(&MetaCommand::CreateTopic {
+            name: "a".into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            replicas,
+            configs: BTreeMap::new(),
+        });
+        assert_eq!(
+            s.load().values().copied().collect::<Vec<_>>(),
+            vec![2, 2, 2]
+        );
+        // The next topic starts on the least loaded broker; the factor is
+        // capped at the cluster size.
+        assert_eq!(s.place(1, 5), vec![vec![1, 2, 3]]);
+    }
+
+    #[test]
+    fn reassignment_is_checked_and_removal_replaces_the_broker_with_the_least_loaded() {
+        let mut s = cluster_of(4);
+        let create = MetaCommand::CreateTopic {
+            name: "a".into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            replicas: vec![vec![1, 2], vec![2, 3], vec![1, 3]],
+            configs: BTreeMap::new(),
+        };
+        s.apply(&create);
+        let reassign = |replicas: Vec<i32>| MetaCommand::Reassign {
+            topic: "a".into(),
+            partition: 0,
+            replicas,
+        };
+        assert_eq!(
+            s.apply(&reassign(vec![2, 9])),
+            Change::None,
+            "9 is no member"
+        );
+        assert_eq!(
+            s.apply(&reassign(vec![2, 2])),
+            Change::None,
+            "a broker twice"
+        );
+        assert_eq!(s.apply(&reassign(vec![])), Change::None);
+        assert!(s.check_replicas(&[2, 9]).unwrap_err().contains("broker 9"));
+        assert_eq!(s.apply(&reassign(vec![4, 2])), Change::Placement);
+        assert_eq!(s.apply(&reassign(vec![4, 2])), Change::None, "no change");
+        let a = &s.topics["a"].partitions[0];
+        assert_eq!(
+            (a.replicas.clone(), a.initial.clone()),
+            (vec![4, 2], vec![1, 2])
+        );
+        // Broker 3 leaves: partitions 1 and 2 get the least loaded broker
+        // they lack (4 holds one replica, 1 holds one).
+        assert_eq!(
+            s.apply(&MetaCommand::RemoveBroker { id: 3 }),
+            Change::Membership
+        );
+        let now: Vec<Vec<i32>> = s.topics["a"]
+            .partitions
+            .iter()
+            .map(|p| p.replicas.clone())
+            .collect();
+        assert_eq!(now, vec![vec![4, 2], vec![2, 1], vec![1, 4]]);
+        assert!(now.iter().flatten().all(|&r| r != 3));
+    }
+
+    #[test]
+    fn an_older_leader_announcement_never_replaces_a_newer_one() {
+        let mut s = cluster_of(3);
+        let leader = |leader, term| MetaCommand::Leader {
+            group: 7,
+            leader,
+            term,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2],
+        };
+        assert_eq!(s.apply(&leader(2, 5)), Change::Leader);
+        assert_eq!(s.apply(&leader(1, 4)), Change::None);
+        assert_eq!(s.leaders[&GroupId(7)].leader, 2);
+        assert_eq!(s.apply(&leader(3, 6)), Change::Leader);
+        assert_eq!(s.leaders[&GroupId(7)].term, 6);
     }
 
     #[test]

@@ -12,9 +12,14 @@
 //! * [`view`] is what Metadata, Produce, Fetch and `/metrics` read: leaders,
 //!   terms, commit indexes, replica lag.
 //!
-//! In this version every broker replicates every partition (the replication
-//! factor is the cluster size); leaders are spread by letting each
-//! partition's preferred replica campaign first.
+//! Each partition has its own replicas (the topic's replication factor, up
+//! to the cluster size), placed round the brokers; leaders are spread by
+//! letting each partition's preferred replica campaign first. Leaders
+//! announce themselves in the metadata log, so a broker that does not host
+//! a partition still names its leader. Reassignment changes a partition's
+//! replicas in the metadata log; the group's leader then adds the new ones
+//! as learners, promotes them once caught up, and removes the old ones,
+//! which delete their copy.
 
 pub mod cli;
 pub mod config;
@@ -45,14 +50,15 @@ pub use view::ClusterView;
 use crate::config::BrokerConfig;
 use crate::partition::{Partition, Replica};
 use crate::topics::{validate_topic_name, Topic, TopicError, TopicRegistry};
-use metadata::{
-    Change, ClusterState, MetaCommand, TopicAssignment, METADATA_GROUP, METADATA_TOPIC,
-};
+use metadata::{Change, ClusterState, MetaCommand, METADATA_GROUP, METADATA_TOPIC};
 use transport::{Faults, TcpTransport};
 use view::Membership;
 
 /// Offset-command tokens remembered after they are applied.
 const RECENT_TOKENS: usize = 4096;
+
+/// How often the applier checks whether groups moved off this broker can close.
+const HOSTING_EVERY: Duration = Duration::from_millis(500);
 
 /// How long CreateTopics waits for the metadata group to commit and apply.
 const CREATE_WAIT: Duration = Duration::from_secs(15);
@@ -250,7 +256,9 @@ impl Cluster {
     }
 
     /// Reads the committed metadata log from the start and applies every
-    /// command, then follows its high watermark.
+    /// command, then follows its high watermark. Each time it has caught
+    /// up, and every [`HOSTING_EVERY`], it opens and closes this broker's
+    /// partition groups to match the placement.
     async fn apply_loop(
         self: Arc<Self>,
         topics: Arc<TopicRegistry>,
@@ -259,6 +267,8 @@ impl Cluster {
     ) {
         let mut hw = meta.subscribe();
         let mut next = meta.log().log_start_offset();
+        let mut every = tokio::time::interval(HOSTING_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while next < meta.high_watermark() {
                 let read = match meta.read(next, 1 << 20).await {
@@ -295,10 +305,13 @@ impl Cluster {
                     );
                     break;
                 }
-                self.applied.send_replace(u64::try_from(next).unwrap_or(0));
             }
+            self.publish_placement();
+            self.reconcile_hosting(&topics).await;
+            self.applied.send_replace(u64::try_from(next).unwrap_or(0));
             tokio::select! {
                 changed = hw.changed() => if changed.is_err() { return },
+                _ = every.tick() => {}
                 _ = shutdown.changed() => return,
             }
         }
@@ -323,15 +336,12 @@ impl Cluster {
                 tracing::info!(brokers = ?ids, "cluster membership changed");
             }
             Change::Topic(name, assignment) => {
-                match self.open_topic(topics, &name, &assignment).await {
-                    Ok(()) => {
-                        tracing::info!(topic = %name, partitions = assignment.partitions.len(), "replicated topic opened")
-                    }
-                    Err(e) => {
-                        tracing::error!(topic = %name, error = %e, "cannot open replicated topic")
-                    }
-                }
+                let replicas: Vec<&Vec<i32>> =
+                    assignment.partitions.iter().map(|p| &p.replicas).collect();
+                tracing::info!(topic = %name, ?replicas, "replicated topic created");
             }
+            Change::Placement => tracing::info!("partition replicas reassigned"),
+            Change::Leader => {}
         }
     }
 
@@ -462,36 +472,265 @@ impl Cluster {
         .ok_or(ProposeError::Timeout)
     }
 
-    async fn open_topic(
-        &self,
-        topics: &TopicRegistry,
-        name: &str,
-        assignment: &TopicAssignment,
-    ) -> Result<(), String> {
-        let log_config = topics
-            .log_config_for(&assignment.configs)
-            .map_err(|e| e.to_string())?;
-        let mut partitions = Vec::with_capacity(assignment.partitions.len());
-        for (index, p) in assignment.partitions.iter().enumerate() {
-            // A broker that joined after the topic was created opens the group
-            // with its first voters (itself not among them) and is added by
-            // the leader; replaying the log brings later membership changes.
-            let voters = p.replicas.iter().map(|&r| node_id(r)).collect();
-            let preferred = p.replicas.first() == Some(&self.node);
-            let index = i32::try_from(index).map_err(|e| e.to_string())?;
-            let partition = self
-                .open_group(p.group, name, index, log_config.clone(), voters, preferred)
-                .await
-                .map_err(|e| format!("partition {index}: {e}"))?;
-            partitions.push(partition);
+    /// Hands the driver loop where every group's replicas belong and the
+    /// leaders announced so far.
+    fn publish_placement(&self) {
+        let state = self.state.lock();
+        let targets = state
+            .topics
+            .values()
+            .flat_map(|t| &t.partitions)
+            .map(|p| (p.group, p.replicas.iter().map(|&r| node_id(r)).collect()))
+            .collect();
+        let announced = state
+            .leaders
+            .iter()
+            .map(|(&g, l)| {
+                let ids = |v: &[i32]| v.iter().map(|&r| node_id(r)).collect();
+                let a = view::Announced {
+                    leader: node_id(l.leader),
+                    term: l.term,
+                    replicas: ids(&l.replicas),
+                    isr: ids(&l.isr),
+                };
+                (g, a)
+            })
+            .collect();
+        self.view
+            .set_placement(view::Placement { targets, announced });
+    }
+
+    /// Opens the groups of partitions placed on this broker and closes
+    /// (and deletes) those it no longer replicates once their group has let
+    /// it go; serves every topic of the metadata log, hosted here or not.
+    async fn reconcile_hosting(&self, topics: &TopicRegistry) {
+        let assignments = self.state.lock().topics.clone();
+        for (name, assignment) in assignments {
+            let current = topics.get(&name);
+            let mut slots = current
+                .as_ref()
+                .map(|t| t.partitions.clone())
+                .unwrap_or_default();
+            slots.resize(assignment.partitions.len(), None);
+            let mut changed = current.is_none();
+            let log_config = match topics.log_config_for(&assignment.configs) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(topic = %name, error = %e, "cannot open replicated topic");
+                    continue;
+                }
+            };
+            for (index, (slot, p)) in slots.iter_mut().zip(&assignment.partitions).enumerate() {
+                let index = i32::try_from(index).unwrap_or(i32::MAX);
+                let wanted = p.replicas.contains(&self.node);
+                match (slot.is_some(), wanted) {
+                    (false, true) => {
+                        // Every broker opens a group with its first voters (a
+                        // broker placed on it later among them or not); the
+                        // log replays later changes, and the leader adds it.
+                        let voters = p.initial.iter().map(|&r| node_id(r)).collect();
+                        let preferred = p.initial.first() == Some(&self.node);
+                        let opened = self
+                            .open_group(
+                                p.group,
+                                &name,
+                                index,
+                                log_config.clone(),
+                                voters,
+                                preferred,
+                            )
+                            .await;
+                        match opened {
+                            Ok(partition) => {
+                                *slot = Some(partition);
+                                changed = true;
+                            }
+                            Err(e) => {
+                                tracing::error!(topic = %name, partition = index, error = %e, "cannot open replicated partition")
+                            }
+                        }
+                    }
+                    (true, false) if self.released(p.group) => {
+                        match self.close_group(p.group, &name, index).await {
+                            Ok(()) => {
+                                *slot = None;
+                                changed = true;
+                                tracing::info!(topic = %name, partition = index, "replica moved off this broker; its copy is deleted");
+                            }
+                            Err(e) => {
+                                tracing::error!(topic = %name, partition = index, error = %e, "cannot close a partition moved off this broker")
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if changed {
+                topics.insert_replicated(Arc::new(Topic {
+                    name: name.clone(),
+                    id: assignment.id,
+                    partitions: slots,
+                    configs: assignment.configs.clone(),
+                }));
+            }
         }
-        topics.insert_replicated(Arc::new(Topic {
-            name: name.to_string(),
-            id: assignment.id,
-            partitions,
-            configs: assignment.configs.clone(),
-        }));
-        Ok(())
+    }
+
+    /// Whether `group` no longer counts this broker among its replicas: its
+    /// own copy of the configuration says so, or the leader announced one
+    /// without it (a replica removed before it saw its removal).
+    fn released(&self, group: GroupId) -> bool {
+        let me = node_id(self.node);
+        let local = self.view.status(group);
+        if let Some(s) = &local {
+            if !s.voters.contains(&me) && !s.learners.contains(&me) {
+                return true;
+            }
+        }
+        let term = local.map_or(0, |s| s.term);
+        self.view
+            .announced(group)
+            .is_some_and(|a| a.term >= term && !a.replicas.contains(&me))
+    }
+
+    /// Closes a group this broker no longer replicates and deletes its directory.
+    async fn close_group(&self, group: GroupId, topic: &str, partition: i32) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.inbox
+            .send(Input::RemoveGroup { group, reply })
+            .map_err(|_| "the raft driver stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the raft driver stopped".to_string())?
+            .map_err(|e| e.to_string())?;
+        let dir = self.data_dir.join(format!("{topic}-{partition}"));
+        let gone = self
+            .data_dir
+            .join(format!("{topic}-{partition}.{group}.moved"));
+        tokio::task::spawn_blocking(move || {
+            std::fs::rename(&dir, &gone)
+                .and_then(|()| std::fs::remove_dir_all(&gone))
+                .map_err(|e| format!("cannot delete {}: {e}", dir.display()))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Describes a replicated partition for Metadata: the leader and term
+    /// this broker knows best (its own group's, or the last announced), the
+    /// replicas and the in-sync replicas.
+    pub fn leadership(&self, topic: &str, index: i32) -> Option<view::Leadership> {
+        let (group, target) = {
+            let s = self.state.lock();
+            let p = s
+                .topics
+                .get(topic)?
+                .partitions
+                .get(usize::try_from(index).ok()?)?;
+            (p.group, p.replicas.iter().map(|&r| node_id(r)).collect())
+        };
+        Some(view::Leadership::of(
+            self.view.status(group).as_ref(),
+            self.view.announced(group).as_ref(),
+            target,
+        ))
+    }
+
+    /// Moves a partition's replicas (from any broker): waits until this
+    /// broker has applied the new placement; the replicas move afterwards.
+    /// `None` cancels a move in progress: the partition keeps the replicas
+    /// its group has now.
+    pub async fn reassign(
+        &self,
+        topic: &str,
+        partition: i32,
+        replicas: Option<Vec<i32>>,
+    ) -> Result<(), TopicError> {
+        let replicas = {
+            let s = self.state.lock();
+            let t = s.topics.get(topic).ok_or_else(|| {
+                TopicError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic {topic} does not exist"),
+                )
+            })?;
+            let p = usize::try_from(partition)
+                .ok()
+                .and_then(|i| t.partitions.get(i))
+                .ok_or_else(|| {
+                    TopicError::new(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("topic {topic} has no partition {partition}"),
+                    )
+                })?;
+            let replicas = match replicas {
+                Some(r) => r,
+                None => {
+                    let current = s.leaders.get(&p.group).map(|l| l.replicas.clone());
+                    match current {
+                        Some(c) if sorted(&c) != sorted(&p.replicas) => c,
+                        _ => {
+                            return Err(TopicError::new(
+                                ResponseError::NoReassignmentInProgress,
+                                format!("{topic}-{partition} is not moving"),
+                            ))
+                        }
+                    }
+                }
+            };
+            s.check_replicas(&replicas).map_err(|e| {
+                TopicError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!("{topic}-{partition}: {e}"),
+                )
+            })?;
+            replicas
+        };
+        let cmd = MetaCommand::Reassign {
+            topic: topic.to_string(),
+            partition,
+            replicas: replicas.clone(),
+        };
+        self.propose_until(&cmd, || {
+            let s = self.state.lock();
+            let p = s
+                .topics
+                .get(topic)?
+                .partitions
+                .get(usize::try_from(partition).ok()?)?;
+            (p.replicas == replicas).then_some(())
+        })
+        .await
+        .map_err(|e| {
+            let code = match e {
+                ProposeError::Unavailable(_) => ResponseError::NotController,
+                ProposeError::Timeout => ResponseError::RequestTimedOut,
+            };
+            TopicError::new(code, format!("{topic}-{partition}: {e}"))
+        })
+    }
+
+    /// Every partition whose replicas are moving: (topic, partition, the
+    /// replicas it has now, the replicas to have).
+    pub fn reassignments(&self) -> Vec<Reassignment> {
+        let s = self.state.lock();
+        let mut out = Vec::new();
+        for (name, t) in &s.topics {
+            for (i, p) in t.partitions.iter().enumerate() {
+                let now = s
+                    .leaders
+                    .get(&p.group)
+                    .map_or_else(|| p.initial.clone(), |l| l.replicas.clone());
+                if sorted(&now) != sorted(&p.replicas) {
+                    out.push(Reassignment {
+                        topic: name.clone(),
+                        partition: i32::try_from(i).unwrap_or(i32::MAX),
+                        current: now,
+                        target: p.replicas.clone(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Creates a topic through the metadata group (from any broker) and
@@ -510,8 +749,7 @@ impl Cluster {
             max_partitions,
         } = request;
         validate_topic_name(name)?;
-        let ids: Vec<i32> = self.brokers().iter().map(|p| p.id).collect();
-        let n = ids.len();
+        let n = self.state.lock().brokers.len();
         if partitions < 1 || partitions > max_partitions {
             return Err(TopicError::new(
                 ResponseError::InvalidPartitions,
@@ -520,12 +758,18 @@ impl Cluster {
                 ),
             ));
         }
-        if replication_factor != -1 && usize::try_from(replication_factor).ok() != Some(n) {
-            return Err(TopicError::new(
-                ResponseError::InvalidReplicationFactor,
-                format!("topic {name}: replication factor {replication_factor}: every broker replicates every partition in this version, so it must be {n} (or -1)"),
-            ));
-        }
+        let factor = match replication_factor {
+            -1 => self.settings.default_replication_factor.min(n),
+            f => match usize::try_from(f) {
+                Ok(f) if (1..=n).contains(&f) => f,
+                _ => {
+                    return Err(TopicError::new(
+                        ResponseError::InvalidReplicationFactor,
+                        format!("topic {name}: replication factor {replication_factor} is outside 1..={n} (the cluster has {n} brokers), or -1 for the default"),
+                    ))
+                }
+            },
+        };
         topics.log_config_for(&configs)?;
         if let Some(t) = topics.get(name) {
             return Err(TopicError::new(
@@ -541,9 +785,10 @@ impl Cluster {
                 configs,
             }));
         }
-        let replicas = (0..usize::try_from(partitions).unwrap_or(0))
-            .map(|p| (0..n).map(|i| ids[(p + i) % n]).collect())
-            .collect();
+        let replicas = self
+            .state
+            .lock()
+            .place(usize::try_from(partitions).unwrap_or(0), factor);
         let id = uuid::Uuid::new_v4();
         let cmd = MetaCommand::CreateTopic {
             name: name.to_string(),
@@ -608,6 +853,19 @@ enum ProposeError {
     Timeout,
 }
 
+/// A partition whose replicas are moving.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reassignment {
+    /// Topic.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The replicas its group has now (as its leader last announced).
+    pub current: Vec<i32>,
+    /// The replicas it is moving to.
+    pub target: Vec<i32>,
+}
+
 /// A CreateTopics (or auto-create) request for [`Cluster::create_topic`].
 #[derive(Debug, Clone)]
 pub struct NewTopic<'a> {
@@ -615,7 +873,7 @@ pub struct NewTopic<'a> {
     pub name: &'a str,
     /// Partition count.
     pub partitions: i32,
-    /// -1 or the cluster size.
+    /// Replicas per partition: 1 up to the cluster size, or -1 for the default.
     pub replication_factor: i16,
     /// Config overrides.
     pub configs: BTreeMap<String, String>,
@@ -623,6 +881,12 @@ pub struct NewTopic<'a> {
     pub validate_only: bool,
     /// Upper bound on the partition count.
     pub max_partitions: i32,
+}
+
+fn sorted(v: &[i32]) -> Vec<i32> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v
 }
 
 /// A Kafka broker id as a Raft node id (validated to be at least 1).

@@ -79,8 +79,6 @@ impl GroupBackend for ClusterBackend {
     }
 
     fn partition_count(&self, topic: &str) -> Option<i32> {
-        self.topics
-            .get(topic)
-            .map(|t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
+        self.topics.get(topic).map(|t| t.partition_count())
     }
 }

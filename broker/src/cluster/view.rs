@@ -12,6 +12,32 @@ use starlog_replication::{GroupId, GroupStatus, NodeId, Role};
 pub struct ClusterView {
     statuses: RwLock<HashMap<GroupId, GroupStatus>>,
     membership: RwLock<Membership>,
+    placement: RwLock<Placement>,
+}
+
+/// Where each group's replicas belong, and the leaders announced in the
+/// metadata log, as of the last command this broker applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Each partition group's replicas to have (the driver loop moves the
+    /// groups it leads towards them).
+    pub targets: HashMap<GroupId, Vec<NodeId>>,
+    /// Each partition group's last announced leader, term, replicas and
+    /// in-sync replicas.
+    pub announced: HashMap<GroupId, Announced>,
+}
+
+/// A partition group's leader as announced in the metadata log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announced {
+    /// Leader.
+    pub leader: NodeId,
+    /// Its term.
+    pub term: u64,
+    /// Voters and learners.
+    pub replicas: Vec<NodeId>,
+    /// In-sync replicas.
+    pub isr: Vec<NodeId>,
 }
 
 /// Who belongs to the cluster, as the metadata log says (the driver loop
@@ -34,6 +60,22 @@ impl ClusterView {
     /// Replaces the membership (the metadata applier calls this).
     pub fn set_membership(&self, m: Membership) {
         *self.membership.write() = m;
+    }
+
+    /// Replaces the placement (the metadata applier calls this once it has
+    /// caught up with the metadata log).
+    pub fn set_placement(&self, p: Placement) {
+        *self.placement.write() = p;
+    }
+
+    /// The current placement.
+    pub fn placement(&self) -> Placement {
+        self.placement.read().clone()
+    }
+
+    /// The announced leader of one group.
+    pub fn announced(&self, group: GroupId) -> Option<Announced> {
+        self.placement.read().announced.get(&group).cloned()
     }
 
     /// The current membership.
@@ -65,5 +107,127 @@ impl ClusterView {
         let mut v: Vec<_> = self.statuses.read().values().cloned().collect();
         v.sort_by_key(|s| s.group);
         v
+    }
+}
+
+/// What Metadata says of a replicated partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leadership {
+    /// The leader, if one is known.
+    pub leader: Option<NodeId>,
+    /// The leader's term (Kafka's leader epoch); -1 when unknown.
+    pub epoch: i32,
+    /// Voters and learners (the replicas to have when nothing is known).
+    pub replicas: Vec<NodeId>,
+    /// In-sync replicas.
+    pub isr: Vec<NodeId>,
+}
+
+impl Leadership {
+    /// Combines this broker's own status of the group (if it hosts it) with
+    /// the leader last announced in the metadata log: the newer term wins,
+    /// and a leader's own view of its in-sync replicas beats any other.
+    pub fn of(
+        local: Option<&GroupStatus>,
+        announced: Option<&Announced>,
+        target: Vec<NodeId>,
+    ) -> Self {
+        let epoch = |term: u64| i32::try_from(term).unwrap_or(i32::MAX);
+        let replicas_of = |s: &GroupStatus| {
+            let mut r: Vec<NodeId> = s.voters.iter().chain(&s.learners).copied().collect();
+            r.sort_unstable();
+            r
+        };
+        if let Some(s) = local.filter(|s| s.role == Role::Leader && s.failed.is_none()) {
+            return Self {
+                leader: Some(s.node),
+                epoch: epoch(s.term),
+                replicas: replicas_of(s),
+                isr: s.in_sync_replicas(crate::handlers::metadata::ISR_MAX_LAG_ENTRIES),
+            };
+        }
+        let local = local.filter(|s| s.leader.is_some() && s.failed.is_none());
+        match (local, announced) {
+            (Some(s), a) if a.is_none_or(|a| s.term > a.term) => Self {
+                leader: s.leader,
+                epoch: epoch(s.term),
+                replicas: replicas_of(s),
+                isr: s.voters.clone(),
+            },
+            (_, Some(a)) => Self {
+                leader: Some(a.leader),
+                epoch: epoch(a.term),
+                replicas: a.replicas.clone(),
+                isr: a.isr.clone(),
+            },
+            (_, None) => Self {
+                leader: None,
+                epoch: -1,
+                replicas: target,
+                isr: Vec::new(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(node: NodeId, role: Role, leader: Option<NodeId>, term: u64) -> GroupStatus {
+        GroupStatus {
+            group: GroupId(1),
+            topic: "t".into(),
+            partition: 0,
+            node,
+            role,
+            leader,
+            term,
+            commit_index: 0,
+            applied_index: 0,
+            first_index: 1,
+            last_index: 0,
+            persisted_index: 0,
+            high_watermark: 0,
+            log_start_offset: 0,
+            log_end_offset: 0,
+            voters: vec![1, 2, 3],
+            learners: vec![4],
+            replicas: Vec::new(),
+            failed: None,
+        }
+    }
+
+    fn announced(leader: NodeId, term: u64) -> Announced {
+        Announced {
+            leader,
+            term,
+            replicas: vec![1, 2],
+            isr: vec![1],
+        }
+    }
+
+    #[test]
+    fn the_newer_term_names_the_leader() {
+        let follower = status(2, Role::Follower, Some(1), 5);
+        // Own view newer than the announcement.
+        let l = Leadership::of(Some(&follower), Some(&announced(3, 4)), vec![9]);
+        assert_eq!(
+            (l.leader, l.epoch, l.replicas),
+            (Some(1), 5, vec![1, 2, 3, 4])
+        );
+        // Announcement as new as the own view: it also knows the ISR.
+        let l = Leadership::of(Some(&follower), Some(&announced(1, 5)), vec![9]);
+        assert_eq!((l.leader, l.epoch, l.isr), (Some(1), 5, vec![1]));
+        // Not hosted here: the announcement alone.
+        let l = Leadership::of(None, Some(&announced(2, 7)), vec![9]);
+        assert_eq!((l.leader, l.epoch, l.replicas), (Some(2), 7, vec![1, 2]));
+        // Nothing known: no leader, the placement's replicas.
+        let l = Leadership::of(None, None, vec![9]);
+        assert_eq!((l.leader, l.epoch, l.replicas), (None, -1, vec![9]));
+        // The leader itself answers with its own status.
+        let leader = status(1, Role::Leader, Some(1), 8);
+        let l = Leadership::of(Some(&leader), Some(&announced(3, 7)), vec![9]);
+        assert_eq!((l.leader, l.epoch), (Some(1), 8));
     }
 }

@@ -21,7 +21,7 @@ use crate::errors::append_error_code;
 use crate::partition::Partition;
 
 struct Wanted {
-    partition: Option<Arc<Partition>>,
+    partition: Result<Arc<Partition>, ResponseError>,
     index: i32,
     offset: i64,
     max_bytes: usize,
@@ -60,8 +60,8 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
                     .map(|p| Wanted {
                         partition: topic
                             .as_ref()
-                            .and_then(|t| t.partition(p.partition))
-                            .cloned(),
+                            .ok_or(ResponseError::UnknownTopicOrPartition)
+                            .and_then(|t| t.lookup(p.partition).cloned()),
                         index: p.partition,
                         offset: p.fetch_offset,
                         max_bytes: to_usize(p.partition_max_bytes),
@@ -75,7 +75,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
         let mut receivers: Vec<watch::Receiver<i64>> = wanted
             .iter()
             .flat_map(|t| t.partitions.iter())
-            .filter_map(|w| w.partition.as_ref().map(|p| p.subscribe()))
+            .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe()))
             .collect();
         for rx in &mut receivers {
             rx.borrow_and_update();
@@ -132,8 +132,9 @@ fn empty(index: i32, code: ResponseError) -> PartitionData {
 }
 
 async fn read_one(w: &Wanted, budget: usize, strict: bool) -> PartitionData {
-    let Some(partition) = &w.partition else {
-        return empty(w.index, ResponseError::UnknownTopicOrPartition);
+    let partition = match &w.partition {
+        Ok(p) => p,
+        Err(code) => return empty(w.index, *code),
     };
     if let Some(code) = partition.leader_error() {
         return empty(w.index, code);

@@ -30,10 +30,16 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> L
         for p in t.partitions {
             let base =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-            let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
-            else {
+            let found = topic
+                .as_ref()
+                .ok_or(ResponseError::UnknownTopicOrPartition)
+                .and_then(|t| t.lookup(p.partition_index));
+            let Ok(partition) = found else {
+                let code = found
+                    .err()
+                    .unwrap_or(ResponseError::UnknownTopicOrPartition);
                 partitions.push(
-                    base.with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                    base.with_error_code(code.code())
                         .with_offset(-1)
                         .with_timestamp(-1),
                 );

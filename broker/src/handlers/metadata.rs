@@ -73,7 +73,7 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
             .topics
             .all()
             .iter()
-            .map(|t| describe(t, node))
+            .map(|t| describe(broker, t, node))
             .collect(),
         Some(list) => {
             let mut out = Vec::with_capacity(list.len());
@@ -102,12 +102,12 @@ async fn lookup(
 ) -> MetadataResponseTopic {
     if name.is_empty() && !id.is_nil() {
         return match broker.topics.get_by_id(id.as_bytes()) {
-            Some(t) => describe(&t, node),
+            Some(t) => describe(broker, &t, node),
             None => error_topic(name, ResponseError::UnknownTopicId),
         };
     }
     if let Some(t) = broker.topics.get(name) {
-        return describe(&t, node);
+        return describe(broker, &t, node);
     }
     if !auto_create {
         return error_topic(name, ResponseError::UnknownTopicOrPartition);
@@ -131,12 +131,12 @@ async fn lookup(
             .create(name, partitions, BTreeMap::new(), false, max),
     };
     match created {
-        Ok(t) => describe(&t, node),
+        Ok(t) => describe(broker, &t, node),
         // Lost a race with another creator: describe the winner.
         Err(e) if e.code == ResponseError::TopicAlreadyExists => broker
             .topics
             .get(name)
-            .map_or_else(|| error_topic(name, e.code), |t| describe(&t, node)),
+            .map_or_else(|| error_topic(name, e.code), |t| describe(broker, &t, node)),
         Err(e) => {
             tracing::warn!(topic = name, error = %e, "auto-create refused");
             error_topic(name, e.code)
@@ -151,45 +151,42 @@ fn error_topic(name: &str, code: ResponseError) -> MetadataResponseTopic {
 }
 
 /// A topic's metadata: this broker leads an unreplicated partition; a
-/// replicated one names its Raft leader, term, voters and in-sync replicas.
-pub fn describe(topic: &Arc<Topic>, node: BrokerId) -> MetadataResponseTopic {
-    let partitions = topic
-        .partitions
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let base = MetadataResponsePartition::default()
-                .with_partition_index(i32::try_from(i).unwrap_or(i32::MAX));
-            let Some(replica) = p.replica() else {
-                return base
-                    .with_leader_id(node)
-                    .with_leader_epoch(0)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node]);
+/// replicated one names its Raft leader, term, replicas and in-sync
+/// replicas, whether this broker hosts it or not.
+pub fn describe(broker: &Broker, topic: &Arc<Topic>, node: BrokerId) -> MetadataResponseTopic {
+    let ids = |v: &[u64]| -> Vec<BrokerId> {
+        v.iter()
+            .map(|&n| BrokerId(i32::try_from(n).unwrap_or(-1)))
+            .collect()
+    };
+    let partitions = (0..topic.partition_count())
+        .map(|i| {
+            let base = MetadataResponsePartition::default().with_partition_index(i);
+            let local = topic.partition(i);
+            let cluster = broker.cluster.as_ref();
+            let leadership = match (local, cluster) {
+                (Some(p), _) if p.replica().is_none() => {
+                    return base
+                        .with_leader_id(node)
+                        .with_leader_epoch(0)
+                        .with_replica_nodes(vec![node])
+                        .with_isr_nodes(vec![node]);
+                }
+                (_, Some(c)) => c.leadership(&topic.name, i),
+                (_, None) => None,
             };
-            let Some(status) = replica.view.status(replica.group) else {
+            let Some(l) = leadership else {
                 return base
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1))
                     .with_leader_epoch(-1);
             };
-            let ids = |v: &[u64]| -> Vec<BrokerId> {
-                v.iter()
-                    .map(|&n| BrokerId(i32::try_from(n).unwrap_or(-1)))
-                    .collect()
-            };
-            let isr = if status.replicas.is_empty() {
-                status.voters.clone()
-            } else {
-                status.in_sync_replicas(ISR_MAX_LAG_ENTRIES)
-            };
-            let epoch = i32::try_from(status.term).unwrap_or(i32::MAX);
             let base = base
-                .with_leader_epoch(epoch)
-                .with_replica_nodes(ids(&status.voters))
-                .with_isr_nodes(ids(&isr));
-            match status.leader {
-                Some(l) => base.with_leader_id(BrokerId(i32::try_from(l).unwrap_or(-1))),
+                .with_leader_epoch(l.epoch)
+                .with_replica_nodes(ids(&l.replicas))
+                .with_isr_nodes(ids(&l.isr));
+            match l.leader {
+                Some(leader) => base.with_leader_id(BrokerId(i32::try_from(leader).unwrap_or(-1))),
                 None => base
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1)),

@@ -7,4 +7,5 @@ pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod reassign;
 pub mod topics_admin;

@@ -64,7 +64,10 @@ pub async fn begin(broker: &Broker, req: ProduceRequest) -> Completion {
         let writes = topic_data.partition_data.into_iter().map(|pd| {
             let index = pd.index;
             let records = pd.records.unwrap_or_default();
-            let partition = topic.as_ref().and_then(|t| t.partition(index)).cloned();
+            let partition = topic
+                .as_ref()
+                .ok_or(ResponseError::UnknownTopicOrPartition)
+                .and_then(|t| t.lookup(index).cloned());
             let name = name.clone();
             let rule = rule.clone();
             async move {
@@ -82,12 +85,16 @@ pub async fn begin(broker: &Broker, req: ProduceRequest) -> Completion {
                         "transactions are not supported".to_string(),
                     ));
                 }
-                let Some(partition) = partition else {
-                    return Stage::Done(partition_error(
-                        index,
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("{name}-{index} does not exist"),
-                    ));
+                let partition = match partition {
+                    Ok(p) => p,
+                    Err(code) => {
+                        let why = if code == ResponseError::NotLeaderOrFollower {
+                            format!("{name}-{index} is not replicated on this broker; ask Metadata for its leader")
+                        } else {
+                            format!("{name}-{index} does not exist")
+                        };
+                        return Stage::Done(partition_error(index, code, why));
+                    }
                 };
                 let records = match &rule {
                     Some(url) => match broker.schema_rule.as_ref() {

@@ -123,7 +123,7 @@ impl Runner {
             std::thread::sleep(IDLE_WAIT);
             return;
         };
-        let mut receivers: Vec<_> = topic.partitions.iter().map(|p| p.subscribe()).collect();
+        let mut receivers: Vec<_> = topic.hosted().map(|(_, p)| p.subscribe()).collect();
         let mut stop = self.shutdown.clone();
         self.runtime.block_on(async {
             let changed =
@@ -143,8 +143,7 @@ impl Runner {
         };
         let mut progressed = false;
         let mut lag = 0;
-        for (index, partition) in topic.partitions.iter().enumerate() {
-            let p = i32::try_from(index).unwrap_or(i32::MAX);
+        for (p, partition) in topic.hosted() {
             let start = partition.log().log_start_offset();
             let pos = positions.get(&p).copied().unwrap_or(start).max(start);
             let hw = partition.high_watermark();

@@ -201,7 +201,7 @@ impl BrokerSink {
                 }
             }
         };
-        let n = i32::try_from(t.partitions.len()).unwrap_or(1).max(1);
+        let n = t.partition_count().max(1);
         Ok(source_partition.rem_euclid(n))
     }
 }

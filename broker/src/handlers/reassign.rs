@@ -1,0 +1,139 @@
+//! AlterPartitionReassignments and ListPartitionReassignments: Kafka's
+//! admin API for moving partition replicas between brokers (what
+//! `kafka-reassign-partitions.sh` and admin clients send). A broker of a
+//! cluster takes them from any client and records the move in the cluster
+//! metadata log; the partition's Raft group carries it out.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::alter_partition_reassignments_response::{
+    ReassignablePartitionResponse, ReassignableTopicResponse,
+};
+use kafka_protocol::messages::list_partition_reassignments_response::{
+    OngoingPartitionReassignment, OngoingTopicReassignment,
+};
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::broker::Broker;
+
+const SINGLE: &str = "this broker is not part of a cluster: it has no replicas to move";
+
+/// Handles AlterPartitionReassignments.
+pub async fn alter(
+    broker: &Broker,
+    req: AlterPartitionReassignmentsRequest,
+) -> AlterPartitionReassignmentsResponse {
+    let Some(cluster) = &broker.cluster else {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(StrBytes::from_static_str(SINGLE)));
+    };
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let replicas: Option<Vec<i32>> = p.replicas.map(|r| r.iter().map(|b| b.0).collect());
+            let factor_changes = !req.allow_replication_factor_change
+                && replicas.as_ref().is_some_and(|r| {
+                    cluster
+                        .leadership(&name, p.partition_index)
+                        .is_some_and(|l| l.replicas.len() != r.len())
+                });
+            let outcome = if factor_changes {
+                Err((
+                    ResponseError::InvalidReplicationFactor,
+                    format!(
+                        "{name}-{}: the new replicas change the replication factor, which the request does not allow",
+                        p.partition_index
+                    ),
+                ))
+            } else {
+                cluster
+                    .reassign(&name, p.partition_index, replicas)
+                    .await
+                    .map_err(|e| (e.code, e.message))
+            };
+            let base =
+                ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+            partitions.push(match outcome {
+                Ok(()) => base,
+                Err((code, message)) => {
+                    tracing::info!(topic = %name, partition = p.partition_index, error = %message, "reassignment refused");
+                    base.with_error_code(code.code())
+                        .with_error_message(Some(StrBytes::from_string(message)))
+                }
+            });
+        }
+        responses.push(
+            ReassignableTopicResponse::default()
+                .with_name(TopicName(StrBytes::from_string(name)))
+                .with_partitions(partitions),
+        );
+    }
+    AlterPartitionReassignmentsResponse::default()
+        .with_allow_replication_factor_change(req.allow_replication_factor_change)
+        .with_responses(responses)
+}
+
+/// Handles ListPartitionReassignments: the partitions whose replicas are
+/// moving (all of them, or those asked for).
+pub fn list(
+    broker: &Broker,
+    req: ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsResponse {
+    let Some(cluster) = &broker.cluster else {
+        return ListPartitionReassignmentsResponse::default();
+    };
+    let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let mut topics: BTreeMap<String, Vec<OngoingPartitionReassignment>> = BTreeMap::new();
+    for r in cluster.reassignments() {
+        let asked = wanted
+            .as_ref()
+            .is_none_or(|w| w.get(&r.topic).is_some_and(|ps| ps.contains(&r.partition)));
+        if !asked {
+            continue;
+        }
+        let ids = |v: Vec<i32>| -> Vec<BrokerId> { v.into_iter().map(BrokerId).collect() };
+        let adding: Vec<i32> = r
+            .target
+            .iter()
+            .filter(|b| !r.current.contains(b))
+            .copied()
+            .collect();
+        let removing: Vec<i32> = r
+            .current
+            .iter()
+            .filter(|b| !r.target.contains(b))
+            .copied()
+            .collect();
+        let mut all = r.target.clone();
+        all.extend(removing.iter().copied());
+        topics.entry(r.topic).or_default().push(
+            OngoingPartitionReassignment::default()
+                .with_partition_index(r.partition)
+                .with_replicas(ids(all))
+                .with_adding_replicas(ids(adding))
+                .with_removing_replicas(ids(removing)),
+        );
+    }
+    ListPartitionReassignmentsResponse::default().with_topics(
+        topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                OngoingTopicReassignment::default()
+                    .with_name(TopicName(StrBytes::from_string(name)))
+                    .with_partitions(partitions)
+            })
+            .collect(),
+    )
+}
