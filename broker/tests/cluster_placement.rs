@@ -135,6 +135,39 @@ async fn a_topic_with_fewer_replicas_than_brokers_is_spread_and_served_from_any_
             "broker {outsider} answers NOT_LEADER_OR_FOLLOWER for spread-{p}"
         );
     }
+    // Reassignments that cannot be carried out are refused with Kafka's
+    // codes and a reason, and change nothing.
+    let port = c.node(2).kafka;
+    assert_eq!(
+        alter_reassignment(port, "spread", 0, &[1, 99]).await,
+        39,
+        "INVALID_REPLICA_ASSIGNMENT"
+    );
+    assert_eq!(
+        alter_reassignment(port, "spread", 0, &[1, 1]).await,
+        39,
+        "a broker twice"
+    );
+    assert_eq!(
+        alter_reassignment(port, "spread", 7, &[1, 2]).await,
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(alter_reassignment(port, "nope", 0, &[1, 2]).await, 3);
+    let bad = http_post(
+        c.node(1).http,
+        "/cluster/reassign",
+        "{\"topic\": \"spread\"}",
+    );
+    assert!(
+        bad.lines().next().is_some_and(|l| l.contains(" 400")),
+        "{bad}"
+    );
+    assert!(list_reassignments(port).await.is_empty());
+    assert_eq!(
+        placed,
+        (0..3).map(|p| (p, hosts(&c, "spread", p))).collect()
+    );
     // librdkafka, given one broker, finds every partition's leader.
     let one = format!("127.0.0.1:{}", c.node(1).kafka);
     let values = alerts();
