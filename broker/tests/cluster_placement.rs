@@ -183,6 +183,27 @@ async fn a_topic_with_fewer_replicas_than_brokers_is_spread_and_served_from_any_
     let stored = read_topic(&one, "spread", 3);
     assert_eq!(stored.len(), 300);
     check_exactly_once(&acked, &stored);
+    // kill -9 of all three: each broker reopens only its own partitions,
+    // and the topic takes more alerts.
+    for id in 1..=3 {
+        c.kill9(id);
+    }
+    for id in 1..=3 {
+        c.spawn(id);
+    }
+    c.wait_for(Duration::from_secs(60), "the same placement after restart", |c| {
+        (0..3).all(|p| hosts(c, "spread", p) == placed[&p])
+    });
+    let (more, failed) = produce(&producer(&one), "spread", 300..400, &values).await;
+    assert_eq!((more.len(), failed), (100, 0));
+    let mut acked = acked;
+    acked.extend(more);
+    for p in 0..3 {
+        c.wait_caught_up_on("spread", p, &placed[&p]);
+    }
+    let stored = read_topic(&one, "spread", 3);
+    assert_eq!(stored.len(), 400);
+    check_exactly_once(&acked, &stored);
     let hws: Vec<i64> = (0..3)
         .map(|p| {
             let s = c.status(placed[&p][0]).unwrap();
