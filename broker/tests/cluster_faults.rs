@@ -405,6 +405,101 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     );
 }
 
+/// Where node `id`'s copy of the cluster metadata log starts.
+fn metadata_log_start(c: &ProcCluster, id: i32) -> i64 {
+    c.status(id)
+        .and_then(|s| {
+            ProcCluster::group(&s, "__cluster_metadata", 0)
+                .and_then(|g| g["log_start_offset"].as_i64())
+        })
+        .unwrap_or(0)
+}
+
+/// Topic names a broker lists in Metadata, sorted.
+fn topics_on(c: &ProcCluster, id: i32) -> Vec<String> {
+    let md: BaseConsumer = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            format!("127.0.0.1:{}", c.node(id).kafka),
+        )
+        .create()
+        .expect("client");
+    let meta = md
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata");
+    let mut names: Vec<String> = meta.topics().iter().map(|t| t.name().to_string()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metadata_log_is_checkpointed_and_trimmed_and_restarts_and_new_brokers_load_it() {
+    let mut c = ProcCluster::start_with("  metadata_checkpoint_records: 20\n");
+    let bs = c.bootstrap();
+    let names: Vec<String> = (0..8).map(|i| format!("meta-{i}")).collect();
+    for name in &names {
+        create_topic(&bs, name, 1).await;
+    }
+    let values = alerts();
+    let (acked, failed) = produce(&producer(&bs), "meta-0", 0..30, &values).await;
+    assert_eq!((acked.len(), failed), (30, 0));
+    let read = {
+        let bs = bs.clone();
+        tokio::task::spawn_blocking(move || consume_in_group(&bs, "meta-0", "keeper", 30))
+            .await
+            .unwrap()
+    };
+    assert_eq!(read, (0..30).collect::<Vec<i64>>());
+    // Eight topics with their leaders' announcements and a commit are more
+    // than 20 records: the controller checkpoints, every broker trims.
+    c.wait_for(
+        Duration::from_secs(60),
+        "every broker trims its metadata log",
+        |c| (1..=3).all(|id| metadata_log_start(c, id) > 0),
+    );
+    // kill -9 of all three: each loads the checkpoint its log starts at,
+    // then the records after it.
+    for id in 1..=3 {
+        c.kill9(id);
+    }
+    for id in 1..=3 {
+        c.spawn(id);
+    }
+    c.wait_for(
+        Duration::from_secs(30),
+        "a controller after the restart",
+        |c| c.status(1).is_some_and(|s| s["controller"].is_i64()),
+    );
+    for id in 1..=3 {
+        c.wait_for(Duration::from_secs(30), "every topic is back", |c| {
+            topics_on(c, id) == names
+        });
+    }
+    let (more, failed) = produce(&producer(&bs), "meta-0", 30..40, &values).await;
+    assert_eq!((more.len(), failed), (10, 0));
+    let rest = {
+        let bs = bs.clone();
+        tokio::task::spawn_blocking(move || consume_in_group(&bs, "meta-0", "keeper", 10))
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        rest,
+        (30..40).collect::<Vec<i64>>(),
+        "the group resumes at its offset"
+    );
+    // A broker added now cannot replay the trimmed records: it is sent the
+    // log from the checkpoint on and loads it.
+    let four = c.spawn_joiner();
+    let n4 = c.node(four);
+    let peer = format!("{four}=127.0.0.1:{}/127.0.0.1:{}", n4.kafka, n4.raft);
+    let http1 = format!("127.0.0.1:{}", c.node(1).http);
+    run_cli(&["cluster", "add-broker", "--http", &http1, "--peer", &peer]);
+    c.wait_for(Duration::from_secs(60), "broker 4 knows every topic", |c| {
+        metadata_log_start(c, four) > 0 && topics_on(c, four) == names
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_from_peers_and_bad_admin_requests_are_refused_and_change_nothing() {
     let mut c = ProcCluster::start();

@@ -191,9 +191,11 @@ async fn a_topic_with_fewer_replicas_than_brokers_is_spread_and_served_from_any_
     for id in 1..=3 {
         c.spawn(id);
     }
-    c.wait_for(Duration::from_secs(60), "the same placement after restart", |c| {
-        (0..3).all(|p| hosts(c, "spread", p) == placed[&p])
-    });
+    c.wait_for(
+        Duration::from_secs(60),
+        "the same placement after restart",
+        |c| (0..3).all(|p| hosts(c, "spread", p) == placed[&p]),
+    );
     let (more, failed) = produce(&producer(&one), "spread", 300..400, &values).await;
     assert_eq!((more.len(), failed), (100, 0));
     let mut acked = acked;

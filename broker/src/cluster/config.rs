@@ -48,6 +48,10 @@ pub struct ClusterSettings {
     /// Replicas per partition when a topic is created with replication factor -1 (as Kafka's
     /// `default.replication.factor`); capped at the number of brokers.
     pub default_replication_factor: usize,
+    /// The controller writes a checkpoint of the cluster metadata (topics, placement, members,
+    /// group offsets) once the metadata log has this many records after the last one; every
+    /// broker then trims its metadata log before the checkpoint.
+    pub metadata_checkpoint_records: i64,
 }
 
 impl Default for ClusterSettings {
@@ -62,6 +66,7 @@ impl Default for ClusterSettings {
             sync_data: true,
             fault_injection: false,
             default_replication_factor: 3,
+            metadata_checkpoint_records: 20_000,
         }
     }
 }
@@ -110,6 +115,12 @@ impl ClusterSettings {
             return Err((
                 "cluster.election_ticks",
                 "must exceed heartbeat_ticks, which must be at least 1".into(),
+            ));
+        }
+        if self.metadata_checkpoint_records < 10 {
+            return Err((
+                "cluster.metadata_checkpoint_records",
+                "must be at least 10".into(),
             ));
         }
         if !(1..=32).contains(&self.default_replication_factor) {

@@ -107,6 +107,47 @@ pub enum MetaCommand {
         /// As above.
         token: u64,
     },
+    /// The whole state as of offset `as_of` (everything before it applied),
+    /// with every group's committed offsets: the log before `as_of` can then
+    /// be trimmed, and a broker whose log starts at `as_of` loads this first.
+    /// A broker that has applied the log from further back ignores it.
+    Checkpoint {
+        /// The first offset not reflected in the image.
+        as_of: i64,
+        /// The state.
+        state: ClusterImage,
+        /// Committed offsets, by consumer group.
+        offsets: BTreeMap<String, Vec<CommittedOffset>>,
+    },
+}
+
+/// [`ClusterState`] as plain data (group ids as numbers), for checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterImage {
+    /// Topics: name, id (UUID string), configs, and per partition
+    /// (group, replicas, initial replicas).
+    pub topics: Vec<TopicImage>,
+    /// Members.
+    pub brokers: Vec<PeerSettings>,
+    /// Removed brokers.
+    pub removed: Vec<i32>,
+    /// Announced leaders, by group.
+    pub leaders: Vec<(u64, LeaderAndIsr)>,
+    /// The last group id handed out.
+    pub next_group: u64,
+}
+
+/// One topic of a [`ClusterImage`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicImage {
+    /// Name.
+    pub name: String,
+    /// Topic id as a UUID string.
+    pub id: String,
+    /// Config overrides.
+    pub configs: BTreeMap<String, String>,
+    /// Per partition: (group, replicas, initial replicas).
+    pub partitions: Vec<(u64, Vec<i32>, Vec<i32>)>,
 }
 
 impl MetaCommand {
@@ -149,7 +190,7 @@ pub struct PartitionAssignment {
 }
 
 /// A partition group's leader as it last announced itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaderAndIsr {
     /// Leader node id.
     pub leader: i32,
@@ -199,9 +240,11 @@ impl ClusterState {
     pub fn apply(&mut self, cmd: &MetaCommand) -> Change {
         match cmd {
             // Offsets live in each broker's metadata store, not in this state.
+            // A checkpoint only matters to a broker that starts reading at it.
             MetaCommand::CommitOffsets { .. }
             | MetaCommand::DeleteOffsets { .. }
-            | MetaCommand::DeleteGroup { .. } => Change::None,
+            | MetaCommand::DeleteGroup { .. }
+            | MetaCommand::Checkpoint { .. } => Change::None,
             MetaCommand::AddBroker { peer } => {
                 if self.removed.contains(&peer.id) || self.brokers.get(&peer.id) == Some(peer) {
                     return Change::None;
@@ -297,6 +340,68 @@ impl ClusterState {
 }
 
 impl ClusterState {
+    /// The state as plain data.
+    pub fn image(&self) -> ClusterImage {
+        ClusterImage {
+            topics: self
+                .topics
+                .iter()
+                .map(|(name, t)| TopicImage {
+                    name: name.clone(),
+                    id: uuid::Uuid::from_bytes(t.id).to_string(),
+                    configs: t.configs.clone(),
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| (p.group.0, p.replicas.clone(), p.initial.clone()))
+                        .collect(),
+                })
+                .collect(),
+            brokers: self.brokers.values().cloned().collect(),
+            removed: self.removed.iter().copied().collect(),
+            leaders: self.leaders.iter().map(|(g, l)| (g.0, l.clone())).collect(),
+            next_group: self.next_group,
+        }
+    }
+
+    /// The state an image describes; an unreadable topic id is an error
+    /// naming the topic.
+    pub fn from_image(image: &ClusterImage) -> Result<Self, String> {
+        let mut topics = BTreeMap::new();
+        for t in &image.topics {
+            let id = uuid::Uuid::parse_str(&t.id)
+                .map_err(|e| format!("topic {}: id {:?}: {e}", t.name, t.id))?;
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|(g, replicas, initial)| PartitionAssignment {
+                    group: GroupId(*g),
+                    replicas: replicas.clone(),
+                    initial: initial.clone(),
+                })
+                .collect();
+            topics.insert(
+                t.name.clone(),
+                TopicAssignment {
+                    id: id.into_bytes(),
+                    partitions,
+                    configs: t.configs.clone(),
+                },
+            );
+        }
+        Ok(Self {
+            topics,
+            brokers: image.brokers.iter().map(|p| (p.id, p.clone())).collect(),
+            removed: image.removed.iter().copied().collect(),
+            leaders: image
+                .leaders
+                .iter()
+                .map(|(g, l)| (GroupId(*g), l.clone()))
+                .collect(),
+            next_group: image.next_group,
+        })
+    }
+
     /// Checks a replica list: not empty, no repeats, every id a member.
     pub fn check_replicas(&self, replicas: &[i32]) -> Result<(), String> {
         if replicas.is_empty() {
@@ -587,6 +692,49 @@ mod tests {
         assert_eq!(s.leaders[&GroupId(7)].leader, 2);
         assert_eq!(s.apply(&leader(3, 6)), Change::Leader);
         assert_eq!(s.leaders[&GroupId(7)].term, 6);
+    }
+
+    #[test]
+    fn a_checkpoint_image_gives_back_the_same_state() {
+        let mut s = cluster_of(3);
+        s.apply(&create("a", 2));
+        s.apply(&MetaCommand::Reassign {
+            topic: "a".into(),
+            partition: 1,
+            replicas: vec![3, 1],
+        });
+        s.apply(&MetaCommand::Leader {
+            group: 2,
+            leader: 3,
+            term: 4,
+            replicas: vec![1, 3],
+            isr: vec![3],
+        });
+        s.apply(&MetaCommand::RemoveBroker { id: 2 });
+        let image = s.image();
+        let back = ClusterState::from_image(&image).unwrap();
+        assert_eq!(back.image(), image);
+        assert_eq!(back.topics, s.topics);
+        assert_eq!(back.leaders, s.leaders);
+        assert_eq!(
+            (back.removed.clone(), back.next_group),
+            (s.removed.clone(), 2)
+        );
+        // A checkpoint record round-trips and changes nothing when applied.
+        let cmd = MetaCommand::Checkpoint {
+            as_of: 9,
+            state: image,
+            offsets: BTreeMap::new(),
+        };
+        let decoded = decode(encode(&cmd).unwrap()).unwrap();
+        assert_eq!(decoded[0].1.as_ref().unwrap(), &cmd);
+        assert_eq!(s.apply(&cmd), Change::None);
+        // An image with a bad topic id is refused, naming the topic.
+        let mut bad = s.image();
+        bad.topics[0].id = "nope".into();
+        assert!(ClusterState::from_image(&bad)
+            .unwrap_err()
+            .contains("topic a"));
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub struct Cluster {
     applied: watch::Sender<u64>,
     /// Tokens of the offset commands applied lately (their proposers wait for them).
     tokens: Mutex<std::collections::VecDeque<u64>>,
+    /// The `as_of` of the newest metadata checkpoint applied or loaded, and
+    /// when this broker last proposed one.
+    checkpoints: Mutex<(i64, Option<std::time::Instant>)>,
     data_dir: PathBuf,
     base: LogConfig,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -168,6 +171,7 @@ impl Cluster {
             state: Mutex::new(state),
             applied,
             tokens: Mutex::new(std::collections::VecDeque::new()),
+            checkpoints: Mutex::new((0, None)),
             data_dir: config.data_dir.clone(),
             base: config.base_log_config(),
             thread: Mutex::new(Some(thread)),
@@ -266,10 +270,23 @@ impl Cluster {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut hw = meta.subscribe();
-        let mut next = meta.log().log_start_offset();
+        let mut next = 0;
         let mut every = tokio::time::interval(HOSTING_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The log starts after what this broker applied (a fresh start on
+            // a trimmed log, or a snapshot installed underneath): load the
+            // checkpoint the log now starts at.
+            let start = meta.log().log_start_offset();
+            if next < start {
+                if !self
+                    .load_checkpoint(&topics, &meta, start, &mut shutdown)
+                    .await
+                {
+                    return;
+                }
+                next = start;
+            }
             while next < meta.high_watermark() {
                 let read = match meta.read(next, 1 << 20).await {
                     Ok(r) => r,
@@ -309,6 +326,7 @@ impl Cluster {
             self.publish_placement();
             self.reconcile_hosting(&topics).await;
             self.applied.send_replace(u64::try_from(next).unwrap_or(0));
+            self.maybe_checkpoint(&topics, next);
             tokio::select! {
                 changed = hw.changed() => if changed.is_err() { return },
                 _ = every.tick() => {}
@@ -325,6 +343,19 @@ impl Cluster {
             while tokens.len() > RECENT_TOKENS {
                 tokens.pop_front();
             }
+            return;
+        }
+        if let MetaCommand::Checkpoint { as_of, .. } = cmd {
+            // Committed and applied here: the log before it can go.
+            self.checkpoints.lock().0 = *as_of;
+            let _ = self.inbox.send(Input::Compact {
+                group: METADATA_GROUP,
+                offset: *as_of,
+            });
+            tracing::info!(
+                as_of,
+                "cluster metadata checkpoint applied; trimming the log before it"
+            );
             return;
         }
         let change = self.state.lock().apply(cmd);
@@ -470,6 +501,158 @@ impl Cluster {
         .ok()
         .flatten()
         .ok_or(ProposeError::Timeout)
+    }
+
+    /// On the controller, proposes a checkpoint of the state as of `next`
+    /// once the log holds [`ClusterSettings::metadata_checkpoint_records`]
+    /// records after the last one (at most one proposal per 10 s).
+    fn maybe_checkpoint(&self, topics: &TopicRegistry, next: i64) {
+        if self.view.leader_term(METADATA_GROUP).is_none() {
+            return;
+        }
+        {
+            let mut c = self.checkpoints.lock();
+            let due = next - c.0 >= self.settings.metadata_checkpoint_records;
+            let recent = c.1.is_some_and(|at| at.elapsed() < Duration::from_secs(10));
+            if !due || recent {
+                return;
+            }
+            c.1 = Some(std::time::Instant::now());
+        }
+        let store = topics.meta();
+        let offsets = store
+            .groups()
+            .into_iter()
+            .map(|g| {
+                let o = store.committed_offsets(&g);
+                (g, o)
+            })
+            .collect();
+        let cmd = MetaCommand::Checkpoint {
+            as_of: next,
+            state: self.state.lock().image(),
+            offsets,
+        };
+        let records = match metadata::encode(&cmd) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot encode a cluster metadata checkpoint");
+                return;
+            }
+        };
+        let (reply, _) = oneshot::channel();
+        let _ = self.inbox.send(Input::Forward {
+            group: METADATA_GROUP,
+            records,
+            reply,
+        });
+        tracing::info!(as_of = next, "cluster metadata checkpoint proposed");
+    }
+
+    /// Reads the metadata log from `start` until it finds the checkpoint as
+    /// of `start`, and replaces this broker's state and group offsets with
+    /// it. False when shutting down first.
+    async fn load_checkpoint(
+        &self,
+        topics: &TopicRegistry,
+        meta: &Partition,
+        start: i64,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let mut hw = meta.subscribe();
+        let mut pos = start;
+        loop {
+            while pos < meta.high_watermark() {
+                let read = match meta.read(pos, 1 << 20).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(offset = pos, error = %e, "cannot read the cluster metadata log; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                let before = pos;
+                for chunk in read.chunks {
+                    for (offset, cmd) in metadata::decode(chunk).unwrap_or_default() {
+                        pos = pos.max(offset + 1);
+                        let Ok(MetaCommand::Checkpoint {
+                            as_of,
+                            state,
+                            offsets,
+                        }) = cmd
+                        else {
+                            continue;
+                        };
+                        if as_of != start {
+                            continue;
+                        }
+                        match ClusterState::from_image(&state) {
+                            Ok(s) => {
+                                self.install(topics, s, offsets, as_of).await;
+                                return true;
+                            }
+                            Err(e) => {
+                                tracing::error!(offset, error = %e, "unreadable cluster metadata checkpoint")
+                            }
+                        }
+                    }
+                }
+                if pos == before {
+                    break;
+                }
+            }
+            tracing::warn!(
+                start,
+                "the cluster metadata log starts at {start}; waiting for its checkpoint"
+            );
+            tokio::select! {
+                changed = hw.changed() => if changed.is_err() { return false },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return false,
+            }
+        }
+    }
+
+    /// Replaces the state and every group's committed offsets with a checkpoint's.
+    async fn install(
+        &self,
+        topics: &TopicRegistry,
+        state: ClusterState,
+        offsets: BTreeMap<String, Vec<starlog_storage::CommittedOffset>>,
+        as_of: i64,
+    ) {
+        *self.state.lock() = state;
+        self.checkpoints.lock().0 = as_of;
+        let store = Arc::clone(topics.meta());
+        let written = tokio::task::spawn_blocking(move || {
+            for g in store.groups() {
+                if !offsets.contains_key(&g) {
+                    store
+                        .delete_group(&g)
+                        .map_err(|e| format!("group {g}: {e}"))?;
+                }
+            }
+            for (g, list) in &offsets {
+                store
+                    .delete_group(g)
+                    .map_err(|e| format!("group {g}: {e}"))?;
+                store
+                    .commit_offsets(g, list)
+                    .map_err(|e| format!("group {g}: {e}"))?;
+            }
+            Ok::<_, String>(offsets.len())
+        })
+        .await;
+        match written {
+            Ok(Ok(groups)) => {
+                tracing::info!(as_of, groups, "cluster metadata loaded from its checkpoint")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(as_of, error = %e, "cannot store the checkpoint's group offsets")
+            }
+            Err(e) => tracing::error!(error = %e, "checkpoint offset task failed"),
+        }
+        self.publish_membership();
     }
 
     /// Hands the driver loop where every group's replicas belong and the
