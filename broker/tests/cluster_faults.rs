@@ -138,12 +138,7 @@ async fn kill_all_three(mut c: ProcCluster) {
     let p = producer(&bs);
     let (mut acked, failed) = produce(&p, "all-down", 0..400, &values).await;
     assert_eq!(failed, 0);
-    for id in 1..=3 {
-        c.kill9(id);
-    }
-    for id in 1..=3 {
-        c.spawn(id);
-    }
+    c.kill9_and_restart_all();
     let (more, failed) = produce(&p, "all-down", 400..500, &values).await;
     assert_eq!(failed, 0, "the restarted cluster takes new messages");
     acked.extend(more);
@@ -459,12 +454,7 @@ async fn the_metadata_log_is_checkpointed_and_trimmed_and_restarts_and_new_broke
     );
     // kill -9 of all three: each loads the checkpoint its log starts at,
     // then the records after it.
-    for id in 1..=3 {
-        c.kill9(id);
-    }
-    for id in 1..=3 {
-        c.spawn(id);
-    }
+    c.kill9_and_restart_all();
     c.wait_for(
         Duration::from_secs(30),
         "a controller after the restart",

@@ -185,12 +185,7 @@ async fn a_topic_with_fewer_replicas_than_brokers_is_spread_and_served_from_any_
     check_exactly_once(&acked, &stored);
     // kill -9 of all three: each broker reopens only its own partitions,
     // and the topic takes more alerts.
-    for id in 1..=3 {
-        c.kill9(id);
-    }
-    for id in 1..=3 {
-        c.spawn(id);
-    }
+    c.kill9_and_restart_all();
     c.wait_for(
         Duration::from_secs(60),
         "the same placement after restart",

@@ -186,6 +186,7 @@ fn announce(
     view: &ClusterView,
     sent: &mut HashMap<GroupId, (Announced, Instant)>,
 ) {
+    sent.retain(|g, _| statuses.iter().any(|s| s.group == *g));
     let placement = view.placement();
     let ids =
         |v: &[NodeId]| -> Vec<i32> { v.iter().filter_map(|&n| i32::try_from(n).ok()).collect() };

@@ -288,30 +288,13 @@ impl Cluster {
                 next = start;
             }
             while next < meta.high_watermark() {
-                let read = match meta.read(next, 1 << 20).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(offset = next, error = %e, "cannot read the cluster metadata log; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                };
                 let before = next;
-                for chunk in read.chunks {
-                    let commands = match metadata::decode(chunk) {
-                        Ok(c) => c,
+                for (offset, cmd) in read_commands(&meta, next).await {
+                    next = next.max(offset + 1);
+                    match cmd {
+                        Ok(cmd) => self.apply(&topics, &cmd).await,
                         Err(e) => {
-                            tracing::error!(offset = next, error = %e, "unreadable batch in the cluster metadata log");
-                            Vec::new()
-                        }
-                    };
-                    for (offset, cmd) in commands {
-                        next = next.max(offset + 1);
-                        match cmd {
-                            Ok(cmd) => self.apply(&topics, &cmd).await,
-                            Err(e) => {
-                                tracing::error!(offset, error = %e, "undecodable cluster metadata command skipped")
-                            }
+                            tracing::error!(offset, error = %e, "undecodable cluster metadata command skipped")
                         }
                     }
                 }
@@ -563,37 +546,27 @@ impl Cluster {
         let mut pos = start;
         loop {
             while pos < meta.high_watermark() {
-                let read = match meta.read(pos, 1 << 20).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(offset = pos, error = %e, "cannot read the cluster metadata log; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                let before = pos;
+                for (offset, cmd) in read_commands(meta, pos).await {
+                    pos = pos.max(offset + 1);
+                    let Ok(MetaCommand::Checkpoint {
+                        as_of,
+                        state,
+                        offsets,
+                    }) = cmd
+                    else {
+                        continue;
+                    };
+                    if as_of != start {
                         continue;
                     }
-                };
-                let before = pos;
-                for chunk in read.chunks {
-                    for (offset, cmd) in metadata::decode(chunk).unwrap_or_default() {
-                        pos = pos.max(offset + 1);
-                        let Ok(MetaCommand::Checkpoint {
-                            as_of,
-                            state,
-                            offsets,
-                        }) = cmd
-                        else {
-                            continue;
-                        };
-                        if as_of != start {
-                            continue;
+                    match ClusterState::from_image(&state) {
+                        Ok(s) => {
+                            self.install(topics, s, offsets, as_of).await;
+                            return true;
                         }
-                        match ClusterState::from_image(&state) {
-                            Ok(s) => {
-                                self.install(topics, s, offsets, as_of).await;
-                                return true;
-                            }
-                            Err(e) => {
-                                tracing::error!(offset, error = %e, "unreadable cluster metadata checkpoint")
-                            }
+                        Err(e) => {
+                            tracing::error!(offset, error = %e, "unreadable cluster metadata checkpoint")
                         }
                     }
                 }
@@ -1064,6 +1037,30 @@ pub struct NewTopic<'a> {
     pub validate_only: bool,
     /// Upper bound on the partition count.
     pub max_partitions: i32,
+}
+
+/// The committed metadata commands from `from` on (up to 1 MiB of them);
+/// an unreadable log is retried, an unreadable batch logged and skipped.
+async fn read_commands(meta: &Partition, from: i64) -> Vec<metadata::Decoded> {
+    let read = loop {
+        match meta.read(from, 1 << 20).await {
+            Ok(r) => break r,
+            Err(e) => {
+                tracing::error!(offset = from, error = %e, "cannot read the cluster metadata log; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let mut out = Vec::new();
+    for chunk in read.chunks {
+        match metadata::decode(chunk) {
+            Ok(c) => out.extend(c),
+            Err(e) => {
+                tracing::error!(offset = from, error = %e, "unreadable batch in the cluster metadata log")
+            }
+        }
+    }
+    out
 }
 
 fn sorted(v: &[i32]) -> Vec<i32> {

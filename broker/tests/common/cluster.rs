@@ -157,6 +157,22 @@ impl ProcCluster {
         }
     }
 
+    /// kill -9 of every running node, then starts them all again.
+    pub fn kill9_and_restart_all(&mut self) {
+        let ids: Vec<i32> = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id)
+            .collect();
+        for &id in &ids {
+            self.kill9(id);
+        }
+        for &id in &ids {
+            self.spawn(id);
+        }
+    }
+
     /// SIGTERM every node and wait for a clean exit.
     pub fn stop_all(&mut self) {
         for node in &mut self.nodes {
