@@ -225,6 +225,10 @@ fn encode(
     Ok(buf.freeze())
 }
 
+/// How long a Metadata request from a broker out of touch with its peers
+/// waits for that to change before the connection is closed.
+const CONTROLLER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// NOT_COORDINATOR: the client looks the coordinator up again.
 const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
 
@@ -247,13 +251,18 @@ async fn route(
 ) -> Result<Option<ResponseKind>, Refusal> {
     use handlers::{cluster, configs, fetch, list_offsets, metadata, reassign, topics_admin};
     let groups = &broker.groups;
-    if matches!(request, RequestKind::Metadata(_))
-        && broker
-            .cluster
-            .as_ref()
-            .is_some_and(|c| c.controller().is_none())
-    {
-        return Err(Refusal::Fenced);
+    // A broker cut off from its peers (no controller known, no frame heard
+    // lately) may hold a stale view of the leaders: it closes the connection
+    // so the client asks another broker. One that still hears its peers
+    // answers at once, also during a controller election: partition
+    // failover does not wait for the controller, and a closed connection
+    // would cost the client a growing reconnect backoff.
+    if matches!(request, RequestKind::Metadata(_)) {
+        if let Some(c) = &broker.cluster {
+            if !c.wait_in_touch(CONTROLLER_WAIT).await {
+                return Err(Refusal::Fenced);
+            }
+        }
     }
     Ok(Some(match request {
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),

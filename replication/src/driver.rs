@@ -452,6 +452,30 @@ impl<T: Transport> Driver<T> {
         }))
     }
 
+    /// `peer` is known to be gone (its listener refuses connections): every group that
+    /// follows it stops waiting out the election timeout. Each such follower leaves the
+    /// leader's lease (so it grants votes) and campaigns within a few ticks, staggered by node
+    /// id so the survivors do not split the vote. Only timing changes: the election is an
+    /// ordinary (pre-)vote, so a wrong suspicion costs at most one election. Returns how many
+    /// groups were affected.
+    pub fn suspect_leader(&mut self, peer: NodeId) -> usize {
+        let stagger = usize::try_from(self.config.node % 3).unwrap_or(0) + 1;
+        let mut affected = 0;
+        for g in self.groups.values_mut().filter(|g| g.failed.is_none()) {
+            let raft = &mut g.node.raft;
+            if raft.state == StateRole::Leader || raft.leader_id != peer {
+                continue;
+            }
+            let soon = raft
+                .randomized_election_timeout()
+                .saturating_sub(stagger)
+                .max(raft.election_timeout());
+            raft.election_elapsed = raft.election_elapsed.max(soon);
+            affected += 1;
+        }
+        affected
+    }
+
     /// Starts an election for `group` on this node now (e.g. to place leaders evenly).
     pub fn campaign(&mut self, group: GroupId) -> Result<(), ReplicationError> {
         let g = self.group_mut(group)?;

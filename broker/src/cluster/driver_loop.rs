@@ -241,6 +241,24 @@ fn announce(
     }
 }
 
+/// Lets the groups led by a peer that just became unreachable (its listener
+/// refuses connections: killed) elect a new leader without waiting out the
+/// election timeout.
+fn suspect_gone_leaders(driver: &mut Driver<TcpTransport>, known: &mut Vec<NodeId>) {
+    let now = driver.transport_mut().unreachable_peers();
+    for &peer in now.iter().filter(|p| !known.contains(p)) {
+        let groups = driver.suspect_leader(peer);
+        if groups > 0 {
+            tracing::info!(
+                peer,
+                groups,
+                "peer unreachable: its groups elect a new leader now"
+            );
+        }
+    }
+    *known = now;
+}
+
 /// Inputs handled per turn at most, so ticks keep their pace under load.
 const MAX_INPUTS_PER_TURN: usize = 4096;
 
@@ -260,6 +278,7 @@ pub fn run(
     let mut ticks = 0u64;
     let mut isr: HashMap<GroupId, Vec<NodeId>> = HashMap::new();
     let mut announced = HashMap::new();
+    let mut unreachable: Vec<NodeId> = Vec::new();
     while stop.is_none() {
         let wait = next_tick.saturating_duration_since(Instant::now());
         match inputs.recv_timeout(wait) {
@@ -282,6 +301,7 @@ pub fn run(
             driver.tick();
             next_tick = now + tick;
             ticks += 1;
+            suspect_gone_leaders(&mut driver, &mut unreachable);
             if ticks.is_multiple_of(RECONCILE_EVERY_TICKS) {
                 reconcile(&mut driver, &view);
             }

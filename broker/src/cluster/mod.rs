@@ -57,6 +57,13 @@ use view::Membership;
 /// Offset-command tokens remembered after they are applied.
 const RECENT_TOKENS: usize = 4096;
 
+/// How often the transport's received-frames counter is sampled.
+const HEARD_SAMPLE: Duration = Duration::from_millis(100);
+
+/// A broker that heard from no peer for this long, and knows no
+/// controller, is cut off.
+const HEARD_RECENTLY: Duration = Duration::from_millis(1500);
+
 /// How often the applier checks whether groups moved off this broker can close.
 const HOSTING_EVERY: Duration = Duration::from_millis(500);
 
@@ -82,6 +89,8 @@ pub struct Cluster {
     /// The `as_of` of the newest metadata checkpoint applied or loaded, and
     /// when this broker last proposed one.
     checkpoints: Mutex<(i64, Option<std::time::Instant>)>,
+    /// When a frame from a peer last arrived (sampled from the transport's counter).
+    heard: Mutex<(u64, std::time::Instant)>,
     data_dir: PathBuf,
     base: LogConfig,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -172,6 +181,7 @@ impl Cluster {
             applied,
             tokens: Mutex::new(std::collections::VecDeque::new()),
             checkpoints: Mutex::new((0, None)),
+            heard: Mutex::new((0, std::time::Instant::now())),
             data_dir: config.data_dir.clone(),
             base: config.base_log_config(),
             thread: Mutex::new(Some(thread)),
@@ -202,6 +212,7 @@ impl Cluster {
             )
             .await
             .map_err(ClusterError::Metadata)?;
+        tokio::spawn(Arc::clone(&cluster).sample_peer_traffic(shutdown.clone()));
         tokio::spawn(Arc::clone(&cluster).apply_loop(topics, meta, shutdown));
         tracing::info!(node = config.node_id, raft = %me.raft, peers = cluster.settings.peers.len(), "joined the raft cluster");
         Ok(cluster)
@@ -784,11 +795,18 @@ impl Cluster {
                 .get(usize::try_from(index).ok()?)?;
             (p.group, p.replicas.iter().map(|&r| node_id(r)).collect())
         };
-        Some(view::Leadership::of(
+        let mut l = view::Leadership::of(
             self.view.status(group).as_ref(),
             self.view.announced(group).as_ref(),
             target,
-        ))
+        );
+        // A leader this broker cannot connect to (killed, typically) is not
+        // named: the client keeps asking until the new one is elected,
+        // instead of waiting for its next periodic refresh.
+        if l.leader.is_some_and(|n| self.faults.unreachable(n)) {
+            l.leader = None;
+        }
+        Some(l)
     }
 
     /// Moves a partition's replicas (from any broker): waits until this
@@ -976,6 +994,45 @@ impl Cluster {
                 ),
             )),
         }
+    }
+
+    /// Notes when frames from peers last arrived, every [`HEARD_SAMPLE`].
+    async fn sample_peer_traffic(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(HEARD_SAMPLE);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let now = self
+                .faults
+                .received
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let mut heard = self.heard.lock();
+            if now != heard.0 {
+                *heard = (now, std::time::Instant::now());
+            }
+        }
+    }
+
+    /// Whether this broker is in touch with the cluster: it knows the
+    /// controller, or (during a controller election) it heard from a peer
+    /// within [`HEARD_RECENTLY`]. A broker that is neither is cut off, and
+    /// its view of the leaders may be stale.
+    pub fn in_touch(&self) -> bool {
+        self.controller().is_some() || self.heard.lock().1.elapsed() < HEARD_RECENTLY
+    }
+
+    /// Waits (at most `limit`) until [`Cluster::in_touch`]; false if not.
+    pub async fn wait_in_touch(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.in_touch() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// The broker that leads the metadata group (the controller), if known.

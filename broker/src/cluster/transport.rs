@@ -42,6 +42,9 @@ pub struct Faults {
     pub sent: AtomicU64,
     /// Frames received.
     pub received: AtomicU64,
+    /// Peers whose inter-broker listener refused or timed out the last
+    /// connection attempt (a killed broker, typically).
+    unreachable: parking_lot::RwLock<std::collections::BTreeSet<NodeId>>,
 }
 
 impl Faults {
@@ -54,6 +57,23 @@ impl Faults {
     /// Whether the broker is cut off.
     pub fn isolated(&self) -> bool {
         self.isolated.load(Ordering::SeqCst)
+    }
+
+    /// Whether the last attempt to connect to `peer` failed.
+    pub fn unreachable(&self, peer: NodeId) -> bool {
+        self.unreachable.read().contains(&peer)
+    }
+
+    fn set_reachable(&self, peer: NodeId, reachable: bool) {
+        if reachable == !self.unreachable(peer) {
+            return;
+        }
+        let mut set = self.unreachable.write();
+        if reachable {
+            set.remove(&peer);
+        } else {
+            set.insert(peer);
+        }
     }
 }
 
@@ -92,10 +112,26 @@ impl TcpTransport {
             return;
         }
         let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
-        self.runtime
-            .spawn(peer_writer(id, addr, rx, self.shutdown.clone()));
+        self.runtime.spawn(peer_writer(
+            id,
+            addr,
+            rx,
+            Arc::clone(&self.faults),
+            self.shutdown.clone(),
+        ));
         self.peers.insert(id, tx);
         tracing::info!(peer = id, %addr, "inter-broker peer added");
+    }
+}
+
+impl TcpTransport {
+    /// The peers whose last connection attempt failed.
+    pub fn unreachable_peers(&self) -> Vec<NodeId> {
+        self.peers
+            .keys()
+            .copied()
+            .filter(|&p| self.faults.unreachable(p))
+            .collect()
     }
 }
 
@@ -122,6 +158,7 @@ async fn peer_writer(
     id: NodeId,
     addr: SocketAddr,
     mut queue: mpsc::Receiver<Bytes>,
+    faults: Arc<Faults>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(50);
@@ -133,6 +170,7 @@ async fn peer_writer(
         let stream = match connected {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
+                faults.set_reachable(id, false);
                 tracing::debug!(peer = id, %addr, error = %e, "cannot reach peer; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -141,8 +179,12 @@ async fn peer_writer(
                 backoff = (backoff * 2).min(Duration::from_millis(500));
                 continue;
             }
-            Err(_) => continue,
+            Err(_) => {
+                faults.set_reachable(id, false);
+                continue;
+            }
         };
+        faults.set_reachable(id, true);
         backoff = Duration::from_millis(50);
         let _ = stream.set_nodelay(true);
         tracing::info!(peer = id, %addr, "connected to peer");
@@ -150,6 +192,16 @@ async fn peer_writer(
         loop {
             let frame = tokio::select! {
                 f = queue.recv() => f,
+                // The peer never writes on this connection: readable means
+                // it closed (a killed broker), found out now rather than at
+                // the next frame.
+                closed = peer_closed(out.get_ref()) => {
+                    if closed {
+                        tracing::info!(peer = id, %addr, "peer closed the connection; reconnecting");
+                        break;
+                    }
+                    continue;
+                }
                 _ = shutdown.changed() => return,
             };
             let Some(frame) = frame else { return };
@@ -166,6 +218,20 @@ async fn peer_writer(
                 break;
             }
         }
+    }
+}
+
+/// Waits until the peer's end of an outgoing connection is readable: true
+/// when that is because it closed (or failed).
+async fn peer_closed(stream: &TcpStream) -> bool {
+    if stream.readable().await.is_err() {
+        return true;
+    }
+    let mut buf = [0u8; 64];
+    match stream.try_read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     }
 }
 
