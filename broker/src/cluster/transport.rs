@@ -65,7 +65,7 @@ impl Faults {
     }
 
     fn set_reachable(&self, peer: NodeId, reachable: bool) {
-        if reachable == !self.unreachable(peer) {
+        if reachable != self.unreachable(peer) {
             return;
         }
         let mut set = self.unreachable.write();
