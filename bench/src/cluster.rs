@@ -93,6 +93,10 @@ pub struct ClusterSpec {
     pub extra_yaml: String,
     /// `cluster.sync_data` of every node (false: rely on replication).
     pub sync_data: bool,
+    /// `RUST_LOG` of every node.
+    pub node_log: String,
+    /// Where the nodes' logs go (`None`: the cluster's temporary directory, removed with it).
+    pub node_log_dir: Option<PathBuf>,
 }
 
 impl ClusterSpec {
@@ -112,6 +116,8 @@ impl ClusterSpec {
             stop_timeout: Duration::from_secs(30),
             extra_yaml: String::new(),
             sync_data: true,
+            node_log: "warn".into(),
+            node_log_dir: None,
         }
     }
 }
@@ -239,6 +245,10 @@ impl SpawnedCluster {
         std::fs::create_dir_all(&spec.data_root).map_err(|e| {
             process_error(&what, format!("creating {}: {e}", spec.data_root.display()))
         })?;
+        if let Some(logs) = &spec.node_log_dir {
+            std::fs::create_dir_all(logs)
+                .map_err(|e| process_error(&what, format!("creating {}: {e}", logs.display())))?;
+        }
         let dir = tempfile::Builder::new()
             .prefix(&format!("{}-", spec.name))
             .tempdir_in(&spec.data_root)
@@ -279,7 +289,16 @@ impl SpawnedCluster {
                 kafka,
                 http,
                 config,
-                log: dir.path().join(format!("node{id}.log")),
+                log: match &spec.node_log_dir {
+                    Some(logs) => logs.join(format!(
+                        "{}-node{id}.log",
+                        dir.path()
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    )),
+                    None => dir.path().join(format!("node{id}.log")),
+                },
                 child: None,
             });
         }
@@ -359,7 +378,7 @@ impl SpawnedCluster {
             .arg("serve")
             .arg("--config")
             .arg(&node.config)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", &self.spec.node_log)
             // Errors stay short enough for the quoted log tail.
             .env("RUST_BACKTRACE", "0")
             .env("RUST_LIB_BACKTRACE", "0")

@@ -117,6 +117,10 @@ struct TargetArgs {
     /// Seconds to wait for a started broker to accept connections.
     #[arg(long, default_value_t = 60)]
     ready_timeout_secs: u64,
+    /// Replication factor of the topic each run creates (e.g. 3 against an
+    /// external 3-node Starlog cluster given with --bootstrap).
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +186,13 @@ struct ClusterArgs {
     /// no fdatasync before acknowledging), for RF 1 and RF N alike.
     #[arg(long)]
     no_sync_data: bool,
+    /// `RUST_LOG` of the spawned brokers (e.g. `info` to see elections).
+    #[arg(long, default_value = "warn")]
+    node_log: String,
+    /// Keep every spawned broker's log in this directory (by default they go
+    /// with the cluster's temporary directory).
+    #[arg(long)]
+    node_log_dir: Option<PathBuf>,
     /// Seconds to wait for a node to listen and the cluster to elect a controller.
     #[arg(long, default_value_t = 60)]
     ready_timeout_secs: u64,
@@ -316,7 +327,14 @@ fn main() -> anyhow::Result<()> {
             for &rate in &workload.rate {
                 let w = build_workload(&workload, rate)?;
                 let r = compare::run_on(broker_target.as_mut(), &mut |broker, name| {
-                    run_against(broker, name, &w, &payloads, !output.no_progress)
+                    run_against(
+                        broker,
+                        name,
+                        &w,
+                        &payloads,
+                        !output.no_progress,
+                        target.replication_factor,
+                    )
                 })
                 .with_context(|| format!("run at {rate} against {}", target.name))?;
                 eprintln_summary(&r);
@@ -401,7 +419,7 @@ fn main() -> anyhow::Result<()> {
                 let w = build_workload(&workload, rate)?;
                 let (a_runs, b_runs) =
                     compare::alternate(&mut a, &mut b, pairs, &mut |broker, name| {
-                        let r = run_against(broker, name, &w, &payloads, !output.no_progress)?;
+                        let r = run_against(broker, name, &w, &payloads, !output.no_progress, 1)?;
                         eprintln_summary(&r);
                         Ok(r)
                     })
@@ -580,8 +598,9 @@ fn run_against(
     w: &Workload,
     payloads: &Arc<Payloads>,
     progress: bool,
+    replication_factor: i32,
 ) -> Result<RunResult, starlog_bench::BenchError> {
-    let client = RdKafkaClient::new(broker.bootstrap());
+    let client = RdKafkaClient::new(broker.bootstrap()).with_replication_factor(replication_factor);
     let describe = broker.describe();
     let http = broker.http_addr();
     let ctx = RunContext {
@@ -685,6 +704,8 @@ fn run_cluster(a: &ClusterArgs, output: &OutputArgs) -> anyhow::Result<ClusterOu
         let mut s = ClusterSpec::new(name, nodes, &a.starlog_bin, &output.data_dir);
         s.ready_timeout = ready;
         s.sync_data = !a.no_sync_data;
+        s.node_log.clone_from(&a.node_log);
+        s.node_log_dir.clone_from(&a.node_log_dir);
         s
     };
     let rf1 = spec("rf1", 1);

@@ -8,11 +8,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use starlog_replication::{GroupId, Proposal, ReplicationError};
+use starlog_replication::{GroupId, Histogram, Proposal, ReplicationError};
 use starlog_storage::{AppendInfo, DurabilityTicket, PartitionLog, ReadResult, StorageError};
 use tokio::sync::{oneshot, watch, Mutex};
 
@@ -51,6 +51,8 @@ pub enum Written {
         reply: oneshot::Receiver<Result<Proposal, ReplicationError>>,
         /// The idempotent batches recorded as pending in the producer table.
         identities: Vec<BatchIdentity>,
+        /// When the write stage began (for the stage timings).
+        started: Instant,
     },
     /// A retry of a batch already stored at these offsets.
     Duplicate {
@@ -96,6 +98,11 @@ pub enum AppendError {
     #[error("append task failed: {0}")]
     Task(String),
 }
+
+/// Replicated produce, per partition: write stage began → the driver accepted the proposal.
+pub static REPLICATED_PRODUCE_PROPOSE: Histogram = Histogram::new();
+/// Replicated produce, per partition: write stage began → committed (answerable).
+pub static REPLICATED_PRODUCE: Histogram = Histogram::new();
 
 /// How a replicated partition reaches its Raft group.
 #[derive(Debug, Clone)]
@@ -246,9 +253,11 @@ impl Partition {
     /// high watermark.
     pub async fn finish(&self, written: Written) -> Result<Appended, AppendError> {
         let (info, ticket, idempotent) = match written {
-            Written::Replicated { reply, identities } => {
-                return self.finish_replicated(reply, identities).await
-            }
+            Written::Replicated {
+                reply,
+                identities,
+                started,
+            } => return self.finish_replicated(reply, identities, started).await,
             Written::Duplicate {
                 base_offset,
                 last_offset,
@@ -300,6 +309,7 @@ impl Partition {
         records: Bytes,
         identities: Vec<BatchIdentity>,
     ) -> Result<Written, AppendError> {
+        let started = Instant::now();
         let name = || format!("{}-{}", self.log.topic(), self.log.partition());
         let not_leader = || AppendError::Replication {
             code: ResponseError::NotLeaderOrFollower,
@@ -361,6 +371,7 @@ impl Partition {
         Ok(Written::Replicated {
             reply: rx,
             identities: idempotent,
+            started,
         })
     }
 
@@ -368,6 +379,7 @@ impl Partition {
         &self,
         reply: oneshot::Receiver<Result<Proposal, ReplicationError>>,
         identities: Vec<BatchIdentity>,
+        started: Instant,
     ) -> Result<Appended, AppendError> {
         let name = format!("{}-{}", self.log.topic(), self.log.partition());
         let wait = self
@@ -380,6 +392,7 @@ impl Partition {
                 message: format!("{name}: the raft driver stopped"),
             })?;
             let proposal = proposal.map_err(|e| replication_error(&name, &e))?;
+            REPLICATED_PRODUCE_PROPOSE.observe(started.elapsed());
             proposal.await.map_err(|e| replication_error(&name, &e))
         };
         let outcome = match tokio::time::timeout(wait, committed).await {
@@ -392,6 +405,7 @@ impl Partition {
         let mut producers = self.producers.lock().await;
         match outcome {
             Ok(base_offset) => {
+                REPLICATED_PRODUCE.observe(started.elapsed());
                 let mut base = base_offset;
                 for id in &identities {
                     producers.settle(id, base);

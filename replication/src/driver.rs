@@ -6,14 +6,25 @@
 //! ([`Driver::receive`]), clock ticks ([`Driver::tick`]) and proposals ([`Driver::propose`]),
 //! then call [`Driver::run_turn`]. Each turn:
 //!
-//! 1. takes every group's `Ready`, stores its new entries (truncating conflicts, state file
-//!    first, data appended without sync — see `log_store`), and sends the leader's messages at
-//!    once (Raft allows a leader to replicate before its own write is durable);
-//! 2. syncs every partition that received data, once (group commit across partitions and
-//!    proposals: one fdatasync per dirty partition per turn, whatever the number of produces);
-//! 3. sends the messages that must wait for durability (votes, append acknowledgements),
-//!    applies committed entries (configuration changes, proposal completion) and publishes each
-//!    partition's high watermark.
+//! 1. reports to Raft every earlier `Ready` whose sync has completed (in order per group) and
+//!    queues the messages that had to wait for it (votes, append acknowledgements);
+//! 2. takes every group's `Ready`, stores its new entries (truncating conflicts, state file
+//!    first, data appended without sync — see `log_store`), sends the leader's messages at
+//!    once (Raft allows a leader to replicate before its own write is durable), applies the
+//!    committed entries raft-rs hands out (configuration changes, proposal completion; never
+//!    beyond what is durable here), publishes each partition's high watermark (the commit
+//!    index, capped at what is durable here) and hands the `Ready` back with
+//!    `advance_append_async`;
+//! 3. syncs every partition that received data, once (group commit across partitions and
+//!    proposals: one fdatasync per dirty partition, whatever the number of produces) —
+//!    within the turn, at the start of the next one, or on a persistence thread while the
+//!    driver goes on ([`PersistMode`]); a `Ready` that stored no data completes at once unless
+//!    an earlier one of its group still waits.
+//!
+//! Steps 1-3 repeat (a few passes) while they make more work ready, e.g. a leader's commit
+//! advancing once its own sync completed. With [`PersistMode::Background`] a follower
+//! acknowledges as soon as its sync completes and a leader takes acknowledgements and new
+//! proposals during its own sync, so a commit costs one sync on the critical path, not three.
 //!
 //! Messages for the same peer are coalesced per turn: one [`Transport::send`] per peer and
 //! phase, carrying the heartbeats and appends of all groups together. (raft-rs's own
@@ -25,10 +36,11 @@
 //! `max_election_tick = election_tick + 1` raft-rs's randomised election timeout is fixed too,
 //! which is what makes the simulation tests deterministic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use protobuf::Message as _;
@@ -36,11 +48,12 @@ use raft::eraftpb::{
     ConfChange, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType,
 };
 use raft::{ProgressState, RawNode, StateRole};
-use starlog_storage::{validate_batch, LogConfig, PartitionLog};
+use starlog_storage::{validate_batch, LogConfig, PartitionLog, StorageError};
 
 use crate::error::ReplicationError;
 use crate::ids::{GroupId, NodeId};
-use crate::log_store::{PartitionStore, StoreOptions};
+use crate::log_store::{PartitionStore, StoreOptions, SyncJob};
+use crate::metrics::DriverMetrics;
 use crate::proposal::{Outcome, Proposal};
 use crate::raft_logger;
 use crate::status::{GroupStatus, ReplicaState, ReplicaStatus, Role};
@@ -70,6 +83,25 @@ pub struct DriverConfig {
     pub track_synced_lengths: bool,
     /// Leave data syncs to the OS and rely on replication (see `StoreOptions`).
     pub skip_data_sync: bool,
+    /// When and where new entries are synced (see [`PersistMode`]).
+    pub persist: PersistMode,
+}
+
+/// When and where a turn's new entries are synced. In every mode a leader sends its appends
+/// before its own sync (Raft allows it), a follower acknowledges only what it has synced, and a
+/// proposal resolves only once it is committed *and* synced on the leader.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PersistMode {
+    /// Within the turn: the driver waits for the syncs, then acknowledges and applies.
+    #[default]
+    Inline,
+    /// At the start of the next turn, on the driver's thread. Entries wait for their sync
+    /// across a turn boundary as with `Background`, but deterministically (the simulation).
+    Deferred,
+    /// On a persistence thread, while the driver goes on taking messages and proposals; the
+    /// turn after the sync completes sends the acknowledgements. Set a waker
+    /// ([`Driver::set_persist_waker`]) so that turn comes at once.
+    Background,
 }
 
 impl DriverConfig {
@@ -86,6 +118,7 @@ impl DriverConfig {
             check_quorum: true,
             track_synced_lengths: false,
             skip_data_sync: false,
+            persist: PersistMode::Inline,
         }
     }
 
@@ -152,12 +185,28 @@ pub struct TurnStats {
 struct Pending {
     first_index: u64,
     term: u64,
+    proposed_at: Instant,
     tx: futures::channel::oneshot::Sender<Outcome>,
+}
+
+/// A `Ready` handed back to raft-rs whose persistence is not confirmed yet.
+struct Unpersisted {
+    /// The `Ready`'s number (for `on_persist_ready`).
+    number: u64,
+    /// The sync batch that makes it durable.
+    batch: u64,
+    /// Messages that may only leave once it is durable.
+    messages: Vec<Message>,
+    /// Its own data sync, if it stored data.
+    job: Option<SyncJob>,
+    /// The index of the snapshot it installed (applied once it counts as persisted).
+    snapshot_index: Option<u64>,
 }
 
 struct Group {
     node: RawNode<PartitionStore>,
     pending: BTreeMap<u64, Pending>,
+    unpersisted: VecDeque<Unpersisted>,
     high_watermark: Arc<AtomicI64>,
     failed: Option<String>,
     max_batch_bytes: u32,
@@ -181,7 +230,36 @@ pub struct Driver<T: Transport> {
     config: DriverConfig,
     transport: T,
     groups: BTreeMap<GroupId, Group>,
+    metrics: Arc<DriverMetrics>,
+    /// Id of the next sync batch (one per pass that stored data).
+    next_batch: u64,
+    /// Every batch up to this one is durable.
+    synced_batch: u64,
+    /// `PersistMode::Deferred`: batches to sync at the start of the next turn.
+    deferred: Vec<SyncBatch>,
+    /// `PersistMode::Background`: the persistence thread (started with the first sync).
+    flusher: Option<Flusher>,
+    waker: WakerSlot,
 }
+
+#[derive(Clone, Default)]
+struct WakerSlot(Option<Waker>);
+
+impl std::fmt::Debug for WakerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Some(waker)"
+        } else {
+            "None"
+        })
+    }
+}
+
+/// Called by the persistence thread when a sync batch completed.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Passes of ready handling per turn at most (see `turn_inner`).
+const MAX_PASSES_PER_TURN: usize = 4;
 
 impl<T: Transport> Driver<T> {
     /// A driver with no groups yet.
@@ -190,7 +268,30 @@ impl<T: Transport> Driver<T> {
             config,
             transport,
             groups: BTreeMap::new(),
+            metrics: Arc::default(),
+            next_batch: 1,
+            synced_batch: 0,
+            deferred: Vec::new(),
+            flusher: None,
+            waker: WakerSlot::default(),
         }
+    }
+
+    /// `PersistMode::Background`: called (from the persistence thread) whenever a sync
+    /// completes, so the caller runs a turn to send the acknowledgements it released. Set it
+    /// before the first turn.
+    pub fn set_persist_waker(&mut self, waker: Waker) {
+        self.waker = WakerSlot(Some(waker));
+    }
+
+    /// Records this driver's stage timings into `metrics` (shared with a metrics page).
+    pub fn set_metrics(&mut self, metrics: Arc<DriverMetrics>) {
+        self.metrics = metrics;
+    }
+
+    /// The stage timings this driver records.
+    pub fn metrics(&self) -> &Arc<DriverMetrics> {
+        &self.metrics
     }
 
     /// This node's id.
@@ -242,6 +343,7 @@ impl<T: Transport> Driver<T> {
             Group {
                 node,
                 pending: BTreeMap::new(),
+                unpersisted: VecDeque::new(),
                 high_watermark: Arc::new(AtomicI64::new(hw)),
                 failed: None,
                 max_batch_bytes,
@@ -312,9 +414,11 @@ impl<T: Transport> Driver<T> {
             Pending {
                 first_index: before + 1,
                 term: g.node.raft.term,
+                proposed_at: Instant::now(),
                 tx,
             },
         );
+        DriverMetrics::add(&self.metrics.proposals, 1);
         Ok(proposal)
     }
 
@@ -501,6 +605,7 @@ impl<T: Transport> Driver<T> {
     /// Hands incoming messages to their groups. Messages for unknown or stopped groups are
     /// dropped (Raft recovers from loss).
     pub fn receive(&mut self, envelopes: Vec<Envelope>) {
+        DriverMetrics::add(&self.metrics.messages_received, envelopes.len());
         for env in envelopes {
             let Some(g) = self.groups.get_mut(&env.group) else {
                 tracing::debug!(group = %env.group, from = env.message.from, "raft message for an unknown group dropped");
@@ -557,15 +662,146 @@ impl<T: Transport> Driver<T> {
     }
 
     fn turn(&mut self, crash: Option<CrashPoint>) -> TurnStats {
+        let started = Instant::now();
+        let metrics = Arc::clone(&self.metrics);
+        let stats = self.turn_inner(crash, &metrics);
+        DriverMetrics::add(&metrics.turns, 1);
+        if stats.groups_ready > 0 {
+            DriverMetrics::add(&metrics.busy_turns, 1);
+            metrics.turn.observe(started.elapsed());
+        }
+        DriverMetrics::add(&metrics.messages_sent, stats.messages);
+        stats
+    }
+
+    fn turn_inner(&mut self, crash: Option<CrashPoint>, metrics: &DriverMetrics) -> TurnStats {
         let mut stats = TurnStats::default();
         let mut early = Outbox::new();
         let mut late = Outbox::new();
-        let mut readies = Vec::new();
+        if self.config.persist == PersistMode::Deferred {
+            // What the previous turns stored is synced now, before anything else.
+            if crash == Some(CrashPoint::BeforeSync) {
+                return stats;
+            }
+            for (batch, jobs) in std::mem::take(&mut self.deferred) {
+                stats.syncs += self.sync_now(jobs, metrics);
+                self.synced_batch = batch;
+            }
+            if crash == Some(CrashPoint::AfterSync) {
+                return stats;
+            }
+        }
+        // A few passes: persistence completing or entries being applied make more work ready
+        // (a leader's commit advancing, its appends announcing it) that should not wait for the
+        // next input or tick.
+        for pass in 0..MAX_PASSES_PER_TURN {
+            if let Some(flusher) = &self.flusher {
+                for done in flusher.done.try_iter() {
+                    self.synced_batch = self.synced_batch.max(done.batch);
+                    for (id, error) in done.failures {
+                        if let Some(g) = self.groups.get_mut(&id) {
+                            let e = g.node.store().storage_err(error);
+                            fail(id, g, e);
+                        }
+                    }
+                }
+            }
+            let completed = self.complete_persisted(&mut late);
+            let stored = Instant::now();
+            let (ready, jobs) = self.handle_readies(&mut early, &mut late, metrics);
+            stats.groups_ready += ready;
+            if ready > 0 {
+                metrics.turn_store.observe(stored.elapsed());
+            }
+            stats.sends += self.send_all(&mut early, &mut stats.messages);
+            if pass == 0 && crash == Some(CrashPoint::BeforeSync) {
+                return stats;
+            }
+            let submitted = !jobs.is_empty();
+            if submitted {
+                let batch = self.next_batch;
+                self.next_batch += 1;
+                match self.config.persist {
+                    PersistMode::Inline => {
+                        stats.syncs += self.sync_now(jobs, metrics);
+                        self.synced_batch = batch;
+                        if pass == 0 && crash == Some(CrashPoint::AfterSync) {
+                            return stats;
+                        }
+                    }
+                    PersistMode::Deferred => self.deferred.push((batch, jobs)),
+                    PersistMode::Background => self.submit_background(batch, jobs),
+                }
+            }
+            if ready == 0
+                && completed == 0
+                && !(submitted && self.config.persist == PersistMode::Inline)
+            {
+                break;
+            }
+        }
+        let applied = Instant::now();
+        stats.sends += self.send_all(&mut late, &mut stats.messages);
+        if stats.groups_ready > 0 {
+            metrics.turn_apply.observe(applied.elapsed());
+        }
+        stats
+    }
+
+    /// Tells Raft about every stored `Ready` whose sync completed (in order, per group), and
+    /// queues the messages that had to wait for it (votes, append acknowledgements). Returns
+    /// how many `Ready`s completed.
+    fn complete_persisted(&mut self, late: &mut Outbox) -> usize {
+        let mut completed = 0;
+        let synced = self.synced_batch;
+        for (&id, g) in self.groups.iter_mut() {
+            while g.unpersisted.front().is_some_and(|u| u.batch <= synced) {
+                let Some(u) = g.unpersisted.pop_front() else {
+                    break;
+                };
+                completed += 1;
+                if g.failed.is_some() {
+                    continue;
+                }
+                if let Some(job) = &u.job {
+                    if let Err(e) = g.node.mut_store().finish_sync(job) {
+                        fail(id, g, e);
+                        continue;
+                    }
+                }
+                g.node.on_persist_ready(u.number);
+                let persisted = g.node.raft.raft_log.persisted;
+                g.node.mut_store().mark_persisted(persisted);
+                if let Some(index) = u.snapshot_index {
+                    g.node.advance_apply_to(index);
+                }
+                collect(late, id, u.messages);
+                publish_high_watermark(id, g);
+            }
+        }
+        completed
+    }
+
+    /// Takes every group's `Ready`: stores new entries (unsynced), sends a leader's messages at
+    /// once, applies committed entries (never beyond what is durable here: raft-rs hands out
+    /// committed entries only up to the persisted index) and hands the `Ready` back with
+    /// `advance_append_async`. A `Ready` that stored data waits for its sync (returned as sync
+    /// jobs); one that did not completes at once, unless an earlier one of its group is still
+    /// waiting (persistence completes in order).
+    fn handle_readies(
+        &mut self,
+        early: &mut Outbox,
+        late: &mut Outbox,
+        metrics: &DriverMetrics,
+    ) -> (usize, Vec<(GroupId, SyncJob)>) {
+        let mut ready = 0;
+        let mut jobs = Vec::new();
+        let batch = self.next_batch;
         for (&id, g) in self.groups.iter_mut() {
             if g.failed.is_some() || !g.node.has_ready() {
                 continue;
             }
-            stats.groups_ready += 1;
+            ready += 1;
             let mut rd = g.node.ready();
             if let Some(ss) = rd.ss() {
                 tracing::info!(group = %id, node = self.config.node, role = ?ss.raft_state, leader = ss.leader_id, term = g.node.raft.term, "raft role changed");
@@ -573,109 +809,100 @@ impl<T: Transport> Driver<T> {
                     step_down(id, g, ss.leader_id);
                 }
             }
-            collect(&mut early, id, rd.take_messages());
+            collect(early, id, rd.take_messages());
+            let mut snapshot_index = None;
             if !rd.snapshot().is_empty() {
                 if let Err(e) = g.node.mut_store().apply_snapshot(rd.snapshot()) {
                     fail(id, g, e);
                     continue;
                 }
+                snapshot_index = Some(rd.snapshot().get_metadata().index);
             }
             let entries = rd.take_entries();
             if let Err(e) = g.node.mut_store().append_entries(&entries, rd.hs()) {
                 fail(id, g, e);
                 continue;
             }
-            readies.push((id, rd));
+            let committed = rd.take_committed_entries();
+            if let Err(e) = apply_committed(id, g, &committed, metrics) {
+                fail(id, g, e);
+                continue;
+            }
+            let messages = rd.take_persisted_messages();
+            let number = rd.number();
+            g.node.advance_append_async(rd);
+            if let Some(last) = committed.last() {
+                g.node.advance_apply_to(last.index);
+            }
+            let job = g.node.mut_store().begin_sync();
+            if let Some(job) = &job {
+                jobs.push((id, job.clone()));
+            }
+            let waits_for = match (&job, g.unpersisted.back()) {
+                (Some(_), _) => Some(batch),
+                (None, Some(last)) => Some(last.batch),
+                (None, None) => None,
+            };
+            match waits_for {
+                Some(batch) => g.unpersisted.push_back(Unpersisted {
+                    number,
+                    batch,
+                    messages,
+                    job,
+                    snapshot_index,
+                }),
+                None => {
+                    g.node.on_persist_ready(number);
+                    let persisted = g.node.raft.raft_log.persisted;
+                    g.node.mut_store().mark_persisted(persisted);
+                    if let Some(index) = snapshot_index {
+                        g.node.advance_apply_to(index);
+                    }
+                    collect(late, id, messages);
+                }
+            }
+            publish_high_watermark(id, g);
         }
-        stats.sends += self.send_all(&mut early, &mut stats.messages);
-        if crash == Some(CrashPoint::BeforeSync) {
-            return stats;
-        }
-        // Group commit: one sync per partition that received data this turn,
-        // the partitions' syncs in parallel (each waits on the disk, not on
-        // the CPU; one after another they would add up on every turn).
-        let ready_ids: std::collections::BTreeSet<GroupId> =
-            readies.iter().map(|(id, _)| *id).collect();
-        let mut to_flush: Vec<(GroupId, &mut Group)> = self
-            .groups
-            .iter_mut()
-            .filter(|(id, _)| ready_ids.contains(id))
-            .map(|(id, g)| (*id, g))
-            .collect();
-        let dirty = to_flush
-            .iter()
-            .filter(|(_, g)| g.node.store().needs_flush())
-            .count();
-        let results: Vec<(GroupId, Result<bool, ReplicationError>)> = if dirty > 1 {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = to_flush
-                    .iter_mut()
-                    .map(|(id, g)| {
-                        let id = *id;
-                        let store = g.node.mut_store();
-                        (id, scope.spawn(move || store.flush()))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|(id, h)| {
-                        let result = h.join().unwrap_or_else(|_| {
-                            Err(ReplicationError::GroupFailed {
-                                group: id,
-                                reason: "the sync thread panicked".to_owned(),
-                            })
-                        });
-                        (id, result)
-                    })
-                    .collect()
-            })
-        } else {
-            to_flush
-                .iter_mut()
-                .map(|(id, g)| (*id, g.node.mut_store().flush()))
-                .collect()
-        };
-        drop(to_flush);
-        for (id, result) in results {
-            if let Some(g) = self.groups.get_mut(&id) {
-                match result {
-                    Ok(true) => stats.syncs += 1,
-                    Ok(false) => {}
-                    Err(e) => fail(id, g, e),
+        (ready, jobs)
+    }
+
+    /// Syncs `jobs` on this thread (several partitions in parallel: each waits on the disk, not
+    /// on the CPU). Returns how many syncs were made; a failed sync stops its group.
+    fn sync_now(&mut self, jobs: Vec<(GroupId, SyncJob)>, metrics: &DriverMetrics) -> usize {
+        let started = Instant::now();
+        let results = sync_logs(&jobs);
+        metrics.turn_sync.observe(started.elapsed());
+        DriverMetrics::add(&metrics.syncs, jobs.len());
+        for ((id, _), result) in jobs.iter().zip(results) {
+            if let Err(e) = result {
+                if let Some(g) = self.groups.get_mut(id) {
+                    let e = g.node.store().storage_err(e);
+                    fail(*id, g, e);
                 }
             }
         }
-        if crash == Some(CrashPoint::AfterSync) {
-            return stats;
+        jobs.len()
+    }
+
+    fn submit_background(&mut self, batch: u64, jobs: Vec<(GroupId, SyncJob)>) {
+        if self.flusher.is_none() {
+            self.flusher = Some(Flusher::start(
+                self.config.node,
+                Arc::clone(&self.metrics),
+                self.waker.0.clone(),
+            ));
         }
-        for (id, mut rd) in readies {
-            let Some(g) = self.groups.get_mut(&id) else {
-                continue;
-            };
-            if g.failed.is_some() {
-                continue;
+        if let Some(flusher) = &self.flusher {
+            if !flusher.send(batch, jobs) {
+                tracing::error!("the raft persistence thread is gone");
             }
-            collect(&mut late, id, rd.take_persisted_messages());
-            let committed = rd.take_committed_entries();
-            if let Err(e) = apply_committed(id, g, &committed) {
-                fail(id, g, e);
-                continue;
-            }
-            let mut light = g.node.advance(rd);
-            if let Some(commit) = light.commit_index() {
-                g.node.mut_store().set_commit(commit);
-            }
-            collect(&mut late, id, light.take_messages());
-            let committed = light.take_committed_entries();
-            if let Err(e) = apply_committed(id, g, &committed) {
-                fail(id, g, e);
-                continue;
-            }
-            g.node.advance_apply();
-            publish_high_watermark(id, g);
         }
-        stats.sends += self.send_all(&mut late, &mut stats.messages);
-        stats
+    }
+
+    /// True while stored entries wait for a background sync (the caller should run a turn
+    /// soon after the waker fires; see [`Driver::set_persist_waker`]).
+    pub fn persisting(&self) -> bool {
+        self.synced_batch + 1 < self.next_batch
     }
 
     fn send_all(&mut self, outbox: &mut Outbox, messages: &mut usize) -> usize {
@@ -867,7 +1094,12 @@ fn fail(id: GroupId, g: &mut Group, error: ReplicationError) {
     g.failed = Some(reason);
 }
 
-fn apply_committed(id: GroupId, g: &mut Group, entries: &[Entry]) -> Result<(), ReplicationError> {
+fn apply_committed(
+    id: GroupId,
+    g: &mut Group,
+    entries: &[Entry],
+    metrics: &DriverMetrics,
+) -> Result<(), ReplicationError> {
     for e in entries {
         match e.get_entry_type() {
             EntryType::EntryNormal => {}
@@ -905,7 +1137,7 @@ fn apply_committed(id: GroupId, g: &mut Group, entries: &[Entry]) -> Result<(), 
             }
         }
         g.node.mut_store().set_applied(e.index);
-        resolve_pending(id, g, e.index, e.term);
+        resolve_pending(id, g, e.index, e.term, metrics);
     }
     Ok(())
 }
@@ -914,7 +1146,7 @@ fn apply_committed(id: GroupId, g: &mut Group, entries: &[Entry]) -> Result<(), 
 /// longer be: once an entry of term `term` is committed at `index`, every later entry of the
 /// committed log has a term of at least `term` (log matching), so a proposal of an older term
 /// placed after `index` will never be committed.
-fn resolve_pending(id: GroupId, g: &mut Group, index: u64, term: u64) {
+fn resolve_pending(id: GroupId, g: &mut Group, index: u64, term: u64, metrics: &DriverMetrics) {
     while let Some(entry) = g.pending.first_entry() {
         if *entry.key() > index {
             break;
@@ -928,7 +1160,10 @@ fn resolve_pending(id: GroupId, g: &mut Group, index: u64, term: u64) {
         };
         let outcome = match committed_term {
             Some(t) if t == p.term => match g.node.store().translator().locate(p.first_index) {
-                Some(crate::translator::EntryLocation::Data(span)) => Ok(span.base_offset),
+                Some(crate::translator::EntryLocation::Data(span)) => {
+                    metrics.commit_latency.observe(p.proposed_at.elapsed());
+                    Ok(span.base_offset)
+                }
                 _ => Err(ReplicationError::Superseded {
                     group: id,
                     index: p.first_index,
@@ -1033,5 +1268,118 @@ fn group_status(id: GroupId, node: NodeId, g: &Group) -> GroupStatus {
         learners,
         replicas,
         failed: g.failed.clone(),
+    }
+}
+
+/// Syncs every job's log, several in parallel (each waits on the disk, not on the CPU; one
+/// after another they would add up). One result per job, in order.
+fn sync_logs(jobs: &[(GroupId, SyncJob)]) -> Vec<Result<(), StorageError>> {
+    if jobs.len() <= 1 {
+        return jobs.iter().map(|(_, j)| j.log.flush()).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|(_, j)| scope.spawn(move || j.log.flush()))
+            .collect();
+        handles
+            .into_iter()
+            .zip(jobs)
+            .map(|(h, (_, j))| {
+                h.join().unwrap_or_else(|_| {
+                    Err(StorageError::Poisoned {
+                        topic: j.log.topic().to_owned(),
+                        partition: j.log.partition(),
+                        reason: "the sync thread panicked".to_owned(),
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
+/// A sync batch: its id and the logs it syncs.
+type SyncBatch = (u64, Vec<(GroupId, SyncJob)>);
+
+/// What the persistence thread reports for one or more sync batches.
+struct Synced {
+    /// Every batch up to this one is durable (except the failed groups' logs).
+    batch: u64,
+    failures: Vec<(GroupId, StorageError)>,
+}
+
+/// `PersistMode::Background`: a thread that syncs the batches a driver submits, coalescing
+/// whatever queued while it was syncing into one round (group commit across turns).
+struct Flusher {
+    jobs: Option<std::sync::mpsc::Sender<SyncBatch>>,
+    done: std::sync::mpsc::Receiver<Synced>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(node: NodeId, metrics: Arc<DriverMetrics>, waker: Option<Waker>) -> Self {
+        let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<SyncBatch>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("raft-persist".into())
+            .spawn(move || {
+                while let Ok((mut batch, mut jobs)) = jobs_rx.recv() {
+                    for (b, more) in jobs_rx.try_iter() {
+                        batch = b;
+                        jobs.extend(more);
+                    }
+                    // One sync per log, however many batches it was dirty in.
+                    let mut seen = std::collections::BTreeSet::new();
+                    jobs.retain(|(id, _)| seen.insert(*id));
+                    let started = Instant::now();
+                    let results = sync_logs(&jobs);
+                    metrics.turn_sync.observe(started.elapsed());
+                    DriverMetrics::add(&metrics.syncs, jobs.len());
+                    let failures = jobs
+                        .into_iter()
+                        .zip(results)
+                        .filter_map(|((id, _), r)| r.err().map(|e| (id, e)))
+                        .collect();
+                    if done_tx.send(Synced { batch, failures }).is_err() {
+                        return;
+                    }
+                    if let Some(wake) = &waker {
+                        wake();
+                    }
+                }
+            });
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(node, error = %e, "cannot start the raft persistence thread");
+                None
+            }
+        };
+        Self {
+            jobs: Some(jobs_tx),
+            done: done_rx,
+            thread,
+        }
+    }
+
+    fn send(&self, batch: u64, jobs: Vec<(GroupId, SyncJob)>) -> bool {
+        self.jobs
+            .as_ref()
+            .is_some_and(|tx| tx.send((batch, jobs)).is_ok())
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Flusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flusher").finish_non_exhaustive()
     }
 }

@@ -26,6 +26,7 @@ mod driver;
 mod error;
 mod ids;
 mod log_store;
+mod metrics;
 mod proposal;
 mod raft_logger;
 mod state_file;
@@ -33,10 +34,13 @@ mod status;
 mod translator;
 mod transport;
 
-pub use driver::{CrashPoint, Driver, DriverConfig, GroupSpec, MembershipStep, TurnStats};
+pub use driver::{
+    CrashPoint, Driver, DriverConfig, GroupSpec, MembershipStep, PersistMode, TurnStats, Waker,
+};
 pub use error::ReplicationError;
 pub use ids::{GroupId, NodeId};
-pub use log_store::{is_control, PartitionStore, StoreOptions};
+pub use log_store::{is_control, PartitionStore, StoreOptions, SyncJob};
+pub use metrics::{DriverMetrics, Histogram, HistogramSnapshot, BUCKET_BOUNDS_US};
 pub use proposal::Proposal;
 pub use raft_logger::TracingDrain;
 pub use state_file::{PersistedState, STATE_FILE_NAME};

@@ -65,6 +65,15 @@ pub struct StoreOptions {
     pub skip_data_sync: bool,
 }
 
+/// A data sync to make (see [`PartitionStore::begin_sync`]).
+#[derive(Debug, Clone)]
+pub struct SyncJob {
+    /// The log to sync.
+    pub log: Arc<PartitionLog>,
+    /// The last Raft index stored when the job was made.
+    pub last_index: u64,
+}
+
 /// The Raft storage of one partition (see the module docs).
 #[derive(Debug)]
 pub struct PartitionStore {
@@ -278,7 +287,7 @@ impl PartitionStore {
         self.synced_lengths.as_ref()
     }
 
-    fn storage_err(&self, source: StorageError) -> ReplicationError {
+    pub(crate) fn storage_err(&self, source: StorageError) -> ReplicationError {
         ReplicationError::Storage {
             group: self.group,
             topic: self.log.topic().to_owned(),
@@ -487,6 +496,37 @@ impl PartitionStore {
     /// True if data was appended since the last flush.
     pub fn needs_flush(&self) -> bool {
         self.data_dirty
+    }
+
+    /// The asynchronous form of [`Self::flush`], first half: when data was appended since the
+    /// last flush, returns the log to sync and forgets that the data is dirty; the caller syncs
+    /// it (on any thread, concurrently with further appends), calls [`Self::finish_sync`], and
+    /// reports what Raft then counts as persisted with [`Self::mark_persisted`]. Returns `None`
+    /// when nothing needs a sync (nothing appended, or data syncs are skipped).
+    pub fn begin_sync(&mut self) -> Option<SyncJob> {
+        if !self.data_dirty {
+            return None;
+        }
+        self.data_dirty = false;
+        if self.skip_data_sync {
+            return None;
+        }
+        Some(SyncJob {
+            log: Arc::clone(&self.log),
+            last_index: self.translator.last_index(),
+        })
+    }
+
+    /// The second half of [`Self::begin_sync`], once the job's log was synced (records the
+    /// synced lengths for the crash simulation).
+    pub fn finish_sync(&mut self, _job: &SyncJob) -> Result<(), ReplicationError> {
+        self.record_synced_lengths()
+    }
+
+    /// Records the last index Raft counts as persisted (after its `on_persist_ready`); the high
+    /// watermark never exposes entries beyond it.
+    pub fn mark_persisted(&mut self, index: u64) {
+        self.persisted_last = index.min(self.translator.last_index());
     }
 
     /// Records the commit index (persisted lazily).

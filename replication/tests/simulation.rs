@@ -96,7 +96,7 @@ fn run_seed(seed: u64, nodes: u64, steps: u64) -> (usize, u64) {
         duplicate: 0.05,
         max_delay: 3,
     };
-    let mut c = Cluster::new(seed, nodes, 2, net);
+    let mut c = Cluster::mixed_persistence(seed, nodes, 2, net);
     let trace = c.trace.clone();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let max_down = (nodes as usize - 1) / 2;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use starlog_replication::{
-    Driver, DriverConfig, Envelope, GroupId, GroupSpec, GroupStatus, NodeId, Proposal,
+    Driver, DriverConfig, Envelope, GroupId, GroupSpec, GroupStatus, NodeId, PersistMode, Proposal,
     ReplicationError, Role,
 };
 use starlog_storage::PartitionLog;
@@ -258,6 +258,8 @@ fn suspect_gone_leaders(driver: &mut Driver<TcpTransport>, known: &mut Vec<NodeI
     }
     *known = now;
 }
+/// Longest wait for inputs while a background sync is under way.
+const PERSIST_POLL: Duration = Duration::from_millis(5);
 
 /// Inputs handled per turn at most, so ticks keep their pace under load.
 const MAX_INPUTS_PER_TURN: usize = 4096;
@@ -270,7 +272,17 @@ pub fn run(
     view: Arc<ClusterView>,
     tick: Duration,
 ) {
+    let metrics = transport.driver_metrics();
+    let waker = transport.waker();
+    // Syncs run on a persistence thread: the loop keeps taking follower acknowledgements and
+    // proposals (and a leader keeps replicating) while the disk works.
+    let config = DriverConfig {
+        persist: PersistMode::Background,
+        ..config
+    };
     let mut driver = Driver::new(config, transport);
+    driver.set_metrics(Arc::clone(&metrics));
+    driver.set_persist_waker(waker);
     let mut partitions: HashMap<GroupId, Arc<Partition>> = HashMap::new();
     let mut next_tick = Instant::now() + tick;
     let mut next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
@@ -280,20 +292,40 @@ pub fn run(
     let mut announced = HashMap::new();
     let mut unreachable: Vec<NodeId> = Vec::new();
     while stop.is_none() {
-        let wait = next_tick.saturating_duration_since(Instant::now());
-        match inputs.recv_timeout(wait) {
-            Ok(input) => stop = handle(&mut driver, &mut partitions, input),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+        let mut wait = next_tick.saturating_duration_since(Instant::now());
+        if driver.persisting() {
+            // The persistence thread wakes the loop when a sync completes; this bound only
+            // covers a wake-up lost before the listener registered the inbox.
+            wait = wait.min(PERSIST_POLL);
         }
+        let mut handled = 0;
+        let received = match inputs.recv_timeout(wait) {
+            Ok(input) => {
+                let at = Instant::now();
+                stop = handle(&mut driver, &mut partitions, input);
+                handled += 1;
+                Some(at)
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         for _ in 0..MAX_INPUTS_PER_TURN {
             if stop.is_some() {
                 break;
             }
             match inputs.try_recv() {
-                Ok(input) => stop = handle(&mut driver, &mut partitions, input),
+                Ok(input) => {
+                    stop = handle(&mut driver, &mut partitions, input);
+                    handled += 1;
+                }
                 Err(_) => break,
             }
+        }
+        if let Some(at) = received {
+            metrics.inputs_phase.observe(at.elapsed());
+            metrics
+                .inputs
+                .fetch_add(handled, std::sync::atomic::Ordering::Relaxed);
         }
         let now = Instant::now();
         let ticked = now >= next_tick;

@@ -2,7 +2,10 @@
 //! its role, term, commit index and high watermark, and on the leader each
 //! replica's lag.
 
-use starlog_replication::{GroupStatus, Role};
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
+
+use starlog_replication::{DriverMetrics, GroupStatus, Histogram, Role};
 
 use super::transport::Faults;
 use crate::metrics::{label, write_family};
@@ -87,5 +90,116 @@ pub fn render(statuses: &[GroupStatus], faults: &Faults) -> String {
             ("outcome=\"dropped\"".to_string(), load(&faults.dropped)),
         ],
     );
+    render_timings(&mut out, faults);
     out
+}
+
+/// Appends one histogram family in seconds (`_bucket`, `_sum`, `_count`).
+fn write_histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    let s = h.snapshot();
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (bound, count) in &s.cumulative {
+        match bound {
+            Some(us) => {
+                let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {count}", *us as f64 / 1e6);
+            }
+            None => {
+                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+            }
+        }
+    }
+    let _ = writeln!(out, "{name}_sum {}", s.sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {}", s.count);
+}
+
+/// The replication path's stage timings and work counters.
+fn render_timings(out: &mut String, faults: &Faults) {
+    let d: &DriverMetrics = &faults.driver;
+    let histograms: [(&str, &str, &Histogram); 9] = [
+        (
+            "starlog_replicated_produce_seconds",
+            "Replicated produce of one partition: write stage began to committed.",
+            &crate::partition::REPLICATED_PRODUCE,
+        ),
+        (
+            "starlog_replicated_produce_propose_seconds",
+            "Replicated produce of one partition: write stage began to proposal accepted by the driver.",
+            &crate::partition::REPLICATED_PRODUCE_PROPOSE,
+        ),
+        (
+            "starlog_raft_commit_latency_seconds",
+            "Proposal accepted by the leader to committed by a quorum.",
+            &d.commit_latency,
+        ),
+        (
+            "starlog_raft_turn_seconds",
+            "One driver turn that had work (store, sync, apply).",
+            &d.turn,
+        ),
+        (
+            "starlog_raft_turn_store_seconds",
+            "Turn phase: take Readys, write new entries, send the leaders' messages.",
+            &d.turn_store,
+        ),
+        (
+            "starlog_raft_turn_sync_seconds",
+            "Turn phase: data syncs of the dirty partitions (turns with any).",
+            &d.turn_sync,
+        ),
+        (
+            "starlog_raft_turn_apply_seconds",
+            "Turn phase after the syncs: acknowledgements, applying, high watermarks.",
+            &d.turn_apply,
+        ),
+        (
+            "starlog_raft_inputs_phase_seconds",
+            "Driver loop: handling one round of inputs before a turn.",
+            &d.inputs_phase,
+        ),
+        (
+            "starlog_raft_peer_queue_wait_seconds",
+            "A frame queued for a peer until it is written to the socket.",
+            &faults.queue_wait,
+        ),
+    ];
+    for (name, help, h) in histograms {
+        write_histogram(out, name, help, h);
+    }
+    let get = |c: &AtomicU64| i64::try_from(DriverMetrics::get(c)).unwrap_or(i64::MAX);
+    let counters: [(&str, &str, &AtomicU64); 7] = [
+        ("starlog_raft_turns_total", "Driver turns.", &d.turns),
+        (
+            "starlog_raft_busy_turns_total",
+            "Driver turns in which a group had work.",
+            &d.busy_turns,
+        ),
+        (
+            "starlog_raft_syncs_total",
+            "Data fdatasync calls.",
+            &d.syncs,
+        ),
+        (
+            "starlog_raft_messages_sent_total",
+            "Raft messages handed to the transport.",
+            &d.messages_sent,
+        ),
+        (
+            "starlog_raft_messages_received_total",
+            "Raft messages received from peers.",
+            &d.messages_received,
+        ),
+        (
+            "starlog_raft_proposals_total",
+            "Proposals accepted as leader.",
+            &d.proposals,
+        ),
+        (
+            "starlog_raft_inputs_total",
+            "Inputs handled by the driver loop.",
+            &d.inputs,
+        ),
+    ];
+    for (name, help, c) in counters {
+        write_family(out, name, "counter", help, vec![(String::new(), get(c))]);
+    }
 }

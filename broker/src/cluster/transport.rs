@@ -16,10 +16,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use starlog_replication::{decode_frame, encode_frame, Envelope, NodeId, Transport};
+use starlog_replication::{
+    decode_frame, encode_frame, DriverMetrics, Envelope, Histogram, NodeId, Transport,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -45,6 +47,13 @@ pub struct Faults {
     /// Peers whose inter-broker listener refused or timed out the last
     /// connection attempt (a killed broker, typically).
     unreachable: parking_lot::RwLock<std::collections::BTreeSet<NodeId>>,
+    /// Time a frame waits in its peer's queue until it is written to the socket.
+    pub queue_wait: Histogram,
+    /// The driver's stage timings (the driver loop records into these).
+    pub driver: Arc<DriverMetrics>,
+    /// The driver loop's inbox, once the listener runs: wakes the loop when a background sync
+    /// completes.
+    wake: std::sync::Mutex<Option<Inbox>>,
 }
 
 impl Faults {
@@ -52,6 +61,15 @@ impl Faults {
     pub fn set_isolated(&self, on: bool) {
         self.isolated.store(on, Ordering::SeqCst);
         tracing::warn!(isolated = on, "inter-broker fault switch");
+    }
+
+    /// Wakes the driver loop (an empty input) so it runs a turn now.
+    pub fn wake_driver(&self) {
+        if let Ok(wake) = self.wake.lock() {
+            if let Some(inbox) = wake.as_ref() {
+                let _ = inbox.send(Input::Envelopes(Vec::new()));
+            }
+        }
     }
 
     /// Whether the broker is cut off.
@@ -80,7 +98,7 @@ impl Faults {
 /// Sends Raft frames to peers (see the module docs).
 #[derive(Debug)]
 pub struct TcpTransport {
-    peers: HashMap<NodeId, mpsc::Sender<Bytes>>,
+    peers: HashMap<NodeId, mpsc::Sender<(Instant, Bytes)>>,
     faults: Arc<Faults>,
     runtime: tokio::runtime::Handle,
     shutdown: watch::Receiver<bool>,
@@ -122,6 +140,17 @@ impl TcpTransport {
         self.peers.insert(id, tx);
         tracing::info!(peer = id, %addr, "inter-broker peer added");
     }
+
+    /// Where the driver records its stage timings (shown on `/metrics`).
+    pub fn driver_metrics(&self) -> Arc<DriverMetrics> {
+        Arc::clone(&self.faults.driver)
+    }
+
+    /// Wakes the driver loop from any thread (see [`Faults::wake_driver`]).
+    pub fn waker(&self) -> starlog_replication::Waker {
+        let faults = Arc::clone(&self.faults);
+        Arc::new(move || faults.wake_driver())
+    }
 }
 
 impl TcpTransport {
@@ -146,7 +175,7 @@ impl Transport for TcpTransport {
             return;
         }
         let frame = Bytes::from(encode_frame(&envelopes));
-        if queue.try_send(frame).is_err() {
+        if queue.try_send((Instant::now(), frame)).is_err() {
             self.faults.dropped.fetch_add(1, Ordering::Relaxed);
         } else {
             self.faults.sent.fetch_add(1, Ordering::Relaxed);
@@ -157,7 +186,7 @@ impl Transport for TcpTransport {
 async fn peer_writer(
     id: NodeId,
     addr: SocketAddr,
-    mut queue: mpsc::Receiver<Bytes>,
+    mut queue: mpsc::Receiver<(Instant, Bytes)>,
     faults: Arc<Faults>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -204,16 +233,21 @@ async fn peer_writer(
                 }
                 _ = shutdown.changed() => return,
             };
-            let Some(frame) = frame else { return };
+            let Some((queued, frame)) = frame else { return };
             let mut result = write_frame(&mut out, &frame).await;
             // Coalesce whatever else is queued into the same flush.
             while result.is_ok() {
                 match queue.try_recv() {
-                    Ok(f) => result = write_frame(&mut out, &f).await,
+                    Ok((_, f)) => result = write_frame(&mut out, &f).await,
                     Err(_) => break,
                 }
             }
-            if let Err(e) = result.and(out.flush().await) {
+            result = result.and(out.flush().await);
+            if result.is_ok() {
+                // From the oldest frame of this flush being queued to its bytes leaving.
+                faults.queue_wait.observe(queued.elapsed());
+            }
+            if let Err(e) = result {
                 tracing::info!(peer = id, %addr, error = %e, "connection to peer lost; reconnecting");
                 break;
             }
@@ -249,6 +283,9 @@ pub async fn listen(
     faults: Arc<Faults>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    if let Ok(mut wake) = faults.wake.lock() {
+        *wake = Some(inbox.clone());
+    }
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -13,8 +13,8 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use starlog_replication::{
-    CrashPoint, Driver, DriverConfig, Envelope, GroupId, GroupSpec, NodeId, Proposal, Role,
-    Transport,
+    CrashPoint, Driver, DriverConfig, Envelope, GroupId, GroupSpec, NodeId, PersistMode, Proposal,
+    Role, Transport,
 };
 use starlog_storage::LogConfig;
 
@@ -109,6 +109,9 @@ pub struct Cluster {
     pub crash_next: Vec<(NodeId, CrashPoint)>,
     /// Nodes that were not initial voters (they join through configuration changes).
     pub joining: BTreeSet<NodeId>,
+    /// Share of node starts that sync their entries a turn late (`PersistMode::Deferred`, as
+    /// the broker's background persistence does); the others sync within the turn.
+    deferred_share: f64,
     _tmp: tempfile::TempDir,
 }
 
@@ -130,13 +133,22 @@ fn record_of(value: &[u8]) -> Option<usize> {
 impl Cluster {
     /// `n` nodes with `groups` partitions each, all voters of every group.
     pub fn new(seed: u64, n: u64, groups: u64, net: NetFaults) -> Self {
-        let log_config = LogConfig {
+        Self::with_options(seed, n, groups, net, Self::small_segments(), 0.0)
+    }
+
+    /// Like [`Cluster::new`], with about half the node starts syncing a turn late
+    /// (`PersistMode::Deferred`): acknowledgements, commits and crashes across turn boundaries.
+    pub fn mixed_persistence(seed: u64, n: u64, groups: u64, net: NetFaults) -> Self {
+        Self::with_options(seed, n, groups, net, Self::small_segments(), 0.5)
+    }
+
+    fn small_segments() -> LogConfig {
+        LogConfig {
             segment_bytes: 16 * 1024,
             retention_ms: None,
             index_interval_bytes: 512,
             ..LogConfig::default()
-        };
-        Self::with_config(seed, n, groups, net, log_config)
+        }
     }
 
     /// Like [`Cluster::new`] with a given partition log configuration.
@@ -146,6 +158,17 @@ impl Cluster {
         groups: u64,
         net: NetFaults,
         log_config: LogConfig,
+    ) -> Self {
+        Self::with_options(seed, n, groups, net, log_config, 0.0)
+    }
+
+    fn with_options(
+        seed: u64,
+        n: u64,
+        groups: u64,
+        net: NetFaults,
+        log_config: LogConfig,
+        deferred_share: f64,
     ) -> Self {
         if std::env::var_os("STARLOG_SIM_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
@@ -179,6 +202,7 @@ impl Cluster {
             next_id: 1,
             crash_next: Vec::new(),
             joining: BTreeSet::new(),
+            deferred_share,
             _tmp: tmp,
         };
         for id in 1..=n {
@@ -246,6 +270,12 @@ impl Cluster {
         config.heartbeat_tick = 2;
         config.max_election_tick = Some(11);
         config.track_synced_lengths = true;
+        // Half the nodes sync a turn's entries at the start of their next turn, as the broker's
+        // background persistence does (acknowledgements and commits across turn boundaries).
+        if self.deferred_share > 0.0 && self.rng.chance(self.deferred_share) {
+            config.persist = PersistMode::Deferred;
+            self.note(format!("node {id} syncs a turn late"));
+        }
         let mut driver = Driver::new(
             config,
             SimTransport {
