@@ -557,24 +557,35 @@ impl<T: Transport> Driver<T> {
     }
 
     /// `peer` is known to be gone (its listener refuses connections): every group that
-    /// follows it stops waiting out the election timeout. Each such follower leaves the
-    /// leader's lease (so it grants votes) and campaigns within a few ticks, staggered by node
-    /// id so the survivors do not split the vote. Only timing changes: the election is an
-    /// ordinary (pre-)vote, so a wrong suspicion costs at most one election. Returns how many
-    /// groups were affected.
+    /// follows it stops waiting out the election timeout. Each such follower forgets the
+    /// leader (so it grants votes at once instead of honouring the leader's lease), and the
+    /// voter with the lowest id other than `peer` campaigns within a tick or two; the others
+    /// keep their own timeouts, so the survivors do not split the vote (and still elect one
+    /// as usual if that voter is gone too). Only timing changes: the election is an ordinary
+    /// (pre-)vote, so a wrong suspicion costs at most one election. Returns how many groups
+    /// were affected.
     pub fn suspect_leader(&mut self, peer: NodeId) -> usize {
-        let stagger = usize::try_from(self.config.node % 3).unwrap_or(0) + 1;
+        let me = self.config.node;
         let mut affected = 0;
         for g in self.groups.values_mut().filter(|g| g.failed.is_none()) {
+            let first = g
+                .node
+                .store()
+                .conf_state()
+                .voters
+                .iter()
+                .copied()
+                .filter(|&v| v != peer)
+                .min();
             let raft = &mut g.node.raft;
             if raft.state == StateRole::Leader || raft.leader_id != peer {
                 continue;
             }
-            let soon = raft
-                .randomized_election_timeout()
-                .saturating_sub(stagger)
-                .max(raft.election_timeout());
-            raft.election_elapsed = raft.election_elapsed.max(soon);
+            raft.leader_id = raft::INVALID_ID;
+            if first == Some(me) {
+                let soon = raft.randomized_election_timeout().saturating_sub(1);
+                raft.election_elapsed = raft.election_elapsed.max(soon);
+            }
             affected += 1;
         }
         affected

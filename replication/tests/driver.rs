@@ -362,6 +362,50 @@ fn reconciling_adds_a_learner_promotes_it_once_caught_up_then_removes_the_old_le
     c.converge_and_verify(500);
 }
 
+/// Steps (every node ticking each step) until a node other than `old` leads
+/// `group`; `None` if none does within `steps`.
+fn new_leader_within(c: &mut Cluster, group: GroupId, old: u64, steps: usize) -> Option<u64> {
+    for _ in 0..steps {
+        c.step(1.0);
+        if let Some(l) = c.leader(group).filter(|&l| l != old && c.is_up(l)) {
+            return Some(l);
+        }
+    }
+    None
+}
+
+#[test]
+fn followers_of_a_leader_known_to_be_gone_elect_another_without_waiting_out_the_timeout() {
+    for suspect in [false, true] {
+        let mut c = Cluster::new(41, 3, 1, NetFaults::NONE);
+        let old = elect(&mut c, G1);
+        for _ in 0..5 {
+            c.propose(G1, old, 1, 1);
+            c.step(0.8);
+        }
+        c.converge_and_verify(200);
+        c.crash(old, CrashPoint::AfterSync);
+        if suspect {
+            for n in c.node_ids().into_iter().filter(|&n| n != old) {
+                assert_eq!(c.driver_mut(n).unwrap().suspect_leader(old), 1);
+                assert_eq!(
+                    c.driver_mut(n).unwrap().suspect_leader(n),
+                    0,
+                    "not its own leader"
+                );
+            }
+        }
+        // The election timeout is 10 ticks: only suspicion elects within 6.
+        let elected = new_leader_within(&mut c, G1, old, 6);
+        assert_eq!(elected.is_some(), suspect, "suspect {suspect}: {elected:?}");
+        if suspect {
+            c.propose(G1, elected.unwrap(), 1, 1);
+            c.start(old);
+            c.converge_and_verify(500);
+        }
+    }
+}
+
 #[test]
 fn a_follower_behind_the_compacted_window_catches_up_through_a_snapshot() {
     let mut c = Cluster::new(41, 3, 1, NetFaults::NONE);

@@ -75,6 +75,14 @@ fn random_fault(c: &mut Cluster, max_down: usize) -> bool {
             c.crash_next.push((id, at));
         }
         return true;
+    } else if r < 47 && up.len() > 1 {
+        // A node suspects a peer of being gone (the transport saw its listener
+        // refuse a connection) — right or wrong: only election timing changes.
+        let (who, peer) = (*c.rng.pick(&up), *c.rng.pick(&ids));
+        if who != peer {
+            let groups = c.driver_mut(who).map_or(0, |d| d.suspect_leader(peer));
+            c.note(format!("node {who} suspects node {peer} ({groups} groups)"));
+        }
     }
     false
 }

@@ -68,21 +68,30 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
     };
     let auto_create =
         broker.config.topics.auto_create && (version < 4 || req.allow_auto_topic_creation);
-    let topics = match requested {
-        None => broker
-            .topics
-            .all()
+    let wanted: Option<Vec<(String, uuid::Uuid)>> = requested.map(|list| {
+        list.into_iter()
+            .map(|t| {
+                (
+                    t.name.map(|n| n.0.to_string()).unwrap_or_default(),
+                    t.topic_id,
+                )
+            })
+            .collect()
+    });
+    // In a cluster, a partition whose leader just died is held back for a
+    // moment: its followers elect a new one within a few ticks, and the
+    // client then learns it now instead of at its next periodic refresh.
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    let topics = loop {
+        let topics = topics_for(broker, wanted.as_deref(), auto_create, node).await;
+        let leaderless = topics
             .iter()
-            .map(|t| describe(broker, t, node))
-            .collect(),
-        Some(list) => {
-            let mut out = Vec::with_capacity(list.len());
-            for t in list {
-                let name = t.name.map(|n| n.0.to_string()).unwrap_or_default();
-                out.push(lookup(broker, &name, &t.topic_id, auto_create, node).await);
-            }
-            out
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.error_code == ResponseError::LeaderNotAvailable.code());
+        if !leaderless || broker.cluster.is_none() || tokio::time::Instant::now() >= deadline {
+            break topics;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     MetadataResponse::default()
         .with_brokers(brokers)
@@ -91,6 +100,33 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
         )))
         .with_controller_id(controller(broker))
         .with_topics(topics)
+}
+
+/// How long Metadata waits for partitions without a known leader to get one.
+pub const LEADER_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The topics part of a Metadata response: every topic, or those asked for.
+async fn topics_for(
+    broker: &Broker,
+    wanted: Option<&[(String, uuid::Uuid)]>,
+    auto_create: bool,
+    node: BrokerId,
+) -> Vec<MetadataResponseTopic> {
+    match wanted {
+        None => broker
+            .topics
+            .all()
+            .iter()
+            .map(|t| describe(broker, t, node))
+            .collect(),
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for (name, id) in list {
+                out.push(lookup(broker, name, id, auto_create, node).await);
+            }
+            out
+        }
+    }
 }
 
 async fn lookup(
