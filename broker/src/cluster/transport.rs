@@ -226,6 +226,7 @@ async fn peer_writer(
                 // the next frame.
                 closed = peer_closed(out.get_ref()) => {
                     if closed {
+                        faults.set_reachable(id, false);
                         tracing::info!(peer = id, %addr, "peer closed the connection; reconnecting");
                         break;
                     }
