@@ -167,8 +167,11 @@ struct ClusterArgs {
     /// Messages per second sent steadily during the failover measurement.
     #[arg(long, default_value_t = 200.0)]
     failover_rate: f64,
-    /// Seconds of steady acknowledgements before each kill.
-    #[arg(long, default_value_t = 3.0)]
+    /// Seconds of steady acknowledgements before each kill. The default puts kills more than
+    /// librdkafka's `reconnect.backoff.max.ms` (10 s) apart: a client that saw a broker die a few
+    /// seconds earlier still backs off reconnecting to it (up to seconds) when it becomes the
+    /// new leader, which measures the client's backoff rather than the failover.
+    #[arg(long, default_value_t = 11.0)]
     failover_warmup_secs: f64,
     /// Longest wait for the first acknowledgement after a kill.
     #[arg(long, default_value_t = 30)]
