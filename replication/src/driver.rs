@@ -36,7 +36,7 @@
 //! `max_election_tick = election_tick + 1` raft-rs's randomised election timeout is fixed too,
 //! which is what makes the simulation tests deterministic.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -210,6 +210,12 @@ struct Group {
     high_watermark: Arc<AtomicI64>,
     failed: Option<String>,
     max_batch_bytes: u32,
+    /// Ticks this group has seen.
+    ticks: u64,
+    /// On the leader: the tick at which each replica was last seen active. raft-rs clears its
+    /// `recent_active` flags at every quorum check, so a status read just after one would show
+    /// healthy replicas as inactive; this remembers them for an election timeout.
+    heard: HashMap<NodeId, u64>,
 }
 
 impl std::fmt::Debug for Group {
@@ -347,6 +353,8 @@ impl<T: Transport> Driver<T> {
                 high_watermark: Arc::new(AtomicI64::new(hw)),
                 failed: None,
                 max_batch_bytes,
+                ticks: 0,
+                heard: HashMap::new(),
             },
         );
         Ok(())
@@ -609,6 +617,17 @@ impl<T: Transport> Driver<T> {
     /// Advances every group's logical clock by one tick (heartbeats, election timeouts).
     pub fn tick(&mut self) {
         for g in self.groups.values_mut().filter(|g| g.failed.is_none()) {
+            g.ticks += 1;
+            if g.node.raft.state == StateRole::Leader {
+                // Before the tick: a quorum check in it clears the flags.
+                for (&peer, pr) in g.node.raft.prs().iter() {
+                    if pr.recent_active {
+                        g.heard.insert(peer, g.ticks);
+                    }
+                }
+            } else {
+                g.heard.clear();
+            }
             g.node.tick();
         }
     }
@@ -1248,7 +1267,10 @@ fn group_status(id: GroupId, node: NodeId, g: &Group) -> GroupStatus {
                     ProgressState::Replicate => ReplicaState::Replicate,
                     ProgressState::Snapshot => ReplicaState::Snapshot,
                 },
-                recently_active: pr.recent_active,
+                recently_active: pr.recent_active
+                    || g.heard.get(&peer).is_some_and(|&at| {
+                        g.ticks.saturating_sub(at) <= raft.election_timeout() as u64
+                    }),
             });
         }
         replicas.sort_by_key(|r| r.node);

@@ -407,6 +407,33 @@ fn followers_of_a_leader_known_to_be_gone_elect_another_without_waiting_out_the_
 }
 
 #[test]
+fn an_idle_healthy_group_keeps_every_replica_in_sync_between_quorum_checks() {
+    let mut c = Cluster::new(43, 3, 1, NetFaults::NONE);
+    let leader = elect(&mut c, G1);
+    c.propose(G1, leader, 1, 1);
+    c.converge_and_verify(200);
+    // raft-rs clears its activity flags at every quorum check (each
+    // election timeout); a status read right after one must not drop
+    // healthy followers from the in-sync replicas.
+    for step in 0..120 {
+        c.step(1.0);
+        let st = c.driver(leader).unwrap().status(G1).unwrap();
+        assert_eq!(
+            st.in_sync_replicas(0),
+            vec![1, 2, 3],
+            "step {step}: {:?}",
+            st.replicas
+        );
+    }
+    // A follower that stops answering leaves the set once the timeout passes.
+    let gone = c.node_ids().into_iter().find(|&n| n != leader).unwrap();
+    c.crash(gone, CrashPoint::AfterSync);
+    run(&mut c, 60);
+    let st = c.driver(leader).unwrap().status(G1).unwrap();
+    assert!(!st.in_sync_replicas(0).contains(&gone), "{:?}", st.replicas);
+}
+
+#[test]
 fn a_follower_behind_the_compacted_window_catches_up_through_a_snapshot() {
     let mut c = Cluster::new(41, 3, 1, NetFaults::NONE);
     let leader = elect(&mut c, G1);
