@@ -412,16 +412,7 @@ fn metadata_log_start(c: &ProcCluster, id: i32) -> i64 {
 
 /// Topic names a broker lists in Metadata, sorted.
 fn topics_on(c: &ProcCluster, id: i32) -> Vec<String> {
-    let md: BaseConsumer = ClientConfig::new()
-        .set(
-            "bootstrap.servers",
-            format!("127.0.0.1:{}", c.node(id).kafka),
-        )
-        .create()
-        .expect("client");
-    let meta = md
-        .fetch_metadata(None, Duration::from_secs(10))
-        .expect("metadata");
+    let meta = c.metadata(id, None);
     let mut names: Vec<String> = meta.topics().iter().map(|t| t.name().to_string()).collect();
     names.sort();
     names

@@ -28,8 +28,6 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsRequest, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 /// The nodes whose status lists `topic`-`partition` (those hosting it).
@@ -47,16 +45,7 @@ fn hosts(c: &ProcCluster, topic: &str, partition: i64) -> Vec<i32> {
 /// Metadata for `topic` from one broker alone: per partition, (leader,
 /// sorted replicas, in-sync replicas).
 fn metadata_from(c: &ProcCluster, id: i32, topic: &str) -> Vec<(i32, Vec<i32>, Vec<i32>)> {
-    let md: BaseConsumer = ClientConfig::new()
-        .set(
-            "bootstrap.servers",
-            format!("127.0.0.1:{}", c.node(id).kafka),
-        )
-        .create()
-        .expect("client");
-    let meta = md
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
+    let meta = c.metadata(id, Some(topic));
     meta.topics()[0]
         .partitions()
         .iter()
@@ -368,19 +357,12 @@ async fn replicas_move_by_reassignment_and_broker_removal_under_load_without_dow
     assert_eq!(failed, 0, "no produce failed while replicas moved");
     assert_eq!(acked.len(), sent);
     c.wait_caught_up("elastic", 2);
-    let mut brokers: Vec<i32> = {
-        let md: BaseConsumer = ClientConfig::new()
-            .set(
-                "bootstrap.servers",
-                format!("127.0.0.1:{}", c.node(4).kafka),
-            )
-            .create()
-            .expect("client");
-        let meta = md
-            .fetch_metadata(Some("elastic"), Duration::from_secs(10))
-            .expect("metadata");
-        meta.brokers().iter().map(|b| b.id()).collect()
-    };
+    let mut brokers: Vec<i32> = c
+        .metadata(4, Some("elastic"))
+        .brokers()
+        .iter()
+        .map(|b| b.id())
+        .collect();
     brokers.sort_unstable();
     assert_eq!(brokers, vec![1, 3, 4]);
     let stored = read_topic(&bs, "elastic", 2);

@@ -809,6 +809,54 @@ impl Cluster {
         Some(l)
     }
 
+    /// The replicas a reassignment asks for, checked against what this
+    /// broker has applied (`None`: the replicas the group has now).
+    fn check_reassignment(
+        &self,
+        topic: &str,
+        partition: i32,
+        replicas: Option<&[i32]>,
+    ) -> Result<Vec<i32>, TopicError> {
+        let s = self.state.lock();
+        let t = s.topics.get(topic).ok_or_else(|| {
+            TopicError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic {topic} does not exist"),
+            )
+        })?;
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+            .ok_or_else(|| {
+                TopicError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic {topic} has no partition {partition}"),
+                )
+            })?;
+        let replicas = match replicas {
+            Some(r) => r.to_vec(),
+            None => {
+                let current = s.leaders.get(&p.group).map(|l| l.replicas.clone());
+                match current {
+                    Some(c) if sorted(&c) != sorted(&p.replicas) => c,
+                    _ => {
+                        return Err(TopicError::new(
+                            ResponseError::NoReassignmentInProgress,
+                            format!("{topic}-{partition} is not moving"),
+                        ))
+                    }
+                }
+            }
+        };
+        s.check_replicas(&replicas).map_err(|e| {
+            TopicError::new(
+                ResponseError::InvalidReplicaAssignment,
+                format!("{topic}-{partition}: {e}"),
+            )
+        })?;
+        Ok(replicas)
+    }
+
     /// Moves a partition's replicas (from any broker): waits until this
     /// broker has applied the new placement; the replicas move afterwards.
     /// `None` cancels a move in progress: the partition keeps the replicas
@@ -819,45 +867,18 @@ impl Cluster {
         partition: i32,
         replicas: Option<Vec<i32>>,
     ) -> Result<(), TopicError> {
-        let replicas = {
-            let s = self.state.lock();
-            let t = s.topics.get(topic).ok_or_else(|| {
-                TopicError::new(
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("topic {topic} does not exist"),
-                )
-            })?;
-            let p = usize::try_from(partition)
-                .ok()
-                .and_then(|i| t.partitions.get(i))
-                .ok_or_else(|| {
-                    TopicError::new(
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("topic {topic} has no partition {partition}"),
-                    )
-                })?;
-            let replicas = match replicas {
-                Some(r) => r,
-                None => {
-                    let current = s.leaders.get(&p.group).map(|l| l.replicas.clone());
-                    match current {
-                        Some(c) if sorted(&c) != sorted(&p.replicas) => c,
-                        _ => {
-                            return Err(TopicError::new(
-                                ResponseError::NoReassignmentInProgress,
-                                format!("{topic}-{partition} is not moving"),
-                            ))
-                        }
-                    }
+        // A broker or topic created through another broker a moment ago may
+        // not be applied here yet: look again as the metadata log advances.
+        let mut changes = self.applied.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let replicas = loop {
+            match self.check_reassignment(topic, partition, replicas.as_deref()) {
+                Ok(r) => break r,
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => {
+                    let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
                 }
-            };
-            s.check_replicas(&replicas).map_err(|e| {
-                TopicError::new(
-                    ResponseError::InvalidReplicaAssignment,
-                    format!("{topic}-{partition}: {e}"),
-                )
-            })?;
-            replicas
+            }
         };
         let cmd = MetaCommand::Reassign {
             topic: topic.to_string(),

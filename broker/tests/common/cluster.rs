@@ -140,11 +140,16 @@ impl ProcCluster {
         node.child = Some(child);
         let port = node.kafka;
         let deadline = Instant::now() + Duration::from_secs(20);
+        let log = node.data.with_extension("log");
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "node {id} did not start listening"
-            );
+            if Instant::now() >= deadline {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                panic!(
+                    "node {id} did not start listening; its log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -171,6 +176,19 @@ impl ProcCluster {
         for &id in &ids {
             self.spawn(id);
         }
+    }
+
+    /// Metadata (for `topic`, or every topic) from node `id` alone.
+    pub fn metadata(&self, id: i32, topic: Option<&str>) -> rdkafka::metadata::Metadata {
+        let md: BaseConsumer = ClientConfig::new()
+            .set(
+                "bootstrap.servers",
+                format!("127.0.0.1:{}", self.node(id).kafka),
+            )
+            .create()
+            .expect("client");
+        md.fetch_metadata(topic, Duration::from_secs(10))
+            .expect("metadata")
     }
 
     /// SIGTERM every node and wait for a clean exit.
