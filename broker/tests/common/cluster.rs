@@ -26,11 +26,24 @@ use serde_json::Value;
 use starlog_broker::cluster::cli::fetch_status;
 use starlog_storage::{LogConfig, PartitionLog};
 
+/// A free port below Linux's ephemeral range (32768 and up). Nodes are
+/// killed and restarted on the same ports, and a port from the ephemeral
+/// range can be taken in between as the source port of some outgoing
+/// connection (peers keep reconnecting to the killed node), so that the
+/// restarted node cannot bind it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::hash::{BuildHasher, Hasher};
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    for _ in 0..1000 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        h.write_u32(std::process::id());
+        let port = 20_000 + u16::try_from(h.finish() % 12_000).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range")
 }
 
 pub struct Node {
