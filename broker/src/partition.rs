@@ -152,7 +152,7 @@ impl Partition {
         Self {
             log,
             high_watermark,
-            producers: Mutex::new(ProducerStates::default()),
+            producers: Mutex::new(ProducerStates::strict()),
             producers_term: AtomicU64::new(0),
             replica: Some(replica),
         }
@@ -324,7 +324,7 @@ impl Partition {
             // New leadership: what earlier leaders accepted is in the log.
             let log = Arc::clone(&self.log);
             *producers = tokio::task::spawn_blocking(move || {
-                let mut table = ProducerStates::default();
+                let mut table = ProducerStates::strict();
                 rebuild_producer_state(&log, &mut table);
                 table
             })

@@ -54,6 +54,7 @@ pub enum SequenceCheck {
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
     clock: u64,
+    strict: bool,
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -65,11 +66,30 @@ fn next_seq(seq: i32) -> i32 {
 }
 
 impl ProducerStates {
+    /// A table for a replicated partition: an unknown producer must start
+    /// at sequence 0 (see [`ProducerStates::check`]).
+    pub fn strict() -> Self {
+        Self {
+            strict: true,
+            ..Self::default()
+        }
+    }
+
     /// Decides what to do with a batch from an idempotent producer.
     pub fn check(&self, b: &BatchIdentity) -> SequenceCheck {
         let Some(entry) = self.producers.get(&b.producer_id) else {
-            // Unknown producer: state may have aged out or the producer is new.
-            return SequenceCheck::Append;
+            // Unknown producer. A new one starts at sequence 0. On a
+            // replicated partition any other first sequence means earlier
+            // batches are not here (lost with a leader that never committed
+            // them, or state aged out): appending would let the client infer
+            // they were stored, so it is told, as Kafka does, and resets its
+            // sequence. A single broker stays lenient (the mirror's
+            // pass-through copies batches of upstream producers as they are).
+            return if b.first_seq == 0 || !self.strict {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::Reject(ResponseError::UnknownProducerId)
+            };
         };
         if b.epoch < entry.epoch {
             return SequenceCheck::Reject(ResponseError::InvalidProducerEpoch);
@@ -205,6 +225,23 @@ mod tests {
         assert_eq!(
             s.check(&id(4, 3, 4)),
             SequenceCheck::Reject(ResponseError::OutOfOrderSequenceNumber)
+        );
+    }
+
+    #[test]
+    fn an_unknown_producer_must_start_at_sequence_zero_on_a_replicated_partition() {
+        let s = ProducerStates::strict();
+        assert_eq!(s.check(&id(0, 0, 4)), SequenceCheck::Append);
+        // Its first batch never arrived here (a leader lost it uncommitted):
+        // appending the second would make the client take the first as stored.
+        assert_eq!(
+            s.check(&id(0, 5, 9)),
+            SequenceCheck::Reject(ResponseError::UnknownProducerId)
+        );
+        // A single broker takes it (batches copied from upstream producers).
+        assert_eq!(
+            ProducerStates::default().check(&id(0, 5, 9)),
+            SequenceCheck::Append
         );
     }
 
