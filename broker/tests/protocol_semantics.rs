@@ -462,3 +462,56 @@ async fn pipelined_produces_are_answered_in_order() {
     assert_eq!(hw, 10);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_single_broker_refuses_replica_moves_and_lists_none() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, BrokerId, ListPartitionReassignmentsRequest,
+    };
+    let broker = TestBroker::start().await;
+    let mut c = RawClient::connect(broker.addr()).await;
+    create(&mut c, "solo").await;
+    let alter = AlterPartitionReassignmentsRequest::default().with_topics(vec![
+        ReassignableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("solo")))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(Some(vec![BrokerId(2)]))]),
+    ]);
+    match c
+        .call(
+            RequestKind::AlterPartitionReassignments(alter),
+            ApiKey::AlterPartitionReassignments,
+            0,
+        )
+        .await
+    {
+        ResponseKind::AlterPartitionReassignments(r) => {
+            assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+            let message = r.error_message.map(|m| m.to_string()).unwrap_or_default();
+            assert!(message.contains("not part of a cluster"), "{message}");
+        }
+        other => panic!("unexpected answer {other:?}"),
+    }
+    match c
+        .call(
+            RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default()),
+            ApiKey::ListPartitionReassignments,
+            0,
+        )
+        .await
+    {
+        ResponseKind::ListPartitionReassignments(r) => {
+            assert_eq!(r.error_code, 0);
+            assert!(r.topics.is_empty());
+        }
+        other => panic!("unexpected answer {other:?}"),
+    }
+    // The topic is untouched: still served here.
+    let (code, _, _) = fetch(&mut c, "solo", 0).await;
+    assert_eq!(code, 0);
+    broker.stop().await;
+}
