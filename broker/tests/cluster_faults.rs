@@ -294,24 +294,9 @@ async fn retention_trims_replicas_and_a_later_broker_starts_from_a_snapshot() {
     );
     // A broker added now cannot replay the trimmed entries: it gets a
     // snapshot (the window start) and replicates from there.
-    let four = c.spawn_joiner();
-    let n4 = c.node(four);
-    let peer = format!("{four}=127.0.0.1:{}/127.0.0.1:{}", n4.kafka, n4.raft);
-    let http1 = format!("127.0.0.1:{}", c.node(1).http);
-    run_cli(&["cluster", "add-broker", "--http", &http1, "--peer", &peer]);
+    let four = c.add_broker();
     // Move the partition from brokers 1, 2, 3 onto 2, 3, 4.
-    run_cli(&[
-        "cluster",
-        "reassign",
-        "--http",
-        &http1,
-        "--topic",
-        "trimmed",
-        "--partition",
-        "0",
-        "--replicas",
-        "2,3,4",
-    ]);
+    c.reassign("trimmed", 0, "2,3,4");
     c.wait_caught_up_on("trimmed", 0, &[2, 3, 4]);
     let s4 = c.status(four).expect("status of the new broker");
     let g4 = ProcCluster::group(&s4, "trimmed", 0).unwrap().clone();
@@ -473,11 +458,7 @@ async fn the_metadata_log_is_checkpointed_and_trimmed_and_restarts_and_new_broke
     );
     // A broker added now cannot replay the trimmed records: it is sent the
     // log from the checkpoint on and loads it.
-    let four = c.spawn_joiner();
-    let n4 = c.node(four);
-    let peer = format!("{four}=127.0.0.1:{}/127.0.0.1:{}", n4.kafka, n4.raft);
-    let http1 = format!("127.0.0.1:{}", c.node(1).http);
-    run_cli(&["cluster", "add-broker", "--http", &http1, "--peer", &peer]);
+    let four = c.add_broker();
     c.wait_for(Duration::from_secs(60), "broker 4 knows every topic", |c| {
         metadata_log_start(c, four) > 0 && topics_on(c, four) == names
     });

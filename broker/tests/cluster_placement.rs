@@ -302,11 +302,8 @@ async fn replicas_move_by_reassignment_and_broker_removal_under_load_without_dow
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Broker 4 joins the cluster; no partition moves by itself.
-    let four = c.spawn_joiner();
-    let n4 = c.node(four);
-    let peer = format!("{four}=127.0.0.1:{}/127.0.0.1:{}", n4.kafka, n4.raft);
-    let http1 = format!("127.0.0.1:{}", c.node(1).http);
-    run_cli(&["cluster", "add-broker", "--http", &http1, "--peer", &peer]);
+    assert_eq!(c.add_broker(), 4);
+    let http1 = c.http1();
     // The Kafka admin API, sent to broker 3, moves elastic-0 off broker 1
     // onto broker 4.
     let error = alter_reassignment(c.node(3).kafka, "elastic", 0, &[2, 3, 4]).await;
@@ -316,18 +313,7 @@ async fn replicas_move_by_reassignment_and_broker_removal_under_load_without_dow
         assert_eq!((adding, removing), (vec![4], vec![1]));
     }
     // The command line moves elastic-1 off broker 2, with 4 as preferred leader.
-    run_cli(&[
-        "cluster",
-        "reassign",
-        "--http",
-        &http1,
-        "--topic",
-        "elastic",
-        "--partition",
-        "1",
-        "--replicas",
-        "4,1,3",
-    ]);
+    c.reassign("elastic", 1, "4,1,3");
     c.wait_caught_up_on("elastic", 0, &[2, 3, 4]);
     c.wait_caught_up_on("elastic", 1, &[1, 3, 4]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -191,6 +191,45 @@ impl ProcCluster {
         }
     }
 
+    /// Starts a broker that joins the running cluster and adds it with
+    /// `starlog cluster add-broker` through node 1; returns its id.
+    pub fn add_broker(&mut self) -> i32 {
+        let id = self.spawn_joiner();
+        let n = self.node(id);
+        let peer = format!("{id}=127.0.0.1:{}/127.0.0.1:{}", n.kafka, n.raft);
+        run_cli(&[
+            "cluster",
+            "add-broker",
+            "--http",
+            &self.http1(),
+            "--peer",
+            &peer,
+        ]);
+        id
+    }
+
+    /// `starlog cluster reassign` through node 1 (`replicas` as `2,3,4`).
+    pub fn reassign(&self, topic: &str, partition: i32, replicas: &str) {
+        let partition = partition.to_string();
+        run_cli(&[
+            "cluster",
+            "reassign",
+            "--http",
+            &self.http1(),
+            "--topic",
+            topic,
+            "--partition",
+            &partition,
+            "--replicas",
+            replicas,
+        ]);
+    }
+
+    /// Node 1's HTTP address.
+    pub fn http1(&self) -> String {
+        format!("127.0.0.1:{}", self.node(1).http)
+    }
+
     /// Metadata (for `topic`, or every topic) from node `id` alone.
     pub fn metadata(&self, id: i32, topic: Option<&str>) -> rdkafka::metadata::Metadata {
         let md: BaseConsumer = ClientConfig::new()
