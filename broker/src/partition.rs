@@ -564,6 +564,22 @@ mod tests {
     use starlog_storage::{FlushPolicy, LogConfig};
 
     fn batch(producer_id: i64, first_seq: i32, n: i32) -> Bytes {
+        records(producer_id, first_seq, n, &[7u8; 512])
+    }
+
+    /// One record of `value_len` bytes.
+    fn sized(producer_id: i64, first_seq: i32, value_len: usize) -> Bytes {
+        records(
+            producer_id,
+            first_seq,
+            1,
+            &vec![(first_seq % 251) as u8; value_len],
+        )
+    }
+
+    /// A v2 batch of `n` records with this value (sequences from
+    /// `first_seq` when the producer is idempotent).
+    fn records(producer_id: i64, first_seq: i32, n: i32, value: &[u8]) -> Bytes {
         let records: Vec<Record> = (0..n)
             .map(|i| Record {
                 transactional: false,
@@ -581,7 +597,7 @@ mod tests {
                 },
                 timestamp: 1_700_000_000_000,
                 key: None,
-                value: Some(Bytes::from(vec![7u8; 512])),
+                value: Some(Bytes::copy_from_slice(value)),
                 headers: Default::default(),
             })
             .collect();
@@ -589,35 +605,6 @@ mod tests {
         RecordBatchEncoder::encode(
             &mut buf,
             &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .unwrap();
-        buf.freeze()
-    }
-
-    fn sized(producer_id: i64, first_seq: i32, value_len: usize) -> Bytes {
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: first_seq,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(vec![(first_seq % 251) as u8; value_len])),
-            headers: Default::default(),
-        };
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            [&record],
             &RecordEncodeOptions {
                 version: 2,
                 compression: Compression::None,
