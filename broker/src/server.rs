@@ -162,7 +162,7 @@ impl Server {
                     router = router.merge(cluster::http::router(Arc::clone(c)));
                 }
                 tasks.spawn(http::serve(listener, router, shutdown.subscribe()));
-                tracing::info!(addr = %bound, registry = schemas.is_some(), "HTTP listener (/metrics, /cluster, schema registry) listening");
+                tracing::info!(addr = %bound, registry = schemas.is_some(), "HTTP listener listening (/metrics; /cluster/* in cluster mode; the registry when enabled)");
                 Some(bound)
             }
             None => {
