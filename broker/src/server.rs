@@ -62,6 +62,7 @@ pub enum StartError {
 pub struct Server {
     broker: Arc<Broker>,
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     registry_addr: Option<SocketAddr>,
     pipelines: Vec<RunningPipeline>,
     mirrors: Vec<crate::mirror_task::RunningMirror>,
@@ -139,9 +140,8 @@ impl Server {
             .iter()
             .map(|m| (m.name.clone(), Arc::clone(&m.status)))
             .collect();
-        let registry_addr = match schemas {
-            Some(store) => {
-                let listen = broker.config.schema_registry.listen;
+        let http_addr = match broker.config.http_listen() {
+            Some(listen) => {
                 let bind_err = |source| StartError::Bind {
                     addr: listen,
                     source,
@@ -149,7 +149,11 @@ impl Server {
                 let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
                 let bound = listener.local_addr().map_err(bind_err)?;
                 let statuses = pipelines.iter().map(|p| Arc::clone(&p.status)).collect();
-                let mut router = registry::http::router(store).merge(metrics::router_with_mirrors(
+                let mut router = match &schemas {
+                    Some(store) => registry::http::router(Arc::clone(store)),
+                    None => axum::Router::new(),
+                };
+                router = router.merge(metrics::router_with_mirrors(
                     Arc::clone(&broker),
                     statuses,
                     mirror_statuses,
@@ -158,11 +162,17 @@ impl Server {
                     router = router.merge(cluster::http::router(Arc::clone(c)));
                 }
                 tasks.spawn(http::serve(listener, router, shutdown.subscribe()));
-                tracing::info!(addr = %bound, "schema registry and /metrics listening");
+                tracing::info!(addr = %bound, registry = schemas.is_some(), "HTTP listener listening (/metrics; /cluster/* in cluster mode; the registry when enabled)");
                 Some(bound)
             }
-            None => None,
+            None => {
+                if schemas.is_some() {
+                    tracing::warn!("the schema registry is enabled but the HTTP listener is off (http.enabled: false): its API is not served");
+                }
+                None
+            }
         };
+        let registry_addr = http_addr.filter(|_| schemas.is_some());
         tasks.spawn(accept_loop(
             Arc::clone(&broker),
             listener,
@@ -180,6 +190,7 @@ impl Server {
         Ok(Self {
             broker,
             addr,
+            http_addr,
             registry_addr,
             pipelines,
             mirrors,
@@ -193,7 +204,14 @@ impl Server {
         self.addr
     }
 
-    /// The schema registry's bound address, when enabled.
+    /// The HTTP listener's bound address (`/metrics`, `/cluster/*`, and
+    /// the registry's routes when it is enabled), when it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The schema registry's bound address (the HTTP listener's), when the
+    /// registry is enabled and the listener is on.
     pub fn registry_addr(&self) -> Option<SocketAddr> {
         self.registry_addr
     }
