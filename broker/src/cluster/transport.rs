@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use super::driver_loop::{Inbox, Input};
+use super::inbox::{Inbox, Input};
 
 /// Largest frame accepted from a peer.
 pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;

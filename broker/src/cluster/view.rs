@@ -7,9 +7,13 @@ use std::net::SocketAddr;
 use parking_lot::RwLock;
 use starlog_replication::{GroupId, GroupStatus, NodeId, Role};
 
+/// A follower more than this many Raft entries behind the leader is out of
+/// the in-sync replica set.
+pub(super) const ISR_MAX_LAG_ENTRIES: u64 = 1_000;
+
 /// The latest published statuses (see the module docs).
 #[derive(Debug, Default)]
-pub struct ClusterView {
+pub(crate) struct ClusterView {
     statuses: RwLock<HashMap<GroupId, GroupStatus>>,
     membership: RwLock<Membership>,
     placement: RwLock<Placement>,
@@ -143,7 +147,7 @@ impl Leadership {
                 leader: Some(s.node),
                 epoch: epoch(s.term),
                 replicas: replicas_of(s),
-                isr: s.in_sync_replicas(crate::handlers::metadata::ISR_MAX_LAG_ENTRIES),
+                isr: s.in_sync_replicas(ISR_MAX_LAG_ENTRIES),
             };
         }
         let local = local.filter(|s| s.leader.is_some() && s.failed.is_none());
