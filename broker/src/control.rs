@@ -269,3 +269,74 @@ impl Control for SingleBroker {
         Box::pin(std::future::ready(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single() -> SingleBroker {
+        SingleBroker::new(7, StrBytes::from_static_str("host"), 9092)
+    }
+
+    #[tokio::test]
+    async fn a_single_broker_is_its_own_controller_coordinator_and_leader() {
+        let c = single();
+        let me = (BrokerId(7), StrBytes::from_static_str("host"), 9092);
+        assert_eq!(c.brokers(), vec![me.clone()]);
+        assert_eq!(c.controller(), BrokerId(7));
+        assert_eq!(c.coordinator(), me);
+        assert!(c.coordinates());
+        assert!(c.wait_in_touch(Duration::ZERO).await);
+        assert_eq!(c.leader_wait(), Duration::ZERO);
+        // It knows nothing of partitions it does not host itself.
+        assert_eq!(c.leadership("t", 0), None);
+        assert_eq!(c.reported_replication_factor(), 1);
+        assert!(c.reassignments().is_empty());
+        assert_eq!(c.refuses(AdminChange::DeleteTopics), None);
+        assert_eq!(c.refuses(AdminChange::AlterConfigs { topic: "t" }), None);
+        assert!(c.http_routes().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_single_broker_refuses_replicas_it_does_not_have() {
+        let c = single();
+        assert!(c.check_replication_factor("t", -1).is_ok());
+        assert!(c.check_replication_factor("t", 1).is_ok());
+        let e = c.check_replication_factor("t", 3).unwrap_err();
+        assert_eq!(e.code, ResponseError::InvalidReplicationFactor);
+        assert_eq!(
+            e.message,
+            "topic t: replication factor 3 exceeds the 1 available broker"
+        );
+        assert_eq!(c.check_reassignments(), Err(SINGLE));
+        let (code, message) = c.reassign("t", 0, Some(vec![7]), true).await.unwrap_err();
+        assert_eq!(code, ResponseError::InvalidRequest);
+        assert_eq!(message, SINGLE);
+    }
+
+    #[tokio::test]
+    async fn a_single_broker_creates_topics_in_its_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Arc::new(starlog_storage::MetaStore::open(&dir.path().join("__meta")).unwrap());
+        let topics = TopicRegistry::open(dir.path(), Default::default(), meta).unwrap();
+        let request = |validate_only| NewTopic {
+            name: "alerts",
+            partitions: 2,
+            replication_factor: -1,
+            configs: BTreeMap::new(),
+            validate_only,
+            max_partitions: 10,
+        };
+        let checked = single().create_topic(&topics, request(true)).await.unwrap();
+        assert!(checked.partitions.is_empty());
+        assert!(topics.get("alerts").is_none());
+        let created = single()
+            .create_topic(&topics, request(false))
+            .await
+            .unwrap();
+        assert_eq!(created.partition_count(), 2);
+        assert!(created.hosted().all(|(_, p)| p.leads_alone()));
+        let again = single().create_topic(&topics, request(false)).await;
+        assert_eq!(again.unwrap_err().code, ResponseError::TopicAlreadyExists);
+    }
+}

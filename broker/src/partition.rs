@@ -712,4 +712,173 @@ mod tests {
         assert_eq!(partition.high_watermark(), 480);
         assert_eq!(partition.log().log_end_offset(), 480);
     }
+
+    /// A replication group that answers proposals as a test tells it to.
+    #[derive(Debug, Default)]
+    struct FakeReplicator {
+        /// This broker's term when it leads.
+        term: parking_lot::Mutex<Option<u64>>,
+        /// The outcome of each next proposal (`None`: the driver is gone).
+        outcomes: parking_lot::Mutex<std::collections::VecDeque<Option<FakeOutcome>>>,
+        /// (records, term) of every proposal.
+        proposed: parking_lot::Mutex<Vec<(Bytes, u64)>>,
+        compacted: parking_lot::Mutex<Vec<i64>>,
+    }
+
+    #[derive(Debug)]
+    enum FakeOutcome {
+        /// The driver refuses the proposal.
+        Refused(ReplicationError),
+        /// Accepted; then committed at this offset, or lost.
+        Committed(Result<i64, ReplicationError>),
+    }
+
+    impl Replicator for FakeReplicator {
+        fn leader_term(&self) -> Option<u64> {
+            *self.term.lock()
+        }
+
+        fn propose(&self, records: Bytes, term: u64) -> Result<Accepted, DriverGone> {
+            self.proposed.lock().push((records, term));
+            let outcome = self
+                .outcomes
+                .lock()
+                .pop_front()
+                .flatten()
+                .ok_or(DriverGone)?;
+            Ok(Accepted::new(async move {
+                Ok(match outcome {
+                    FakeOutcome::Refused(e) => Err(e),
+                    FakeOutcome::Committed(r) => {
+                        Ok(Box::pin(async move { r }) as crate::replicator::Committed)
+                    }
+                })
+            }))
+        }
+
+        fn commit_wait(&self) -> std::time::Duration {
+            std::time::Duration::from_secs(5)
+        }
+
+        fn compact(&self, offset: i64) {
+            self.compacted.lock().push(offset);
+        }
+    }
+
+    use crate::replicator::DriverGone;
+    use starlog_replication::GroupId;
+
+    fn replicated(fake: &Arc<FakeReplicator>) -> (tempfile::TempDir, Partition, HighWatermark) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path(), "t", 0, LogConfig::default()).unwrap();
+        let hw = HighWatermark::new(0);
+        let partition = Partition::replicated(
+            Arc::new(log),
+            hw.clone(),
+            Arc::clone(fake) as Arc<dyn Replicator>,
+        );
+        (dir, partition, hw)
+    }
+
+    fn not_leader() -> ReplicationError {
+        ReplicationError::NotLeader {
+            group: GroupId(1),
+            leader: Some(2),
+        }
+    }
+
+    fn code(e: AppendError) -> ResponseError {
+        match e {
+            AppendError::Replication { code, .. } => code,
+            other => panic!("not a replication error: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replicated_produce_resolves_to_the_committed_offset_and_a_retry_is_a_duplicate() {
+        let fake = Arc::new(FakeReplicator::default());
+        *fake.term.lock() = Some(3);
+        fake.outcomes
+            .lock()
+            .push_back(Some(FakeOutcome::Committed(Ok(42))));
+        let (_dir, partition, hw) = replicated(&fake);
+        assert!(!partition.leads_alone() && !partition.trims_locally());
+        assert_eq!(partition.leader_epoch(), 3);
+        assert_eq!(partition.leader_error(), None);
+        let sent = batch(9, 0, 2);
+        let appended = partition.append(sent.clone(), 0).await.unwrap();
+        assert_eq!(appended.base_offset, 42);
+        // Proposed as sent, in the term the producer checks were made in.
+        assert_eq!(fake.proposed.lock().as_slice(), &[(sent.clone(), 3)]);
+        // The high watermark is the driver's to move, through its handle.
+        assert_eq!(partition.high_watermark(), 0);
+        hw.publish(44);
+        assert_eq!(partition.high_watermark(), 44);
+        // The producer table settled the batch at its committed offset.
+        let retry = partition.write(sent, 0).await.unwrap();
+        assert!(
+            matches!(
+                retry,
+                Written::Duplicate {
+                    base_offset: 42,
+                    last_offset: 43
+                }
+            ),
+            "{retry:?}"
+        );
+        assert_eq!(fake.proposed.lock().len(), 1);
+        // Retention goes to the group, never straight to the log.
+        assert!(matches!(partition.apply_retention(i64::MAX), Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn a_follower_or_a_leader_that_steps_down_answers_not_leader() {
+        let fake = Arc::new(FakeReplicator::default());
+        let (_dir, partition, _hw) = replicated(&fake);
+        // Not the leader: refused before anything is proposed.
+        assert_eq!(partition.leader_epoch(), -1);
+        assert_eq!(
+            partition.leader_error(),
+            Some(ResponseError::NotLeaderOrFollower)
+        );
+        let e = partition.append(batch(-1, 0, 1), 0).await.unwrap_err();
+        assert_eq!(code(e), ResponseError::NotLeaderOrFollower);
+        assert!(fake.proposed.lock().is_empty());
+
+        *fake.term.lock() = Some(5);
+        {
+            let mut outcomes = fake.outcomes.lock();
+            // Stepped down between the check and the driver's turn.
+            outcomes.push_back(Some(FakeOutcome::Refused(not_leader())));
+            // Accepted, then superseded by a new leader before a quorum.
+            outcomes.push_back(Some(FakeOutcome::Committed(Err(not_leader()))));
+            // The driver thread is gone.
+            outcomes.push_back(None);
+            // A batch the group cannot take.
+            outcomes.push_back(Some(FakeOutcome::Committed(Err(
+                ReplicationError::BatchTooLarge {
+                    group: GroupId(1),
+                    batch_index: 0,
+                    size: 10,
+                    max: 1,
+                },
+            ))));
+        }
+        for want in [
+            ResponseError::NotLeaderOrFollower,
+            ResponseError::NotLeaderOrFollower,
+            ResponseError::NotLeaderOrFollower,
+            ResponseError::MessageTooLarge,
+        ] {
+            let e = partition.append(batch(4, 0, 1), 0).await.unwrap_err();
+            assert_eq!(code(e), want);
+        }
+        // Each failure forgot the producer table: sequence 0 is still the
+        // next one, and now it commits.
+        fake.outcomes
+            .lock()
+            .push_back(Some(FakeOutcome::Committed(Ok(0))));
+        let ok = partition.append(batch(4, 0, 1), 0).await.unwrap();
+        assert_eq!(ok.base_offset, 0);
+    }
 }

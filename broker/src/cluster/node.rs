@@ -258,6 +258,39 @@ impl Cluster {
     }
 }
 
+#[cfg(test)]
+impl Cluster {
+    /// A cluster member with no driver thread, listener or applier: its
+    /// inputs arrive on the returned receiver, and tests set its state and
+    /// view directly.
+    pub(super) fn detached(
+        node: i32,
+        peers: Vec<PeerSettings>,
+    ) -> (Arc<Self>, std::sync::mpsc::Receiver<Input>) {
+        let (inbox, inputs) = std::sync::mpsc::channel();
+        let settings = ClusterSettings {
+            peers,
+            ..ClusterSettings::default()
+        };
+        let cluster = Arc::new(Self {
+            node,
+            state: Mutex::new(ClusterState::new(&settings.peers)),
+            settings,
+            view: Arc::new(ClusterView::default()),
+            faults: Arc::new(Faults::default()),
+            inbox,
+            applied: watch::channel(0).0,
+            tokens: Mutex::new(std::collections::VecDeque::new()),
+            checkpoints: Mutex::new((0, None)),
+            heard: Mutex::new((0, std::time::Instant::now())),
+            data_dir: PathBuf::new(),
+            base: LogConfig::default(),
+            thread: Mutex::new(None),
+        });
+        (cluster, inputs)
+    }
+}
+
 /// A Kafka broker id as a Raft node id (validated to be at least 1).
 pub(super) fn node_id(id: i32) -> NodeId {
     NodeId::try_from(id).unwrap_or(0)

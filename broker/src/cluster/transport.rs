@@ -82,7 +82,7 @@ impl Faults {
         self.unreachable.read().contains(&peer)
     }
 
-    fn set_reachable(&self, peer: NodeId, reachable: bool) {
+    pub(super) fn set_reachable(&self, peer: NodeId, reachable: bool) {
         if reachable != self.unreachable(peer) {
             return;
         }
