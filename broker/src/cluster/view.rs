@@ -177,6 +177,7 @@ impl Leadership {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use starlog_replication::{ReplicaState, ReplicaStatus};
 
     fn status(node: NodeId, role: Role, leader: Option<NodeId>, term: u64) -> GroupStatus {
         GroupStatus {
@@ -233,5 +234,52 @@ mod tests {
         let leader = status(1, Role::Leader, Some(1), 8);
         let l = Leadership::of(Some(&leader), Some(&announced(3, 7)), vec![9]);
         assert_eq!((l.leader, l.epoch), (Some(1), 8));
+    }
+
+    fn replica(node: NodeId, lag_entries: u64, recently_active: bool) -> ReplicaStatus {
+        ReplicaStatus {
+            node,
+            matched_index: 0,
+            next_index: 1,
+            lag_entries,
+            matched_offset: Some(0),
+            lag_offsets: Some(0),
+            state: ReplicaState::Replicate,
+            recently_active,
+        }
+    }
+
+    #[test]
+    fn a_leaders_own_isr_leaves_out_lagging_and_silent_followers() {
+        let mut leader = status(1, Role::Leader, Some(1), 6);
+        leader.replicas = vec![
+            replica(1, 0, true),
+            replica(2, ISR_MAX_LAG_ENTRIES, true),
+            replica(3, ISR_MAX_LAG_ENTRIES + 1, true),
+            replica(4, 0, false),
+        ];
+        let l = Leadership::of(Some(&leader), None, vec![9]);
+        assert_eq!((l.leader, l.epoch), (Some(1), 6));
+        assert_eq!(l.isr, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_failed_group_or_a_follower_without_a_leader_defers_to_the_announcement() {
+        // A leader whose group failed (its disk, typically) names nobody itself.
+        let mut failed = status(1, Role::Leader, Some(1), 9);
+        failed.failed = Some("disk".into());
+        let l = Leadership::of(Some(&failed), Some(&announced(2, 7)), vec![9]);
+        assert_eq!((l.leader, l.epoch, l.isr), (Some(2), 7, vec![1]));
+        let l = Leadership::of(Some(&failed), None, vec![9]);
+        assert_eq!((l.leader, l.epoch), (None, -1));
+        // A follower in an election (no leader known) at a newer term.
+        let electing = status(2, Role::Candidate, None, 10);
+        let l = Leadership::of(Some(&electing), Some(&announced(3, 7)), vec![9]);
+        assert_eq!((l.leader, l.epoch), (Some(3), 7));
+        // A follower's own view names the voters as in sync (it cannot know
+        // better, and an announcement as new is preferred, as tested above).
+        let follower = status(2, Role::Follower, Some(1), 8);
+        let l = Leadership::of(Some(&follower), Some(&announced(3, 7)), vec![9]);
+        assert_eq!((l.leader, l.epoch, l.isr), (Some(1), 8, vec![1, 2, 3]));
     }
 }
