@@ -1,5 +1,5 @@
 //! The metadata applier: reads the committed metadata log in order and
-//! applies every command to this broker's [`ClusterState`], the group
+//! applies every command to this broker's `ClusterState`, the group
 //! offsets in its metadata store, and what it hands the driver loop
 //! (membership, placement); after each catch-up it reconciles which
 //! partition groups this broker hosts (`hosting`) and may propose a

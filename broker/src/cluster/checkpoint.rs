@@ -20,7 +20,7 @@ use crate::topics::TopicRegistry;
 
 impl Cluster {
     /// On the controller, proposes a checkpoint of the state as of `next`
-    /// once the log holds [`ClusterSettings::metadata_checkpoint_records`]
+    /// once the log holds `ClusterSettings::metadata_checkpoint_records`
     /// records after the last one (at most one proposal per 10 s).
     pub(super) fn maybe_checkpoint(&self, topics: &TopicRegistry, next: i64) {
         if self.view.leader_term(METADATA_GROUP).is_none() {
