@@ -74,7 +74,7 @@ pub struct BrokerConfig {
     /// or an inline component (the `component:` mapping of a pipeline file).
     pub pipelines: Vec<serde_yaml::Value>,
     /// Replication: the peers of a Raft cluster. Absent: a single unreplicated broker.
-    pub cluster: Option<crate::cluster::ClusterSettings>,
+    pub cluster: Option<crate::cluster::config::ClusterSettings>,
     /// Mirrors run inside the broker: `mirror.yaml` files (see `mirror_task`).
     pub mirrors: Vec<PathBuf>,
     /// Directory that relative paths in `pipelines` are resolved against

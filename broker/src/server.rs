@@ -13,10 +13,12 @@ use tokio::task::JoinSet;
 use starlog_storage::MetaStore;
 
 use crate::backend::MetaBackend;
-use crate::broker::{now_ms, Broker};
-use crate::cluster::{self, Cluster};
+use crate::broker::{self, Broker};
+use crate::clock::now_ms;
+use crate::cluster;
 use crate::config::BrokerConfig;
 use crate::connection;
+use crate::control::{Control, SingleBroker};
 use crate::dispatch::Peer;
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::pipelines::{self, PipelineEnv, PipelineStatus, RunningPipeline};
@@ -104,22 +106,33 @@ impl Server {
             ..GroupConfig::default()
         };
         let (shutdown, _) = watch::channel(false);
-        let cluster = match &config.cluster {
-            Some(_) => Some(
-                Cluster::start(&config, Arc::clone(&topics), shutdown.subscribe())
-                    .await
-                    .map_err(|e| StartError::Cluster(e.to_string()))?,
-            ),
-            None => None,
-        };
-        // In a cluster, committed offsets are replicated through the metadata group.
-        let backend: Arc<dyn crate::groups::GroupBackend> = match &cluster {
-            Some(c) => Arc::new(cluster::offsets::ClusterBackend::new(
-                Arc::clone(c),
-                Arc::clone(&topics),
-            )),
-            None => Arc::new(MetaBackend::new(Arc::clone(&topics))),
-        };
+        // The mode is picked here, once: a broker alone, or a member of a
+        // cluster (where committed offsets are replicated through the
+        // metadata group).
+        let (host, port) = broker::advertised(&config, addr.port());
+        let (control, backend): (Arc<dyn Control>, Arc<dyn crate::groups::GroupBackend>) =
+            match &config.cluster {
+                Some(settings) => {
+                    let start = cluster::Start {
+                        node_id: config.node_id,
+                        settings: settings.clone(),
+                        data_dir: config.data_dir.clone(),
+                        base: config.base_log_config(),
+                    };
+                    let me = (
+                        kafka_protocol::messages::BrokerId(config.node_id),
+                        host,
+                        port,
+                    );
+                    cluster::start(start, me, Arc::clone(&topics), shutdown.subscribe())
+                        .await
+                        .map_err(|e| StartError::Cluster(e.to_string()))?
+                }
+                None => (
+                    Arc::new(SingleBroker::new(config.node_id, host, port)),
+                    Arc::new(MetaBackend::new(Arc::clone(&topics))),
+                ),
+            };
         let groups = GroupCoordinator::new(backend, group_config);
         let schemas = if config.schema_registry.enabled {
             Some(Arc::new(
@@ -129,9 +142,14 @@ impl Server {
         } else {
             None
         };
-        let mut broker = Broker::new(config, topics, groups, schemas, addr.port());
-        broker.cluster = cluster;
-        let broker = Arc::new(broker);
+        let broker = Arc::new(Broker::new(
+            config,
+            topics,
+            groups,
+            schemas,
+            control,
+            addr.port(),
+        ));
         let mut tasks = JoinSet::new();
         let schemas = broker.schemas.clone();
         let pipelines = start_pipelines(&broker, schemas.clone(), &shutdown)?;
@@ -158,8 +176,8 @@ impl Server {
                     statuses,
                     mirror_statuses,
                 ));
-                if let Some(c) = &broker.cluster {
-                    router = router.merge(cluster::http::router(Arc::clone(c)));
+                if let Some(routes) = broker.control.http_routes() {
+                    router = router.merge(routes);
                 }
                 tasks.spawn(http::serve(listener, router, shutdown.subscribe()));
                 tracing::info!(addr = %bound, registry = schemas.is_some(), "HTTP listener listening (/metrics; /cluster/* in cluster mode; the registry when enabled)");
@@ -246,9 +264,7 @@ impl Server {
         {
             tracing::error!("waiting for pipelines failed during shutdown");
         }
-        if let Some(c) = &self.broker.cluster {
-            c.shutdown().await;
-        }
+        self.broker.control.shutdown().await;
         let broker = Arc::clone(&self.broker);
         let flushed = tokio::task::spawn_blocking(move || {
             for topic in broker.topics.all() {
@@ -361,19 +377,8 @@ async fn retention_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
 pub fn run_retention(broker: &Broker, now: i64) {
     for topic in broker.topics.all() {
         for (i, p) in topic.hosted() {
-            if let Some(replica) = p.replica() {
-                // Replicated logs are trimmed through their Raft group (log
-                // and index translation together), never behind its back.
-                if let Some(offset) = p.log().retention_point(now) {
-                    let _ = replica.inbox.send(crate::cluster::Input::Compact {
-                        group: replica.group,
-                        offset,
-                    });
-                }
-                continue;
-            }
-            match p.log().apply_retention(now) {
-                Ok(outcome) if outcome.segments_deleted > 0 => tracing::info!(
+            match p.apply_retention(now) {
+                Ok(Some(outcome)) if outcome.segments_deleted > 0 => tracing::info!(
                     topic = %topic.name,
                     partition = i,
                     segments = outcome.segments_deleted,
