@@ -380,8 +380,8 @@ impl Producer {
             what: format!("raw batch for {topic}/{partition}"),
             reason,
         };
-        let header = crate::records::decode::BatchHeader::parse(&batch)
-            .ok_or_else(|| bad("shorter than a batch header".into()))?;
+        let header = crate::records::decode::BatchHeader::read(&batch)
+            .map_err(|_| bad("shorter than a batch header".into()))?;
         if header.magic != 2 {
             return Err(bad(format!("magic {} (only v2 batches)", header.magic)));
         }

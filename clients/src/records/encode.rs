@@ -116,7 +116,7 @@ pub fn encode_batch(
         kp.iter(),
         &RecordEncodeOptions {
             version: 2,
-            compression: codec.to_kp(),
+            compression: crate::compression::to_kp(codec),
         },
     )
     .map_err(|e| e.to_string())?;
