@@ -109,7 +109,7 @@ pub fn encode_batch(
         .iter()
         .map(PendingRecord::size_estimate)
         .sum::<usize>()
-        + 61;
+        + starlog_wire::BATCH_HEADER_LEN;
     let mut buf = BytesMut::with_capacity(size);
     RecordBatchEncoder::encode(
         &mut buf,
