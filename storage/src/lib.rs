@@ -8,8 +8,8 @@
 //!
 //! Everything is synchronous and `Send + Sync`; async callers use `spawn_blocking`.
 //!
-//! The v2 batch header (decode, validate, patch) is `starlog-wire`'s; the names above are
-//! re-exported from it.
+//! The v2 batch header (decode, validate, patch) is `starlog-wire`'s; `BatchHeader`,
+//! `BatchError`, `parse_batch_header` and `validate_batch` are re-exported from it.
 //!
 //! Module map: `config` (LogConfig and topic config
 //! mapping), `index` (sparse indexes), `segment` (one segment file), `recovery` (scanning
