@@ -1,12 +1,13 @@
 //! Reading the fixed fields of Kafka record batch v2 headers that the broker
 //! needs (offsets, idempotence fields) without decoding records.
 //!
-//! The header itself is decoded by the storage crate's parser (which also
-//! validates batches fully on append: CRC, lengths, magic); this module only
-//! walks back-to-back batches and refuses anything that does not frame, so a
-//! malformed request gets an error code instead of a panic.
+//! The walk over back-to-back batches and the header decoder are
+//! `starlog-wire`'s (storage validates batches fully on append: CRC, lengths,
+//! magic); this module refuses anything that does not frame, so a malformed
+//! request gets an error code instead of a panic, and keeps what the broker
+//! needs of each header.
 
-use starlog_storage::{parse_batch_header, BatchError, BATCH_HEADER_LEN};
+use starlog_wire::{batches, WalkError, BATCH_HEADER_LEN};
 
 /// Bytes of a v2 batch header.
 pub const HEADER_LEN: usize = BATCH_HEADER_LEN;
@@ -73,39 +74,36 @@ pub enum FrameError {
     Empty,
 }
 
-/// Walks the batches in `bytes`, returning each header (decoded by the
-/// storage crate's header parser; this only adds the walk and positions).
+impl From<WalkError> for FrameError {
+    fn from(e: WalkError) -> Self {
+        match e {
+            WalkError::Truncated {
+                at,
+                needed,
+                available,
+            } => Self::Truncated {
+                at,
+                needed,
+                available,
+            },
+            WalkError::Magic { at, magic, .. } => Self::Magic { at, magic },
+            WalkError::Length { at, length, .. } => Self::Length { at, length },
+        }
+    }
+}
+
+/// Walks the batches in `bytes` (`starlog-wire`'s walk), returning each header.
 pub fn headers(bytes: &[u8]) -> Result<Vec<Header>, FrameError> {
     if bytes.is_empty() {
         return Err(FrameError::Empty);
     }
     let mut out = Vec::new();
-    let mut at = 0usize;
-    while at < bytes.len() {
-        let rest = &bytes[at..];
-        let h = parse_batch_header(rest).map_err(|e| match e {
-            BatchError::BadMagic { magic } => FrameError::Magic { at, magic },
-            BatchError::LengthTooSmall { batch_length, .. } => FrameError::Length {
-                at,
-                length: batch_length,
-            },
-            _ => FrameError::Truncated {
-                at,
-                needed: HEADER_LEN,
-                available: rest.len(),
-            },
-        })?;
-        let total = h.total_len();
-        if rest.len() < total {
-            return Err(FrameError::Truncated {
-                at,
-                needed: total,
-                available: rest.len(),
-            });
-        }
+    for step in batches(bytes) {
+        let b = step?;
+        let h = b.header;
         out.push(Header {
             base_offset: h.base_offset,
-            total_len: total,
+            total_len: b.bytes.len(),
             identity: BatchIdentity {
                 producer_id: h.producer_id,
                 epoch: h.producer_epoch,
@@ -115,7 +113,6 @@ pub fn headers(bytes: &[u8]) -> Result<Vec<Header>, FrameError> {
             },
             max_timestamp: h.max_timestamp,
         });
-        at += total;
     }
     Ok(out)
 }

@@ -6,7 +6,7 @@
 //!
 //! Each upstream id is resolved once (its schema fetched from the upstream
 //! registry and registered locally under `<topic>-value`) and cached. The
-//! rewrite itself is the mirror's pure bytes → bytes function: 4 bytes per
+//! rewrite itself is `starlog-wire`'s pure bytes → bytes function: 4 bytes per
 //! value patched, the batch CRC recomputed, compressed batches recompressed,
 //! untouched batches kept as the same bytes. A batch that cannot be
 //! rewritten (an unknown id, a value without magic byte 0, the upstream
@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use starlog_mirror::registry::client::RegistryClient;
-use starlog_mirror::rewrite::{rewrite_batch, schema_ids, BatchRewrite, RewriteOptions};
+use starlog_wire::{rewrite_batch, schema_ids, BatchRewrite, RewriteOptions};
 
 use crate::batch;
 use crate::registry::SchemaStore;

@@ -8,7 +8,8 @@
 //! - `transport` (TCP or TLS), `sasl` (PLAIN, SCRAM), `connection` (one
 //!   pipelined connection with version negotiation), `versions`;
 //! - `cluster`: metadata cache, connection pool, coordinators;
-//! - `records`, `compression`, `partitioner`: bytes of record batches;
+//! - `records` (encoder, and the decoder to records on `starlog-wire`'s
+//!   batch layout and codecs), `partitioner`: bytes of record batches;
 //! - the clients: [`Producer`], [`Consumer`], [`Admin`];
 //! - `node`: the processing-node runner seam (consume → chain → commit).
 //!
@@ -18,7 +19,7 @@
 pub mod admin;
 pub mod alloc;
 pub mod cluster;
-pub mod compression;
+mod compression;
 pub mod config;
 pub mod connection;
 pub mod consumer;

@@ -241,7 +241,7 @@ async fn idempotent_batches_carry_producer_id_and_consecutive_sequences() {
     let mut next_seq = 0;
     let mut next_offset = 0;
     for b in &batches {
-        let h = BatchHeader::parse(&b.bytes).unwrap();
+        let h = BatchHeader::read(&b.bytes).unwrap();
         assert_eq!((h.producer_id, h.producer_epoch), (pid, epoch));
         assert_eq!(
             h.base_sequence, next_seq,

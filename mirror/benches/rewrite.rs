@@ -12,7 +12,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use starlog_clients::records::encode::{encode_batch, BatchMeta, PendingRecord};
 use starlog_clients::Compression;
-use starlog_mirror::rewrite::{rewrite_batch, RewriteOptions};
+use starlog_wire::{rewrite_batch, RewriteOptions};
 
 fn batch(codec: Compression) -> Bytes {
     let records: Vec<PendingRecord> = (0..24u32)

@@ -32,6 +32,7 @@ use starlog_clients::{
 };
 use starlog_clients::{Consumer, ConsumerConfig};
 use starlog_processors::dead_letter::{REASON_HEADER, TOPIC_HEADER};
+use starlog_wire::Framing;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -45,7 +46,6 @@ use crate::progress::{Progress, TopicView};
 use crate::provenance::Source;
 use crate::recovery;
 use crate::registry::{RegistryClient, SchemaMapper};
-use crate::rewrite::wire::{self, Framing};
 use crate::status::MirrorStatus;
 use crate::summary::Summary;
 use crate::tracker::{EntryId, Tracker};
@@ -801,8 +801,8 @@ impl Mirror {
             offset: b.base_offset,
             reason,
         };
-        let header = BatchHeader::parse(&b.bytes)
-            .ok_or_else(|| corrupt("batch shorter than its header".into()))?;
+        let header = BatchHeader::read(&b.bytes)
+            .map_err(|_| corrupt("batch shorter than its header".into()))?;
         let limit = self.cfg.max_record_bytes.max(8 << 20) * 8;
         let records = decode_batch(&b.topic, b.partition, &header, &b.bytes, pos, limit)
             .map_err(|e| corrupt(e.to_string()))?;
@@ -1035,7 +1035,7 @@ impl Mirror {
             let Some(value) = rec.value.as_deref() else {
                 continue;
             };
-            let Framing::Framed { id } = wire::framing(Some(value)) else {
+            let Framing::Framed { id } = starlog_wire::framing(Some(value)) else {
                 return None;
             };
             let subject = rule.subject_of(&rec.topic, target);
@@ -1048,7 +1048,7 @@ impl Mirror {
                 && body_check::check_with(
                     mapping.schema.walker.as_ref(),
                     &mapping.schema.schema,
-                    wire::body(value),
+                    starlog_wire::body(value),
                 )
                 .is_err()
             {
@@ -1135,7 +1135,7 @@ impl Mirror {
                 rewritten: false,
             };
         }
-        let value = match (&rec.value, wire::framing(rec.value.as_deref())) {
+        let value = match (&rec.value, starlog_wire::framing(rec.value.as_deref())) {
             (Some(v), Framing::Framed { .. }) => v,
             (None, Framing::Null) => {
                 // A tombstone has no schema to map; it keeps its meaning.
@@ -1153,7 +1153,7 @@ impl Mirror {
                 }
             }
         };
-        let Framing::Framed { id } = wire::framing(Some(value)) else {
+        let Framing::Framed { id } = starlog_wire::framing(Some(value)) else {
             return Fate::Bad {
                 kind: "value not Confluent-framed",
                 reason: "value is not Confluent-framed".into(),
@@ -1175,7 +1175,7 @@ impl Mirror {
                 };
             }
         };
-        let body = wire::body(value);
+        let body = starlog_wire::body(value);
         if self.cfg.validate_bodies {
             if let Err(reason) =
                 body_check::check_with(mapping.schema.walker.as_ref(), &mapping.schema.schema, body)
@@ -1188,7 +1188,7 @@ impl Mirror {
         }
         let alert_id = mapping.schema.alert_id.as_ref().and_then(|r| r.read(body));
         let (partition, _) = partitioning::choose(rec.key.as_deref(), alert_id, Some(value), n);
-        let out = wire::with_id(value, mapping.local_id);
+        let out = starlog_wire::with_id(value, mapping.local_id);
         Fate::Write {
             partition,
             value: Some(out),

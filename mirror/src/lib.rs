@@ -15,8 +15,9 @@
 //! - writes every upstream record exactly once, across `kill -9` and
 //!   restarts (see [`engine`] and [`checkpoint`]).
 //!
-//! Module map: [`config`] (YAML), [`engine`] (the loop), [`rewrite`] (pure
-//! byte-level schema-id rewriting, shared with server-side rules),
+//! Module map: [`config`] (YAML), [`engine`] (the loop; the pure byte-level
+//! schema-id rewrite and Confluent framing are `starlog-wire`'s, shared with
+//! the broker's server-side rule),
 //! [`registry`] (HTTP registry client and id cache), [`partitioning`],
 //! [`alert_id`], [`body_check`], [`passthrough`], [`provenance`], [`tracker`],
 //! [`checkpoint`], [`recovery`], [`progress`], [`summary`], [`status`]
@@ -34,7 +35,6 @@ pub mod progress;
 pub mod provenance;
 pub mod recovery;
 pub mod registry;
-pub mod rewrite;
 pub mod status;
 pub mod summary;
 pub mod tracker;

@@ -35,18 +35,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use starlog_clients::records::decode::{BatchHeader, HEADER_LEN};
+use bytes::{Bytes, BytesMut};
 use starlog_clients::TopicPartition;
+use starlog_wire::{patch_producer, recompute_crc, BatchHeader, CRC_START};
 use tracing::warn;
-
-/// Byte offset of the attributes field: everything from here on is
-/// covered by the CRC.
-const ATTRIBUTES_AT: usize = 21;
-/// Byte offset of the CRC field.
-const CRC_AT: usize = 17;
-/// Byte offset of the producer id field.
-const PRODUCER_ID_AT: usize = 43;
 
 /// Identifies a batch by what the CRC covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,8 +50,8 @@ pub struct Fingerprint {
 
 /// The fingerprint of a whole batch (base offset field first).
 pub fn fingerprint(batch: &[u8]) -> Option<Fingerprint> {
-    let h = BatchHeader::parse(batch)?;
-    let covered = batch.get(ATTRIBUTES_AT..)?;
+    let h = BatchHeader::read(batch).ok()?;
+    let covered = batch.get(CRC_START..)?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     covered.hash(&mut hasher);
     Some(Fingerprint {
@@ -71,16 +63,16 @@ pub fn fingerprint(batch: &[u8]) -> Option<Fingerprint> {
 
 /// Why a batch's header rules out copying it as bytes.
 pub fn header_refusal(h: &BatchHeader) -> Option<&'static str> {
-    if h.magic != 2 {
+    if h.magic != starlog_wire::MAGIC_V2 {
         return Some("not a v2 batch");
     }
     if h.is_control() {
         return Some("control batch");
     }
-    if h.attributes & 0x10 != 0 {
+    if h.is_transactional() {
         return Some("transactional batch");
     }
-    if h.attributes & 0x08 != 0 {
+    if h.is_log_append_time() {
         return Some("log-append-time batch");
     }
     None
@@ -92,21 +84,13 @@ pub fn header_refusal(h: &BatchHeader) -> Option<&'static str> {
 /// sequences mean nothing to the local broker, and several upstream topics
 /// written by one producer would collide in a merged target).
 pub fn outgoing(batch: &Bytes) -> Option<Bytes> {
-    let h = BatchHeader::parse(batch)?;
+    let h = BatchHeader::read(batch).ok()?;
     if h.producer_id < 0 && h.base_sequence < 0 {
         return Some(batch.clone());
     }
-    if batch.len() < HEADER_LEN {
-        return None;
-    }
-    let mut out = BytesMut::with_capacity(batch.len());
-    out.extend_from_slice(&batch[..PRODUCER_ID_AT]);
-    out.put_i64(-1);
-    out.put_i16(-1);
-    out.put_i32(-1);
-    out.extend_from_slice(&batch[PRODUCER_ID_AT + 14..]);
-    let crc = crc32c::crc32c(&out[ATTRIBUTES_AT..]);
-    out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    let mut out = BytesMut::from(&batch[..]);
+    patch_producer(&mut out, -1, -1, -1).ok()?;
+    recompute_crc(&mut out).ok()?;
     Some(out.freeze())
 }
 
@@ -287,12 +271,12 @@ mod tests {
             b"abc",
         );
         let out = outgoing(&idem).unwrap();
-        let h = BatchHeader::parse(&out).unwrap();
+        let h = BatchHeader::read(&out).unwrap();
         assert_eq!(
             (h.producer_id, h.producer_epoch, h.base_sequence),
             (-1, -1, -1)
         );
-        assert_eq!(h.crc, crc32c::crc32c(&out[ATTRIBUTES_AT..]));
+        starlog_wire::verify_crc(&out).unwrap();
         assert_eq!(out, plain, "same records, cleared ids: the plain batch");
         assert_eq!(fingerprint(&out), fingerprint(&plain));
         assert_ne!(

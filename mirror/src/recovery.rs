@@ -184,8 +184,8 @@ pub async fn scan(
                     b.topic, b.partition, b.base_offset
                 ),
             };
-            let header = BatchHeader::parse(&b.bytes)
-                .ok_or_else(|| corrupt("shorter than a header".into()))?;
+            let header =
+                BatchHeader::read(&b.bytes).map_err(|_| corrupt("shorter than a header".into()))?;
             let limit = max_record_bytes.max(8 << 20) * 8;
             let records = decode_batch(&b.topic, b.partition, &header, &b.bytes, from, limit)
                 .map_err(|e| corrupt(e.to_string()))?;

@@ -15,8 +15,8 @@ use common::*;
 use starlog_clients::admin::ConfigResource;
 use starlog_clients::{Admin, ClientConfig};
 use starlog_mirror::partitioning;
-use starlog_mirror::rewrite::wire::{framing, Framing};
 use starlog_mirror::{run, MirrorConfig};
+use starlog_wire::{framing, Framing};
 
 const DAYS: [(&str, &str); 3] = [
     ("ztf_20191121_programid1", "ztf/alerts/kowalski/20200202"),

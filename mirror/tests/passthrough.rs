@@ -26,8 +26,8 @@ use starlog_clients::{
     ClientConfig, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
     RawBatch, TopicPartition,
 };
-use starlog_mirror::rewrite::wire::{framing, Framing};
 use starlog_mirror::{run, MirrorConfig};
+use starlog_wire::{framing, Framing};
 
 const TARGET: &str = "ztf-buffer";
 const PARTS: i32 = 2;
@@ -281,8 +281,8 @@ async fn batches_needing_no_rewrite_are_copied_as_bytes() {
                 });
             let t = copies.remove(i);
             let (th, uh) = (
-                BatchHeader::parse(&t.bytes).unwrap(),
-                BatchHeader::parse(&u.bytes).unwrap(),
+                BatchHeader::read(&t.bytes).unwrap(),
+                BatchHeader::read(&u.bytes).unwrap(),
             );
             assert_eq!(th.crc, uh.crc);
             assert_eq!(th.record_count, uh.record_count);

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::batch::BatchError;
+use starlog_wire::BatchError;
 
 /// Everything that can go wrong in `starlog-storage`.
 #[derive(Debug, thiserror::Error)]

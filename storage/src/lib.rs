@@ -8,12 +8,14 @@
 //!
 //! Everything is synchronous and `Send + Sync`; async callers use `spawn_blocking`.
 //!
-//! Module map: `batch` (v2 header decode/validate/patch), `config` (LogConfig and topic config
+//! The v2 batch header (decode, validate, patch) is `starlog-wire`'s; `BatchHeader`,
+//! `BatchError`, `parse_batch_header` and `validate_batch` are re-exported from it.
+//!
+//! Module map: `config` (LogConfig and topic config
 //! mapping), `index` (sparse indexes), `segment` (one segment file), `recovery` (scanning
 //! segment bytes), `durability` (group commit), `checkpoint` (persisted log start), `clean_shutdown` (skip the active scan after a clean close),
 //! `partition_log` (the log), `retention` (the background retention task), `meta_store` (metadata), `fsutil`/`mmap` (crash-safe file helpers).
 
-mod batch;
 mod checkpoint;
 mod clean_shutdown;
 mod config;
@@ -28,9 +30,6 @@ mod recovery;
 mod retention;
 mod segment;
 
-pub use batch::{
-    parse_batch_header, validate_batch, BatchError, BatchHeader, BATCH_HEADER_LEN, MAGIC_V2,
-};
 pub use config::{
     log_config_from_topic_configs, FlushPolicy, LogConfig, DEFAULT_FLUSH_INTERVAL,
     FLUSH_POLICY_KEY, MAX_SEGMENT_BYTES,
@@ -41,3 +40,6 @@ pub use partition_log::{
     AppendInfo, DurabilityTicket, PartitionLog, ReadResult, RecoveredTail, RetentionOutcome,
 };
 pub use retention::{run_retention_once, Clock, RetentionPass, RetentionWorker, SystemClock};
+pub use starlog_wire::{
+    parse_batch_header, validate_batch, BatchError, BatchHeader, BATCH_HEADER_LEN, MAGIC_V2,
+};

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::{patch_header, validate_batch};
 use crate::checkpoint;
 use crate::clean_shutdown;
 use crate::config::LogConfig;
@@ -23,6 +22,7 @@ use crate::error::StorageError;
 use crate::fsutil::{remove_if_exists, sync_dir};
 use crate::recovery::NO_TIMESTAMP;
 use crate::segment::{file_name, PendingBatch, Segment, Truncation};
+use starlog_wire::{patch_base_offset_and_epoch, validate_batch};
 
 /// Names a written append whose durability is still to be awaited with
 /// [`PartitionLog::wait_durable`].
@@ -510,8 +510,19 @@ impl PartitionLog {
         let scratch = &mut writer.scratch;
         scratch.clear();
         scratch.extend_from_slice(records);
-        for b in &batches {
-            patch_header(&mut scratch[b.position..], b.base_offset, leader_epoch);
+        for (batch_index, b) in batches.iter().enumerate() {
+            // Each batch was validated above, so it holds a whole header; a fault here would
+            // still be reported, not a panic.
+            let at = scratch.get_mut(b.position..).unwrap_or_default();
+            patch_base_offset_and_epoch(at, b.base_offset, leader_epoch).map_err(|fault| {
+                StorageError::InvalidBatch {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    batch_index,
+                    position: b.position,
+                    fault,
+                }
+            })?;
         }
         active.append(scratch, &batches, index_interval(&config))?;
         if scratch.capacity() > 2 * config.max_batch_bytes as usize {

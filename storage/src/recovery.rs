@@ -5,8 +5,8 @@
 //! The scan stops at the first byte that is not a valid batch continuing the offset sequence:
 //! everything before it is kept, everything from it on is the "tail" the caller truncates.
 
-use crate::batch::{parse_batch_header, validate_batch, BatchError};
 use crate::index::SegmentIndex;
+use starlog_wire::{parse_batch_header, validate_batch, BatchError};
 
 /// No timestamp seen yet.
 pub(crate) const NO_TIMESTAMP: i64 = i64::MIN;

@@ -16,12 +16,12 @@ use bytes::Bytes;
 use memmap2::Mmap;
 use parking_lot::RwLock;
 
-use crate::batch::{parse_batch_header, validate_batch, BatchHeader, BATCH_HEADER_LEN};
 use crate::error::StorageError;
 use crate::fsutil::{remove_if_exists, replace_file, sync_dir, tmp_path};
 use crate::index::{IndexData, SegmentIndex};
 use crate::mmap::map_readonly;
 use crate::recovery::{scan, ScanState, TailFault, NO_TIMESTAMP};
+use starlog_wire::{parse_batch_header, validate_batch, BatchHeader, BATCH_HEADER_LEN};
 
 /// `<base_offset:020>.<ext>`.
 pub(crate) fn file_name(base_offset: i64, ext: &str) -> String {

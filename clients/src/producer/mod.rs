@@ -298,7 +298,7 @@ impl Producer {
             timestamp: record.timestamp.unwrap_or_else(now_ms),
         };
         let size = pending.size_estimate();
-        if size + 61 > cfg.max_request_size {
+        if size + starlog_wire::BATCH_HEADER_LEN > cfg.max_request_size {
             return Err(ClientError::RecordTooLarge {
                 topic: record.topic,
                 size,
@@ -380,12 +380,13 @@ impl Producer {
             what: format!("raw batch for {topic}/{partition}"),
             reason,
         };
-        let header = crate::records::decode::BatchHeader::parse(&batch)
-            .ok_or_else(|| bad("shorter than a batch header".into()))?;
-        if header.magic != 2 {
+        let header = crate::records::decode::BatchHeader::read(&batch)
+            .map_err(|_| bad("shorter than a batch header".into()))?;
+        if header.magic != starlog_wire::MAGIC_V2 {
             return Err(bad(format!("magic {} (only v2 batches)", header.magic)));
         }
-        let declared = usize::try_from(header.batch_length).unwrap_or(0) + 12;
+        let declared =
+            usize::try_from(header.batch_length).unwrap_or(0) + starlog_wire::LOG_OVERHEAD;
         if declared != batch.len() {
             return Err(bad(format!(
                 "length field says {declared} bytes, {} given",

@@ -1,93 +1,18 @@
 //! Reading record batches from fetched bytes.
 //!
-//! `split_batches` walks the 61-byte v2 headers and returns each complete
-//! batch as a zero-copy slice; a partial batch at the end (the broker cuts
-//! responses at the byte limit) is left for the next fetch. `decode_batch`
-//! checks the CRC, decompresses and parses the records.
+//! `split_batches` walks the batches (the walk and the 61-byte v2 header are
+//! `starlog-wire`'s) and returns each complete batch as a zero-copy slice; a
+//! partial batch at the end (the broker cuts responses at the byte limit) is
+//! left for the next fetch. `decode_batch` checks the CRC, decompresses and
+//! parses the records.
 
 use bytes::{Buf, Bytes};
+use starlog_wire::{CompressionError, RecordFault, WalkError, BATCH_HEADER_LEN};
+
+pub use starlog_wire::BatchHeader;
 
 use super::{ConsumerRecord, Header, TimestampType};
-use crate::compression::{self, Compression};
-
-/// Size of the v2 batch header up to and including the record count.
-pub const HEADER_LEN: usize = 61;
-/// Offset of the `length` field's end (base offset 8 + length 4).
-const LOG_OVERHEAD: usize = 12;
-
-/// The fixed fields of a v2 record batch header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchHeader {
-    /// Offset of the first record.
-    pub base_offset: i64,
-    /// Bytes after the length field.
-    pub batch_length: i32,
-    /// Leader epoch of the appending leader.
-    pub partition_leader_epoch: i32,
-    /// Format version (2).
-    pub magic: i8,
-    /// CRC-32C of everything after the CRC field.
-    pub crc: u32,
-    /// Codec, timestamp type, transactional and control bits.
-    pub attributes: i16,
-    /// `last offset - base offset`.
-    pub last_offset_delta: i32,
-    /// Timestamp of the first record.
-    pub base_timestamp: i64,
-    /// Largest timestamp in the batch.
-    pub max_timestamp: i64,
-    /// Idempotent producer id, -1 when none.
-    pub producer_id: i64,
-    /// Producer epoch.
-    pub producer_epoch: i16,
-    /// Sequence of the first record, -1 when none.
-    pub base_sequence: i32,
-    /// Number of records.
-    pub record_count: i32,
-}
-
-impl BatchHeader {
-    /// Offset of the last record.
-    pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
-    }
-
-    /// True for transaction markers (never shown to users).
-    pub fn is_control(&self) -> bool {
-        self.attributes & 0x20 != 0
-    }
-
-    /// True when the timestamps are the broker's.
-    pub fn timestamp_type(&self) -> TimestampType {
-        if self.attributes & 0x08 != 0 {
-            TimestampType::LogAppend
-        } else {
-            TimestampType::Create
-        }
-    }
-
-    /// Parses the header at the start of `b`; `None` if `b` is shorter.
-    pub fn parse(mut b: &[u8]) -> Option<Self> {
-        if b.len() < HEADER_LEN {
-            return None;
-        }
-        Some(Self {
-            base_offset: b.get_i64(),
-            batch_length: b.get_i32(),
-            partition_leader_epoch: b.get_i32(),
-            magic: b.get_i8(),
-            crc: b.get_u32(),
-            attributes: b.get_i16(),
-            last_offset_delta: b.get_i32(),
-            base_timestamp: b.get_i64(),
-            max_timestamp: b.get_i64(),
-            producer_id: b.get_i64(),
-            producer_epoch: b.get_i16(),
-            base_sequence: b.get_i32(),
-            record_count: b.get_i32(),
-        })
-    }
-}
+use crate::compression::Compression;
 
 /// Why fetched bytes are not a valid batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,7 +33,7 @@ pub enum BatchError {
     },
     /// Decompression failed.
     #[error("decompression: {0}")]
-    Decompress(String),
+    Decompress(#[source] CompressionError),
     /// A record does not parse.
     #[error("record {index}: {reason}")]
     Record {
@@ -119,53 +44,57 @@ pub enum BatchError {
     },
 }
 
+/// Who set the timestamps of a batch's records.
+fn timestamp_type(h: &BatchHeader) -> TimestampType {
+    if h.is_log_append_time() {
+        TimestampType::LogAppend
+    } else {
+        TimestampType::Create
+    }
+}
+
 /// Splits fetched bytes into complete batches: `(header, batch bytes)`.
 /// Stops at a trailing partial batch. A header that cannot be right is an
 /// error (with the offset it claims).
 pub fn split_batches(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, (i64, BatchError)> {
     let mut out = Vec::new();
-    let mut pos = 0usize;
-    while records.len() - pos >= LOG_OVERHEAD {
-        let mut b = &records[pos..];
-        let base_offset = b.get_i64();
-        let len = b.get_i32();
-        if len < (HEADER_LEN - LOG_OVERHEAD) as i32 {
-            return Err((
+    for step in starlog_wire::batches(records) {
+        let b = match step {
+            Ok(b) => b,
+            // A partial batch at the end of the response.
+            Err(WalkError::Truncated { .. }) => break,
+            Err(WalkError::Length {
                 base_offset,
-                BatchError::Header(format!("batch length {len}")),
-            ));
-        }
-        // Non-negative and at least 49, checked above.
-        let total = LOG_OVERHEAD + len as usize;
-        if records.len() - pos < total {
-            break; // partial batch at the end of the response
-        }
-        let slice = records.slice(pos..pos + total);
-        let Some(h) = BatchHeader::parse(&slice) else {
-            break;
+                length,
+                ..
+            }) => {
+                return Err((
+                    base_offset,
+                    BatchError::Header(format!("batch length {length}")),
+                ))
+            }
+            Err(WalkError::Magic {
+                base_offset, magic, ..
+            }) => return Err((base_offset, BatchError::Magic(magic))),
         };
-        if h.magic != 2 {
-            return Err((base_offset, BatchError::Magic(h.magic)));
-        }
+        let h = b.header;
         if h.record_count < 0 || h.last_offset_delta < 0 {
             return Err((
-                base_offset,
+                h.base_offset,
                 BatchError::Header(format!(
                     "record count {} / last offset delta {}",
                     h.record_count, h.last_offset_delta
                 )),
             ));
         }
-        out.push((h, slice));
-        pos += total;
+        out.push((h, records.slice(b.at..b.at + b.bytes.len())));
     }
     Ok(out)
 }
 
 /// Checks the CRC of a complete batch.
 pub fn verify_crc(h: &BatchHeader, batch: &[u8]) -> Result<(), BatchError> {
-    // The CRC covers everything after itself (attributes onward, byte 21).
-    let actual = crc32c::crc32c(&batch[21..]);
+    let actual = starlog_wire::checksum(batch).map_err(|e| BatchError::Header(e.to_string()))?;
     if actual == h.crc {
         Ok(())
     } else {
@@ -186,19 +115,19 @@ pub fn decode_batch(
     max_decompressed: usize,
 ) -> Result<Vec<ConsumerRecord>, BatchError> {
     verify_crc(h, batch)?;
-    let codec = Compression::from_attributes(h.attributes).ok_or_else(|| {
+    let codec = h.codec().ok_or_else(|| {
         BatchError::Header(format!("unknown codec in attributes {:#x}", h.attributes))
     })?;
-    let body = batch.slice(HEADER_LEN..);
+    let body = batch.slice(BATCH_HEADER_LEN.min(batch.len())..);
     let mut body = if codec == Compression::None {
         body
     } else {
         Bytes::from(
-            compression::decompress(codec, &body, max_decompressed)
+            starlog_wire::decompress(codec, &body, max_decompressed)
                 .map_err(BatchError::Decompress)?,
         )
     };
-    let ts_type = h.timestamp_type();
+    let ts_type = timestamp_type(h);
     // Each record takes at least 7 bytes, so the count is bounded by the body.
     let cap = usize::try_from(h.record_count)
         .unwrap_or(0)
@@ -288,23 +217,12 @@ fn nullable_bytes(r: &mut Bytes, what: &str) -> Result<Option<Bytes>, String> {
     Ok(Some(r.split_to(n)))
 }
 
-/// A zigzag varint of up to 64 bits.
+/// A zigzag varint of up to 64 bits (`starlog-wire`'s reader), advancing `b`.
 fn varlong(b: &mut Bytes) -> Result<i64, String> {
-    let mut v: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        if b.is_empty() {
-            return Err("truncated varint".into());
-        }
-        let byte = b.get_u8();
-        if shift == 63 && byte > 1 {
-            return Err("varint overflows 64 bits".into());
-        }
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(((v >> 1) as i64) ^ -((v & 1) as i64));
-        }
-    }
-    Err("varint longer than 10 bytes".into())
+    let mut pos = 0usize;
+    let v = starlog_wire::varint(b, &mut pos).map_err(|e: RecordFault| e.to_string())?;
+    b.advance(pos);
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -406,13 +324,12 @@ mod tests {
         /// Arbitrary bytes with a valid CRC never panic the record parser.
         #[test]
         fn random_record_sections_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), count in 0i32..50) {
-            let mut batch = vec![0u8; HEADER_LEN];
-            batch[8..12].copy_from_slice(&i32::try_from(HEADER_LEN - 12 + body.len()).unwrap().to_be_bytes());
+            let mut batch = vec![0u8; BATCH_HEADER_LEN];
+            batch[8..12].copy_from_slice(&i32::try_from(BATCH_HEADER_LEN - 12 + body.len()).unwrap().to_be_bytes());
             batch[16] = 2;
             batch[57..61].copy_from_slice(&count.to_be_bytes());
             batch.extend_from_slice(&body);
-            let crc = crc32c::crc32c(&batch[21..]);
-            batch[17..21].copy_from_slice(&crc.to_be_bytes());
+            starlog_wire::recompute_crc(&mut batch).unwrap();
             let batch = Bytes::from(batch);
             if let Ok(v) = split_batches(&batch) {
                 for (h, b) in v {

@@ -109,14 +109,14 @@ pub fn encode_batch(
         .iter()
         .map(PendingRecord::size_estimate)
         .sum::<usize>()
-        + 61;
+        + starlog_wire::BATCH_HEADER_LEN;
     let mut buf = BytesMut::with_capacity(size);
     RecordBatchEncoder::encode(
         &mut buf,
         kp.iter(),
         &RecordEncodeOptions {
             version: 2,
-            compression: codec.to_kp(),
+            compression: crate::compression::to_kp(codec),
         },
     )
     .map_err(|e| e.to_string())?;

@@ -1,4 +1,5 @@
-//! One value in the Confluent wire format: classify it, patch its id.
+//! One value in the Confluent wire format (magic byte 0, a 4-byte big-endian schema id, the
+//! Avro body): classify it, patch its id.
 //!
 //! Classification never fails: a null value, a value shorter than the
 //! 5-byte header and a value with another first byte are each reported so
@@ -11,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 /// The first byte of every Confluent-framed value.
 pub const MAGIC: u8 = 0;
 /// Magic byte plus 4-byte schema id.
-pub const HEADER_LEN: usize = 5;
+pub const FRAME_LEN: usize = 5;
 
 /// What a record value looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub fn framing(value: Option<&[u8]>) -> Framing {
         None => Framing::Null,
         Some([]) => Framing::Empty,
         Some([first, ..]) if *first != MAGIC => Framing::OtherMagic { first: *first },
-        Some(v) if v.len() < HEADER_LEN => Framing::TooShort { len: v.len() },
+        Some(v) if v.len() < FRAME_LEN => Framing::TooShort { len: v.len() },
         Some(v) => Framing::Framed {
             id: u32::from_be_bytes([v[1], v[2], v[3], v[4]]),
         },
@@ -69,8 +70,8 @@ pub fn framing(value: Option<&[u8]>) -> Framing {
 /// Writes `id` into a framed value in place. The caller has classified the
 /// value as [`Framing::Framed`], so it has at least 5 bytes.
 pub fn patch_id(value: &mut [u8], id: u32) {
-    if value.len() >= HEADER_LEN {
-        value[1..HEADER_LEN].copy_from_slice(&id.to_be_bytes());
+    if value.len() >= FRAME_LEN {
+        value[1..FRAME_LEN].copy_from_slice(&id.to_be_bytes());
     }
 }
 
@@ -90,11 +91,12 @@ pub fn with_id(value: &Bytes, id: u32) -> Bytes {
 
 /// The Avro body of a framed value (empty when the value is not framed).
 pub fn body(value: &[u8]) -> &[u8] {
-    value.get(HEADER_LEN..).unwrap_or(&[])
+    value.get(FRAME_LEN..).unwrap_or(&[])
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
