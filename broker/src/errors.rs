@@ -26,6 +26,7 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::Malformed(_) => ResponseError::CorruptMessage,
         AppendError::DurabilityTimeout { .. } => ResponseError::RequestTimedOut,
         AppendError::Replication { code, .. } => *code,
+        AppendError::Invariant { .. } => ResponseError::KafkaStorageError,
         AppendError::Task(_) => ResponseError::UnknownServerError,
     }
 }

@@ -99,6 +99,20 @@ pub enum AppendError {
         /// What happened, naming the partition.
         message: String,
     },
+    /// An invariant of the partition did not hold (a bug, never client input):
+    /// the operation was refused before it exposed anything, and logged at
+    /// error level (see ARCHITECTURE.md's Invariants).
+    #[error("{partition}: invariant violated at offset {offset}: {invariant} ({detail})")]
+    Invariant {
+        /// Which invariant (a fixed phrase).
+        invariant: &'static str,
+        /// `topic-partition`.
+        partition: String,
+        /// The offset at fault.
+        offset: i64,
+        /// The values that disagree.
+        detail: String,
+    },
     /// The blocking task died (a bug, reported rather than hidden).
     #[error("append task failed: {0}")]
     Task(String),
@@ -223,9 +237,35 @@ impl Partition {
 
     /// Moves the high watermark forward to `end` (never back: concurrent
     /// appends may finish their durability wait out of order, and the later
-    /// one's fsync covered the earlier one's bytes).
-    pub(crate) fn publish(&self, end: i64) {
+    /// one's fsync covered the earlier one's bytes). Called once `end` is
+    /// durable under the flush policy.
+    ///
+    /// Invariant: the high watermark never passes the log's end (what is not
+    /// even written cannot be durable). A violation publishes nothing and
+    /// fails the produce, so it is not acknowledged.
+    pub(crate) fn publish(&self, end: i64) -> Result<(), AppendError> {
+        let log_end = self.log.log_end_offset();
+        if end > log_end {
+            return Err(self.violated(
+                "the high watermark never passes the log end",
+                end,
+                format!("publishing {end} but the log ends at {log_end}"),
+            ));
+        }
         self.high_watermark.publish(end);
+        Ok(())
+    }
+
+    /// An [`AppendError::Invariant`] for this partition, logged at error level.
+    fn violated(&self, invariant: &'static str, offset: i64, detail: String) -> AppendError {
+        let partition = format!("{}-{}", self.log.topic(), self.log.partition());
+        tracing::error!(%partition, offset, invariant, %detail, "partition invariant violated; operation refused");
+        AppendError::Invariant {
+            invariant,
+            partition,
+            offset,
+            detail,
+        }
     }
 
     /// Appends the record batches of one produce request and waits until
@@ -322,7 +362,7 @@ impl Partition {
             }
             return Err(e);
         }
-        self.publish(info.last_offset + 1);
+        self.publish(info.last_offset + 1)?;
         Ok(self.appended(&info))
     }
 
@@ -463,14 +503,69 @@ impl Partition {
         }
     }
 
-    /// Reads whole batches from `offset`, bounded by the high watermark.
+    /// Reads whole batches from `offset`, bounded by the high watermark. For
+    /// the broker's own readers (the metadata applier, pipelines), which read
+    /// followers too; a client's Fetch goes through [`Partition::fetch`].
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, AppendError> {
+        self.read_below(offset, max_bytes, self.high_watermark())
+            .await
+    }
+
+    async fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        hw: i64,
+    ) -> Result<ReadResult, AppendError> {
         let log = Arc::clone(&self.log);
-        let hw = self.high_watermark();
         tokio::task::spawn_blocking(move || log.read(offset, max_bytes, hw))
             .await
             .map_err(|e| AppendError::Task(e.to_string()))?
             .map_err(AppendError::from)
+    }
+
+    /// The Fetch read path: whole batches from `offset` up to the high
+    /// watermark, served only by the partition's leader.
+    ///
+    /// Invariant: a follower never serves a fetch. The handler checks
+    /// leadership first; this check is on the read itself, so it holds for
+    /// any caller. Leadership may move between the handler's check and this
+    /// one (a legitimate race), so it answers `NOT_LEADER_OR_FOLLOWER`, as
+    /// the handler does, rather than logging a violation.
+    ///
+    /// Invariant: no byte beyond the high watermark is returned (the high
+    /// watermark always falls between batches, so the last batch read ends
+    /// at or before it). A violation returns nothing and is logged.
+    pub async fn fetch(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, AppendError> {
+        if let Some(code) = self.leader_error() {
+            tracing::debug!(
+                topic = self.log.topic(),
+                partition = self.log.partition(),
+                offset,
+                "fetch refused on a follower"
+            );
+            return Err(AppendError::Replication {
+                code,
+                message: format!(
+                    "{}-{}: this broker does not lead the partition",
+                    self.log.topic(),
+                    self.log.partition()
+                ),
+            });
+        }
+        let hw = self.high_watermark();
+        let read = self.read_below(offset, max_bytes, hw).await?;
+        if !read.is_empty() && read.next_offset > hw {
+            return Err(self.violated(
+                "a fetch returns nothing beyond the high watermark",
+                read.next_offset,
+                format!(
+                    "read from {offset} returned batches up to {} but the high watermark is {hw}",
+                    read.next_offset
+                ),
+            ));
+        }
+        Ok(read)
     }
 }
 
@@ -829,6 +924,73 @@ mod tests {
         assert_eq!(fake.proposed.lock().len(), 1);
         // Retention goes to the group, never straight to the log.
         assert!(matches!(partition.apply_retention(i64::MAX), Ok(None)));
+    }
+
+    fn invariant(e: AppendError) -> &'static str {
+        match e {
+            AppendError::Invariant { invariant, .. } => invariant,
+            other => panic!("not an invariant violation: {other:?}"),
+        }
+    }
+
+    /// Invariant: the high watermark never passes the log end. Publishing
+    /// beyond it is refused and moves nothing.
+    #[tokio::test]
+    async fn a_high_watermark_beyond_the_log_end_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path(), "t", 0, LogConfig::default()).unwrap();
+        let partition = Partition::new(log);
+        partition.append(batch(-1, 0, 3), 0).await.unwrap();
+        assert_eq!(partition.high_watermark(), 3);
+        let e = partition.publish(4).unwrap_err();
+        assert_eq!(invariant(e), "the high watermark never passes the log end");
+        assert_eq!(partition.high_watermark(), 3);
+        assert_eq!(
+            crate::errors::append_error_code(&partition.publish(9).unwrap_err()),
+            ResponseError::KafkaStorageError
+        );
+        partition.publish(3).unwrap();
+    }
+
+    /// Invariant: a fetch returns nothing beyond the high watermark. A high
+    /// watermark inside a batch (the state a bug would leave) makes the
+    /// fetch fail instead of handing out the uncommitted rest of the batch.
+    #[tokio::test]
+    async fn a_fetch_that_would_pass_the_high_watermark_is_refused() {
+        let fake = Arc::new(FakeReplicator::default());
+        *fake.term.lock() = Some(1);
+        let (_dir, partition, hw) = replicated(&fake);
+        partition.log().append(&batch(-1, 0, 3), 1).unwrap();
+        partition.log().append(&batch(-1, 0, 2), 1).unwrap();
+        hw.publish(3);
+        let read = partition.fetch(0, 1 << 20).await.unwrap();
+        assert_eq!((read.chunks.len(), read.next_offset), (1, 3));
+        hw.publish(4);
+        let e = partition.fetch(0, 1 << 20).await.unwrap_err();
+        assert_eq!(
+            invariant(e),
+            "a fetch returns nothing beyond the high watermark"
+        );
+        // A read that returns nothing has nothing to check (the handler
+        // answers OFFSET_OUT_OF_RANGE beyond the high watermark first).
+        assert!(partition.fetch(5, 1 << 20).await.unwrap().is_empty());
+        hw.publish(5);
+        assert_eq!(partition.fetch(0, 1 << 20).await.unwrap().next_offset, 5);
+    }
+
+    /// Invariant: a follower never serves a fetch, checked on the read path
+    /// itself; the broker's own readers (the metadata applier) still read.
+    #[tokio::test]
+    async fn a_follower_serves_no_fetch() {
+        let fake = Arc::new(FakeReplicator::default());
+        let (_dir, partition, hw) = replicated(&fake);
+        partition.log().append(&batch(-1, 0, 3), 1).unwrap();
+        hw.publish(3);
+        let e = partition.fetch(0, 1 << 20).await.unwrap_err();
+        assert_eq!(code(e), ResponseError::NotLeaderOrFollower);
+        assert_eq!(partition.read(0, 1 << 20).await.unwrap().next_offset, 3);
+        *fake.term.lock() = Some(2);
+        assert_eq!(partition.fetch(0, 1 << 20).await.unwrap().next_offset, 3);
     }
 
     #[tokio::test]

@@ -1230,13 +1230,41 @@ fn resolve_pending(id: GroupId, g: &mut Group, index: u64, term: u64, metrics: &
 
 fn publish_high_watermark(id: GroupId, g: &mut Group) {
     let commit = g.node.raft.raft_log.committed;
-    let hw = g.node.store().high_watermark(commit);
+    let store = g.node.store();
+    let hw = store.high_watermark(commit);
     let old = g.high_watermark.load(Ordering::Acquire);
-    if hw < old {
-        tracing::error!(group = %id, old, new = hw, commit, "high watermark would move backwards; keeping it");
-        return;
+    match next_high_watermark(old, hw, store.log().log_end_offset()) {
+        Ok(hw) => g.high_watermark.store(hw, Ordering::Release),
+        Err(e) => {
+            tracing::error!(group = %id, topic = store.log().topic(), partition = store.log().partition(), old, new = hw, commit, persisted = store.persisted_last_index(), error = %e, "high watermark invariant violated; keeping the old one");
+        }
     }
-    g.high_watermark.store(hw, Ordering::Release);
+}
+
+/// Why a group's high watermark was not moved (see [`next_high_watermark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum HighWatermarkFault {
+    /// It would move backwards.
+    #[error("the high watermark would move back from {old} to {new}")]
+    Backwards { old: i64, new: i64 },
+    /// It would pass the end of the local log.
+    #[error("the high watermark {new} would pass the log end {log_end}")]
+    BeyondLogEnd { new: i64, log_end: i64 },
+}
+
+/// Invariants of a replicated partition's high watermark, checked where it is published: it
+/// never moves backwards (the commit index never does), and it never passes the end of the
+/// local log (the commit index translated to an offset is capped at what is durable here, see
+/// `PartitionStore::high_watermark`, which is never more than is stored). On `Err` the old
+/// value stays published, so consumers never see what this replica does not hold. O(1).
+fn next_high_watermark(old: i64, new: i64, log_end: i64) -> Result<i64, HighWatermarkFault> {
+    if new < old {
+        return Err(HighWatermarkFault::Backwards { old, new });
+    }
+    if new > log_end {
+        return Err(HighWatermarkFault::BeyondLogEnd { new, log_end });
+    }
+    Ok(new)
 }
 
 fn group_status(id: GroupId, node: NodeId, g: &Group) -> GroupStatus {
@@ -1414,5 +1442,25 @@ impl Drop for Flusher {
 impl std::fmt::Debug for Flusher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Flusher").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod high_watermark_tests {
+    use super::*;
+
+    /// Invariant: a published high watermark never moves back and never passes the log end.
+    #[test]
+    fn a_high_watermark_that_moves_back_or_passes_the_log_end_is_refused() {
+        assert_eq!(next_high_watermark(5, 7, 7), Ok(7));
+        assert_eq!(next_high_watermark(5, 5, 9), Ok(5));
+        assert_eq!(
+            next_high_watermark(5, 4, 9),
+            Err(HighWatermarkFault::Backwards { old: 5, new: 4 })
+        );
+        assert_eq!(
+            next_high_watermark(5, 8, 7),
+            Err(HighWatermarkFault::BeyondLogEnd { new: 8, log_end: 7 })
+        );
     }
 }

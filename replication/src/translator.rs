@@ -290,6 +290,12 @@ impl OffsetTranslator {
     }
 
     /// Appends data entry `index` (one batch covering `[span.base_offset, span.next_offset)`).
+    ///
+    /// Invariant (offsets monotonic in Raft index): a data entry starts exactly where the
+    /// previous data entry ended and holds at least one offset, at the next index, in a term no
+    /// lower than the last. Anything else is refused with a [`TranslatorError`] and changes
+    /// nothing; the store then fails the group (logged at error level) rather than map an index
+    /// to the wrong records.
     pub fn push_data(&mut self, index: u64, span: BatchSpan) -> Result<(), TranslatorError> {
         self.check_next(index, span.term)?;
         if span.base_offset != self.end_offset || span.next_offset <= span.base_offset {
@@ -444,6 +450,8 @@ mod tests {
         assert_eq!(t.term(6), None);
     }
 
+    /// Invariant: offsets are monotonic in Raft index. Entries that skip an index, do not start
+    /// where the data ends, hold no offset, or lower the term are refused.
     #[test]
     fn bad_appends_are_rejected() {
         let mut t = OffsetTranslator::new(1, 0, 10);

@@ -394,3 +394,25 @@ fn without_data_sync_appended_entries_count_as_persisted_at_once() {
     assert_eq!(store.persisted_last_index(), 2);
     assert_eq!(store.high_watermark(2), 2);
 }
+
+/// Invariant: the commit index translated to an offset never exposes what is not durable here.
+/// A commit index beyond the synced entries gives the offset after the last synced one; the
+/// rest shows once a sync covers it (and never beyond the entries stored).
+#[test]
+fn the_high_watermark_stops_at_what_is_durable_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path()).unwrap();
+    s.append_entries(&[data(1, 1, b"a")], Some(&hs(1, 1, 0)))
+        .unwrap();
+    s.flush().unwrap();
+    s.append_entries(&[data(2, 1, b"b"), data(3, 1, b"c")], Some(&hs(1, 1, 3)))
+        .unwrap();
+    assert_eq!(s.persisted_last_index(), 1);
+    assert_eq!(s.high_watermark(3), 1, "unsynced entries are not exposed");
+    s.mark_persisted(99);
+    assert_eq!(s.persisted_last_index(), 3, "never more than is stored");
+    s.flush().unwrap();
+    assert_eq!(s.high_watermark(3), 3);
+    assert_eq!(s.high_watermark(99), 3);
+    assert_eq!(s.log().log_end_offset(), 3);
+}

@@ -119,6 +119,21 @@ pub enum StorageError {
         source: serde_json::Error,
     },
 
+    /// An invariant of the log did not hold (a bug, never bad input): the operation was refused
+    /// before it could store or publish anything inconsistent. Logged at error level where it
+    /// is detected; see ARCHITECTURE.md's Invariants.
+    #[error("invariant violated in {path} at offset {offset}: {invariant} ({detail})")]
+    InvariantViolated {
+        /// Which invariant (a fixed phrase, e.g. "append starts at the segment's end").
+        invariant: &'static str,
+        /// The segment file (its directory names the topic and partition).
+        path: PathBuf,
+        /// The offset at fault.
+        offset: i64,
+        /// The values that disagree.
+        detail: String,
+    },
+
     /// A previous fsync failed; the log refuses writes because durability of earlier data is unknown.
     #[error("log {topic}-{partition} is poisoned after a failed fsync: {reason}")]
     Poisoned {

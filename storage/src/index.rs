@@ -77,6 +77,25 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(a)
 }
 
+/// An index entry that would not follow the last one (see [`SegmentIndex::check_next`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotIncreasing {
+    /// The last entry.
+    pub last: OffsetEntry,
+    /// The refused one.
+    pub next: OffsetEntry,
+}
+
+impl std::fmt::Display for NotIncreasing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "index entry (relative offset {}, position {}) does not follow the last one (relative offset {}, position {})",
+            self.next.relative_offset, self.next.position, self.last.relative_offset, self.last.position
+        )
+    }
+}
+
 /// The pair of parallel sparse indexes of one segment.
 #[derive(Debug)]
 pub(crate) struct SegmentIndex {
@@ -131,13 +150,46 @@ impl SegmentIndex {
         (n > 0).then(|| (self.offset_entry(n - 1), self.time_entry(n - 1)))
     }
 
-    pub(crate) fn push(&mut self, relative_offset: u32, position: u32, max_timestamp_so_far: i64) {
+    /// Invariant: entries strictly increase in offset and position (lookups binary-search
+    /// them; a step back would send a read to the wrong batch). `Err` if an entry at
+    /// (`relative_offset`, `position`) would not follow the last one. O(1).
+    pub(crate) fn check_next(
+        &self,
+        relative_offset: u32,
+        position: u32,
+    ) -> Result<(), NotIncreasing> {
+        match self.last() {
+            Some((last, _))
+                if relative_offset <= last.relative_offset || position <= last.position =>
+            {
+                Err(NotIncreasing {
+                    last,
+                    next: OffsetEntry {
+                        relative_offset,
+                        position,
+                    },
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends an entry, refusing one that does not follow the last (see
+    /// [`SegmentIndex::check_next`]); nothing is added then.
+    pub(crate) fn push(
+        &mut self,
+        relative_offset: u32,
+        position: u32,
+        max_timestamp_so_far: i64,
+    ) -> Result<(), NotIncreasing> {
+        self.check_next(relative_offset, position)?;
         let o = self.offsets.make_mut();
         o.extend_from_slice(&relative_offset.to_be_bytes());
         o.extend_from_slice(&position.to_be_bytes());
         let t = self.times.make_mut();
         t.extend_from_slice(&max_timestamp_so_far.to_be_bytes());
         t.extend_from_slice(&relative_offset.to_be_bytes());
+        Ok(())
     }
 
     /// Position of the last indexed batch whose relative offset is `<= relative_offset`,
@@ -238,10 +290,33 @@ mod tests {
 
     fn sample() -> SegmentIndex {
         let mut ix = SegmentIndex::empty();
-        ix.push(0, 0, 10);
-        ix.push(5, 100, 10);
-        ix.push(9, 250, 30);
+        ix.push(0, 0, 10).unwrap();
+        ix.push(5, 100, 10).unwrap();
+        ix.push(9, 250, 30).unwrap();
         ix
+    }
+
+    /// Invariant: index entries strictly increase. A push that does not is refused and adds
+    /// nothing.
+    #[test]
+    fn an_entry_that_does_not_increase_is_refused() {
+        let mut ix = sample();
+        for (rel, pos) in [(9, 300), (8, 300), (12, 250), (12, 200)] {
+            let e = ix.push(rel, pos, 40).unwrap_err();
+            assert_eq!(
+                e.last,
+                OffsetEntry {
+                    relative_offset: 9,
+                    position: 250
+                }
+            );
+            assert_eq!(e.next.relative_offset, rel);
+            assert!(e.to_string().contains("does not follow"), "{e}");
+        }
+        assert_eq!(ix.len(), 3);
+        assert_eq!(ix.time_bytes().len(), 3 * TIME_ENTRY_LEN);
+        ix.push(10, 251, 40).unwrap();
+        assert_eq!(ix.len(), 4);
     }
 
     #[test]
@@ -270,11 +345,17 @@ mod tests {
 
     #[test]
     fn check_rejects_non_increasing_entries() {
-        let mut ix = sample();
-        ix.push(9, 300, 40);
+        // Index files read from disk are checked as a whole (push refuses such entries).
+        let mut bytes = sample().offset_bytes().to_vec();
+        let mut times = sample().time_bytes().to_vec();
+        bytes.extend_from_slice(&9u32.to_be_bytes());
+        bytes.extend_from_slice(&300u32.to_be_bytes());
+        times.extend_from_slice(&40i64.to_be_bytes());
+        times.extend_from_slice(&9u32.to_be_bytes());
+        let ix = SegmentIndex::from_data(IndexData::Mem(bytes), IndexData::Mem(times));
         assert!(ix.check(1000).unwrap_err().contains("does not increase"));
         let mut ix = sample();
-        ix.push(12, 300, 5);
+        ix.push(12, 300, 5).unwrap();
         assert!(ix.check(1000).unwrap_err().contains("decreases"));
         let ix = SegmentIndex::from_data(IndexData::Mem(vec![0; 8]), IndexData::Mem(vec![0; 11]));
         assert!(ix.check(1000).is_err());

@@ -54,6 +54,8 @@ pub struct ReadResult {
     pub log_start_offset: i64,
     /// Log end offset when the read began (no batch at or after it is returned).
     pub log_end_offset: i64,
+    /// Offset after the last batch returned (the offset read from when none was).
+    pub next_offset: i64,
 }
 
 impl ReadResult {
@@ -608,6 +610,7 @@ impl PartitionLog {
             chunks: Vec::new(),
             log_start_offset: start,
             log_end_offset: end,
+            next_offset: offset,
         };
         let limit = max_offset.min(end);
         let segments = self.segments.read();
@@ -628,6 +631,7 @@ impl PartitionLog {
             };
             remaining = remaining.saturating_sub(chunk.bytes.len());
             cursor = chunk.next_offset;
+            result.next_offset = cursor;
             result.chunks.push(chunk.bytes);
             // Continue into the next segment only if this one was exhausted.
             if cursor < seg.next_offset() || remaining == 0 {

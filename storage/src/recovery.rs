@@ -112,7 +112,11 @@ pub(crate) fn scan(
                 // Both conversions were range-checked above.
                 let rel = u32::try_from(header.base_offset - base_offset).unwrap_or(u32::MAX);
                 let p = u32::try_from(state.valid_len).unwrap_or(u32::MAX);
-                ix.push(rel, p, state.max_timestamp);
+                // Cannot fail: the batch continues the log (checked above) at a later
+                // position; if it did, the scan stops here as for any other fault.
+                if let Err(e) = ix.push(rel, p, state.max_timestamp) {
+                    return fault(e.to_string());
+                }
                 state.bytes_since_entry = 0;
             }
         }

@@ -355,6 +355,72 @@ impl Segment {
         &self.log_path
     }
 
+    /// Refuses an append that would not continue this segment, logging it at error level:
+    /// nothing has been written when this fails.
+    fn violated(&self, invariant: &'static str, offset: i64, detail: String) -> StorageError {
+        tracing::error!(segment = %self.log_path.display(), offset, invariant, %detail, "storage invariant violated; append refused");
+        StorageError::InvariantViolated {
+            invariant,
+            path: self.log_path.clone(),
+            offset,
+            detail,
+        }
+    }
+
+    /// Invariant (offsets monotonic): an append starts exactly at the segment's end offset and
+    /// byte length, its batches follow one another without gap or overlap, each holds at least
+    /// one offset, and the index entries it adds follow the last one. Checked before anything
+    /// is written, O(batches), no allocation unless it fails.
+    fn check_append(
+        &self,
+        data: &[u8],
+        batches: &[PendingBatch],
+        pos0: u64,
+    ) -> Result<(), StorageError> {
+        const CONTINUES: &str = "an append continues the segment's offsets";
+        let mut next = self.next_offset();
+        let mut position = 0usize;
+        for b in batches {
+            if b.base_offset != next || b.last_offset < b.base_offset {
+                return Err(self.violated(
+                    CONTINUES,
+                    b.base_offset,
+                    format!(
+                        "batch [{}, {}] but the segment ends at {next}",
+                        b.base_offset, b.last_offset
+                    ),
+                ));
+            }
+            if b.position != position || b.len == 0 {
+                return Err(self.violated(
+                    "an append's batches are back to back",
+                    b.base_offset,
+                    format!(
+                        "batch at byte {} of {} bytes, expected byte {position}",
+                        b.position, b.len
+                    ),
+                ));
+            }
+            next = b.last_offset + 1;
+            position += b.len;
+        }
+        if position != data.len() {
+            return Err(self.violated(
+                "an append's batches are back to back",
+                next,
+                format!("batches cover {position} of {} bytes", data.len()),
+            ));
+        }
+        if let Some(first) = batches.first() {
+            let rel = u32::try_from(first.base_offset - self.base_offset).unwrap_or(u32::MAX);
+            let pos = u32::try_from(pos0).unwrap_or(u32::MAX);
+            self.index.read().check_next(rel, pos).map_err(|e| {
+                self.violated("index entries increase", first.base_offset, e.to_string())
+            })?;
+        }
+        Ok(())
+    }
+
     /// Appends already validated and patched batches. Writer only.
     pub(crate) fn append(
         &self,
@@ -363,6 +429,7 @@ impl Segment {
         index_interval: u64,
     ) -> Result<(), StorageError> {
         let pos0 = self.len.load(Ordering::Acquire);
+        self.check_append(data, batches, pos0)?;
         if let Err(e) = self.file.write_all_at(data, pos0) {
             // Best effort: drop a partial write so the next append starts on a clean end.
             let _ = self.file.set_len(pos0);
@@ -383,7 +450,13 @@ impl Segment {
                     // The log rolls before relative offsets or positions could exceed u32.
                     let rel = u32::try_from(b.base_offset - self.base_offset).unwrap_or(u32::MAX);
                     let pos = u32::try_from(pos0 + b.position as u64).unwrap_or(u32::MAX);
-                    ix.push(rel, pos, max_ts);
+                    // Follows the last entry: `check_append` checked the first one this
+                    // append may add, and the rest increase with the batches. Should it
+                    // still fail, the length and end below stay unpublished, so no reader
+                    // sees these bytes.
+                    ix.push(rel, pos, max_ts).map_err(|e| {
+                        self.violated("index entries increase", b.base_offset, e.to_string())
+                    })?;
                     since = 0;
                 }
                 since += b.len as u64;
@@ -726,4 +799,80 @@ fn last_offset_in(bytes: &[u8], from: u64) -> Option<i64> {
         pos = pos.saturating_add(h.total_len());
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(base_offset: i64, records: i64, position: usize, len: usize) -> PendingBatch {
+        PendingBatch {
+            base_offset,
+            last_offset: base_offset + records - 1,
+            max_timestamp: 1,
+            position,
+            len,
+        }
+    }
+
+    fn invariant(e: StorageError) -> &'static str {
+        match e {
+            StorageError::InvariantViolated { invariant, .. } => invariant,
+            other => panic!("not an invariant violation: {other:?}"),
+        }
+    }
+
+    /// Invariant: an append continues the segment's offsets. Each broken form is refused
+    /// before a byte is written.
+    #[test]
+    fn an_append_that_does_not_continue_the_segment_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(dir.path(), 10).unwrap();
+        let data = [0u8; 200];
+        seg.append(&data[..100], &[pending(10, 3, 0, 100)], 4096)
+            .unwrap();
+        assert_eq!((seg.next_offset(), seg.len()), (13, 100));
+        let refused = [
+            // A gap after the segment's end.
+            (vec![pending(14, 1, 0, 100)], 100),
+            // Going back over stored offsets.
+            (vec![pending(12, 1, 0, 100)], 100),
+            // A batch holding no offset.
+            (vec![pending(13, 0, 0, 100)], 100),
+            // The second batch does not follow the first.
+            (vec![pending(13, 1, 0, 100), pending(15, 1, 100, 100)], 200),
+            // Batches overlapping in the bytes, or not covering them.
+            (vec![pending(13, 1, 0, 100), pending(14, 1, 50, 100)], 200),
+            (vec![pending(13, 1, 0, 100)], 200),
+        ];
+        for (batches, len) in refused {
+            let e = seg.append(&data[..len], &batches, 4096).unwrap_err();
+            assert!(
+                e.to_string().contains("invariant violated"),
+                "{batches:?}: {e}"
+            );
+        }
+        assert_eq!((seg.next_offset(), seg.len()), (13, 100));
+        assert_eq!(std::fs::metadata(seg.log_path()).unwrap().len(), 100);
+        // A batch that continues it is taken.
+        seg.append(&data[..100], &[pending(13, 1, 0, 100)], 4096)
+            .unwrap();
+        assert_eq!((seg.next_offset(), seg.len()), (14, 200));
+    }
+
+    /// Invariant: index entries increase. A segment whose byte length went back behind its
+    /// index (the state a bug would leave) refuses the append instead of indexing a batch
+    /// before the last one.
+    #[test]
+    fn an_append_behind_the_index_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(dir.path(), 0).unwrap();
+        let data = [0u8; 100];
+        seg.append(&data, &[pending(0, 1, 0, 100)], 1).unwrap();
+        seg.len.store(0, Ordering::Release);
+        let e = seg.append(&data, &[pending(1, 1, 0, 100)], 1).unwrap_err();
+        assert_eq!(invariant(e), "index entries increase");
+        assert_eq!(seg.index.read().len(), 1);
+        assert_eq!(seg.next_offset(), 1);
+    }
 }

@@ -84,10 +84,12 @@ fn read_respects_offsets_byte_limit_and_max_offset() {
     let recs = decode(&concat(&r));
     assert_eq!(recs.first().unwrap().offset, 4);
     assert_eq!(recs.last().unwrap().offset, 19);
+    assert_eq!(r.next_offset, 20);
 
     // Byte limit: whole batches only, at least one.
     let r = log.read(0, one * 3 + 10, i64::MAX).unwrap();
     assert_eq!(r.len(), one * 3);
+    assert_eq!(r.next_offset, 6);
     let r = log.read(0, 1, i64::MAX).unwrap();
     assert_eq!(r.len(), one);
 
@@ -96,6 +98,7 @@ fn read_respects_offsets_byte_limit_and_max_offset() {
     assert_eq!(decode(&concat(&r)).last().unwrap().offset, 5);
     let r = log.read(6, 1 << 20, 6).unwrap();
     assert!(r.is_empty());
+    assert_eq!(r.next_offset, 6);
 
     // At the log end: empty; past it: out of range.
     assert!(log.read(20, 1 << 20, i64::MAX).unwrap().is_empty());

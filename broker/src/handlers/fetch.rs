@@ -153,7 +153,7 @@ async fn read_one(w: &Wanted, budget: usize, strict: bool) -> PartitionData {
     if w.offset == hw || budget == 0 {
         return base;
     }
-    match partition.read(w.offset, budget).await {
+    match partition.fetch(w.offset, budget).await {
         Ok(read) => {
             let total: usize = read.chunks.iter().map(Bytes::len).sum();
             if strict && total > budget {
