@@ -9,9 +9,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Survives absurd allocation sizes decoded from a peer's bytes
-/// (see `starlog_clients::alloc`).
+/// (see `starlog_alloc`).
 #[global_allocator]
-static GLOBAL: starlog_clients::alloc::GuardedAllocator = starlog_clients::alloc::GuardedAllocator;
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
 use starlog_bench::chain::{self, ChainKind};
 use starlog_bench::client::{Acks, ConsumerSettings, LoadClient, ProducerSettings};
 use starlog_bench::cluster::{ClusterSpec, RunningCluster, SpawnedCluster};

@@ -16,7 +16,6 @@
 //! end, and the consumer hands out whole record batches for mirroring.
 
 pub mod admin;
-pub mod alloc;
 pub mod cluster;
 pub mod compression;
 pub mod config;

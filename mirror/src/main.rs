@@ -10,9 +10,9 @@ use clap::Parser;
 use starlog_mirror::{run, MirrorConfig};
 
 /// Survives absurd allocation sizes decoded from a peer's bytes
-/// (see `starlog_clients::alloc`).
+/// (see `starlog_alloc`).
 #[global_allocator]
-static GLOBAL: starlog_clients::alloc::GuardedAllocator = starlog_clients::alloc::GuardedAllocator;
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
 
 /// Mirror an upstream Kafka alert stream into the local Starlog buffer.
 #[derive(Debug, Parser)]

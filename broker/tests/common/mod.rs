@@ -222,3 +222,8 @@ pub async fn http(
     };
     (status, body)
 }
+
+/// A test binary that starts a broker here decodes outside bytes as the
+/// binaries do, so it declares the same guarded global allocator.
+#[global_allocator]
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;

@@ -330,3 +330,8 @@ pub fn source(r: &ConsumerRecord) -> (String, i32, i64) {
         header(r, "starlog.source.offset").unwrap().parse().unwrap(),
     )
 }
+
+/// A test binary that starts a broker here decodes outside bytes as the
+/// binaries do, so it declares the same guarded global allocator.
+#[global_allocator]
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
