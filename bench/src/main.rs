@@ -111,7 +111,7 @@ struct TargetArgs {
     /// The target's name in reports.
     #[arg(long, default_value = "starlog")]
     name: String,
-    /// The starlog binary (`cargo build --release -p starlog-broker`).
+    /// The starlog binary (`cargo build --release -p starlog`).
     #[arg(long, default_value = "target/release/starlog")]
     starlog_bin: PathBuf,
     /// Seconds to wait for a started broker to accept connections.
@@ -125,7 +125,7 @@ struct TargetArgs {
 
 #[derive(Debug, Args)]
 struct ClusterArgs {
-    /// The starlog binary (`cargo build --release -p starlog-broker`).
+    /// The starlog binary (`cargo build --release -p starlog`).
     #[arg(long, default_value = "target/release/starlog")]
     starlog_bin: PathBuf,
     /// Size of the replicated cluster (= its replication factor), measured
@@ -462,7 +462,7 @@ fn starlog_template(
 ) -> anyhow::Result<(String, Option<String>)> {
     if !bin.is_file() {
         bail!(
-            "{} not found: build it with `cargo build --release -p starlog-broker`, \
+            "{} not found: build it with `cargo build --release -p starlog`, \
              or pass --starlog-bin / --starlog-cmd",
             bin.display()
         );

@@ -1,4 +1,6 @@
-//! The Starlog broker: a Kafka-wire-compatible server over `starlog-storage`.
+//! The Starlog broker: a Kafka-wire-compatible server over `starlog-storage`,
+//! as a library (the `starlog` binary crate runs it, with the mirror and the
+//! clients plugged in through [`extensions`]).
 //!
 //! A request travels `server` (accept) → `connection` (framing, limits) →
 //! `dispatch` (header, version check, decode) → `handlers::*` (the API's
@@ -14,11 +16,11 @@ pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod errors;
+pub mod extensions;
 pub mod groups;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
-pub mod mirror_task;
 pub mod partition;
 pub mod pipelines;
 pub mod producer_state;
@@ -29,7 +31,12 @@ pub mod topic_configs;
 pub mod topics;
 
 pub use config::BrokerConfig;
+pub use extensions::Extensions;
 pub use server::Server;
+
+/// The embedded default configuration, with every key documented (what
+/// `starlog default-config` prints).
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("../starlog.default.yaml");
 
 /// The unit tests decode garbage as the `starlog` binary does, so they use
 /// its guarded allocator (a library never declares one for its users).

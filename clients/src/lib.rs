@@ -10,7 +10,8 @@
 //! - `cluster`: metadata cache, connection pool, coordinators;
 //! - `records`, `compression`, `partitioner`: bytes of record batches;
 //! - the clients: [`Producer`], [`Consumer`], [`Admin`];
-//! - `node`: the processing-node runner seam (consume → chain → commit).
+//! - `node`: the processing-node runner seam (consume → chain → commit);
+//! - `registry`: the schema-registry HTTP client.
 //!
 //! Bytes stay bytes where a caller wants them: values are `Bytes` end to
 //! end, and the consumer hands out whole record batches for mirroring.
@@ -27,6 +28,7 @@ pub mod partitioner;
 pub mod pipeline;
 pub mod producer;
 pub mod records;
+pub mod registry;
 pub mod sasl;
 pub mod transport;
 pub mod versions;

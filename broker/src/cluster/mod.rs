@@ -21,7 +21,6 @@
 //! as learners, promotes them once caught up, and removes the old ones,
 //! which delete their copy.
 
-pub mod cli;
 pub mod config;
 pub mod driver_loop;
 pub mod http;

@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
+use crate::transport;
+use crate::TlsConfig;
 use base64::Engine as _;
-use starlog_clients::transport;
-use starlog_clients::TlsConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Largest response accepted (schemas are tens of KB).
