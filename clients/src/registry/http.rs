@@ -1,19 +1,23 @@
-//! A deliberately small HTTP/1.1 client for the schema registry.
+//! The registry's HTTP exchanges, on hyper's HTTP/1.1 client.
 //!
-//! The mirror makes a handful of registry calls per schema over its whole
-//! life (each upstream id is resolved once, each schema registered once),
-//! so a connection per request with `Connection: close` is plenty, and a
-//! hand-written client is smaller than pulling an HTTP stack into the
-//! build. It speaks plain HTTP and HTTPS (the client crate's rustls
-//! transport), sends basic auth when configured, reads `Content-Length`,
-//! chunked and read-to-close bodies, and bounds both time and size.
+//! Registry calls are rare (each upstream id is resolved once, each schema
+//! registered once), so every request opens its own connection through the
+//! client crate's transport — plain TCP, or TLS with rustls and the same
+//! root/CA options as the Kafka connections — and hyper speaks HTTP/1.1 on
+//! it (chunked, length-delimited and read-to-close bodies). Basic auth is
+//! sent when configured; time and response size are bounded; every error
+//! names the method and the URL.
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper_util::rt::TokioIo;
+
 use crate::transport;
 use crate::TlsConfig;
-use base64::Engine as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Largest response accepted (schemas are tens of KB).
 pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
@@ -135,6 +139,9 @@ pub struct HttpClient {
     timeout: Duration,
 }
 
+/// The media type of registry requests and answers.
+const REGISTRY_JSON: &str = "application/vnd.schemaregistry.v1+json";
+
 impl HttpClient {
     /// A client for `base`; `tls` applies to `https` URLs (public roots
     /// when `None`).
@@ -189,202 +196,93 @@ impl HttpClient {
         body: Option<&[u8]>,
     ) -> Result<Response, HttpError> {
         let url = self.url(path);
-        let mut req = format!(
-            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: starlog-mirror\r\n\
-             Accept: application/vnd.schemaregistry.v1+json, application/json\r\nConnection: close\r\n",
-            self.base.prefix, self.base.host_header
-        );
-        if let Some(a) = &self.auth {
-            req.push_str(&format!("Authorization: Basic {a}\r\n"));
-        }
-        if let Some(b) = body {
-            req.push_str(&format!(
-                "Content-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\n",
-                b.len()
-            ));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        if let Some(b) = body {
-            bytes.extend_from_slice(b);
-        }
         let io = |reason: String| HttpError::Io {
             method,
             url: url.clone(),
             reason,
         };
+        // hyper's own words for what went wrong, sorted: a message that is
+        // not HTTP, one cut short, or a failed connection.
+        let failed = |e: &hyper::Error| {
+            if e.is_parse() || e.is_parse_status() {
+                HttpError::Malformed {
+                    method,
+                    url: url.clone(),
+                    reason: e.to_string(),
+                }
+            } else if e.is_incomplete_message() || ended_early(e) {
+                HttpError::Malformed {
+                    method,
+                    url: url.clone(),
+                    reason: "connection closed before the end of the body".into(),
+                }
+            } else {
+                io(e.to_string())
+            }
+        };
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base.prefix))
+            .header(HOST, &self.base.host_header)
+            .header(USER_AGENT, "starlog")
+            .header(ACCEPT, format!("{REGISTRY_JSON}, application/json"))
+            .header(CONNECTION, "close");
+        if let Some(a) = &self.auth {
+            request = request.header(AUTHORIZATION, format!("Basic {a}"));
+        }
+        if body.is_some() {
+            request = request.header(CONTENT_TYPE, REGISTRY_JSON);
+        }
+        let request = request
+            .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
+            .map_err(|e| io(format!("cannot build the request: {e}")))?;
         let exchange = async {
-            let mut stream = transport::open(&self.base.addr, self.tls.as_ref())
+            let stream = transport::open(&self.base.addr, self.tls.as_ref())
                 .await
                 .map_err(|e| io(e.to_string()))?;
-            stream
-                .write_all(&bytes)
-                .await
-                .map_err(|e| io(format!("write: {e}")))?;
-            stream
-                .flush()
-                .await
-                .map_err(|e| io(format!("write: {e}")))?;
-            let mut raw = Vec::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = stream
-                    .read(&mut buf)
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
                     .await
-                    .map_err(|e| io(format!("read: {e}")))?;
-                if n == 0 {
-                    break;
-                }
-                raw.extend_from_slice(&buf[..n]);
-                if raw.len() > MAX_RESPONSE {
-                    return Err(io(format!("response larger than {MAX_RESPONSE} bytes")));
-                }
-                // Stop as soon as a complete message is in (a server may
-                // keep the connection open despite `Connection: close`).
-                if matches!(parse_response(&raw), Ok(Some(_))) {
-                    break;
-                }
+                    .map_err(|e| failed(&e))?;
+            // The connection task ends with the exchange (or with the
+            // timeout, which drops it).
+            let driver = tokio::spawn(connection);
+            let outcome = async {
+                let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
+                let status = response.status().as_u16();
+                let body = Limited::new(response.into_body(), MAX_RESPONSE)
+                    .collect()
+                    .await
+                    .map_err(|e| match e.downcast::<hyper::Error>() {
+                        Ok(e) => failed(&e),
+                        Err(e) => io(format!("{e} (the limit is {MAX_RESPONSE} bytes)")),
+                    })?
+                    .to_bytes();
+                Ok(Response {
+                    status,
+                    body: body.to_vec(),
+                })
             }
-            Ok(raw)
+            .await;
+            driver.abort();
+            outcome
         };
-        let raw = tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| HttpError::Timeout {
                 method,
                 url: url.clone(),
                 after: self.timeout,
-            })??;
-        match parse_response(&raw) {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => parse_to_close(&raw).map_err(|reason| HttpError::Malformed {
-                method,
-                url,
-                reason,
-            }),
-            Err(reason) => Err(HttpError::Malformed {
-                method,
-                url,
-                reason,
-            }),
-        }
+            })?
     }
 }
 
-/// Splits the head: `(status, headers as lowercase name/value, body start)`.
-#[allow(clippy::type_complexity)]
-fn parse_head(raw: &[u8]) -> Result<Option<(u16, Vec<(String, String)>, usize)>, String> {
-    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        if raw.len() > 64 * 1024 {
-            return Err("header section longer than 64 KiB".into());
-        }
-        return Ok(None);
-    };
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "header is not UTF-8".to_owned())?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(format!("status line {status_line:?} is not HTTP/1.x"));
-    }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .filter(|s| (100..600).contains(s))
-        .ok_or_else(|| format!("status line {status_line:?} has no status code"))?;
-    let mut headers = Vec::new();
-    for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("header line {line:?} has no colon"))?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    Ok(Some((status, headers, end + 4)))
-}
-
-/// A complete response, `None` while more bytes are needed (or when the
-/// body runs to the close of the connection).
-fn parse_response(raw: &[u8]) -> Result<Option<Response>, String> {
-    let Some((status, headers, start)) = parse_head(raw)? else {
-        return Ok(None);
-    };
-    let header = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-    };
-    let body = &raw[start..];
-    if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        return Ok(dechunk(body)?.map(|body| Response { status, body }));
-    }
-    if let Some(len) = header("content-length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| format!("content-length {len:?} is not a number"))?;
-        return Ok((body.len() >= len).then(|| Response {
-            status,
-            body: body[..len].to_vec(),
-        }));
-    }
-    if status == 204 || status == 304 || (100..200).contains(&status) {
-        return Ok(Some(Response {
-            status,
-            body: Vec::new(),
-        }));
-    }
-    Ok(None)
-}
-
-/// The response when the connection closed: a body without a length runs
-/// to the end; a declared length or chunking that is not complete is an
-/// error (a truncated schema must not be taken for a whole one).
-fn parse_to_close(raw: &[u8]) -> Result<Response, String> {
-    let Some((status, headers, start)) = parse_head(raw)? else {
-        return Err(format!(
-            "connection closed after {} bytes, before the end of the header",
-            raw.len()
-        ));
-    };
-    let declared = headers
-        .iter()
-        .any(|(k, v)| k == "content-length" || (k == "transfer-encoding" && v.contains("chunked")));
-    if declared {
-        return Err("connection closed before the end of the body".into());
-    }
-    Ok(Response {
-        status,
-        body: raw[start..].to_vec(),
-    })
-}
-
-/// Decodes a chunked body; `None` while incomplete.
-fn dechunk(mut b: &[u8]) -> Result<Option<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-            return Ok(None);
-        };
-        let line = std::str::from_utf8(&b[..eol]).map_err(|_| "chunk size is not text")?;
-        let size_hex = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| format!("chunk size {size_hex:?} is not hexadecimal"))?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Ok(Some(out));
-        }
-        if b.len() < size + 2 {
-            return Ok(None);
-        }
-        if &b[size..size + 2] != b"\r\n" {
-            return Err("chunk not followed by CRLF".into());
-        }
-        out.extend_from_slice(&b[..size]);
-        if out.len() > MAX_RESPONSE {
-            return Err(format!("body larger than {MAX_RESPONSE} bytes"));
-        }
-        b = &b[size + 2..];
-    }
+/// Whether hyper's error is a body cut short by the end of the connection
+/// (less than its `Content-Length`, or chunks without the last one).
+fn ended_early(e: &hyper::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
 }
 
 #[cfg(test)]
@@ -415,44 +313,70 @@ mod tests {
         }
     }
 
-    #[test]
-    fn bodies_by_length_chunks_and_close() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").unwrap();
-        assert_eq!(
-            r,
-            Some(Response {
-                status: 200,
-                body: b"{}".to_vec()
-            })
-        );
-        assert_eq!(
-            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}").unwrap(),
-            None,
-            "incomplete"
-        );
-        let chunked = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_response(chunked).unwrap(),
-            Some(Response {
-                status: 404,
-                body: b"abcde".to_vec()
-            })
-        );
-        let open = b"HTTP/1.0 200 OK\r\n\r\nrest of body";
-        assert_eq!(parse_response(open).unwrap(), None);
-        assert_eq!(parse_to_close(open).unwrap().body, b"rest of body");
+    /// A server answering one connection with `reply`; the request head
+    /// it read comes back through the handle.
+    async fn scripted(reply: &'static [u8]) -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let h = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "request cut short");
+                got.extend_from_slice(&buf[..n]);
+            }
+            // The client may hang up first (an answer over the limit).
+            let _ = s.write_all(reply).await;
+            let _ = s.shutdown().await;
+            String::from_utf8(got).unwrap()
+        });
+        (url, h)
     }
 
-    #[test]
-    fn malformed_responses_are_errors() {
-        assert!(parse_response(b"SMTP 220 hi\r\n\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 abc\r\n\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
+    fn client(url: &str) -> HttpClient {
+        HttpClient::new(
+            BaseUrl::parse(url).unwrap(),
+            Some(("user", "pw")),
+            None,
+            Duration::from_secs(5),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_body_may_run_to_the_close_and_auth_is_sent() {
+        let (url, head) = scripted(b"HTTP/1.0 200 OK\r\n\r\nrest of body").await;
+        let r = client(&format!("{url}/api/"))
+            .get("/schemas/ids/1")
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"rest of body"[..]));
+        let head = head.await.unwrap().to_ascii_lowercase();
         assert!(
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
+            head.starts_with("get /api/schemas/ids/1 http/1.1\r\n"),
+            "{head}"
         );
-        assert!(parse_to_close(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").is_err());
-        assert!(parse_to_close(b"HTTP/1.1 200").is_err());
+        // base64("user:pw")
+        assert!(head.contains("authorization: basic dxnlcjpwdw=="), "{head}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_larger_than_the_limit_is_refused() {
+        static HUGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let reply = HUGE.get_or_init(|| {
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                MAX_RESPONSE + 1
+            )
+            .into_bytes();
+            r.resize(r.len() + MAX_RESPONSE + 1, b'x');
+            r
+        });
+        let (url, _) = scripted(reply).await;
+        let e = client(&url).get("/x").await.unwrap_err();
+        assert!(e.to_string().contains("GET http://"), "{e}");
+        assert!(matches!(e, HttpError::Io { .. }), "{e}");
     }
 }
