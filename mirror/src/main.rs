@@ -3,6 +3,7 @@
 //! mirror ended with an error (the summary of what was done is not
 //! available then; the error names the record, partition or setting).
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -55,6 +56,8 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log sent to a file or pipe stays plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
     let mut config = MirrorConfig::load(&args.config)
