@@ -139,3 +139,43 @@ impl SchemaRule {
         Ok(if changed { out.freeze() } else { records })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_urls_are_checked_like_the_registry_client_parses_them() {
+        for good in [
+            "http://127.0.0.1:8081",
+            "https://reg.example.org/api/v1/",
+            "http://[::1]",
+            "http://[::1]:8081/x",
+        ] {
+            assert!(check_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://u:p@h:1",
+            "http://h:99999",
+            "http://h:",
+            "h:1",
+        ] {
+            let e = check_url(bad).unwrap_err();
+            assert!(e.starts_with(UPSTREAM_REGISTRY_KEY), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_an_upstream_registry_a_framed_batch_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SchemaStore::open(&dir.path().join("schemas.json")).unwrap());
+        let rule = SchemaRule::new(store).with_upstream(None);
+        let e = rule
+            .local_id("t", "http://127.0.0.1:1", 7)
+            .await
+            .unwrap_err();
+        assert!(e.contains("no upstream registry client"), "{e}");
+    }
+}
