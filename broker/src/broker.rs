@@ -2,12 +2,12 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::protocol::StrBytes;
 
-use crate::cluster::Cluster;
+use crate::clock::now_ms;
 use crate::config::BrokerConfig;
+use crate::control::Control;
 use crate::groups::GroupCoordinator;
 use crate::registry::SchemaStore;
 use crate::schema_rule::SchemaRule;
@@ -30,16 +30,10 @@ pub struct Broker {
     pub schemas: Option<Arc<SchemaStore>>,
     /// The server-side schema-id rule (needs the local registry).
     pub schema_rule: Option<SchemaRule>,
-    /// Raft cluster membership (`None`: a single unreplicated broker).
-    pub cluster: Option<Arc<Cluster>>,
+    /// What depends on the mode (a broker alone, or a cluster member),
+    /// picked once at start-up.
+    pub control: Arc<dyn Control>,
     next_producer_id: AtomicI64,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Broker {
@@ -49,10 +43,10 @@ impl Broker {
         topics: Arc<TopicRegistry>,
         groups: Arc<GroupCoordinator>,
         schemas: Option<Arc<SchemaStore>>,
+        control: Arc<dyn Control>,
         port: u16,
     ) -> Self {
-        let advertised_host = StrBytes::from_string(config.advertised_host());
-        let advertised_port = i32::from(config.advertised_port.unwrap_or(port));
+        let (advertised_host, advertised_port) = advertised(&config, port);
         // Producer ids must not repeat across restarts: start from the clock
         // (milliseconds << 8 leaves room for 256 ids a millisecond of uptime).
         let first_pid = now_ms().saturating_mul(256) & (i64::MAX >> 1);
@@ -64,7 +58,7 @@ impl Broker {
             advertised_port,
             schema_rule: schemas.as_ref().map(|s| SchemaRule::new(Arc::clone(s))),
             schemas,
-            cluster: None,
+            control,
             next_producer_id: AtomicI64::new(first_pid),
         }
     }
@@ -78,4 +72,12 @@ impl Broker {
     pub fn node_id(&self) -> i32 {
         self.config.node_id
     }
+}
+
+/// The host and port clients are told to use, for a listener bound to `port`.
+pub fn advertised(config: &BrokerConfig, port: u16) -> (StrBytes, i32) {
+    (
+        StrBytes::from_string(config.advertised_host()),
+        i32::from(config.advertised_port.unwrap_or(port)),
+    )
 }

@@ -66,11 +66,15 @@ pub struct BrokerConfig {
     pub groups: GroupSettings,
     /// The Confluent-compatible schema registry.
     pub schema_registry: RegistrySettings,
+    /// The HTTP listener (`/metrics`, `/cluster/*`, the registry's routes).
+    /// Absent: the listener follows `schema_registry` (see
+    /// [`BrokerConfig::http_listen`]).
+    pub http: Option<HttpSettings>,
     /// In-broker processor pipelines: each entry is `{ file: pipeline.yaml }`
     /// or an inline component (the `component:` mapping of a pipeline file).
     pub pipelines: Vec<serde_yaml::Value>,
     /// Replication: the peers of a Raft cluster. Absent: a single unreplicated broker.
-    pub cluster: Option<crate::cluster::ClusterSettings>,
+    pub cluster: Option<crate::cluster::config::ClusterSettings>,
     /// Mirrors run inside the broker: `mirror.yaml` files, kept as paths; the
     /// program that starts the broker runs them (see `extensions::MirrorLauncher`).
     pub mirrors: Vec<PathBuf>,
@@ -99,6 +103,25 @@ impl Default for RegistrySettings {
     }
 }
 
+/// The HTTP listener's own settings (the `http:` section).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Serve HTTP at all.
+    pub enabled: bool,
+    /// Its address; absent: `schema_registry.listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
@@ -113,6 +136,7 @@ impl Default for BrokerConfig {
             limits: Limits::default(),
             groups: GroupSettings::default(),
             schema_registry: RegistrySettings::default(),
+            http: None,
             pipelines: Vec::new(),
             cluster: None,
             mirrors: Vec::new(),
@@ -347,6 +371,31 @@ impl BrokerConfig {
         }
     }
 
+    /// Where the HTTP listener binds, or `None` when it is off. With an
+    /// `http:` section, that section decides (on when `enabled`, at
+    /// `http.listen`, else at `schema_registry.listen`), whether the
+    /// registry is enabled or not. Without one, the listener is on exactly
+    /// when the registry is, at `schema_registry.listen`.
+    pub fn http_listen(&self) -> Option<SocketAddr> {
+        match &self.http {
+            Some(h) => h
+                .enabled
+                .then(|| h.listen.unwrap_or(self.schema_registry.listen)),
+            None => self
+                .schema_registry
+                .enabled
+                .then_some(self.schema_registry.listen),
+        }
+    }
+
+    /// Turns the HTTP listener on at `addr` (the `--http` flag).
+    pub fn set_http_listen(&mut self, addr: SocketAddr) {
+        self.http = Some(HttpSettings {
+            enabled: true,
+            listen: Some(addr),
+        });
+    }
+
     /// Host clients are told to connect to.
     pub fn advertised_host(&self) -> String {
         self.advertised_host
@@ -389,6 +438,53 @@ mod tests {
     fn unknown_field_is_named() {
         let err = BrokerConfig::from_yaml("lisen: 127.0.0.1:1").unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn http_listener_follows_the_registry_without_its_own_section() {
+        let c = BrokerConfig::from_yaml("schema_registry: { listen: 127.0.0.1:8090 }").unwrap();
+        assert_eq!(c.http_listen(), Some("127.0.0.1:8090".parse().unwrap()));
+        let c = BrokerConfig::from_yaml("schema_registry: { enabled: false }").unwrap();
+        assert_eq!(
+            c.http_listen(),
+            None,
+            "no registry, no section: no listener"
+        );
+    }
+
+    #[test]
+    fn http_section_decides_when_present() {
+        let c = BrokerConfig::from_yaml(
+            "schema_registry: { enabled: false }\nhttp: { listen: 127.0.0.1:8091 }",
+        )
+        .unwrap();
+        assert_eq!(c.http_listen(), Some("127.0.0.1:8091".parse().unwrap()));
+        let c = BrokerConfig::from_yaml(
+            "schema_registry: { listen: 127.0.0.1:8090 }\nhttp: { listen: 127.0.0.1:8091 }",
+        )
+        .unwrap();
+        assert_eq!(
+            c.http_listen(),
+            Some("127.0.0.1:8091".parse().unwrap()),
+            "http.listen wins over schema_registry.listen"
+        );
+        let c = BrokerConfig::from_yaml("schema_registry: { listen: 127.0.0.1:8090 }\nhttp: {}")
+            .unwrap();
+        assert_eq!(c.http_listen(), Some("127.0.0.1:8090".parse().unwrap()));
+        let c = BrokerConfig::from_yaml("http: { enabled: false }").unwrap();
+        assert_eq!(c.http_listen(), None);
+        let err = BrokerConfig::from_yaml("http: { port: 1 }").unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn http_flag_turns_the_listener_on() {
+        let mut c = BrokerConfig::from_yaml("schema_registry: { enabled: false }").unwrap();
+        c.set_http_listen("127.0.0.1:8092".parse().unwrap());
+        assert_eq!(c.http_listen(), Some("127.0.0.1:8092".parse().unwrap()));
+        let mut c = BrokerConfig::from_yaml("http: { enabled: false }").unwrap();
+        c.set_http_listen("127.0.0.1:8093".parse().unwrap());
+        assert_eq!(c.http_listen(), Some("127.0.0.1:8093".parse().unwrap()));
     }
 
     #[test]

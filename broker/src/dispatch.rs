@@ -235,10 +235,7 @@ const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
 /// Whether this broker coordinates consumer groups: always when alone, the
 /// controller in a cluster.
 fn coordinates(broker: &Broker) -> bool {
-    broker
-        .cluster
-        .as_ref()
-        .is_none_or(|c| c.controller() == Some(broker.node_id()))
+    broker.control.coordinates()
 }
 
 async fn route(
@@ -257,12 +254,10 @@ async fn route(
     // answers at once, also during a controller election: partition
     // failover does not wait for the controller, and a closed connection
     // would cost the client a growing reconnect backoff.
-    if matches!(request, RequestKind::Metadata(_)) {
-        if let Some(c) = &broker.cluster {
-            if !c.wait_in_touch(CONTROLLER_WAIT).await {
-                return Err(Refusal::Fenced);
-            }
-        }
+    if matches!(request, RequestKind::Metadata(_))
+        && !broker.control.wait_in_touch(CONTROLLER_WAIT).await
+    {
+        return Err(Refusal::Fenced);
     }
     Ok(Some(match request {
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),

@@ -1,4 +1,6 @@
-//! The broker's HTTP listener: the schema registry and `/metrics`.
+//! The broker's HTTP listener (`http.listen`, or `schema_registry.listen`):
+//! `/metrics`, `/cluster/*` in cluster mode, and the schema registry's
+//! routes when the registry is enabled.
 
 use std::net::SocketAddr;
 

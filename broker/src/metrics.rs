@@ -100,9 +100,7 @@ async fn metrics(State(s): State<Sources>) -> impl IntoResponse {
         .collect();
     let mut page = render(&s.broker, &statuses);
     page.push_str(&render_mirrors(&mirrors));
-    if let Some(c) = &s.broker.cluster {
-        page.push_str(&crate::cluster::metrics::render(&c.view.all(), &c.faults));
-    }
+    s.broker.control.render_metrics(&mut page);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], page)
 }
 

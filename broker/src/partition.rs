@@ -5,20 +5,25 @@
 //! fsync never stalls the reactor. The high watermark is published through a
 //! `watch` channel: long-poll fetches wait on it and are woken by appends,
 //! never by timers that spin.
+//!
+//! A partition either appends to its log itself (unreplicated) or proposes
+//! through its [`Replicator`] (a replication group's handle, given at open);
+//! which one is the partition's own business, not its callers'.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use starlog_replication::{GroupId, Histogram, Proposal, ReplicationError};
+use starlog_replication::{Histogram, ReplicationError};
 use starlog_storage::{AppendInfo, DurabilityTicket, PartitionLog, ReadResult, StorageError};
-use tokio::sync::{oneshot, watch, Mutex};
+use tokio::sync::{watch, Mutex};
 
 use crate::batch::{self, BatchIdentity};
-use crate::cluster::{ClusterView, Inbox, Input};
 use crate::producer_state::{ProducerStates, SequenceCheck, PENDING_OFFSET};
+use crate::replicator::{Accepted, Replicator};
+use crate::watermark::HighWatermark;
 
 /// Result of a produce to one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +53,7 @@ pub enum Written {
         /// base offset once a quorum has the batches). Not awaited in the
         /// write stage: the connection reads its next request while the
         /// driver takes this one, so one turn carries many proposals.
-        reply: oneshot::Receiver<Result<Proposal, ReplicationError>>,
+        reply: Accepted,
         /// The idempotent batches recorded as pending in the producer table.
         identities: Vec<BatchIdentity>,
         /// When the write stage began (for the stage timings).
@@ -104,35 +109,23 @@ pub static REPLICATED_PRODUCE_PROPOSE: Histogram = Histogram::new();
 /// Replicated produce, per partition: write stage began → committed (answerable).
 pub static REPLICATED_PRODUCE: Histogram = Histogram::new();
 
-/// How a replicated partition reaches its Raft group.
-#[derive(Debug, Clone)]
-pub struct Replica {
-    /// The partition's Raft group.
-    pub group: GroupId,
-    /// The driver loop.
-    pub inbox: Inbox,
-    /// Leadership as last published.
-    pub view: Arc<ClusterView>,
-    /// Longest a produce waits for a quorum.
-    pub commit_wait: Duration,
-}
-
 /// A partition as the broker serves it.
 #[derive(Debug)]
 pub struct Partition {
     log: Arc<PartitionLog>,
-    high_watermark: watch::Sender<i64>,
+    high_watermark: HighWatermark,
     producers: Mutex<ProducerStates>,
     /// The leader term the producer table was rebuilt for (replicated only).
     producers_term: AtomicU64,
-    replica: Option<Replica>,
+    /// Local appends (`None`) or a replication group.
+    replicator: Option<Arc<dyn Replicator>>,
 }
 
 impl Partition {
     /// Wraps an opened log; the high watermark starts at its end.
     pub fn new(log: PartitionLog) -> Self {
         let end = log.log_end_offset();
-        let (high_watermark, _) = watch::channel(end);
+        let high_watermark = HighWatermark::new(end);
         let mut producers = ProducerStates::default();
         rebuild_producer_state(&log, &mut producers);
         Self {
@@ -140,37 +133,77 @@ impl Partition {
             high_watermark,
             producers: Mutex::new(producers),
             producers_term: AtomicU64::new(0),
-            replica: None,
+            replicator: None,
         }
     }
 
-    /// A replicated partition over its Raft group's log: appends go through
-    /// the group, and the high watermark is the commit index published by
-    /// the driver loop.
-    pub fn replicated(log: Arc<PartitionLog>, high_watermark: i64, replica: Replica) -> Self {
-        let (high_watermark, _) = watch::channel(high_watermark);
+    /// A replicated partition over its group's log: appends are proposed
+    /// through `replicator`, and the high watermark is the commit index its
+    /// driver publishes into `high_watermark`.
+    pub fn replicated(
+        log: Arc<PartitionLog>,
+        high_watermark: HighWatermark,
+        replicator: Arc<dyn Replicator>,
+    ) -> Self {
         Self {
             log,
             high_watermark,
             producers: Mutex::new(ProducerStates::strict()),
             producers_term: AtomicU64::new(0),
-            replica: Some(replica),
+            replicator: Some(replicator),
         }
     }
 
-    /// The Raft group, when replicated.
-    pub fn replica(&self) -> Option<&Replica> {
-        self.replica.as_ref()
+    /// Whether this broker is the partition's only replica and so its
+    /// leader (an unreplicated partition).
+    pub fn leads_alone(&self) -> bool {
+        self.replicator.is_none()
+    }
+
+    /// Whether retention and DeleteRecords trim this log directly (an
+    /// unreplicated partition); a replicated log is trimmed only through its
+    /// group.
+    pub fn trims_locally(&self) -> bool {
+        self.replicator.is_none()
+    }
+
+    /// The leader epoch ListOffsets reports: 0 for an unreplicated
+    /// partition, the leader's term for a replicated one (-1 when this
+    /// broker does not lead it).
+    pub fn leader_epoch(&self) -> i32 {
+        match &self.replicator {
+            Some(r) => r
+                .leader_term()
+                .map_or(-1, |t| i32::try_from(t).unwrap_or(i32::MAX)),
+            None => 0,
+        }
     }
 
     /// `NOT_LEADER_OR_FOLLOWER` when this broker does not lead the
     /// (replicated) partition: clients then refresh their metadata.
     pub fn leader_error(&self) -> Option<ResponseError> {
-        let r = self.replica.as_ref()?;
-        r.view
-            .leader_term(r.group)
+        let r = self.replicator.as_ref()?;
+        r.leader_term()
             .is_none()
             .then_some(ResponseError::NotLeaderOrFollower)
+    }
+
+    /// One retention pass at `now` (milliseconds): an unreplicated log
+    /// deletes its expired segments; a replicated one hands the retention
+    /// point to its group, which trims log and translation together.
+    pub fn apply_retention(
+        &self,
+        now: i64,
+    ) -> Result<Option<starlog_storage::RetentionOutcome>, StorageError> {
+        match &self.replicator {
+            Some(r) => {
+                if let Some(offset) = self.log.retention_point(now) {
+                    r.compact(offset);
+                }
+                Ok(None)
+            }
+            None => self.log.apply_retention(now).map(Some),
+        }
     }
 
     /// The underlying log.
@@ -180,7 +213,7 @@ impl Partition {
 
     /// The offset up to which consumers may read.
     pub fn high_watermark(&self) -> i64 {
-        *self.high_watermark.borrow()
+        self.high_watermark.get()
     }
 
     /// A receiver woken whenever the high watermark moves.
@@ -192,14 +225,7 @@ impl Partition {
     /// appends may finish their durability wait out of order, and the later
     /// one's fsync covered the earlier one's bytes).
     pub(crate) fn publish(&self, end: i64) {
-        self.high_watermark.send_if_modified(|hw| {
-            if end > *hw {
-                *hw = end;
-                true
-            } else {
-                false
-            }
-        });
+        self.high_watermark.publish(end);
     }
 
     /// Appends the record batches of one produce request and waits until
@@ -216,8 +242,10 @@ impl Partition {
     pub async fn write(&self, records: Bytes, leader_epoch: i32) -> Result<Written, AppendError> {
         let identities =
             batch::identities(&records).map_err(|e| AppendError::Malformed(e.to_string()))?;
-        if let Some(replica) = &self.replica {
-            return self.write_replicated(replica, records, identities).await;
+        if let Some(replicator) = &self.replicator {
+            return self
+                .write_replicated(replicator.as_ref(), records, identities)
+                .await;
         }
         if identities.iter().all(|b| b.producer_id < 0) {
             let (info, ticket) = self.write_blocking(records, leader_epoch).await?;
@@ -305,7 +333,7 @@ impl Partition {
     /// being appended twice.
     async fn write_replicated(
         &self,
-        replica: &Replica,
+        replicator: &dyn Replicator,
         records: Bytes,
         identities: Vec<BatchIdentity>,
     ) -> Result<Written, AppendError> {
@@ -315,10 +343,7 @@ impl Partition {
             code: ResponseError::NotLeaderOrFollower,
             message: format!("{}: this broker does not lead the partition", name()),
         };
-        let term = replica
-            .view
-            .leader_term(replica.group)
-            .ok_or_else(not_leader)?;
+        let term = replicator.leader_term().ok_or_else(not_leader)?;
         let mut producers = self.producers.lock().await;
         if self.producers_term.load(Ordering::Acquire) != term {
             // New leadership: what earlier leaders accepted is in the log.
@@ -348,15 +373,8 @@ impl Partition {
             }
             return Ok(duplicate);
         }
-        let (reply, rx) = oneshot::channel();
-        replica
-            .inbox
-            .send(Input::Propose {
-                group: replica.group,
-                records,
-                term,
-                reply,
-            })
+        let reply = replicator
+            .propose(records, term)
             .map_err(|_| not_leader())?;
         // Recorded as pending before the driver answers: a refusal is seen
         // in the finish stage, which then forgets the table (as for any
@@ -369,7 +387,7 @@ impl Partition {
             producers.record(id, PENDING_OFFSET);
         }
         Ok(Written::Replicated {
-            reply: rx,
+            reply,
             identities: idempotent,
             started,
         })
@@ -377,15 +395,15 @@ impl Partition {
 
     async fn finish_replicated(
         &self,
-        reply: oneshot::Receiver<Result<Proposal, ReplicationError>>,
+        reply: Accepted,
         identities: Vec<BatchIdentity>,
         started: Instant,
     ) -> Result<Appended, AppendError> {
         let name = format!("{}-{}", self.log.topic(), self.log.partition());
         let wait = self
-            .replica
+            .replicator
             .as_ref()
-            .map_or(Duration::from_secs(30), |r| r.commit_wait);
+            .map_or(std::time::Duration::from_secs(30), |r| r.commit_wait());
         let committed = async {
             let proposal = reply.await.map_err(|_| AppendError::Replication {
                 code: ResponseError::NotLeaderOrFollower,
@@ -693,5 +711,174 @@ mod tests {
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
         assert_eq!(partition.high_watermark(), 480);
         assert_eq!(partition.log().log_end_offset(), 480);
+    }
+
+    /// A replication group that answers proposals as a test tells it to.
+    #[derive(Debug, Default)]
+    struct FakeReplicator {
+        /// This broker's term when it leads.
+        term: parking_lot::Mutex<Option<u64>>,
+        /// The outcome of each next proposal (`None`: the driver is gone).
+        outcomes: parking_lot::Mutex<std::collections::VecDeque<Option<FakeOutcome>>>,
+        /// (records, term) of every proposal.
+        proposed: parking_lot::Mutex<Vec<(Bytes, u64)>>,
+        compacted: parking_lot::Mutex<Vec<i64>>,
+    }
+
+    #[derive(Debug)]
+    enum FakeOutcome {
+        /// The driver refuses the proposal.
+        Refused(ReplicationError),
+        /// Accepted; then committed at this offset, or lost.
+        Committed(Result<i64, ReplicationError>),
+    }
+
+    impl Replicator for FakeReplicator {
+        fn leader_term(&self) -> Option<u64> {
+            *self.term.lock()
+        }
+
+        fn propose(&self, records: Bytes, term: u64) -> Result<Accepted, DriverGone> {
+            self.proposed.lock().push((records, term));
+            let outcome = self
+                .outcomes
+                .lock()
+                .pop_front()
+                .flatten()
+                .ok_or(DriverGone)?;
+            Ok(Accepted::new(async move {
+                Ok(match outcome {
+                    FakeOutcome::Refused(e) => Err(e),
+                    FakeOutcome::Committed(r) => {
+                        Ok(Box::pin(async move { r }) as crate::replicator::Committed)
+                    }
+                })
+            }))
+        }
+
+        fn commit_wait(&self) -> std::time::Duration {
+            std::time::Duration::from_secs(5)
+        }
+
+        fn compact(&self, offset: i64) {
+            self.compacted.lock().push(offset);
+        }
+    }
+
+    use crate::replicator::DriverGone;
+    use starlog_replication::GroupId;
+
+    fn replicated(fake: &Arc<FakeReplicator>) -> (tempfile::TempDir, Partition, HighWatermark) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path(), "t", 0, LogConfig::default()).unwrap();
+        let hw = HighWatermark::new(0);
+        let partition = Partition::replicated(
+            Arc::new(log),
+            hw.clone(),
+            Arc::clone(fake) as Arc<dyn Replicator>,
+        );
+        (dir, partition, hw)
+    }
+
+    fn not_leader() -> ReplicationError {
+        ReplicationError::NotLeader {
+            group: GroupId(1),
+            leader: Some(2),
+        }
+    }
+
+    fn code(e: AppendError) -> ResponseError {
+        match e {
+            AppendError::Replication { code, .. } => code,
+            other => panic!("not a replication error: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replicated_produce_resolves_to_the_committed_offset_and_a_retry_is_a_duplicate() {
+        let fake = Arc::new(FakeReplicator::default());
+        *fake.term.lock() = Some(3);
+        fake.outcomes
+            .lock()
+            .push_back(Some(FakeOutcome::Committed(Ok(42))));
+        let (_dir, partition, hw) = replicated(&fake);
+        assert!(!partition.leads_alone() && !partition.trims_locally());
+        assert_eq!(partition.leader_epoch(), 3);
+        assert_eq!(partition.leader_error(), None);
+        let sent = batch(9, 0, 2);
+        let appended = partition.append(sent.clone(), 0).await.unwrap();
+        assert_eq!(appended.base_offset, 42);
+        // Proposed as sent, in the term the producer checks were made in.
+        assert_eq!(fake.proposed.lock().as_slice(), &[(sent.clone(), 3)]);
+        // The high watermark is the driver's to move, through its handle.
+        assert_eq!(partition.high_watermark(), 0);
+        hw.publish(44);
+        assert_eq!(partition.high_watermark(), 44);
+        // The producer table settled the batch at its committed offset.
+        let retry = partition.write(sent, 0).await.unwrap();
+        assert!(
+            matches!(
+                retry,
+                Written::Duplicate {
+                    base_offset: 42,
+                    last_offset: 43
+                }
+            ),
+            "{retry:?}"
+        );
+        assert_eq!(fake.proposed.lock().len(), 1);
+        // Retention goes to the group, never straight to the log.
+        assert!(matches!(partition.apply_retention(i64::MAX), Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn a_follower_or_a_leader_that_steps_down_answers_not_leader() {
+        let fake = Arc::new(FakeReplicator::default());
+        let (_dir, partition, _hw) = replicated(&fake);
+        // Not the leader: refused before anything is proposed.
+        assert_eq!(partition.leader_epoch(), -1);
+        assert_eq!(
+            partition.leader_error(),
+            Some(ResponseError::NotLeaderOrFollower)
+        );
+        let e = partition.append(batch(-1, 0, 1), 0).await.unwrap_err();
+        assert_eq!(code(e), ResponseError::NotLeaderOrFollower);
+        assert!(fake.proposed.lock().is_empty());
+
+        *fake.term.lock() = Some(5);
+        {
+            let mut outcomes = fake.outcomes.lock();
+            // Stepped down between the check and the driver's turn.
+            outcomes.push_back(Some(FakeOutcome::Refused(not_leader())));
+            // Accepted, then superseded by a new leader before a quorum.
+            outcomes.push_back(Some(FakeOutcome::Committed(Err(not_leader()))));
+            // The driver thread is gone.
+            outcomes.push_back(None);
+            // A batch the group cannot take.
+            outcomes.push_back(Some(FakeOutcome::Committed(Err(
+                ReplicationError::BatchTooLarge {
+                    group: GroupId(1),
+                    batch_index: 0,
+                    size: 10,
+                    max: 1,
+                },
+            ))));
+        }
+        for want in [
+            ResponseError::NotLeaderOrFollower,
+            ResponseError::NotLeaderOrFollower,
+            ResponseError::NotLeaderOrFollower,
+            ResponseError::MessageTooLarge,
+        ] {
+            let e = partition.append(batch(4, 0, 1), 0).await.unwrap_err();
+            assert_eq!(code(e), want);
+        }
+        // Each failure forgot the producer table: sequence 0 is still the
+        // next one, and now it commits.
+        fake.outcomes
+            .lock()
+            .push_back(Some(FakeOutcome::Committed(Ok(0))));
+        let ok = partition.append(batch(4, 0, 1), 0).await.unwrap();
+        assert_eq!(ok.base_offset, 0);
     }
 }

@@ -13,10 +13,12 @@ use tokio::task::JoinSet;
 use starlog_storage::MetaStore;
 
 use crate::backend::MetaBackend;
-use crate::broker::{now_ms, Broker};
-use crate::cluster::{self, Cluster};
+use crate::broker::{self, Broker};
+use crate::clock::now_ms;
+use crate::cluster;
 use crate::config::BrokerConfig;
 use crate::connection;
+use crate::control::{Control, SingleBroker};
 use crate::dispatch::Peer;
 use crate::extensions::{ExtensionError, Extensions, LocalAddrs, RunningTask};
 use crate::groups::{GroupConfig, GroupCoordinator};
@@ -64,6 +66,7 @@ pub enum StartError {
 pub struct Server {
     broker: Arc<Broker>,
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     registry_addr: Option<SocketAddr>,
     pipelines: Vec<RunningPipeline>,
     mirrors: Vec<RunningTask>,
@@ -116,22 +119,33 @@ impl Server {
             ..GroupConfig::default()
         };
         let (shutdown, _) = watch::channel(false);
-        let cluster = match &config.cluster {
-            Some(_) => Some(
-                Cluster::start(&config, Arc::clone(&topics), shutdown.subscribe())
-                    .await
-                    .map_err(|e| StartError::Cluster(e.to_string()))?,
-            ),
-            None => None,
-        };
-        // In a cluster, committed offsets are replicated through the metadata group.
-        let backend: Arc<dyn crate::groups::GroupBackend> = match &cluster {
-            Some(c) => Arc::new(cluster::offsets::ClusterBackend::new(
-                Arc::clone(c),
-                Arc::clone(&topics),
-            )),
-            None => Arc::new(MetaBackend::new(Arc::clone(&topics))),
-        };
+        // The mode is picked here, once: a broker alone, or a member of a
+        // cluster (where committed offsets are replicated through the
+        // metadata group).
+        let (host, port) = broker::advertised(&config, addr.port());
+        let (control, backend): (Arc<dyn Control>, Arc<dyn crate::groups::GroupBackend>) =
+            match &config.cluster {
+                Some(settings) => {
+                    let start = cluster::Start {
+                        node_id: config.node_id,
+                        settings: settings.clone(),
+                        data_dir: config.data_dir.clone(),
+                        base: config.base_log_config(),
+                    };
+                    let me = (
+                        kafka_protocol::messages::BrokerId(config.node_id),
+                        host,
+                        port,
+                    );
+                    cluster::start(start, me, Arc::clone(&topics), shutdown.subscribe())
+                        .await
+                        .map_err(|e| StartError::Cluster(e.to_string()))?
+                }
+                None => (
+                    Arc::new(SingleBroker::new(config.node_id, host, port)),
+                    Arc::new(MetaBackend::new(Arc::clone(&topics))),
+                ),
+            };
         let groups = GroupCoordinator::new(backend, group_config);
         let schemas = if config.schema_registry.enabled {
             Some(Arc::new(
@@ -141,8 +155,7 @@ impl Server {
         } else {
             None
         };
-        let mut broker = Broker::new(config, topics, groups, schemas, addr.port());
-        broker.cluster = cluster;
+        let mut broker = Broker::new(config, topics, groups, schemas, control, addr.port());
         broker.schema_rule = broker
             .schema_rule
             .take()
@@ -168,9 +181,8 @@ impl Server {
             .iter()
             .map(|m| (m.name.clone(), Arc::clone(&m.counters)))
             .collect();
-        let registry_addr = match schemas {
-            Some(store) => {
-                let listen = broker.config.schema_registry.listen;
+        let http_addr = match broker.config.http_listen() {
+            Some(listen) => {
                 let bind_err = |source| StartError::Bind {
                     addr: listen,
                     source,
@@ -178,20 +190,30 @@ impl Server {
                 let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
                 let bound = listener.local_addr().map_err(bind_err)?;
                 let statuses = pipelines.iter().map(|p| Arc::clone(&p.status)).collect();
-                let mut router = registry::http::router(store).merge(metrics::router_with_mirrors(
+                let mut router = match &schemas {
+                    Some(store) => registry::http::router(Arc::clone(store)),
+                    None => axum::Router::new(),
+                };
+                router = router.merge(metrics::router_with_mirrors(
                     Arc::clone(&broker),
                     statuses,
                     mirror_statuses,
                 ));
-                if let Some(c) = &broker.cluster {
-                    router = router.merge(cluster::http::router(Arc::clone(c)));
+                if let Some(routes) = broker.control.http_routes() {
+                    router = router.merge(routes);
                 }
                 tasks.spawn(http::serve(listener, router, shutdown.subscribe()));
-                tracing::info!(addr = %bound, "schema registry and /metrics listening");
+                tracing::info!(addr = %bound, registry = schemas.is_some(), "HTTP listener listening (/metrics; /cluster/* in cluster mode; the registry when enabled)");
                 Some(bound)
             }
-            None => None,
+            None => {
+                if schemas.is_some() {
+                    tracing::warn!("the schema registry is enabled but the HTTP listener is off (http.enabled: false): its API is not served");
+                }
+                None
+            }
         };
+        let registry_addr = http_addr.filter(|_| schemas.is_some());
         tasks.spawn(accept_loop(
             Arc::clone(&broker),
             listener,
@@ -213,6 +235,7 @@ impl Server {
         Ok(Self {
             broker,
             addr,
+            http_addr,
             registry_addr,
             pipelines,
             mirrors,
@@ -226,7 +249,14 @@ impl Server {
         self.addr
     }
 
-    /// The schema registry's bound address, when enabled.
+    /// The HTTP listener's bound address (`/metrics`, `/cluster/*`, and
+    /// the registry's routes when it is enabled), when it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The schema registry's bound address (the HTTP listener's), when the
+    /// registry is enabled and the listener is on.
     pub fn registry_addr(&self) -> Option<SocketAddr> {
         self.registry_addr
     }
@@ -261,9 +291,7 @@ impl Server {
         {
             tracing::error!("waiting for pipelines failed during shutdown");
         }
-        if let Some(c) = &self.broker.cluster {
-            c.shutdown().await;
-        }
+        self.broker.control.shutdown().await;
         let broker = Arc::clone(&self.broker);
         let flushed = tokio::task::spawn_blocking(move || {
             for topic in broker.topics.all() {
@@ -376,19 +404,8 @@ async fn retention_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>
 pub fn run_retention(broker: &Broker, now: i64) {
     for topic in broker.topics.all() {
         for (i, p) in topic.hosted() {
-            if let Some(replica) = p.replica() {
-                // Replicated logs are trimmed through their Raft group (log
-                // and index translation together), never behind its back.
-                if let Some(offset) = p.log().retention_point(now) {
-                    let _ = replica.inbox.send(crate::cluster::Input::Compact {
-                        group: replica.group,
-                        offset,
-                    });
-                }
-                continue;
-            }
-            match p.log().apply_retention(now) {
-                Ok(outcome) if outcome.segments_deleted > 0 => tracing::info!(
+            match p.apply_retention(now) {
+                Ok(Some(outcome)) if outcome.segments_deleted > 0 => tracing::info!(
                     topic = %topic.name,
                     partition = i,
                     segments = outcome.segments_deleted,

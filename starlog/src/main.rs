@@ -41,7 +41,8 @@ enum Command {
         /// Override the data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Override the HTTP listener (schema registry, /metrics, /cluster), e.g. 127.0.0.1:8082.
+        /// Override the HTTP listener's address and turn it on (`http.listen`:
+        /// /metrics, /cluster, and the schema registry when enabled), e.g. 127.0.0.1:8082.
         #[arg(long)]
         http: Option<SocketAddr>,
         /// Override the node id (in a cluster: this broker's entry in the peers).
@@ -85,7 +86,7 @@ enum ClusterCommand {
     /// Print every partition's leader, term, commit index, high watermark and
     /// replica lag as one broker sees them.
     Status {
-        /// The broker's HTTP address (its `schema_registry.listen`).
+        /// The broker's HTTP address (its `http.listen`, or `schema_registry.listen`).
         #[arg(long, default_value = "127.0.0.1:8081")]
         http: SocketAddr,
         /// Print the raw JSON document instead of a table.
@@ -264,7 +265,7 @@ fn main() -> anyhow::Result<()> {
                 cfg.data_dir = d;
             }
             if let Some(h) = http {
-                cfg.schema_registry.listen = h;
+                cfg.set_http_listen(h);
             }
             if let Some(id) = node_id {
                 cfg.node_id = id;

@@ -9,91 +9,20 @@
 //! `/metrics` and `starlog cluster status`.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use starlog_replication::{
-    Driver, DriverConfig, Envelope, GroupId, GroupSpec, GroupStatus, NodeId, PersistMode, Proposal,
-    ReplicationError, Role,
+    Driver, DriverConfig, GroupId, GroupStatus, NodeId, PersistMode, ReplicationError, Role,
 };
-use starlog_storage::PartitionLog;
 use tokio::sync::oneshot;
 
+use super::inbox::Input;
 use super::metadata::{self, MetaCommand, METADATA_GROUP};
 use super::transport::TcpTransport;
-use super::view::{Announced, ClusterView};
-use crate::partition::Partition;
-
-/// Where the driver loop's inputs go.
-pub type Inbox = Sender<Input>;
-
-/// A reply channel.
-pub type Reply<T> = oneshot::Sender<Result<T, ReplicationError>>;
-
-/// What the driver loop is asked to do.
-#[derive(Debug)]
-pub enum Input {
-    /// Raft messages from a peer.
-    Envelopes(Vec<Envelope>),
-    /// Propose batches on the leader, if it still leads in `term`.
-    Propose {
-        /// The partition group.
-        group: GroupId,
-        /// One or more record batches.
-        records: Bytes,
-        /// The term the caller's producer checks were made in.
-        term: u64,
-        /// The proposal, or why it was refused.
-        reply: Reply<Proposal>,
-    },
-    /// Propose from any replica (forwarded to the leader); the outcome is read from the log.
-    Forward {
-        /// The group (the metadata group).
-        group: GroupId,
-        /// One record batch.
-        records: Bytes,
-        /// Accepted for forwarding, or refused.
-        reply: Reply<()>,
-    },
-    /// Open a partition's Raft group here.
-    AddGroup {
-        /// The group and its directory.
-        spec: GroupSpec,
-        /// Campaign at once when the group is new (preferred leader).
-        campaign: bool,
-        /// Its log and current high watermark.
-        reply: Reply<(Arc<PartitionLog>, i64)>,
-    },
-    /// Start publishing this group's high watermark into `partition`.
-    Attach {
-        /// The group.
-        group: GroupId,
-        /// The served partition over the group's log.
-        partition: Arc<Partition>,
-    },
-    /// Retention: trim `group`'s log before the batch holding `offset`.
-    Compact {
-        /// The group.
-        group: GroupId,
-        /// The first offset to keep.
-        offset: i64,
-    },
-    /// Close a group this broker no longer replicates and stop publishing
-    /// into its partition (the caller deletes the directory).
-    RemoveGroup {
-        /// The group.
-        group: GroupId,
-        /// Answered once closed.
-        reply: Reply<()>,
-    },
-    /// Sync and close every group, then stop.
-    Shutdown {
-        /// Answered once closed.
-        reply: oneshot::Sender<()>,
-    },
-}
+use super::view::{Announced, ClusterView, ISR_MAX_LAG_ENTRIES};
+use crate::watermark::HighWatermark;
 
 /// How often commit and applied indexes are checkpointed. Each checkpoint
 /// is a durable state-file write per group (three fsyncs) on the driver
@@ -105,7 +34,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 /// with the lag of the replicas that left it.
 fn log_isr_changes(statuses: &[GroupStatus], last: &mut HashMap<GroupId, Vec<NodeId>>) {
     for s in statuses.iter().filter(|s| s.role == Role::Leader) {
-        let now = s.in_sync_replicas(crate::handlers::metadata::ISR_MAX_LAG_ENTRIES);
+        let now = s.in_sync_replicas(ISR_MAX_LAG_ENTRIES);
         let before = last.insert(s.group, now.clone());
         if before.as_ref().is_some_and(|b| *b != now) {
             let lagging: Vec<(NodeId, u64)> = s
@@ -200,7 +129,7 @@ fn announce(
             leader: s.node,
             term: s.term,
             replicas,
-            isr: s.in_sync_replicas(crate::handlers::metadata::ISR_MAX_LAG_ENTRIES),
+            isr: s.in_sync_replicas(ISR_MAX_LAG_ENTRIES),
         };
         if placement.announced.get(&s.group) == Some(&now) {
             continue;
@@ -265,7 +194,7 @@ const PERSIST_POLL: Duration = Duration::from_millis(5);
 const MAX_INPUTS_PER_TURN: usize = 4096;
 
 /// Runs the loop until [`Input::Shutdown`] or until every sender is gone.
-pub fn run(
+pub(super) fn run(
     config: DriverConfig,
     transport: TcpTransport,
     inputs: Receiver<Input>,
@@ -283,7 +212,7 @@ pub fn run(
     let mut driver = Driver::new(config, transport);
     driver.set_metrics(Arc::clone(&metrics));
     driver.set_persist_waker(waker);
-    let mut partitions: HashMap<GroupId, Arc<Partition>> = HashMap::new();
+    let mut partitions: HashMap<GroupId, HighWatermark> = HashMap::new();
     let mut next_tick = Instant::now() + tick;
     let mut next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
     let mut stop = None;
@@ -339,9 +268,9 @@ pub fn run(
             }
         }
         let stats = driver.run_turn();
-        for (group, partition) in &partitions {
+        for (group, high_watermark) in &partitions {
             if let Some(hw) = driver.high_watermark(*group) {
-                partition.publish(hw);
+                high_watermark.publish(hw);
             }
         }
         if ticked || stats.groups_ready > 0 {
@@ -367,7 +296,7 @@ pub fn run(
 
 fn handle(
     driver: &mut Driver<TcpTransport>,
-    partitions: &mut HashMap<GroupId, Arc<Partition>>,
+    partitions: &mut HashMap<GroupId, HighWatermark>,
     input: Input,
 ) -> Option<oneshot::Sender<()>> {
     match input {
@@ -412,8 +341,11 @@ fn handle(
             });
             let _ = reply.send(result);
         }
-        Input::Attach { group, partition } => {
-            partitions.insert(group, partition);
+        Input::Attach {
+            group,
+            high_watermark,
+        } => {
+            partitions.insert(group, high_watermark);
         }
         Input::Compact { group, offset } => {
             if let Err(e) = driver.compact(group, offset) {

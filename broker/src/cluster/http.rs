@@ -14,10 +14,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use starlog_replication::{GroupStatus, Role};
 
-use super::{Cluster, PeerSettings};
+use super::config::PeerSettings;
+use super::node::Cluster;
 
 /// The cluster routes.
-pub fn router(cluster: Arc<Cluster>) -> Router {
+pub(super) fn router(cluster: Arc<Cluster>) -> Router {
     let mut r = Router::new()
         .route("/cluster/status", get(status))
         .route("/cluster/brokers", post(add_broker))

@@ -500,7 +500,7 @@ pub fn encode(cmd: &MetaCommand) -> Result<Bytes, String> {
         timestamp_type: TimestampType::Creation,
         offset: 0,
         sequence: -1,
-        timestamp: crate::broker::now_ms(),
+        timestamp: crate::clock::now_ms(),
         key: None,
         value: Some(Bytes::from(value)),
         headers: Default::default(),

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use starlog_storage::CommittedOffset;
 
 use super::metadata::MetaCommand;
-use super::Cluster;
+use super::node::Cluster;
 use crate::groups::GroupBackend;
 use crate::topics::TopicRegistry;
 
 /// The group coordinator's backend in cluster mode (see the module docs).
 #[derive(Debug)]
-pub struct ClusterBackend {
+pub(super) struct ClusterBackend {
     cluster: Arc<Cluster>,
     topics: Arc<TopicRegistry>,
     runtime: tokio::runtime::Handle,
@@ -25,7 +25,7 @@ pub struct ClusterBackend {
 
 impl ClusterBackend {
     /// A backend proposing through `cluster` and reading `topics`' metadata store.
-    pub fn new(cluster: Arc<Cluster>, topics: Arc<TopicRegistry>) -> Self {
+    pub(super) fn new(cluster: Arc<Cluster>, topics: Arc<TopicRegistry>) -> Self {
         Self {
             cluster,
             topics,

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use super::driver_loop::{Inbox, Input};
+use super::inbox::{Inbox, Input};
 
 /// Largest frame accepted from a peer.
 pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
@@ -82,7 +82,7 @@ impl Faults {
         self.unreachable.read().contains(&peer)
     }
 
-    fn set_reachable(&self, peer: NodeId, reachable: bool) {
+    pub(super) fn set_reachable(&self, peer: NodeId, reachable: bool) {
         if reachable != self.unreachable(peer) {
             return;
         }

@@ -7,9 +7,13 @@ use std::net::SocketAddr;
 use parking_lot::RwLock;
 use starlog_replication::{GroupId, GroupStatus, NodeId, Role};
 
+/// A follower more than this many Raft entries behind the leader is out of
+/// the in-sync replica set.
+pub(super) const ISR_MAX_LAG_ENTRIES: u64 = 1_000;
+
 /// The latest published statuses (see the module docs).
 #[derive(Debug, Default)]
-pub struct ClusterView {
+pub(crate) struct ClusterView {
     statuses: RwLock<HashMap<GroupId, GroupStatus>>,
     membership: RwLock<Membership>,
     placement: RwLock<Placement>,
@@ -143,7 +147,7 @@ impl Leadership {
                 leader: Some(s.node),
                 epoch: epoch(s.term),
                 replicas: replicas_of(s),
-                isr: s.in_sync_replicas(crate::handlers::metadata::ISR_MAX_LAG_ENTRIES),
+                isr: s.in_sync_replicas(ISR_MAX_LAG_ENTRIES),
             };
         }
         let local = local.filter(|s| s.leader.is_some() && s.failed.is_none());
@@ -173,6 +177,7 @@ impl Leadership {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use starlog_replication::{ReplicaState, ReplicaStatus};
 
     fn status(node: NodeId, role: Role, leader: Option<NodeId>, term: u64) -> GroupStatus {
         GroupStatus {
@@ -229,5 +234,52 @@ mod tests {
         let leader = status(1, Role::Leader, Some(1), 8);
         let l = Leadership::of(Some(&leader), Some(&announced(3, 7)), vec![9]);
         assert_eq!((l.leader, l.epoch), (Some(1), 8));
+    }
+
+    fn replica(node: NodeId, lag_entries: u64, recently_active: bool) -> ReplicaStatus {
+        ReplicaStatus {
+            node,
+            matched_index: 0,
+            next_index: 1,
+            lag_entries,
+            matched_offset: Some(0),
+            lag_offsets: Some(0),
+            state: ReplicaState::Replicate,
+            recently_active,
+        }
+    }
+
+    #[test]
+    fn a_leaders_own_isr_leaves_out_lagging_and_silent_followers() {
+        let mut leader = status(1, Role::Leader, Some(1), 6);
+        leader.replicas = vec![
+            replica(1, 0, true),
+            replica(2, ISR_MAX_LAG_ENTRIES, true),
+            replica(3, ISR_MAX_LAG_ENTRIES + 1, true),
+            replica(4, 0, false),
+        ];
+        let l = Leadership::of(Some(&leader), None, vec![9]);
+        assert_eq!((l.leader, l.epoch), (Some(1), 6));
+        assert_eq!(l.isr, vec![1, 2]);
+    }
+
+    #[test]
+    fn a_failed_group_or_a_follower_without_a_leader_defers_to_the_announcement() {
+        // A leader whose group failed (its disk, typically) names nobody itself.
+        let mut failed = status(1, Role::Leader, Some(1), 9);
+        failed.failed = Some("disk".into());
+        let l = Leadership::of(Some(&failed), Some(&announced(2, 7)), vec![9]);
+        assert_eq!((l.leader, l.epoch, l.isr), (Some(2), 7, vec![1]));
+        let l = Leadership::of(Some(&failed), None, vec![9]);
+        assert_eq!((l.leader, l.epoch), (None, -1));
+        // A follower in an election (no leader known) at a newer term.
+        let electing = status(2, Role::Candidate, None, 10);
+        let l = Leadership::of(Some(&electing), Some(&announced(3, 7)), vec![9]);
+        assert_eq!((l.leader, l.epoch), (Some(3), 7));
+        // A follower's own view names the voters as in sync (it cannot know
+        // better, and an announcement as new is preferred, as tested above).
+        let follower = status(2, Role::Follower, Some(1), 8);
+        let l = Leadership::of(Some(&follower), Some(&announced(3, 7)), vec![9]);
+        assert_eq!((l.leader, l.epoch, l.isr), (Some(1), 8, vec![1, 2, 3]));
     }
 }

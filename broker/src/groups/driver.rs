@@ -7,7 +7,19 @@
 
 use std::sync::Arc;
 
-use super::registry::GroupCell;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::group::Group;
+
+/// A group and the wake-up signal of its timer task.
+#[derive(Debug)]
+pub(super) struct GroupCell {
+    pub(super) group: Mutex<Group>,
+    /// Notified when a request added or advanced a deadline of the group
+    /// (`Group::timers_changed`), so its timer task recomputes when to wake.
+    pub(super) wake: Notify,
+}
 
 pub(super) fn spawn(cell: Arc<GroupCell>) {
     tokio::spawn(async move {

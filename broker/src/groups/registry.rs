@@ -14,19 +14,10 @@ use tokio::time::Instant;
 
 use super::clock::Clock;
 use super::config::GroupConfig;
-use super::driver;
+use super::driver::{self, GroupCell};
 use super::error::GroupError;
 use super::group::Group;
 use super::state::GroupState;
-
-/// A group and the wake-up signal of its timer task.
-#[derive(Debug)]
-pub(super) struct GroupCell {
-    pub(super) group: Mutex<Group>,
-    /// Notified when a request added or advanced a deadline of the group
-    /// (`Group::timers_changed`), so its timer task recomputes when to wake.
-    pub(super) wake: Notify,
-}
 
 /// All groups that have members, pending members or recent activity.
 #[derive(Debug)]

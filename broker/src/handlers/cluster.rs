@@ -52,21 +52,7 @@ pub fn describe_cluster(broker: &Broker, _req: DescribeClusterRequest) -> Descri
 /// The group coordinator: this broker, or in a cluster the controller (the
 /// metadata group's leader), so every member of a group meets on one broker.
 fn coordinator(broker: &Broker) -> (BrokerId, StrBytes, i32) {
-    let me = (
-        BrokerId(broker.node_id()),
-        broker.advertised_host.clone(),
-        broker.advertised_port,
-    );
-    let Some(c) = &broker.cluster else {
-        return me;
-    };
-    let Some(id) = c.controller() else {
-        return me;
-    };
-    super::metadata::brokers(broker)
-        .into_iter()
-        .find(|(b, _, _)| b.0 == id)
-        .unwrap_or(me)
+    broker.control.coordinator()
 }
 
 /// Coordinator key type for transactions (groups are 0).

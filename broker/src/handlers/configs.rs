@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use crate::control::AdminChange;
 use crate::topic_configs;
 
 /// Resource type of a topic.
@@ -137,11 +138,11 @@ fn apply(
             format!("topic {name} does not exist"),
         ));
     };
-    if broker.cluster.is_some() {
-        return Err((
-            ResponseError::InvalidRequest,
-            format!("topic {name}: altering configs is not supported on a replicated cluster yet (set them at creation)"),
-        ));
+    if let Some(refusal) = broker
+        .control
+        .refuses(AdminChange::AlterConfigs { topic: name })
+    {
+        return Err(refusal);
     }
     let mut configs = topic.configs.clone();
     change(&mut configs)

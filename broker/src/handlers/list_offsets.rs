@@ -78,13 +78,7 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> L
             };
             // The leader epoch field exists from v4 on (older versions
             // cannot encode it).
-            let epoch = match partition.replica() {
-                Some(r) => r
-                    .view
-                    .leader_term(r.group)
-                    .map_or(-1, |t| i32::try_from(t).unwrap_or(i32::MAX)),
-                None => 0,
-            };
+            let epoch = partition.leader_epoch();
             let base = base.with_offset(offset).with_timestamp(timestamp);
             partitions.push(if version >= 4 {
                 base.with_leader_epoch(epoch)

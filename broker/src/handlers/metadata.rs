@@ -12,40 +12,17 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use crate::control::NewTopic;
 use crate::topics::Topic;
 
-/// A follower more than this many Raft entries behind the leader is out of
-/// the in-sync replica set.
-pub const ISR_MAX_LAG_ENTRIES: u64 = 1_000;
-
-/// The brokers to advertise: this one, or every peer of its cluster.
+/// The brokers to advertise: this one, or every member of its cluster.
 pub fn brokers(broker: &Broker) -> Vec<(BrokerId, StrBytes, i32)> {
-    match &broker.cluster {
-        Some(c) => c
-            .brokers()
-            .iter()
-            .map(|p| {
-                (
-                    BrokerId(p.id),
-                    StrBytes::from_string(p.host.clone()),
-                    i32::from(p.port),
-                )
-            })
-            .collect(),
-        None => vec![(
-            BrokerId(broker.node_id()),
-            broker.advertised_host.clone(),
-            broker.advertised_port,
-        )],
-    }
+    broker.control.brokers()
 }
 
 /// The controller to advertise: the metadata group's leader in a cluster.
 pub fn controller(broker: &Broker) -> BrokerId {
-    match &broker.cluster {
-        Some(c) => BrokerId(c.controller().unwrap_or(-1)),
-        None => BrokerId(broker.node_id()),
-    }
+    broker.control.controller()
 }
 
 /// Handles a Metadata request.
@@ -81,14 +58,14 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
     // In a cluster, a partition whose leader just died is held back for a
     // moment: its followers elect a new one within a few ticks, and the
     // client then learns it now instead of at its next periodic refresh.
-    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    let deadline = tokio::time::Instant::now() + broker.control.leader_wait();
     let topics = loop {
         let topics = topics_for(broker, wanted.as_deref(), auto_create, node).await;
         let leaderless = topics
             .iter()
             .flat_map(|t| &t.partitions)
             .any(|p| p.error_code == ResponseError::LeaderNotAvailable.code());
-        if !leaderless || broker.cluster.is_none() || tokio::time::Instant::now() >= deadline {
+        if !leaderless || tokio::time::Instant::now() >= deadline {
             break topics;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -101,9 +78,6 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
         .with_controller_id(controller(broker))
         .with_topics(topics)
 }
-
-/// How long Metadata waits for partitions without a known leader to get one.
-pub const LEADER_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The topics part of a Metadata response: every topic, or those asked for.
 async fn topics_for(
@@ -150,22 +124,15 @@ async fn lookup(
     }
     let partitions = broker.config.topics.default_partitions;
     let max = broker.config.topics.max_partitions;
-    let created = match &broker.cluster {
-        Some(c) => {
-            let request = crate::cluster::NewTopic {
-                name,
-                partitions,
-                replication_factor: -1,
-                configs: BTreeMap::new(),
-                validate_only: false,
-                max_partitions: max,
-            };
-            c.create_topic(&broker.topics, request).await
-        }
-        None => broker
-            .topics
-            .create(name, partitions, BTreeMap::new(), false, max),
+    let request = NewTopic {
+        name,
+        partitions,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+        validate_only: false,
+        max_partitions: max,
     };
+    let created = broker.control.create_topic(&broker.topics, request).await;
     match created {
         Ok(t) => describe(broker, &t, node),
         // Lost a race with another creator: describe the winner.
@@ -187,31 +154,21 @@ fn error_topic(name: &str, code: ResponseError) -> MetadataResponseTopic {
 }
 
 /// A topic's metadata: this broker leads an unreplicated partition; a
-/// replicated one names its Raft leader, term, replicas and in-sync
-/// replicas, whether this broker hosts it or not.
+/// replicated one names its leader, epoch, replicas and in-sync replicas as
+/// the broker's mode knows them, whether this broker hosts it or not.
 pub fn describe(broker: &Broker, topic: &Arc<Topic>, node: BrokerId) -> MetadataResponseTopic {
-    let ids = |v: &[u64]| -> Vec<BrokerId> {
-        v.iter()
-            .map(|&n| BrokerId(i32::try_from(n).unwrap_or(-1)))
-            .collect()
-    };
+    let ids = |v: &[i32]| -> Vec<BrokerId> { v.iter().map(|&n| BrokerId(n)).collect() };
     let partitions = (0..topic.partition_count())
         .map(|i| {
             let base = MetadataResponsePartition::default().with_partition_index(i);
-            let local = topic.partition(i);
-            let cluster = broker.cluster.as_ref();
-            let leadership = match (local, cluster) {
-                (Some(p), _) if p.replica().is_none() => {
-                    return base
-                        .with_leader_id(node)
-                        .with_leader_epoch(0)
-                        .with_replica_nodes(vec![node])
-                        .with_isr_nodes(vec![node]);
-                }
-                (_, Some(c)) => c.leadership(&topic.name, i),
-                (_, None) => None,
-            };
-            let Some(l) = leadership else {
+            if topic.partition(i).is_some_and(|p| p.leads_alone()) {
+                return base
+                    .with_leader_id(node)
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node]);
+            }
+            let Some(l) = broker.control.leadership(&topic.name, i) else {
                 return base
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1))
@@ -222,7 +179,7 @@ pub fn describe(broker: &Broker, topic: &Arc<Topic>, node: BrokerId) -> Metadata
                 .with_replica_nodes(ids(&l.replicas))
                 .with_isr_nodes(ids(&l.isr));
             match l.leader {
-                Some(leader) => base.with_leader_id(BrokerId(i32::try_from(leader).unwrap_or(-1))),
+                Some(leader) => base.with_leader_id(BrokerId(leader)),
                 None => base
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1)),

@@ -21,44 +21,31 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 
-const SINGLE: &str = "this broker is not part of a cluster: it has no replicas to move";
-
 /// Handles AlterPartitionReassignments.
 pub async fn alter(
     broker: &Broker,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
-    let Some(cluster) = &broker.cluster else {
+    if let Err(why) = broker.control.check_reassignments() {
         return AlterPartitionReassignmentsResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code())
-            .with_error_message(Some(StrBytes::from_static_str(SINGLE)));
-    };
+            .with_error_message(Some(StrBytes::from_static_str(why)));
+    }
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let replicas: Option<Vec<i32>> = p.replicas.map(|r| r.iter().map(|b| b.0).collect());
-            let factor_changes = !req.allow_replication_factor_change
-                && replicas.as_ref().is_some_and(|r| {
-                    cluster
-                        .leadership(&name, p.partition_index)
-                        .is_some_and(|l| l.replicas.len() != r.len())
-                });
-            let outcome = if factor_changes {
-                Err((
-                    ResponseError::InvalidReplicationFactor,
-                    format!(
-                        "{name}-{}: the new replicas change the replication factor, which the request does not allow",
-                        p.partition_index
-                    ),
-                ))
-            } else {
-                cluster
-                    .reassign(&name, p.partition_index, replicas)
-                    .await
-                    .map_err(|e| (e.code, e.message))
-            };
+            let outcome = broker
+                .control
+                .reassign(
+                    &name,
+                    p.partition_index,
+                    replicas,
+                    req.allow_replication_factor_change,
+                )
+                .await;
             let base =
                 ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
             partitions.push(match outcome {
@@ -87,16 +74,13 @@ pub fn list(
     broker: &Broker,
     req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
-    let Some(cluster) = &broker.cluster else {
-        return ListPartitionReassignmentsResponse::default();
-    };
     let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
     let mut topics: BTreeMap<String, Vec<OngoingPartitionReassignment>> = BTreeMap::new();
-    for r in cluster.reassignments() {
+    for r in broker.control.reassignments() {
         let asked = wanted
             .as_ref()
             .is_none_or(|w| w.get(&r.topic).is_some_and(|ps| ps.contains(&r.partition)));

@@ -17,20 +17,11 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use crate::control::{AdminChange, NewTopic};
 use crate::topic_configs;
 
 fn msg(s: String) -> Option<StrBytes> {
     Some(StrBytes::from_string(s))
-}
-
-/// The error for an admin operation a cluster does not support yet.
-fn cluster_unsupported(broker: &Broker, what: &str) -> Option<(ResponseError, String)> {
-    broker.cluster.as_ref().map(|_| {
-        (
-            ResponseError::InvalidRequest,
-            format!("{what} is not supported on a replicated cluster yet"),
-        )
-    })
 }
 
 /// Handles CreateTopics.
@@ -44,13 +35,13 @@ pub async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateT
         } else {
             t.num_partitions
         };
-        if broker.cluster.is_none() && !(t.replication_factor == -1 || t.replication_factor == 1) {
+        if let Err(e) = broker
+            .control
+            .check_replication_factor(&name, t.replication_factor)
+        {
             results.push(
-                base.with_error_code(ResponseError::InvalidReplicationFactor.code())
-                    .with_error_message(msg(format!(
-                        "topic {name}: replication factor {} exceeds the 1 available broker",
-                        t.replication_factor
-                    ))),
+                base.with_error_code(e.code.code())
+                    .with_error_message(msg(e.message)),
             );
             continue;
         }
@@ -84,29 +75,16 @@ pub async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateT
             continue;
         }
         let max = broker.config.topics.max_partitions;
-        let (created, factor) = match &broker.cluster {
-            Some(c) => (
-                c.create_topic(
-                    &broker.topics,
-                    crate::cluster::NewTopic {
-                        name: &name,
-                        partitions,
-                        replication_factor: t.replication_factor,
-                        configs,
-                        validate_only: req.validate_only,
-                        max_partitions: max,
-                    },
-                )
-                .await,
-                i16::try_from(c.brokers().len()).unwrap_or(i16::MAX),
-            ),
-            None => (
-                broker
-                    .topics
-                    .create(&name, partitions, configs, req.validate_only, max),
-                1,
-            ),
+        let request = NewTopic {
+            name: &name,
+            partitions,
+            replication_factor: t.replication_factor,
+            configs,
+            validate_only: req.validate_only,
+            max_partitions: max,
         };
+        let created = broker.control.create_topic(&broker.topics, request).await;
+        let factor = broker.control.reported_replication_factor();
         match created {
             Ok(topic) => results.push(
                 base.with_topic_id(uuid::Uuid::from_bytes(topic.id))
@@ -152,7 +130,7 @@ pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsR
                     .with_error_code(ResponseError::UnknownTopicId.code())
                     .with_error_message(msg(format!("no topic with id {id}")));
             };
-            if let Some((code, message)) = cluster_unsupported(broker, "deleting topics") {
+            if let Some((code, message)) = broker.control.refuses(AdminChange::DeleteTopics) {
                 return base
                     .with_error_code(code.code())
                     .with_error_message(msg(message));
@@ -179,7 +157,7 @@ pub fn create_partitions(
         .into_iter()
         .map(|t| {
             let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            if let Some((code, message)) = cluster_unsupported(broker, "adding partitions") {
+            if let Some((code, message)) = broker.control.refuses(AdminChange::AddPartitions) {
                 return base
                     .with_error_code(code.code())
                     .with_error_message(msg(message));
@@ -222,7 +200,7 @@ pub async fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> Delet
                     .push(base.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
             };
-            if partition.replica().is_some() {
+            if !partition.trims_locally() {
                 partitions.push(base.with_error_code(ResponseError::InvalidRequest.code()));
                 continue;
             }

@@ -24,7 +24,7 @@ use super::sink::{BrokerSink, OutputPartition};
 
 /// An output partition and its end offset at the last commit.
 type OutputMark = (OutputPartition, i64);
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::topics::TopicRegistry;
 
 /// Bytes read from one partition per step.

@@ -23,7 +23,7 @@ use starlog_processors::sink::Header;
 use starlog_processors::{SinkError, TopicSink};
 use tokio::runtime::Handle;
 
-use crate::broker::now_ms;
+use crate::clock::now_ms;
 use crate::topics::TopicRegistry;
 
 /// Header naming the input record an output came from.

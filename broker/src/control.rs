@@ -1,0 +1,342 @@
+//! The seam between the two modes of a broker: alone, or one member of a
+//! replicated cluster. [`Control`] answers everything the handlers ask that
+//! depends on the mode (brokers, controller, coordinator, fencing, topic
+//! creation and the admin changes a mode refuses, leadership as Metadata
+//! reports it, reassignment, `/metrics` and `/cluster/*` additions). The
+//! server picks the implementation once at start-up: [`SingleBroker`] here,
+//! or the cluster's (`cluster::start`), the way it picks the group
+//! coordinator's `GroupBackend`. No handler asks which mode it is in.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::topics::{Topic, TopicError, TopicRegistry};
+
+/// A broker as clients are told of it: id, host, port.
+pub type BrokerAddress = (BrokerId, StrBytes, i32);
+
+/// What Metadata says of a partition: its leader, epoch, replicas and
+/// in-sync replicas (broker ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leadership {
+    /// The leader, if one is known.
+    pub leader: Option<i32>,
+    /// The leader's epoch; -1 when unknown.
+    pub epoch: i32,
+    /// The replicas.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+/// A CreateTopics (or auto-create) request.
+#[derive(Debug, Clone)]
+pub struct NewTopic<'a> {
+    /// Topic name.
+    pub name: &'a str,
+    /// Partition count.
+    pub partitions: i32,
+    /// Replicas per partition: 1 up to the cluster size, or -1 for the default.
+    pub replication_factor: i16,
+    /// Config overrides.
+    pub configs: BTreeMap<String, String>,
+    /// Check only.
+    pub validate_only: bool,
+    /// Upper bound on the partition count.
+    pub max_partitions: i32,
+}
+
+/// A partition whose replicas are moving.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reassignment {
+    /// Topic.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The replicas its group has now (as its leader last announced).
+    pub current: Vec<i32>,
+    /// The replicas it is moving to.
+    pub target: Vec<i32>,
+}
+
+/// An admin change one mode may refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminChange<'a> {
+    /// DeleteTopics.
+    DeleteTopics,
+    /// CreatePartitions.
+    AddPartitions,
+    /// AlterConfigs / IncrementalAlterConfigs of this topic.
+    AlterConfigs {
+        /// The topic.
+        topic: &'a str,
+    },
+}
+
+/// Everything a handler asks that depends on the broker's mode (see the
+/// module docs).
+pub trait Control: Send + Sync + std::fmt::Debug + 'static {
+    /// The brokers to advertise (Metadata, DescribeCluster).
+    fn brokers(&self) -> Vec<BrokerAddress>;
+
+    /// The controller to advertise (-1 when none is known).
+    fn controller(&self) -> BrokerId;
+
+    /// The group coordinator every client is sent to.
+    fn coordinator(&self) -> BrokerAddress;
+
+    /// Whether this broker coordinates consumer groups now.
+    fn coordinates(&self) -> bool;
+
+    /// Waits (at most `limit`) until this broker is in touch with its
+    /// cluster; false when it is cut off (its view of the leaders may be
+    /// stale, so Metadata is refused and the connection closed).
+    fn wait_in_touch(&self, limit: Duration) -> BoxFuture<'_, bool>;
+
+    /// How long Metadata holds a response with a leaderless partition for
+    /// an election to end (zero: answer at once).
+    fn leader_wait(&self) -> Duration;
+
+    /// What Metadata says of a partition this broker does not lead alone
+    /// (`None`: nothing is known, LEADER_NOT_AVAILABLE).
+    fn leadership(&self, topic: &str, index: i32) -> Option<Leadership>;
+
+    /// Refuses a replication factor this mode cannot give before anything
+    /// else about a CreateTopics entry is checked.
+    fn check_replication_factor(&self, topic: &str, factor: i16) -> Result<(), TopicError>;
+
+    /// Creates a topic (or checks it, when `validate_only`).
+    fn create_topic<'a>(
+        &'a self,
+        topics: &'a TopicRegistry,
+        request: NewTopic<'a>,
+    ) -> BoxFuture<'a, Result<Arc<Topic>, TopicError>>;
+
+    /// The replication factor CreateTopics reports for a created topic.
+    fn reported_replication_factor(&self) -> i16;
+
+    /// The refusal of an admin change this mode does not make, if any.
+    fn refuses(&self, change: AdminChange<'_>) -> Option<(ResponseError, String)>;
+
+    /// Refuses AlterPartitionReassignments as a whole (a broker with no
+    /// replicas to move), with the reason.
+    fn check_reassignments(&self) -> Result<(), &'static str>;
+
+    /// Moves a partition's replicas (`None` cancels a move in progress).
+    fn reassign<'a>(
+        &'a self,
+        topic: &'a str,
+        partition: i32,
+        replicas: Option<Vec<i32>>,
+        allow_factor_change: bool,
+    ) -> BoxFuture<'a, Result<(), (ResponseError, String)>>;
+
+    /// The partitions whose replicas are moving.
+    fn reassignments(&self) -> Vec<Reassignment>;
+
+    /// Appends this mode's metric families to the `/metrics` page.
+    fn render_metrics(&self, page: &mut String);
+
+    /// This mode's HTTP routes (`/cluster/*`), if any.
+    fn http_routes(&self) -> Option<axum::Router>;
+
+    /// Stops what this mode runs (after the listeners and pipelines).
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A broker alone: it leads every partition, coordinates every group, and
+/// has no replicas to move.
+#[derive(Debug, Clone)]
+pub struct SingleBroker {
+    me: BrokerAddress,
+}
+
+impl SingleBroker {
+    /// This broker, as advertised to clients.
+    pub fn new(node_id: i32, host: StrBytes, port: i32) -> Self {
+        Self {
+            me: (BrokerId(node_id), host, port),
+        }
+    }
+}
+
+/// Why a single broker refuses reassignments.
+const SINGLE: &str = "this broker is not part of a cluster: it has no replicas to move";
+
+impl Control for SingleBroker {
+    fn brokers(&self) -> Vec<BrokerAddress> {
+        vec![self.me.clone()]
+    }
+
+    fn controller(&self) -> BrokerId {
+        self.me.0
+    }
+
+    fn coordinator(&self) -> BrokerAddress {
+        self.me.clone()
+    }
+
+    fn coordinates(&self) -> bool {
+        true
+    }
+
+    fn wait_in_touch(&self, _limit: Duration) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(true))
+    }
+
+    fn leader_wait(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn leadership(&self, _topic: &str, _index: i32) -> Option<Leadership> {
+        None
+    }
+
+    fn check_replication_factor(&self, topic: &str, factor: i16) -> Result<(), TopicError> {
+        if factor == -1 || factor == 1 {
+            return Ok(());
+        }
+        Err(TopicError::new(
+            ResponseError::InvalidReplicationFactor,
+            format!("topic {topic}: replication factor {factor} exceeds the 1 available broker"),
+        ))
+    }
+
+    fn create_topic<'a>(
+        &'a self,
+        topics: &'a TopicRegistry,
+        request: NewTopic<'a>,
+    ) -> BoxFuture<'a, Result<Arc<Topic>, TopicError>> {
+        let NewTopic {
+            name,
+            partitions,
+            configs,
+            validate_only,
+            max_partitions,
+            ..
+        } = request;
+        Box::pin(std::future::ready(topics.create(
+            name,
+            partitions,
+            configs,
+            validate_only,
+            max_partitions,
+        )))
+    }
+
+    fn reported_replication_factor(&self) -> i16 {
+        1
+    }
+
+    fn refuses(&self, _change: AdminChange<'_>) -> Option<(ResponseError, String)> {
+        None
+    }
+
+    fn check_reassignments(&self) -> Result<(), &'static str> {
+        Err(SINGLE)
+    }
+
+    fn reassign<'a>(
+        &'a self,
+        _topic: &'a str,
+        _partition: i32,
+        _replicas: Option<Vec<i32>>,
+        _allow_factor_change: bool,
+    ) -> BoxFuture<'a, Result<(), (ResponseError, String)>> {
+        Box::pin(std::future::ready(Err((
+            ResponseError::InvalidRequest,
+            SINGLE.to_string(),
+        ))))
+    }
+
+    fn reassignments(&self) -> Vec<Reassignment> {
+        Vec::new()
+    }
+
+    fn render_metrics(&self, _page: &mut String) {}
+
+    fn http_routes(&self) -> Option<axum::Router> {
+        None
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single() -> SingleBroker {
+        SingleBroker::new(7, StrBytes::from_static_str("host"), 9092)
+    }
+
+    #[tokio::test]
+    async fn a_single_broker_is_its_own_controller_coordinator_and_leader() {
+        let c = single();
+        let me = (BrokerId(7), StrBytes::from_static_str("host"), 9092);
+        assert_eq!(c.brokers(), vec![me.clone()]);
+        assert_eq!(c.controller(), BrokerId(7));
+        assert_eq!(c.coordinator(), me);
+        assert!(c.coordinates());
+        assert!(c.wait_in_touch(Duration::ZERO).await);
+        assert_eq!(c.leader_wait(), Duration::ZERO);
+        // It knows nothing of partitions it does not host itself.
+        assert_eq!(c.leadership("t", 0), None);
+        assert_eq!(c.reported_replication_factor(), 1);
+        assert!(c.reassignments().is_empty());
+        assert_eq!(c.refuses(AdminChange::DeleteTopics), None);
+        assert_eq!(c.refuses(AdminChange::AlterConfigs { topic: "t" }), None);
+        assert!(c.http_routes().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_single_broker_refuses_replicas_it_does_not_have() {
+        let c = single();
+        assert!(c.check_replication_factor("t", -1).is_ok());
+        assert!(c.check_replication_factor("t", 1).is_ok());
+        let e = c.check_replication_factor("t", 3).unwrap_err();
+        assert_eq!(e.code, ResponseError::InvalidReplicationFactor);
+        assert_eq!(
+            e.message,
+            "topic t: replication factor 3 exceeds the 1 available broker"
+        );
+        assert_eq!(c.check_reassignments(), Err(SINGLE));
+        let (code, message) = c.reassign("t", 0, Some(vec![7]), true).await.unwrap_err();
+        assert_eq!(code, ResponseError::InvalidRequest);
+        assert_eq!(message, SINGLE);
+    }
+
+    #[tokio::test]
+    async fn a_single_broker_creates_topics_in_its_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Arc::new(starlog_storage::MetaStore::open(&dir.path().join("__meta")).unwrap());
+        let topics = TopicRegistry::open(dir.path(), Default::default(), meta).unwrap();
+        let request = |validate_only| NewTopic {
+            name: "alerts",
+            partitions: 2,
+            replication_factor: -1,
+            configs: BTreeMap::new(),
+            validate_only,
+            max_partitions: 10,
+        };
+        let checked = single().create_topic(&topics, request(true)).await.unwrap();
+        assert!(checked.partitions.is_empty());
+        assert!(topics.get("alerts").is_none());
+        let created = single()
+            .create_topic(&topics, request(false))
+            .await
+            .unwrap();
+        assert_eq!(created.partition_count(), 2);
+        assert!(created.hosted().all(|(_, p)| p.leads_alone()));
+        let again = single().create_topic(&topics, request(false)).await;
+        assert_eq!(again.unwrap_err().code, ResponseError::TopicAlreadyExists);
+    }
+}
