@@ -14,8 +14,6 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::metrics::MirrorCountersSource;
-
 /// A boxed error from an extension.
 pub type ExtensionError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -93,6 +91,53 @@ impl std::fmt::Debug for RunningTask {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
+}
+
+/// One in-broker mirror's counters as `/metrics` shows them: the view the
+/// broker defines, so that it needs no mirror type (the `starlog` binary
+/// fills it from the mirror's live status).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MirrorCounters {
+    /// Whether a run is going on.
+    pub running: bool,
+    /// Runs started.
+    pub runs: u64,
+    /// Checkpoints written, all runs.
+    pub checkpoints: u64,
+    /// Per upstream topic, by name.
+    pub topics: Vec<(String, MirrorTopicCounters)>,
+}
+
+/// One upstream topic of an in-broker mirror, counted over all runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MirrorTopicCounters {
+    /// The local topic it is written to.
+    pub target: String,
+    /// Upstream records handled.
+    pub read: u64,
+    /// Records written to the target and acknowledged.
+    pub written: u64,
+    /// Records whose schema id was rewritten.
+    pub rewritten: u64,
+    /// Records copied inside whole upstream batches, as bytes.
+    pub passed_through: u64,
+    /// Records sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Records dropped by the skip policy.
+    pub skipped: u64,
+    /// Records found in the target after a restart and not written again.
+    pub already_present: u64,
+    /// Value bytes written to the target.
+    pub value_bytes: u64,
+    /// Upstream records not read yet, over the topic's partitions.
+    pub lag: i64,
+}
+
+/// Live counters of something the embedding program runs in the broker
+/// (an in-broker mirror), read on every scrape.
+pub trait MirrorCountersSource: Send + Sync + std::fmt::Debug {
+    /// A copy of the counters now.
+    fn counters(&self) -> MirrorCounters;
 }
 
 /// Everything plugged into a broker at start ([`crate::Server::start_with`]).

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use starlog_broker::extensions::{
-    ExtensionError, LocalAddrs, MirrorLauncher, PreparedTask, RunningTask,
+    ExtensionError, LocalAddrs, MirrorCounters, MirrorCountersSource, MirrorLauncher,
+    MirrorTopicCounters, PreparedTask, RunningTask,
 };
-use starlog_broker::metrics::{MirrorCounters, MirrorCountersSource, MirrorTopicCounters};
 use starlog_mirror::{ConfigError, MirrorConfig, MirrorStatus};
 use tokio::sync::watch;
 
