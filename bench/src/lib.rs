@@ -3,9 +3,9 @@
 //!
 //! The requirement is 1,000 alerts/s sustained and 10,000 alerts/s stretch,
 //! each a 40-100 KB Avro record, with consumers reading in real time and
-//! nothing acknowledged lost. This crate replays the real alerts of
-//! `../shared/data` (or synthetic values) at a fixed rate or flat out,
-//! against any bootstrap address, with K consumer groups, and reports
+//! nothing acknowledged lost. This crate replays the real alerts of the
+//! repository's `testdata/` (or synthetic values) at a fixed rate or flat
+//! out, against any bootstrap address, with K consumer groups, and reports
 //! throughput, HdrHistogram latencies (produce and end-to-end), the broker
 //! process's CPU and peak memory, whether every acknowledged message reached
 //! every group intact, and all of it as a fraction of the machine's own

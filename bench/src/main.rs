@@ -21,7 +21,7 @@ use starlog_bench::failover::{self, FailoverSettings};
 use starlog_bench::limits::{self, LimitSizes, MachineLimits};
 use starlog_bench::machine;
 use starlog_bench::pacer::Rate;
-use starlog_bench::payload::{shared_data_dir, PayloadSource, Payloads};
+use starlog_bench::payload::{testdata_dir, PayloadSource, Payloads};
 use starlog_bench::rdkafka_client::RdKafkaClient;
 use starlog_bench::replication::{self, ReplicationReport};
 use starlog_bench::report::BenchReport;
@@ -200,7 +200,7 @@ struct ClusterArgs {
     /// Seconds to wait for a node to listen and the cluster to elect a controller.
     #[arg(long, default_value_t = 60)]
     ready_timeout_secs: u64,
-    /// The alert data folder (default: ../shared/data beside the repository).
+    /// The alert data folder (default: the repository's testdata/).
     #[arg(long)]
     data_root: Option<PathBuf>,
 }
@@ -209,7 +209,7 @@ struct ClusterArgs {
 enum PayloadKind {
     /// Rubin's sample alerts (15 files, 33-56 KB, ~42 KB for schema 11.1).
     Rubin,
-    /// The 298 real ZTF alerts.
+    /// The 114 real ZTF alerts of testdata/.
     Ztf,
     /// Rubin samples and ZTF alerts.
     Alerts,
@@ -262,7 +262,7 @@ struct WorkloadArgs {
     /// (`pass-all`); Starlog runs only.
     #[arg(long, value_parser = parse_chain)]
     in_broker_chain: Option<ChainKind>,
-    /// The alert data folder (default: ../shared/data beside the repository).
+    /// The alert data folder (default: the repository's testdata/).
     #[arg(long)]
     data_root: Option<PathBuf>,
 }
@@ -557,7 +557,7 @@ fn measure_limits(output: &OutputArgs) -> anyhow::Result<Option<MachineLimits>> 
 
 fn load_payloads(w: &WorkloadArgs) -> anyhow::Result<Arc<Payloads>> {
     let source = payload_source(w);
-    let root = w.data_root.clone().unwrap_or_else(shared_data_dir);
+    let root = w.data_root.clone().unwrap_or_else(testdata_dir);
     Ok(Arc::new(Payloads::load(&source, &root)?))
 }
 

@@ -1,7 +1,7 @@
 //! The message values a workload replays: real alerts or synthetic bytes.
 //!
 //! The science requirement is stated in alerts, so the default workload sends
-//! the real files of `../shared/data` byte for byte (each is a one-record Avro
+//! the real files of the repository's `testdata/` byte for byte (each is a one-record Avro
 //! container, the form ZTF distributes): Rubin's sample alerts (33-56 KB,
 //! ~42 KB for the current schema) or the real ZTF alerts (~30-100 KB).
 //! Message `seq` carries payload `seq % len`, so a consumer can check the
@@ -53,9 +53,9 @@ pub struct Payloads {
     items: Vec<Payload>,
 }
 
-/// `../shared/data` beside the repository, found from this crate's folder.
-pub fn shared_data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+/// The repository's `testdata/` folder, found from this crate's folder.
+pub fn testdata_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 impl Payloads {
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn rubin_samples_are_the_fifteen_sample_alerts() {
-        let p = Payloads::rubin_samples(&shared_data_dir()).unwrap();
+        let p = Payloads::rubin_samples(&testdata_dir()).unwrap();
         assert_eq!(p.len(), 15);
         assert!(p.items.iter().all(|i| i.name.ends_with("fakeAlert.avro")));
         let mean = p.mean_bytes();
@@ -242,15 +242,15 @@ mod tests {
 
     #[test]
     fn ztf_alerts_are_the_real_ones() {
-        let p = Payloads::ztf_alerts(&shared_data_dir()).unwrap();
-        assert_eq!(p.len(), 298);
+        let p = Payloads::ztf_alerts(&testdata_dir()).unwrap();
+        assert_eq!(p.len(), 114, "the ZTF alerts of testdata/manifest.csv");
         assert!(p.items.iter().all(|i| i.bytes.starts_with(AVRO_MAGIC)));
     }
 
     #[test]
     fn all_alerts_is_both_sets() {
-        let p = Payloads::load(&PayloadSource::AllAlerts, &shared_data_dir()).unwrap();
-        assert_eq!(p.len(), 15 + 298);
+        let p = Payloads::load(&PayloadSource::AllAlerts, &testdata_dir()).unwrap();
+        assert_eq!(p.len(), 15 + 114);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use starlog_bench::chain::{self, ChainKind};
 use starlog_bench::client::LoadClient;
 use starlog_bench::pacer::Rate;
-use starlog_bench::payload::{shared_data_dir, Payloads};
+use starlog_bench::payload::{testdata_dir, Payloads};
 use starlog_bench::rdkafka_client::RdKafkaClient;
 use starlog_bench::run::{run, RunContext};
 use starlog_bench::workload::Workload;
@@ -84,7 +84,7 @@ fn pass_all_chain_outputs_every_input_once_and_is_timed() {
         progress: false,
         http_addr: Some(&http),
     };
-    let payloads = Payloads::rubin_samples(&shared_data_dir()).unwrap();
+    let payloads = Payloads::rubin_samples(&testdata_dir()).unwrap();
     let mut w = Workload::alerts(Rate::Fixed(200.0), 200);
     w.partitions = 3;
     w.groups = 1;

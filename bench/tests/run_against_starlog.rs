@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use starlog_bench::client::LoadClient;
 use starlog_bench::pacer::Rate;
-use starlog_bench::payload::{shared_data_dir, PayloadSource, Payloads};
+use starlog_bench::payload::{testdata_dir, PayloadSource, Payloads};
 use starlog_bench::rdkafka_client::RdKafkaClient;
 use starlog_bench::results::RunResult;
 use starlog_bench::run::{fresh_topic, run, RunContext};
@@ -39,7 +39,7 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 #[test]
 fn alert_workload_reaches_both_groups_complete_and_intact() {
     let broker = common::start_default();
-    let payloads = Payloads::rubin_samples(&shared_data_dir()).unwrap();
+    let payloads = Payloads::rubin_samples(&testdata_dir()).unwrap();
     let mut w = Workload::alerts(Rate::Fixed(300.0), 240);
     w.partitions = 2;
     w.groups = 2;
@@ -161,7 +161,7 @@ fn produce_only_runs_without_groups() {
     let r = run_on(
         &broker,
         &w,
-        Payloads::rubin_samples(&shared_data_dir()).unwrap(),
+        Payloads::rubin_samples(&testdata_dir()).unwrap(),
     );
     assert!(r.complete);
     assert!(r.groups.is_empty());

@@ -13,7 +13,7 @@ use starlog_bench::compare::{self, Better};
 use starlog_bench::limits::{MachineLimits, Throughput};
 use starlog_bench::machine;
 use starlog_bench::pacer::Rate;
-use starlog_bench::payload::{shared_data_dir, Payloads};
+use starlog_bench::payload::{testdata_dir, Payloads};
 use starlog_bench::rdkafka_client::RdKafkaClient;
 use starlog_bench::report::BenchReport;
 use starlog_bench::run::{fresh_topic, run, RunContext};
@@ -29,7 +29,7 @@ fn alternates_a_b_a_b_and_ratios_come_from_the_runs() {
         starlog_broker::config::FlushSetting::IntervalMs(5),
         Arc::clone(&starts),
     );
-    let payloads = Arc::new(Payloads::rubin_samples(&shared_data_dir()).unwrap());
+    let payloads = Arc::new(Payloads::rubin_samples(&testdata_dir()).unwrap());
     let mut w = Workload::alerts(Rate::Max, 120);
     w.groups = 1;
     w.partitions = 2;

@@ -36,7 +36,7 @@ const GROUP: &str = "starlog-pipeline-ss";
 /// (file name stem, has ssnamenr) for the alerts of the simulator night,
 /// from manifest.csv.
 fn manifest_solar_system() -> HashMap<String, bool> {
-    let text = std::fs::read_to_string(common::shared_data().join("manifest.csv")).unwrap();
+    let text = std::fs::read_to_string(common::testdata_dir().join("manifest.csv")).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let file_col = header.iter().position(|h| *h == "file").unwrap();

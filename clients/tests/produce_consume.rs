@@ -260,6 +260,7 @@ async fn idempotent_batches_carry_producer_id_and_consecutive_sequences() {
 async fn real_alerts_round_trip_byte_for_byte() {
     let broker = TestBroker::start().await;
     let values = alerts("lsst", 20);
+    assert_eq!(values.len(), 20, "9 real Rubin alerts and 11 sample alerts");
     let mut cfg = broker.producer();
     cfg.compression = Compression::Zstd;
     cfg.batch_size = 256 * 1024;

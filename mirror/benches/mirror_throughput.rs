@@ -48,8 +48,8 @@ fn url(s: &Server) -> String {
 }
 
 fn bodies() -> (String, Vec<Vec<u8>>) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/ztf/alerts/fink-alert-simulator");
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/ztf/alerts/fink-alert-simulator");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()

@@ -355,8 +355,7 @@ mod tests {
     /// every body the full decoder accepts, and refuses cut or padded ones.
     #[test]
     fn the_walker_agrees_with_the_decoder_on_real_alerts() {
-        let root =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ztf/alerts");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/ztf/alerts");
         let mut seen = 0;
         for sub in [
             "fink-alert-simulator",

@@ -1,11 +1,16 @@
-//! Cross-match throughput against the full Mangrove catalog (295,341
-//! galaxies): alerts per second through `CrossmatchProcessor::process`, on
-//! the real alerts of `../shared/data` (clustered in a few fields) and on
-//! positions spread uniformly over the sky. Decoding is measured apart.
+//! Cross-match throughput against the Mangrove catalog: alerts per second
+//! through `CrossmatchProcessor::process`, on the real alerts of the
+//! repository's `testdata/` (clustered in a few fields) and on positions
+//! spread uniformly over the sky. Decoding is measured apart.
+//!
+//! The catalog is `testdata/catalogs/mangrove_radec.csv` (4,565 of the
+//! 295,341 galaxies; see `testdata/README.md`), or the CSV named by
+//! `CROSSMATCH_BENCH_CATALOG` (same columns), e.g. the full catalog the
+//! figures in bench/RESULTS.md were measured against.
 //!
 //! Run: `cargo bench -p starlog-processors --bench crossmatch`
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,26 +21,22 @@ use starlog_processors::builtins::{CatalogIndex, CrossmatchProcessor};
 use starlog_processors::sky::{Catalog, CatalogColumns};
 use starlog_processors::{AlertDecoder, Candidate, CandidateProcessor};
 
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("..")
-        .join("shared")
-        .join("data")
+fn testdata_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 fn alert_files() -> Vec<PathBuf> {
-    let text = std::fs::read_to_string(data_dir().join("manifest.csv")).unwrap();
+    let text = std::fs::read_to_string(testdata_dir().join("manifest.csv")).unwrap();
     text.lines()
         .skip(1)
-        .map(|l| data_dir().join(l.split(',').next().unwrap()))
+        .map(|l| testdata_dir().join(l.split(',').next().unwrap()))
         .collect()
 }
 
 /// A Rubin sample alert (small) moved to `n` positions uniform on the sphere.
 fn uniform_candidates(n: usize) -> Vec<Candidate> {
     let bytes =
-        std::fs::read(data_dir().join("lsst/schema/11/1/sample_data/fakeAlert.avro")).unwrap();
+        std::fs::read(testdata_dir().join("lsst/schema/11/1/sample_data/fakeAlert.avro")).unwrap();
     let template = AlertDecoder::default().decode(&bytes).unwrap().remove(0);
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
@@ -73,11 +74,16 @@ fn uniform_candidates(n: usize) -> Vec<Candidate> {
 }
 
 fn bench(c: &mut Criterion) {
-    let catalog = Catalog::from_csv(
-        &data_dir().join("catalogs/mangrove_radec.csv"),
-        &CatalogColumns::default(),
-    )
-    .unwrap();
+    let catalog_file = std::env::var_os("CROSSMATCH_BENCH_CATALOG").map_or_else(
+        || testdata_dir().join("catalogs/mangrove_radec.csv"),
+        PathBuf::from,
+    );
+    let catalog = Catalog::from_csv(&catalog_file, &CatalogColumns::default()).unwrap();
+    println!(
+        "catalog: {} ({} galaxies)",
+        catalog_file.display(),
+        catalog.len()
+    );
     let decoder = AlertDecoder::default();
     let files: Vec<Vec<u8>> = alert_files()
         .iter()

@@ -113,8 +113,9 @@ fn real_alerts_filtered_like_a_direct_evaluation() {
     let mut ss_named = filter("solar_system is not null and ssnamenr != 'null'");
     let mut unknown_is_skip = filter("not (magpsf > 100)");
     let mut counts = [0usize; 6];
-    for row in manifest() {
-        let mut c = common::candidate(&row);
+    let rows = manifest();
+    for row in &rows {
+        let mut c = common::candidate(row);
         let (_, raw) = read_with_apache_avro(&row.path());
         let ztf = row.is_ztf();
         let det = field(&raw, if ztf { "candidate" } else { "diaSource" }).unwrap();
@@ -160,6 +161,10 @@ fn real_alerts_filtered_like_a_direct_evaluation() {
     }
     // Every filter both passes and skips something, so none is vacuous.
     for (i, n) in counts.iter().enumerate() {
-        assert!(*n > 0 && *n < 343, "filter {i} passed {n} of 343");
+        assert!(
+            *n > 0 && *n < rows.len(),
+            "filter {i} passed {n} of {}",
+            rows.len()
+        );
     }
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::Bytes;
 use common::batches::{batch, one, read_range};
@@ -490,7 +490,7 @@ fn a_follower_behind_the_compacted_window_catches_up_through_a_snapshot() {
 }
 
 fn alert_files() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/ztf/alerts");
+    let root = common::testdata_dir().join("ztf/alerts");
     let mut out = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {

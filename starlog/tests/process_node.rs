@@ -63,7 +63,7 @@ async fn group_state(addr: std::net::SocketAddr) -> (String, usize) {
 }
 
 fn solar_system_ids() -> HashSet<String> {
-    let text = std::fs::read_to_string(common::shared_data().join("manifest.csv")).unwrap();
+    let text = std::fs::read_to_string(common::testdata_dir().join("manifest.csv")).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let file_col = header.iter().position(|h| *h == "file").unwrap();

@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{batch, batch_sized, concat, data_dir, decode};
+use common::{batch, batch_sized, concat, decode, testdata_dir};
 use starlog_storage::{validate_batch, FlushPolicy, LogConfig, PartitionLog};
 
 fn avro_files(sub: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut stack = vec![data_dir().join(sub)];
+    let mut stack = vec![testdata_dir().join(sub)];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();

@@ -1,6 +1,7 @@
 //! Helpers shared by the broker's integration tests: a broker on a loopback
 //! port with its own temporary data directory, a raw Kafka-protocol client
-//! for byte-level tests, and the real alert files of `../shared/data`.
+//! for byte-level tests, and the real alert files of the repository's
+//! `testdata/`.
 
 #![allow(dead_code)]
 
@@ -113,12 +114,12 @@ impl TestBroker {
     }
 }
 
-/// The shared data folder beside the repository.
-pub fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+/// The repository's `testdata/` folder (real alert files; see its README).
+pub fn testdata_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
-/// Every `.avro` file under `sub` of the shared data, sorted by path.
+/// Every `.avro` file under `sub` of the test data, sorted by path.
 pub fn alert_files(sub: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -134,12 +135,9 @@ pub fn alert_files(sub: &str) -> Vec<PathBuf> {
         }
     }
     let mut out = Vec::new();
-    walk(&shared_data().join(sub), &mut out);
+    walk(&testdata_dir().join(sub), &mut out);
     out.sort();
-    assert!(
-        !out.is_empty(),
-        "no alert files under {sub}: is ../shared/data present?"
-    );
+    assert!(!out.is_empty(), "no alert files under testdata/{sub}");
     out
 }
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the client's integration tests: a Starlog broker on a
 //! loopback port with its own temporary data directory (the same small
 //! helper as the broker's tests), client configurations pointing at it, and
-//! the real alert files of `../shared/data`.
+//! the real alert files of the repository's `testdata/`.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -118,12 +118,12 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// The shared data folder beside the repository.
-pub fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+/// The repository's `testdata/` folder (real alert files; see its README).
+pub fn testdata_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
-/// Every `.avro` file under `sub` of the shared data, sorted by path.
+/// Every `.avro` file under `sub` of the test data, sorted by path.
 pub fn alert_files(sub: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -139,12 +139,9 @@ pub fn alert_files(sub: &str) -> Vec<PathBuf> {
         }
     }
     let mut out = Vec::new();
-    walk(&shared_data().join(sub), &mut out);
+    walk(&testdata_dir().join(sub), &mut out);
     out.sort();
-    assert!(
-        !out.is_empty(),
-        "no alert files under {sub}: is ../shared/data present?"
-    );
+    assert!(!out.is_empty(), "no alert files under testdata/{sub}");
     out
 }
 

@@ -1,6 +1,6 @@
 //! Helpers shared by the mirror's integration tests: brokers on loopback
 //! (each with its own schema registry), the real ZTF alerts of
-//! `../shared/data` framed in the Confluent wire format with the UPSTREAM
+//! the repository's `testdata/` framed in the Confluent wire format with the UPSTREAM
 //! registry's ids, and readers of what landed locally.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
@@ -114,9 +114,9 @@ impl TestBroker {
     }
 }
 
-/// The shared data folder beside the repository.
-pub fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+/// The repository's `testdata/` folder (real alert files; see its README).
+pub fn testdata_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 /// One real alert: its writer schema (JSON) and its Avro body.
@@ -130,11 +130,11 @@ pub struct Alert {
     pub candid: i64,
 }
 
-/// The `.avro` files of a folder under the shared data, sorted.
+/// The `.avro` files of a folder under the test data, sorted.
 pub fn alerts(sub: &str) -> Vec<Alert> {
-    let dir = shared_data().join(sub);
+    let dir = testdata_dir().join(sub);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (is ../shared/data present?)", dir.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "avro"))

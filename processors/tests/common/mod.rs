@@ -11,13 +11,10 @@ use apache_avro::types::Value;
 use apache_avro::Schema;
 use starlog_processors::{AlertDecoder, Candidate, InputFormat};
 
-/// `../shared/data` relative to the workspace root.
-pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("..")
-        .join("shared")
-        .join("data")
+/// The repository's `testdata/` folder (real alerts, schemas and a
+/// catalogue; see its README).
+pub fn testdata_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 /// One row of `manifest.csv`, by column name.
@@ -32,7 +29,7 @@ impl ManifestRow {
         self.get("file")
     }
     pub fn path(&self) -> PathBuf {
-        data_dir().join(self.file())
+        testdata_dir().join(self.file())
     }
     pub fn is_ztf(&self) -> bool {
         self.file().starts_with("ztf/")
@@ -44,7 +41,7 @@ impl ManifestRow {
 
 /// Every row of the manifest (one per `.avro` file).
 pub fn manifest() -> Vec<ManifestRow> {
-    let path = data_dir().join("manifest.csv");
+    let path = testdata_dir().join("manifest.csv");
     let mut reader =
         csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let headers = reader.headers().unwrap().clone();
@@ -61,7 +58,11 @@ pub fn manifest() -> Vec<ManifestRow> {
             )
         })
         .collect();
-    assert_eq!(rows.len(), 343, "the data README promises 343 alert files");
+    assert_eq!(
+        rows.len(),
+        138,
+        "testdata/README.md promises 138 alert files"
+    );
     rows
 }
 

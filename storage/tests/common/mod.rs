@@ -143,9 +143,9 @@ pub fn concat(r: &starlog_storage::ReadResult) -> Vec<u8> {
     r.chunks.iter().flat_map(|c| c.iter().copied()).collect()
 }
 
-/// Path of the shared alert data set, relative to the workspace root.
-pub fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+/// The repository's `testdata/` folder (real alert files; see its README).
+pub fn testdata_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata")
 }
 
 /// Paths of the files with extension `ext` in `dir`, sorted by name.
