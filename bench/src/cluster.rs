@@ -237,7 +237,7 @@ impl SpawnedCluster {
             return Err(process_error(
                 &what,
                 format!(
-                    "{} not found: build it with `cargo build --release -p starlog-broker`",
+                    "{} not found: build it with `cargo build --release -p starlog`",
                     spec.starlog_bin.display()
                 ),
             ));

@@ -1,5 +1,6 @@
 //! The `starlog-bench` command: `run`, `compare`, `cluster` and `limits`.
 
+use std::io::IsTerminal as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,9 +10,9 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Survives absurd allocation sizes decoded from a peer's bytes
-/// (see `starlog_clients::alloc`).
+/// (see `starlog_alloc`).
 #[global_allocator]
-static GLOBAL: starlog_clients::alloc::GuardedAllocator = starlog_clients::alloc::GuardedAllocator;
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
 use starlog_bench::chain::{self, ChainKind};
 use starlog_bench::client::{Acks, ConsumerSettings, LoadClient, ProducerSettings};
 use starlog_bench::cluster::{ClusterSpec, RunningCluster, SpawnedCluster};
@@ -111,7 +112,7 @@ struct TargetArgs {
     /// The target's name in reports.
     #[arg(long, default_value = "starlog")]
     name: String,
-    /// The starlog binary (`cargo build --release -p starlog-broker`).
+    /// The starlog binary (`cargo build --release -p starlog`).
     #[arg(long, default_value = "target/release/starlog")]
     starlog_bin: PathBuf,
     /// Seconds to wait for a started broker to accept connections.
@@ -125,7 +126,7 @@ struct TargetArgs {
 
 #[derive(Debug, Args)]
 struct ClusterArgs {
-    /// The starlog binary (`cargo build --release -p starlog-broker`).
+    /// The starlog binary (`cargo build --release -p starlog`).
     #[arg(long, default_value = "target/release/starlog")]
     starlog_bin: PathBuf,
     /// Size of the replicated cluster (= its replication factor), measured
@@ -302,6 +303,8 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log sent to a file or pipe stays plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     kill_nodes_on_signal();
@@ -462,7 +465,7 @@ fn starlog_template(
 ) -> anyhow::Result<(String, Option<String>)> {
     if !bin.is_file() {
         bail!(
-            "{} not found: build it with `cargo build --release -p starlog-broker`, \
+            "{} not found: build it with `cargo build --release -p starlog`, \
              or pass --starlog-bin / --starlog-cmd",
             bin.display()
         );

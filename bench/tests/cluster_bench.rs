@@ -6,7 +6,7 @@
 //! benchmark's business, not the test's.
 //!
 //! The `starlog` binary is the one cargo built beside this test (a
-//! workspace build or `cargo build -p starlog-broker` makes it).
+//! workspace build or `cargo build -p starlog` makes it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,7 +33,7 @@ fn starlog_bin() -> PathBuf {
     let bin = profile_dir.join("starlog");
     assert!(
         bin.is_file(),
-        "{} is missing: build it with `cargo build -p starlog-broker` (a workspace test run does)",
+        "{} is missing: build it with `cargo build -p starlog` (a workspace test run does)",
         bin.display()
     );
     bin

@@ -75,7 +75,8 @@ pub struct BrokerConfig {
     pub pipelines: Vec<serde_yaml::Value>,
     /// Replication: the peers of a Raft cluster. Absent: a single unreplicated broker.
     pub cluster: Option<crate::cluster::config::ClusterSettings>,
-    /// Mirrors run inside the broker: `mirror.yaml` files (see `mirror_task`).
+    /// Mirrors run inside the broker: `mirror.yaml` files, kept as paths; the
+    /// program that starts the broker runs them (see `extensions::MirrorLauncher`).
     pub mirrors: Vec<PathBuf>,
     /// Directory that relative paths in `pipelines` are resolved against
     /// (the config file's directory; not a YAML key).

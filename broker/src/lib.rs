@@ -1,4 +1,6 @@
-//! The Starlog broker: a Kafka-wire-compatible server over `starlog-storage`.
+//! The Starlog broker: a Kafka-wire-compatible server over `starlog-storage`,
+//! as a library (the `starlog` binary crate runs it, with the mirror and the
+//! clients plugged in through [`extensions`]).
 //!
 //! A request travels `server` (accept) → `connection` (framing, limits) →
 //! `dispatch` (header, version check, decode) → `handlers::*` (the API's
@@ -16,11 +18,11 @@ pub mod connection;
 pub mod control;
 pub mod dispatch;
 pub mod errors;
+pub mod extensions;
 pub mod groups;
 pub mod handlers;
 pub mod http;
 pub mod metrics;
-pub mod mirror_task;
 pub mod partition;
 pub mod pipelines;
 pub mod producer_state;
@@ -33,9 +35,15 @@ pub mod topics;
 pub mod watermark;
 
 pub use config::BrokerConfig;
+pub use extensions::Extensions;
 pub use server::Server;
 
-/// Survives absurd allocation sizes decoded from client bytes
-/// (see [`starlog_clients::alloc`]).
+/// The embedded default configuration, with every key documented (what
+/// `starlog default-config` prints).
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("../starlog.default.yaml");
+
+/// The unit tests decode garbage as the `starlog` binary does, so they use
+/// its guarded allocator (a library never declares one for its users).
+#[cfg(test)]
 #[global_allocator]
-static GLOBAL: starlog_clients::alloc::GuardedAllocator = starlog_clients::alloc::GuardedAllocator;
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;

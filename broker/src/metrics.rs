@@ -14,16 +14,15 @@ use axum::routing::get;
 use axum::Router;
 use parking_lot::Mutex;
 
-use starlog_mirror::{MirrorStatus, StatusView};
-
 use crate::broker::Broker;
+use crate::extensions::{MirrorCounters, MirrorCountersSource, MirrorTopicCounters};
 use crate::pipelines::PipelineStatus;
 
 #[derive(Clone)]
 struct Sources {
     broker: Arc<Broker>,
     pipelines: Vec<Arc<Mutex<PipelineStatus>>>,
-    mirrors: Vec<(String, Arc<MirrorStatus>)>,
+    mirrors: Vec<(String, Arc<dyn MirrorCountersSource>)>,
 }
 
 /// The `/metrics` route.
@@ -35,7 +34,7 @@ pub fn router(broker: Arc<Broker>, pipelines: Vec<Arc<Mutex<PipelineStatus>>>) -
 pub fn router_with_mirrors(
     broker: Arc<Broker>,
     pipelines: Vec<Arc<Mutex<PipelineStatus>>>,
-    mirrors: Vec<(String, Arc<MirrorStatus>)>,
+    mirrors: Vec<(String, Arc<dyn MirrorCountersSource>)>,
 ) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
@@ -48,10 +47,10 @@ pub fn router_with_mirrors(
 
 async fn metrics(State(s): State<Sources>) -> impl IntoResponse {
     let statuses: Vec<PipelineStatus> = s.pipelines.iter().map(|p| p.lock().clone()).collect();
-    let mirrors: Vec<(String, StatusView)> = s
+    let mirrors: Vec<(String, MirrorCounters)> = s
         .mirrors
         .iter()
-        .map(|(name, m)| (name.clone(), m.view()))
+        .map(|(name, m)| (name.clone(), m.counters()))
         .collect();
     let mut page = render(&s.broker, &statuses);
     page.push_str(&render_mirrors(&mirrors));
@@ -172,7 +171,7 @@ pub fn render(broker: &Broker, pipelines: &[PipelineStatus]) -> String {
 }
 
 /// The mirrors' families (empty when no mirror runs in the broker).
-pub fn render_mirrors(mirrors: &[(String, StatusView)]) -> String {
+pub fn render_mirrors(mirrors: &[(String, MirrorCounters)]) -> String {
     let mut out = String::new();
     if mirrors.is_empty() {
         return out;
@@ -181,7 +180,7 @@ pub fn render_mirrors(mirrors: &[(String, StatusView)]) -> String {
         write_family(&mut out, name, kind, help, rows);
     };
     let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let per_topic = |get: &dyn Fn(&starlog_mirror::TopicStatus) -> i64| -> Vec<(String, i64)> {
+    let per_topic = |get: &dyn Fn(&MirrorTopicCounters) -> i64| -> Vec<(String, i64)> {
         mirrors
             .iter()
             .flat_map(|(m, v)| {
@@ -191,7 +190,7 @@ pub fn render_mirrors(mirrors: &[(String, StatusView)]) -> String {
                             "mirror=\"{}\",topic=\"{}\",target=\"{}\"",
                             label(m),
                             label(topic),
-                            label(&t.counts.target)
+                            label(&t.target)
                         ),
                         get(t),
                     )
@@ -199,47 +198,47 @@ pub fn render_mirrors(mirrors: &[(String, StatusView)]) -> String {
             })
             .collect()
     };
-    type Get = fn(&starlog_mirror::TopicStatus) -> u64;
+    type Get = fn(&MirrorTopicCounters) -> u64;
     let counters: [(&str, &str, Get); 8] = [
         (
             "starlog_mirror_records_read_total",
             "Upstream records handled.",
-            |t| t.counts.read,
+            |t| t.read,
         ),
         (
             "starlog_mirror_records_written_total",
             "Records written to the target and acknowledged.",
-            |t| t.counts.mirrored,
+            |t| t.written,
         ),
         (
             "starlog_mirror_records_rewritten_total",
             "Records whose schema id was rewritten.",
-            |t| t.counts.rewritten,
+            |t| t.rewritten,
         ),
         (
             "starlog_mirror_records_passed_through_total",
             "Records copied inside whole upstream batches, as bytes (also counted as written).",
-            |t| t.counts.passed_through,
+            |t| t.passed_through,
         ),
         (
             "starlog_mirror_records_dead_lettered_total",
             "Records sent to the dead-letter topic.",
-            |t| t.counts.dead_lettered,
+            |t| t.dead_lettered,
         ),
         (
             "starlog_mirror_records_skipped_total",
             "Records dropped by the skip policy.",
-            |t| t.counts.skipped,
+            |t| t.skipped,
         ),
         (
             "starlog_mirror_records_already_present_total",
             "Records found in the target after a restart and not written again.",
-            |t| t.counts.already_present,
+            |t| t.already_present,
         ),
         (
             "starlog_mirror_value_bytes_total",
             "Value bytes written to the target.",
-            |t| t.counts.bytes,
+            |t| t.value_bytes,
         ),
     ];
     for (name, help, get) in counters {
@@ -251,7 +250,7 @@ pub fn render_mirrors(mirrors: &[(String, StatusView)]) -> String {
         "Upstream records not read yet (high watermark minus position), over the topic's partitions.",
         per_topic(&|t| t.lag),
     );
-    let per_mirror = |get: &dyn Fn(&StatusView) -> i64| -> Vec<(String, i64)> {
+    let per_mirror = |get: &dyn Fn(&MirrorCounters) -> i64| -> Vec<(String, i64)> {
         mirrors
             .iter()
             .map(|(m, v)| (format!("mirror=\"{}\"", label(m)), get(v)))
@@ -284,21 +283,22 @@ mod tests {
 
     #[test]
     fn mirror_families_have_one_row_per_topic() {
-        let mut v = StatusView {
+        let v = MirrorCounters {
             running: true,
             runs: 2,
             checkpoints: 7,
-            ..StatusView::default()
+            topics: vec![(
+                "ztf_20191121_programid1".into(),
+                MirrorTopicCounters {
+                    target: "ztf-buffer".into(),
+                    read: 12,
+                    written: 11,
+                    skipped: 1,
+                    lag: 3,
+                    ..MirrorTopicCounters::default()
+                },
+            )],
         };
-        let t = v
-            .topics
-            .entry("ztf_20191121_programid1".into())
-            .or_default();
-        t.counts.target = "ztf-buffer".into();
-        t.counts.read = 12;
-        t.counts.mirrored = 11;
-        t.counts.skipped = 1;
-        t.lag = 3;
         let page = render_mirrors(&[("ztf".into(), v)]);
         let row = "mirror=\"ztf\",topic=\"ztf_20191121_programid1\",target=\"ztf-buffer\"";
         assert!(

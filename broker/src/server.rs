@@ -20,6 +20,7 @@ use crate::config::BrokerConfig;
 use crate::connection;
 use crate::control::{Control, SingleBroker};
 use crate::dispatch::Peer;
+use crate::extensions::{ExtensionError, Extensions, LocalAddrs, RunningTask};
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::pipelines::{self, PipelineEnv, PipelineStatus, RunningPipeline};
 use crate::registry::{self, SchemaStore};
@@ -43,9 +44,10 @@ pub enum StartError {
     /// The schema registry's state could not be opened.
     #[error("cannot open the schema registry: {0}")]
     Registry(String),
-    /// A configured mirror could not be read.
+    /// A configured mirror could not be read, or this program cannot run
+    /// mirrors (no [`MirrorLauncher`](crate::extensions::MirrorLauncher)).
     #[error("{0}")]
-    Mirror(#[from] crate::mirror_task::MirrorTaskError),
+    Mirror(ExtensionError),
     /// The Raft cluster could not be joined.
     #[error("cluster: {0}")]
     Cluster(String),
@@ -67,14 +69,25 @@ pub struct Server {
     http_addr: Option<SocketAddr>,
     registry_addr: Option<SocketAddr>,
     pipelines: Vec<RunningPipeline>,
-    mirrors: Vec<crate::mirror_task::RunningMirror>,
+    mirrors: Vec<RunningTask>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
 
 impl Server {
-    /// Opens storage, binds the listener and starts serving.
+    /// Opens storage, binds the listener and starts serving, with nothing
+    /// plugged in (see [`Server::start_with`]).
     pub async fn start(config: BrokerConfig) -> Result<Self, StartError> {
+        Self::start_with(config, Extensions::default()).await
+    }
+
+    /// Opens storage, binds the listener and starts serving, with the
+    /// schema-id rule's upstream registry client and the runner of the
+    /// configured mirrors that `extensions` supplies.
+    pub async fn start_with(
+        config: BrokerConfig,
+        extensions: Extensions,
+    ) -> Result<Self, StartError> {
         let data_dir = config.data_dir.clone();
         let storage_err = |reason: String| StartError::Storage {
             path: data_dir.display().to_string(),
@@ -142,21 +155,31 @@ impl Server {
         } else {
             None
         };
-        let broker = Arc::new(Broker::new(
-            config,
-            topics,
-            groups,
-            schemas,
-            control,
-            addr.port(),
-        ));
+        let mut broker = Broker::new(config, topics, groups, schemas, control, addr.port());
+        broker.schema_rule = broker
+            .schema_rule
+            .take()
+            .map(|r| r.with_upstream(extensions.upstream_registry.clone()));
+        let broker = Arc::new(broker);
         let mut tasks = JoinSet::new();
         let schemas = broker.schemas.clone();
         let pipelines = start_pipelines(&broker, schemas.clone(), &shutdown)?;
-        let mirrors = crate::mirror_task::prepare(&broker.config.mirrors, &broker.config.base_dir)?;
+        let mirrors = match (&extensions.mirrors, broker.config.mirrors.is_empty()) {
+            (_, true) => Vec::new(),
+            (Some(launcher), false) => launcher
+                .prepare(&broker.config.mirrors, &broker.config.base_dir)
+                .map_err(StartError::Mirror)?,
+            (None, false) => {
+                return Err(StartError::Mirror(
+                    "the configuration lists mirrors, but this program runs none \
+                     (the `starlog` binary does)"
+                        .into(),
+                ))
+            }
+        };
         let mirror_statuses = mirrors
             .iter()
-            .map(|m| (m.name.clone(), Arc::clone(&m.status)))
+            .map(|m| (m.name.clone(), Arc::clone(&m.counters)))
             .collect();
         let http_addr = match broker.config.http_listen() {
             Some(listen) => {
@@ -204,7 +227,11 @@ impl Server {
             reaper.abort();
         });
         tracing::info!(%addr, data_dir = %broker.config.data_dir.display(), "starlog broker listening");
-        let mirrors = crate::mirror_task::start(mirrors, addr, registry_addr);
+        let local = LocalAddrs {
+            kafka: addr,
+            registry: registry_addr,
+        };
+        let mirrors = mirrors.into_iter().map(|m| (m.start)(local)).collect();
         Ok(Self {
             broker,
             addr,
@@ -251,7 +278,7 @@ impl Server {
     pub async fn shutdown(mut self) {
         // Mirrors first: their last writes and checkpoint need the listener.
         for m in std::mem::take(&mut self.mirrors) {
-            m.stop().await;
+            (m.stop)().await;
         }
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}

@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use apache_avro::types::Value;
@@ -20,6 +21,34 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::json;
+use starlog_broker::extensions::{BoxFuture, ExtensionError, UpstreamRegistry};
+use starlog_broker::Extensions;
+use starlog_clients::registry::RegistryPool;
+
+/// Upstream schemas through the clients' registry client, as the `starlog`
+/// binary plugs them in.
+#[derive(Debug)]
+struct Upstream(RegistryPool);
+
+impl UpstreamRegistry for Upstream {
+    fn schema_text<'a>(
+        &'a self,
+        url: &'a str,
+        id: u32,
+    ) -> BoxFuture<'a, Result<String, ExtensionError>> {
+        Box::pin(async move { Ok(self.0.client(url)?.schema_text(id).await?) })
+    }
+}
+
+fn with_upstream() -> Extensions {
+    Extensions {
+        upstream_registry: Some(Arc::new(Upstream(RegistryPool::new(
+            "upstream",
+            Duration::from_secs(10),
+        )))),
+        ..Extensions::default()
+    }
+}
 
 /// (writer schema JSON, body) of each alert in `sub`.
 fn alerts(sub: &str) -> Vec<(String, Value, Vec<u8>)> {
@@ -50,7 +79,7 @@ fn framed(id: u32, body: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_producers_get_their_schema_ids_rewritten_to_the_local_registry() {
     let upstream = TestBroker::start().await;
-    let local = TestBroker::start().await;
+    let local = TestBroker::start_extended(with_upstream(), |_| {}).await;
     let up_url = upstream.registry_url();
     // Unrelated schemas first, so upstream ids differ from what the local registry assigns.
     for i in 0..3 {

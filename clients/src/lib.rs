@@ -11,13 +11,13 @@
 //! - `records` (encoder, and the decoder to records on `starlog-wire`'s
 //!   batch layout and codecs), `partitioner`: bytes of record batches;
 //! - the clients: [`Producer`], [`Consumer`], [`Admin`];
-//! - `node`: the processing-node runner seam (consume → chain → commit).
+//! - `node`: the processing-node runner seam (consume → chain → commit);
+//! - `registry`: the schema-registry HTTP client.
 //!
 //! Bytes stay bytes where a caller wants them: values are `Bytes` end to
 //! end, and the consumer hands out whole record batches for mirroring.
 
 pub mod admin;
-pub mod alloc;
 pub mod cluster;
 mod compression;
 pub mod config;
@@ -29,6 +29,7 @@ pub mod partitioner;
 pub mod pipeline;
 pub mod producer;
 pub mod records;
+pub mod registry;
 pub mod sasl;
 pub mod transport;
 pub mod versions;

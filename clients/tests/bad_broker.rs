@@ -7,8 +7,8 @@
 //! The Kafka codec pre-allocates arrays from the element count a response
 //! claims; decoding garbage may therefore ask for a huge (never touched)
 //! allocation. Binaries that talk to untrusted brokers install the guarded
-//! global allocator that `starlog-broker` provides (the `starlog` binary
-//! does); linking that crate here gives this test binary the same.
+//! global allocator of `starlog-alloc` (the `starlog` binary does); this
+//! test binary declares the same one in `common`.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -31,7 +31,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
-use starlog_broker as _;
 use starlog_clients::cluster::Cluster;
 use starlog_clients::connection::Connection;
 use starlog_clients::versions::CLIENT_RANGES;

@@ -447,7 +447,7 @@ fn registry(n: &mut Node<'_>, base: &Path) -> Result<Option<RegistryConfig>, Con
         return Ok(None);
     };
     let url = r.required_string("url")?;
-    crate::registry::http::BaseUrl::parse(&url)
+    starlog_clients::registry::BaseUrl::parse(&url)
         .map_err(|e| fault(r.path_of("url"), e.to_string()))?;
     let username = r.string("username")?;
     let password = secret(&mut r, "password", "password_env")?;

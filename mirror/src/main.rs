@@ -3,6 +3,7 @@
 //! mirror ended with an error (the summary of what was done is not
 //! available then; the error names the record, partition or setting).
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -10,9 +11,9 @@ use clap::Parser;
 use starlog_mirror::{run, MirrorConfig};
 
 /// Survives absurd allocation sizes decoded from a peer's bytes
-/// (see `starlog_clients::alloc`).
+/// (see `starlog_alloc`).
 #[global_allocator]
-static GLOBAL: starlog_clients::alloc::GuardedAllocator = starlog_clients::alloc::GuardedAllocator;
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
 
 /// Mirror an upstream Kafka alert stream into the local Starlog buffer.
 #[derive(Debug, Parser)]
@@ -55,6 +56,8 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log sent to a file or pipe stays plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
     let mut config = MirrorConfig::load(&args.config)

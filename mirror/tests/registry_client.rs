@@ -1,5 +1,6 @@
-//! The hand-written registry client against the broker's real registry and
-//! against scripted misbehaving servers; the id mapper's caching.
+//! The registry client (the clients crate's, on hyper) against the broker's
+//! real registry and against scripted misbehaving servers; the id mapper's
+//! caching.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -122,3 +122,8 @@ impl BrokerTarget for InProcessTarget {
 pub fn flush_always() -> FlushSetting {
     FlushSetting::Named(FlushNamed::Always)
 }
+
+/// A test binary that starts a broker here decodes outside bytes as the
+/// binaries do, so it declares the same guarded global allocator.
+#[global_allocator]
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;

@@ -7,6 +7,11 @@
 
 use libfuzzer_sys::fuzz_target;
 
+/// The `starlog` binary's allocator: an absurd element count decoded from
+/// the frame must fail in the decoder, not abort the process.
+#[global_allocator]
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
+
 fuzz_target!(|data: &[u8]| {
     let _ = starlog_broker::dispatch::parse_frame(bytes::Bytes::copy_from_slice(data));
 });

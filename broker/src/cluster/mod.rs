@@ -39,7 +39,6 @@
 //! as learners, promotes them once caught up, and removes the old ones,
 //! which delete their copy.
 
-pub mod cli;
 pub mod config;
 
 mod admin;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use starlog_broker::{BrokerConfig, Server};
+use starlog_broker::{BrokerConfig, Extensions, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,6 +21,8 @@ pub struct TestBroker {
     pub server: Option<Server>,
     pub dir: tempfile::TempDir,
     pub config: BrokerConfig,
+    /// What is plugged in (kept for restarts).
+    pub extensions: Extensions,
 }
 
 impl TestBroker {
@@ -31,6 +33,15 @@ impl TestBroker {
 
     /// Starts a broker after `tweak` adjusts its configuration.
     pub async fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
+        Self::start_extended(Extensions::default(), tweak).await
+    }
+
+    /// Starts a broker with `extensions` plugged in, after `tweak` adjusts
+    /// its configuration.
+    pub async fn start_extended(
+        extensions: Extensions,
+        tweak: impl FnOnce(&mut BrokerConfig),
+    ) -> Self {
         // RUST_LOG=debug shows the broker's log lines in failing tests.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -45,11 +56,14 @@ impl TestBroker {
         config.schema_registry.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.groups.initial_rebalance_delay_ms = 0;
         tweak(&mut config);
-        let server = Server::start(config.clone()).await.expect("broker starts");
+        let server = Server::start_with(config.clone(), extensions.clone())
+            .await
+            .expect("broker starts");
         Self {
             server: Some(server),
             dir,
             config,
+            extensions,
         }
     }
 
@@ -85,7 +99,11 @@ impl TestBroker {
         if let Some(r) = registry {
             config.schema_registry.listen = r;
         }
-        self.server = Some(Server::start(config).await.expect("broker restarts"));
+        self.server = Some(
+            Server::start_with(config, self.extensions.clone())
+                .await
+                .expect("broker restarts"),
+        );
     }
 
     /// Stops the broker.
@@ -220,3 +238,8 @@ pub async fn http(
     };
     (status, body)
 }
+
+/// A test binary that starts a broker here decodes outside bytes as the
+/// binaries do, so it declares the same guarded global allocator.
+#[global_allocator]
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;

@@ -160,3 +160,8 @@ pub async fn bounded<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T
         .await
         .expect("test step finished within its time limit")
 }
+
+/// A test binary that starts a broker here decodes outside bytes as the
+/// binaries do, so it declares the same guarded global allocator.
+#[global_allocator]
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use apache_avro::Schema;
 
-use super::client::{RegistryClient, RegistryError};
+use super::{RegistryClient, RegistryError};
 use crate::alert_id::AlertIdReader;
 
 /// An upstream schema, fetched and parsed.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use apache_avro::types::Value;
 use apache_avro::Schema;
 use bytes::Bytes;
-use starlog_broker::{BrokerConfig, Server};
+use starlog_broker::{BrokerConfig, Extensions, Server};
 use starlog_clients::admin::NewTopic;
 use starlog_clients::consumer::offsets::{list_offsets, LATEST};
 use starlog_clients::{
@@ -27,6 +27,8 @@ pub struct TestBroker {
     pub server: Option<Server>,
     pub dir: tempfile::TempDir,
     pub config: BrokerConfig,
+    /// What is plugged in (kept for restarts).
+    pub extensions: Extensions,
 }
 
 impl TestBroker {
@@ -35,6 +37,15 @@ impl TestBroker {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
+        Self::start_extended(Extensions::default(), tweak).await
+    }
+
+    /// Starts a broker with `extensions` plugged in (the `starlog` binary's
+    /// in-broker mirrors), after `tweak` adjusts its configuration.
+    pub async fn start_extended(
+        extensions: Extensions,
+        tweak: impl FnOnce(&mut BrokerConfig),
+    ) -> Self {
         // RUST_LOG=debug shows the log lines of failing tests.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -49,11 +60,14 @@ impl TestBroker {
         config.schema_registry.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.groups.initial_rebalance_delay_ms = 0;
         tweak(&mut config);
-        let server = Server::start(config.clone()).await.expect("broker starts");
+        let server = Server::start_with(config.clone(), extensions.clone())
+            .await
+            .expect("broker starts");
         Self {
             server: Some(server),
             dir,
             config,
+            extensions,
         }
     }
 
@@ -86,7 +100,11 @@ impl TestBroker {
         if let Some(r) = registry {
             config.schema_registry.listen = r;
         }
-        self.server = Some(Server::start(config).await.expect("broker restarts"));
+        self.server = Some(
+            Server::start_with(config, self.extensions.clone())
+                .await
+                .expect("broker restarts"),
+        );
     }
 
     pub async fn stop(mut self) {
@@ -330,3 +348,8 @@ pub fn source(r: &ConsumerRecord) -> (String, i32, i64) {
         header(r, "starlog.source.offset").unwrap().parse().unwrap(),
     )
 }
+
+/// A test binary that starts a broker here decodes outside bytes as the
+/// binaries do, so it declares the same guarded global allocator.
+#[global_allocator]
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;

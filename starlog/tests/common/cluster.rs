@@ -23,7 +23,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::Value;
-use starlog_broker::cluster::cli::fetch_status;
+use starlog::cluster_cli::fetch_status;
 use starlog_storage::{LogConfig, PartitionLog};
 
 /// A free port below Linux's ephemeral range (32768 and up). Nodes are

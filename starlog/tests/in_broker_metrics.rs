@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The mirror's test helpers (brokers with registries, framed ZTF alerts).
+#[path = "../../mirror/tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
@@ -98,7 +100,10 @@ bad_input: {{ policy: skip }}
     )
     .unwrap();
     let mirror_file = file.clone();
-    let local = TestBroker::start_with(move |c| c.mirrors = vec![mirror_file]).await;
+    let local = TestBroker::start_extended(starlog::extensions(), move |c| {
+        c.mirrors = vec![mirror_file];
+    })
+    .await;
     wait_for(
         &local.bootstrap(),
         TARGET,

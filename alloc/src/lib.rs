@@ -11,6 +11,11 @@
 //! decoder then fails on the first missing element, returns an error, and the
 //! mapping is released untouched. Everything smaller goes to the system
 //! allocator unchanged, so the hot path is not affected.
+//!
+//! A library never declares it: each binary (`starlog`, `starlog-mirror`,
+//! `starlog-bench`) and each test binary that decodes outside bytes does:
+//! `#[global_allocator] static GLOBAL: starlog_alloc::GuardedAllocator =
+//! starlog_alloc::GuardedAllocator;`.
 
 #![allow(unsafe_code)]
 
@@ -103,8 +108,7 @@ unsafe impl GlobalAlloc for GuardedAllocator {
 
 #[cfg(test)]
 mod tests {
-    /// This crate's own test binary uses the allocator too (the binaries
-    /// declare it in their `main.rs`).
+    /// This crate's own test binary uses the allocator too.
     #[global_allocator]
     static GLOBAL: super::GuardedAllocator = super::GuardedAllocator;
 

@@ -1,8 +1,11 @@
 //! The `starlog` binary as a process: graceful SIGTERM, and acknowledged
-//! messages that survive `kill -9`.
+//! messages that survive `kill -9`, a log without colour codes in a file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The broker's test helpers (in-process brokers, a raw protocol client, the
+// alert files).
+#[path = "../../broker/tests/common/mod.rs"]
 mod common;
 
 use std::net::TcpListener;
@@ -24,6 +27,11 @@ fn free_port() -> u16 {
 }
 
 fn spawn(data: &Path, port: u16, flush: &str) -> Child {
+    spawn_logging_to(data, port, flush, Stdio::inherit())
+}
+
+/// Starts `starlog serve` with its log (stderr) going to `log`.
+fn spawn_logging_to(data: &Path, port: u16, flush: &str, log: Stdio) -> Child {
     let config = data.with_extension("yaml");
     std::fs::write(
         &config,
@@ -37,7 +45,9 @@ fn spawn(data: &Path, port: u16, flush: &str) -> Child {
         .args(["serve", "--config"])
         .arg(&config)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(log)
+        // Colour must depend on the terminal alone, not on this variable.
+        .env_remove("NO_COLOR")
         .spawn()
         .expect("spawn starlog");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -149,4 +159,26 @@ async fn acknowledged_messages_survive_kill_9() {
     }
     signal(&child, 9);
     let _ = child.wait();
+}
+
+#[test]
+fn a_log_written_to_a_file_carries_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log_path = dir.path().join("starlog.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let port = free_port();
+    let mut child = spawn_logging_to(&dir.path().join("data"), port, "always", log.into());
+    signal(&child, 15);
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "starlog exited with {status}");
+    let text = std::fs::read(&log_path).expect("read log");
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains("starlog broker listening") && text.contains("shutdown requested"),
+        "the log lacks the start and stop lines:\n{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "ANSI escape codes in a log written to a file:\n{text:?}"
+    );
 }

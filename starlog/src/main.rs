@@ -1,12 +1,23 @@
-//! The `starlog` command.
+//! The `starlog` command: composes the broker library with the mirror and
+//! the clients (the in-broker mirrors and the schema-id rule's upstream
+//! registry client are plugged into the broker through its
+//! `extensions`, see the `starlog` library), and adds the processing node
+//! and the cluster commands.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use starlog::cluster_cli;
 use starlog_broker::{BrokerConfig, Server};
 use tracing_subscriber::EnvFilter;
+
+/// Survives absurd allocation sizes decoded from client bytes
+/// (see `starlog_alloc`).
+#[global_allocator]
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
 
 /// Starlog: a Kafka-compatible log broker for astronomical alert streams.
 #[derive(Debug, Parser)]
@@ -127,7 +138,7 @@ enum ClusterCommand {
 }
 
 /// The embedded default configuration, with every key documented.
-const DEFAULT_CONFIG: &str = include_str!("../starlog.default.yaml");
+const DEFAULT_CONFIG: &str = starlog_broker::DEFAULT_CONFIG_YAML;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -135,6 +146,8 @@ fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log sent to a file or pipe stays plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -183,12 +196,12 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster {
             command: ClusterCommand::Status { http, json },
         } => {
-            let doc = starlog_broker::cluster::cli::fetch_status(http)
+            let doc = cluster_cli::fetch_status(http)
                 .with_context(|| format!("asking {http} for /cluster/status"))?;
             let text = if json {
                 format!("{doc:#}\n")
             } else {
-                starlog_broker::cluster::cli::render_status(&doc)
+                cluster_cli::render_status(&doc)
             };
             use std::io::Write;
             std::io::stdout()
@@ -201,7 +214,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             let peer = starlog_broker::cluster::ClusterSettings::parse_peer(&peer)
                 .map_err(anyhow::Error::msg)?;
-            let answer = starlog_broker::cluster::cli::add_broker(http, &peer)
+            let answer = cluster_cli::add_broker(http, &peer)
                 .with_context(|| format!("adding broker {} through {http}", peer.id))?;
             use std::io::Write;
             writeln!(std::io::stdout(), "{answer}").context("writing the answer")?;
@@ -210,7 +223,7 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster {
             command: ClusterCommand::RemoveBroker { http, id },
         } => {
-            let answer = starlog_broker::cluster::cli::remove_broker(http, id)
+            let answer = cluster_cli::remove_broker(http, id)
                 .with_context(|| format!("removing broker {id} through {http}"))?;
             use std::io::Write;
             writeln!(std::io::stdout(), "{answer}").context("writing the answer")?;
@@ -227,7 +240,7 @@ fn main() -> anyhow::Result<()> {
                 },
         } => {
             let target = (!cancel).then_some(replicas.as_slice());
-            let answer = starlog_broker::cluster::cli::reassign(http, &topic, partition, target)
+            let answer = cluster_cli::reassign(http, &topic, partition, target)
                 .with_context(|| format!("reassigning {topic}-{partition} through {http}"))?;
             use std::io::Write;
             writeln!(std::io::stdout(), "{answer}").context("writing the answer")?;
@@ -280,7 +293,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn serve(cfg: BrokerConfig) -> anyhow::Result<()> {
-    let server = Server::start(cfg).await?;
+    let server = Server::start_with(cfg, starlog::extensions()).await?;
     wait_for_signal().await?;
     tracing::info!("shutdown requested: finishing in-flight requests");
     server.shutdown().await;

@@ -1,4 +1,4 @@
-//! The two Confluent REST calls the mirror needs.
+//! The two Confluent REST calls Starlog needs.
 //!
 //! `GET /schemas/ids/{id}` against the upstream registry and
 //! `POST /subjects/{subject}/versions` against the local one. Failures are
@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
+use crate::TlsConfig;
 use serde::Deserialize;
-use starlog_clients::TlsConfig;
 
 use super::http::{BaseUrl, HttpClient, HttpError, Response};
 

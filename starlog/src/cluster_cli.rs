@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
+use starlog_broker::cluster::PeerSettings;
 
 /// Why the status could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +26,7 @@ pub fn fetch_status(addr: SocketAddr) -> Result<Value, StatusError> {
 }
 
 /// Asks the broker at `addr` to add `peer` to its cluster.
-pub fn add_broker(addr: SocketAddr, peer: &super::PeerSettings) -> Result<Value, StatusError> {
+pub fn add_broker(addr: SocketAddr, peer: &PeerSettings) -> Result<Value, StatusError> {
     let body = serde_json::to_string(peer).map_err(|e| StatusError::Answer(e.to_string()))?;
     request(addr, "POST", "/cluster/brokers", Some(&body))
 }

@@ -10,6 +10,9 @@
 
 #[path = "common/cluster.rs"]
 mod cluster;
+// The broker's test helpers (in-process brokers, a raw protocol client, the
+// alert files).
+#[path = "../../broker/tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

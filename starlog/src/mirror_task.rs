@@ -1,9 +1,11 @@
-//! Mirrors that run inside the broker (`mirrors:` in the broker YAML).
+//! Mirrors that run inside the broker (`mirrors:` in the broker YAML): the
+//! broker's [`MirrorLauncher`] as the `starlog` binary implements it.
 //!
 //! Each entry names a `mirror.yaml` (relative paths resolve against the
 //! broker config's folder). The mirror runs as a tokio task with the mirror
 //! crate's engine, exactly as `starlog mirror` would, and its live counters
-//! ([`MirrorStatus`]) are rendered on `/metrics`. When the file has no
+//! ([`MirrorStatus`], seen as the broker's [`MirrorCounters`]) are rendered
+//! on `/metrics`. When the file has no
 //! `local:` section, the mirror writes into this broker: its Kafka listener
 //! and, when enabled, its schema registry. A run that ends with an error is
 //! started again after a back-off (1 s doubling to 30 s); the checkpoint
@@ -15,9 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use starlog_broker::extensions::{
+    ExtensionError, LocalAddrs, MirrorCounters, MirrorCountersSource, MirrorLauncher,
+    MirrorTopicCounters, PreparedTask, RunningTask,
+};
 use starlog_mirror::{ConfigError, MirrorConfig, MirrorStatus};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 /// Why the configured mirrors cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -40,19 +45,73 @@ pub enum MirrorTaskError {
     },
 }
 
+/// Runs the broker's configured mirrors with the mirror engine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mirrors;
+
+impl MirrorLauncher for Mirrors {
+    fn prepare(
+        &self,
+        paths: &[PathBuf],
+        base_dir: &Path,
+    ) -> Result<Vec<PreparedTask>, ExtensionError> {
+        Ok(prepare(paths, base_dir)?
+            .into_iter()
+            .map(|p| PreparedTask {
+                name: p.name.clone(),
+                counters: Arc::new(Counters(Arc::clone(&p.status))),
+                start: Box::new(move |local: LocalAddrs| start(p, local.kafka, local.registry)),
+            })
+            .collect())
+    }
+}
+
+/// A mirror's live status as the broker's `/metrics` view.
+#[derive(Debug)]
+struct Counters(Arc<MirrorStatus>);
+
+impl MirrorCountersSource for Counters {
+    fn counters(&self) -> MirrorCounters {
+        let v = self.0.view();
+        MirrorCounters {
+            running: v.running,
+            runs: v.runs,
+            checkpoints: v.checkpoints,
+            topics: v
+                .topics
+                .into_iter()
+                .map(|(topic, t)| {
+                    let c = t.counts;
+                    let counters = MirrorTopicCounters {
+                        target: c.target,
+                        read: c.read,
+                        written: c.mirrored,
+                        rewritten: c.rewritten,
+                        passed_through: c.passed_through,
+                        dead_lettered: c.dead_lettered,
+                        skipped: c.skipped,
+                        already_present: c.already_present,
+                        value_bytes: c.bytes,
+                        lag: t.lag,
+                    };
+                    (topic, counters)
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A mirror whose configuration was read and checked.
 #[derive(Debug)]
-pub struct PreparedMirror {
-    /// The mirror's `name`.
-    pub name: String,
-    /// Its live counters.
-    pub status: Arc<MirrorStatus>,
+struct PreparedMirror {
+    name: String,
+    status: Arc<MirrorStatus>,
     path: PathBuf,
     yaml: serde_yaml::Value,
 }
 
 /// Reads and checks every configured mirror (before anything listens).
-pub fn prepare(paths: &[PathBuf], base_dir: &Path) -> Result<Vec<PreparedMirror>, MirrorTaskError> {
+fn prepare(paths: &[PathBuf], base_dir: &Path) -> Result<Vec<PreparedMirror>, MirrorTaskError> {
     let mut out = Vec::new();
     for p in paths {
         let path = base_dir.join(p);
@@ -115,50 +174,25 @@ fn config_for(
     Ok(cfg)
 }
 
-/// A mirror task.
-#[derive(Debug)]
-pub struct RunningMirror {
-    /// The mirror's `name`.
-    pub name: String,
-    /// Its live counters.
-    pub status: Arc<MirrorStatus>,
-    stop: watch::Sender<bool>,
-    handle: JoinHandle<()>,
-}
-
-impl RunningMirror {
-    /// Stops the mirror (its last acknowledgements and checkpoint are
-    /// written) and waits for the task.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        if let Err(e) = self.handle.await {
-            tracing::error!(mirror = %self.name, error = %e, "mirror task failed");
-        }
+/// Starts a mirror, writing into this broker at `kafka` (and its registry
+/// at `registry`) unless its file says otherwise. Stopping it lets it write
+/// its last acknowledgements and checkpoint, then waits for the task.
+fn start(p: PreparedMirror, kafka: SocketAddr, registry: Option<SocketAddr>) -> RunningTask {
+    let (stop, stopped) = watch::channel(false);
+    let name = p.name.clone();
+    let handle = tokio::spawn(run(p, kafka, registry, stopped));
+    let shown = name.clone();
+    RunningTask {
+        name,
+        stop: Box::new(move || {
+            Box::pin(async move {
+                let _ = stop.send(true);
+                if let Err(e) = handle.await {
+                    tracing::error!(mirror = %shown, error = %e, "mirror task failed");
+                }
+            })
+        }),
     }
-}
-
-/// Starts the mirrors, writing into this broker at `kafka` (and its
-/// registry at `registry`) unless their files say otherwise.
-pub fn start(
-    prepared: Vec<PreparedMirror>,
-    kafka: SocketAddr,
-    registry: Option<SocketAddr>,
-) -> Vec<RunningMirror> {
-    prepared
-        .into_iter()
-        .map(|p| {
-            let (stop, stopped) = watch::channel(false);
-            let status = Arc::clone(&p.status);
-            let name = p.name.clone();
-            let handle = tokio::spawn(run(p, kafka, registry, stopped));
-            RunningMirror {
-                name,
-                status,
-                stop,
-                handle,
-            }
-        })
-        .collect()
 }
 
 async fn wait_stop(mut stopped: watch::Receiver<bool>) {

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The broker's test helpers (in-process brokers, a raw protocol client, the
+// alert files).
+#[path = "../../broker/tests/common/mod.rs"]
 mod common;
 
 use std::collections::HashSet;

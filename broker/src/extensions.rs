@@ -1,0 +1,150 @@
+//! What a program that starts a broker plugs into it: the interfaces the
+//! broker defines so that it needs neither the Kafka client nor the mirror.
+//!
+//! The `starlog` binary implements them: [`UpstreamRegistry`] with the
+//! clients' schema-registry client (for the server-side schema-id rule)
+//! and [`MirrorLauncher`] with the mirror engine (the `mirrors:` section of
+//! the YAML). A broker started without them refuses what needs them: a
+//! produce to a topic with a schema-id rule (`INVALID_RECORD`), a
+//! configuration with mirrors (at start).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed error from an extension.
+pub type ExtensionError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A boxed future, as the traits here return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Schemas from upstream Confluent-compatible registries, by URL (a topic's
+/// `starlog.schema.upstream.registry`) and id.
+pub trait UpstreamRegistry: Send + Sync + std::fmt::Debug {
+    /// The Avro schema text registered under `id` at the registry `url`.
+    fn schema_text<'a>(
+        &'a self,
+        url: &'a str,
+        id: u32,
+    ) -> BoxFuture<'a, Result<String, ExtensionError>>;
+}
+
+/// The broker's own listeners, for tasks that talk to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddrs {
+    /// The Kafka listener.
+    pub kafka: SocketAddr,
+    /// The schema registry, when enabled.
+    pub registry: Option<SocketAddr>,
+}
+
+/// Starts the in-broker mirrors named in the configuration's `mirrors:`
+/// list (paths to mirror YAML files; the broker keeps them as opaque paths).
+pub trait MirrorLauncher: Send + Sync + std::fmt::Debug {
+    /// Reads and checks every configured mirror, before anything listens
+    /// (`paths` relative to `base_dir`, the broker config's folder).
+    fn prepare(
+        &self,
+        paths: &[PathBuf],
+        base_dir: &Path,
+    ) -> Result<Vec<PreparedTask>, ExtensionError>;
+}
+
+/// Starts a prepared task once the listeners are bound.
+pub type StartFn = Box<dyn FnOnce(LocalAddrs) -> RunningTask + Send>;
+
+/// A task (an in-broker mirror) read and checked, not started yet.
+pub struct PreparedTask {
+    /// Its name, in logs and `/metrics` labels.
+    pub name: String,
+    /// Its live counters, rendered on `/metrics`.
+    pub counters: Arc<dyn MirrorCountersSource>,
+    /// Starts it (on the broker's runtime).
+    pub start: StartFn,
+}
+
+impl std::fmt::Debug for PreparedTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedTask")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops a running task and resolves once it has ended.
+pub type StopFn = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+
+/// A running task; the broker stops it first on shutdown, while it still
+/// serves the task's last writes.
+pub struct RunningTask {
+    /// Its name.
+    pub name: String,
+    /// Stops it and waits for it.
+    pub stop: StopFn,
+}
+
+impl std::fmt::Debug for RunningTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningTask")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One in-broker mirror's counters as `/metrics` shows them: the view the
+/// broker defines, so that it needs no mirror type (the `starlog` binary
+/// fills it from the mirror's live status).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MirrorCounters {
+    /// Whether a run is going on.
+    pub running: bool,
+    /// Runs started.
+    pub runs: u64,
+    /// Checkpoints written, all runs.
+    pub checkpoints: u64,
+    /// Per upstream topic, by name.
+    pub topics: Vec<(String, MirrorTopicCounters)>,
+}
+
+/// One upstream topic of an in-broker mirror, counted over all runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MirrorTopicCounters {
+    /// The local topic it is written to.
+    pub target: String,
+    /// Upstream records handled.
+    pub read: u64,
+    /// Records written to the target and acknowledged.
+    pub written: u64,
+    /// Records whose schema id was rewritten.
+    pub rewritten: u64,
+    /// Records copied inside whole upstream batches, as bytes.
+    pub passed_through: u64,
+    /// Records sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Records dropped by the skip policy.
+    pub skipped: u64,
+    /// Records found in the target after a restart and not written again.
+    pub already_present: u64,
+    /// Value bytes written to the target.
+    pub value_bytes: u64,
+    /// Upstream records not read yet, over the topic's partitions.
+    pub lag: i64,
+}
+
+/// Live counters of something the embedding program runs in the broker
+/// (an in-broker mirror), read on every scrape.
+pub trait MirrorCountersSource: Send + Sync + std::fmt::Debug {
+    /// A copy of the counters now.
+    fn counters(&self) -> MirrorCounters;
+}
+
+/// Everything plugged into a broker at start ([`crate::Server::start_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct Extensions {
+    /// The schema-id rule's source of upstream schemas.
+    pub upstream_registry: Option<Arc<dyn UpstreamRegistry>>,
+    /// Runs the configured `mirrors:`.
+    pub mirrors: Option<Arc<dyn MirrorLauncher>>,
+}
