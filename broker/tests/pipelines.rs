@@ -2,7 +2,7 @@
 //! topic holds exactly the alerts whose association is set (counted from the
 //! data's manifest, independently), read back with librdkafka and decoded
 //! against the broker's registry; a replay after a crash between output and
-//! commit writes nothing twice.
+//! commit writes nothing twice, also when it comes before the first commit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -290,5 +290,58 @@ async fn a_replay_after_a_crash_between_output_and_commit_writes_nothing_twice()
     assert_eq!(offsets.len(), after.len());
     let want = manifest_solar_system().values().filter(|&&ss| ss).count();
     assert_eq!(after.len(), want, "and lost nothing");
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_after_a_crash_before_the_first_commit_writes_nothing_twice() {
+    let files = common::alert_files("ztf/alerts/fink-alert-simulator");
+    let mut broker = start().await;
+    let bs = broker.bootstrap();
+    produce(&bs, &files).await;
+    wait_processed(&broker, files.len() as u64).await;
+    let before = read_output(&bs);
+    let want = manifest_solar_system().values().filter(|&&ss| ss).count();
+    assert_eq!(before.len(), want);
+    // Simulate a crash before any commit: every output is durable, but
+    // neither a position nor an output mark was recorded.
+    let meta = broker
+        .server
+        .as_ref()
+        .unwrap()
+        .broker()
+        .topics
+        .meta()
+        .clone();
+    meta.delete_group(GROUP).unwrap();
+    assert!(meta.committed_offsets(GROUP).is_empty());
+    broker.restart().await;
+    // The pipeline replays every input from the log start.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = broker.server.as_ref().unwrap().pipeline_status();
+        if s[0].records_in >= files.len() as u64 && s[0].lag == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replay stalled: {s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = read_output(&broker.bootstrap());
+    let offsets: HashSet<i64> = after.iter().map(|o| o.0).collect();
+    assert_eq!(offsets.len(), after.len(), "no output written twice");
+    assert_eq!(after, before, "the replay wrote nothing");
+    // The replay committed its position again.
+    let meta = broker
+        .server
+        .as_ref()
+        .unwrap()
+        .broker()
+        .topics
+        .meta()
+        .clone();
+    assert!(meta
+        .committed_offsets(GROUP)
+        .iter()
+        .any(|c| c.topic == "ztf-buffer" && c.offset == files.len() as i64));
     broker.stop().await;
 }

@@ -108,7 +108,13 @@ impl Runner {
                     tracing::warn!(pipeline = %self.spec_name, error = %e, "pipeline step failed; retrying from the committed position");
                     self.status.lock().failures += 1;
                     std::thread::sleep(RETRY_WAIT);
-                    positions = self.committed().0;
+                    // Replay from the committed position like a restart:
+                    // outputs of the failed step that were not flushed are
+                    // dropped, flushed ones are found again before the next
+                    // append.
+                    let (committed, markers) = self.committed();
+                    positions = committed;
+                    self.sink.recover(&markers);
                 }
             }
         }
