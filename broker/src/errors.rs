@@ -30,3 +30,21 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::Task(_) => ResponseError::UnknownServerError,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused invariant fails the request as a storage fault, which
+    /// clients retry elsewhere, never as a client error.
+    #[test]
+    fn a_violated_invariant_is_a_storage_error() {
+        let e = AppendError::Invariant {
+            invariant: "the high watermark never passes the log end",
+            partition: "t-0".into(),
+            offset: 9,
+            detail: "high watermark 9, log end 3".into(),
+        };
+        assert_eq!(append_error_code(&e), ResponseError::KafkaStorageError);
+    }
+}

@@ -946,8 +946,8 @@ mod tests {
         assert_eq!(invariant(e), "the high watermark never passes the log end");
         assert_eq!(partition.high_watermark(), 3);
         assert_eq!(
-            crate::errors::append_error_code(&partition.publish(9).unwrap_err()),
-            ResponseError::KafkaStorageError
+            invariant(partition.publish(9).unwrap_err()),
+            "the high watermark never passes the log end"
         );
         partition.publish(3).unwrap();
     }

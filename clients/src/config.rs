@@ -74,7 +74,7 @@ impl ClientConfig {
             return bad("bootstrap list is empty");
         }
         for b in &self.bootstrap {
-            if crate::transport::split_host_port(b).is_none() {
+            if crate::address::split_host_port(b).is_none() {
                 return Err(crate::ClientError::Config(format!(
                     "bootstrap entry {b:?} is not host:port"
                 )));

@@ -22,6 +22,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use parking_lot::Mutex;
@@ -99,6 +100,24 @@ impl std::fmt::Debug for Connection {
             .field("addr", &self.inner.addr)
             .field("alive", &self.is_alive())
             .finish()
+    }
+}
+
+impl crate::sasl::SaslChannel for Connection {
+    fn peer(&self) -> &str {
+        self.addr()
+    }
+    fn handshake(
+        &self,
+        req: &SaslHandshakeRequest,
+    ) -> impl std::future::Future<Output = Result<SaslHandshakeResponse>> + Send {
+        self.call(req)
+    }
+    fn authenticate(
+        &self,
+        req: &SaslAuthenticateRequest,
+    ) -> impl std::future::Future<Output = Result<SaslAuthenticateResponse>> + Send {
+        self.call(req)
     }
 }
 

@@ -17,6 +17,7 @@
 //! Bytes stay bytes where a caller wants them: values are `Bytes` end to
 //! end, and the consumer hands out whole record batches for mirroring.
 
+pub mod address;
 pub mod admin;
 pub mod cluster;
 mod compression;

@@ -10,26 +10,13 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use crate::address::split_host_port;
 use crate::config::TlsConfig;
 use crate::error::{ClientError, Result};
 
 /// A bidirectional byte stream.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
-
-/// Splits `host:port` (IPv6 hosts in brackets), or `None` when malformed.
-pub fn split_host_port(addr: &str) -> Option<(&str, u16)> {
-    let (host, port) = addr.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty() {
-        return None;
-    }
-    Some((host, port))
-}
 
 /// Opens TCP to `addr` and, when `tls` is set, runs the TLS handshake.
 pub async fn open(addr: &str, tls: Option<&TlsConfig>) -> Result<Box<dyn Stream>> {
@@ -104,15 +91,6 @@ fn rustls_config(tls: &TlsConfig, addr: &str) -> Result<Arc<rustls::ClientConfig
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_port_forms() {
-        assert_eq!(split_host_port("a.b:9092"), Some(("a.b", 9092)));
-        assert_eq!(split_host_port("[::1]:9092"), Some(("::1", 9092)));
-        assert_eq!(split_host_port("a.b"), None);
-        assert_eq!(split_host_port(":9092"), None);
-        assert_eq!(split_host_port("a:99999"), None);
-    }
 
     #[test]
     fn empty_or_bad_ca_pem_is_a_tls_error() {

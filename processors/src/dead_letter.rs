@@ -48,7 +48,7 @@ impl DeadLetter {
     /// The sink's error (the runner must then retry the message).
     pub fn send(
         &self,
-        source: &crate::pipeline::InputRecord<'_>,
+        source: &crate::input::InputRecord<'_>,
         reason: &str,
     ) -> Result<(), SinkError> {
         tracing::warn!(

@@ -30,6 +30,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod decode;
 pub mod expr;
+pub mod input;
 pub mod output;
 pub mod pipeline;
 pub mod processor;

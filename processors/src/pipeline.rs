@@ -12,25 +12,8 @@ use crate::candidate::Candidate;
 use crate::chain::{Chain, Counters};
 use crate::dead_letter::DeadLetter;
 use crate::decode::AlertDecoder;
+pub use crate::input::InputRecord;
 use crate::processor::{CandidateProcessor, ProcessError, Response};
-use crate::sink::Header;
-
-/// One input message and where it came from.
-#[derive(Debug, Clone, Copy)]
-pub struct InputRecord<'a> {
-    /// Source topic.
-    pub topic: &'a str,
-    /// Source partition.
-    pub partition: i32,
-    /// Offset in the partition.
-    pub offset: i64,
-    /// Record key.
-    pub key: Option<&'a [u8]>,
-    /// Record value (the alert bytes).
-    pub value: &'a [u8],
-    /// Record headers.
-    pub headers: &'a [Header<'a>],
-}
 
 /// What happened to one message.
 #[derive(Debug)]

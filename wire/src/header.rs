@@ -7,7 +7,6 @@
 //! recomputing it.
 
 use crate::compression::Compression;
-use crate::crc;
 
 /// Size of the fixed v2 batch header.
 pub const BATCH_HEADER_LEN: usize = 61;
@@ -238,32 +237,6 @@ pub fn parse_batch_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(h)
 }
 
-/// Validates the complete batch at the start of `buf` (which may hold more bytes after it).
-///
-/// On top of [`parse_batch_header`]: the whole batch is present, its CRC-32C matches, and
-/// `recordCount == lastOffsetDelta + 1 >= 1`. That last rule holds for every batch a producer
-/// sends (compressed or not); batches thinned by log compaction would violate it, and Starlog
-/// does not compact.
-pub fn validate_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
-    let header = parse_batch_header(buf)?;
-    let declared = header.total_len();
-    let batch = buf.get(..declared).ok_or(BatchError::TruncatedBatch {
-        batch_length: header.batch_length,
-        declared,
-        available: buf.len(),
-    })?;
-    crc::verify_crc(batch)?;
-    if header.record_count < 1
-        || i64::from(header.record_count) != i64::from(header.last_offset_delta) + 1
-    {
-        return Err(BatchError::RecordCountMismatch {
-            record_count: header.record_count,
-            last_offset_delta: header.last_offset_delta,
-        });
-    }
-    Ok(header)
-}
-
 /// Rewrites `baseOffset` and `partitionLeaderEpoch` of the batch at the start of `batch`.
 /// Neither field is covered by the CRC.
 pub fn patch_base_offset_and_epoch(
@@ -315,7 +288,7 @@ mod tests {
 
     #[test]
     fn minimal_batch_validates() {
-        let h = validate_batch(&minimal_batch()).unwrap();
+        let h = crate::validate_batch(&minimal_batch()).unwrap();
         assert_eq!(h.total_len(), BATCH_HEADER_LEN);
         assert_eq!(h.record_count, 1);
         assert_eq!(h.last_offset(), 0);
@@ -325,7 +298,7 @@ mod tests {
     fn patch_keeps_crc_valid() {
         let mut b = minimal_batch();
         patch_base_offset_and_epoch(&mut b, 1234, 7).unwrap();
-        let h = validate_batch(&b).unwrap();
+        let h = crate::validate_batch(&b).unwrap();
         assert_eq!(h.base_offset, 1234);
         assert_eq!(h.partition_leader_epoch, 7);
     }
@@ -335,11 +308,11 @@ mod tests {
         let mut b = minimal_batch();
         patch_producer(&mut b, 9, 2, 40).unwrap();
         assert!(matches!(
-            validate_batch(&b),
+            crate::validate_batch(&b),
             Err(BatchError::CrcMismatch { .. })
         ));
         crate::recompute_crc(&mut b).unwrap();
-        let h = validate_batch(&b).unwrap();
+        let h = crate::validate_batch(&b).unwrap();
         assert_eq!(
             (h.producer_id, h.producer_epoch, h.base_sequence),
             (9, 2, 40)

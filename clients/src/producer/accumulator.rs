@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::RecordMetadata;
+use super::delivery::RecordMetadata;
 use crate::error::{ClientError, Result};
 use crate::partitioner::Sticky;
 use crate::records::encode::PendingRecord;

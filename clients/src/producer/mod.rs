@@ -9,13 +9,14 @@
 //! offset -1 for `acks = 0`), or to the error that ended its retries.
 
 mod accumulator;
+mod delivery;
 mod sender;
 
-use std::future::Future;
-use std::pin::Pin;
+pub use delivery::{DeliveryFuture, RecordMetadata};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -188,34 +189,6 @@ impl ProducerRecord {
     pub fn timestamp(mut self, ms: i64) -> Self {
         self.timestamp = Some(ms);
         self
-    }
-}
-
-/// Where a record was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordMetadata {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// Offset; -1 with `acks = 0` or when the broker did not say.
-    pub offset: i64,
-    /// The record's create time.
-    pub timestamp: i64,
-}
-
-/// Resolves when the record is acknowledged or has failed for good.
-#[derive(Debug)]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(ClientError::Closed("producer"))))
     }
 }
 

@@ -105,7 +105,7 @@ impl BaseUrl {
             ));
         }
         let default_port = if tls { 443 } else { 80 };
-        let addr = if transport::split_host_port(authority).is_some() {
+        let addr = if crate::address::split_host_port(authority).is_some() {
             authority.to_owned()
         } else if authority.ends_with(']') || !authority.contains(':') {
             format!("{authority}:{default_port}")

@@ -3,31 +3,49 @@
 //! Kafka wraps SASL in two requests: `SaslHandshake` picks the mechanism,
 //! then each SASL token travels in a `SaslAuthenticate` request. `plain` and
 //! `scram` are the mechanisms; they are pure message builders/checkers so
-//! they can be tested without a network. `authenticate` drives them over a
-//! connection.
+//! they can be tested without a network. `authenticate` drives them over any
+//! [`SaslChannel`] (the client's `Connection` is one), so this module does not
+//! depend on the connection that depends on it.
 
 pub mod plain;
 pub mod scram;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::messages::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::config::{SaslConfig, SaslMechanism};
-use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
+/// The two Kafka requests SASL travels in, on a fresh connection.
+pub(crate) trait SaslChannel {
+    /// The peer's address, for errors.
+    fn peer(&self) -> &str;
+    /// Sends `SaslHandshake`.
+    fn handshake(
+        &self,
+        req: &SaslHandshakeRequest,
+    ) -> impl std::future::Future<Output = Result<SaslHandshakeResponse>> + Send;
+    /// Sends one `SaslAuthenticate` token.
+    fn authenticate(
+        &self,
+        req: &SaslAuthenticateRequest,
+    ) -> impl std::future::Future<Output = Result<SaslAuthenticateResponse>> + Send;
+}
+
 /// Authenticates `conn` with `sasl`; the connection is usable afterwards.
-pub(crate) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result<()> {
+pub(crate) async fn authenticate<C: SaslChannel + Sync>(conn: &C, sasl: &SaslConfig) -> Result<()> {
     let mech = sasl.mechanism.name();
     let fail = |reason: String| ClientError::Sasl {
-        addr: conn.addr().to_owned(),
+        addr: conn.peer().to_owned(),
         mechanism: mech.to_owned(),
         reason,
     };
     let hs = conn
-        .call(&SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mech)))
+        .handshake(&SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mech)))
         .await?;
     if let Some(e) = ResponseError::try_from_code(hs.error_code) {
         let offered: Vec<String> = hs.mechanisms.iter().map(|m| m.to_string()).collect();
@@ -66,13 +84,13 @@ pub(crate) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
 }
 
 /// Sends one SASL token and returns the server's.
-async fn exchange(
-    conn: &Connection,
+async fn exchange<C: SaslChannel + Sync>(
+    conn: &C,
     token: Vec<u8>,
     fail: &(dyn Fn(String) -> ClientError + Sync),
 ) -> Result<Bytes> {
     let resp = conn
-        .call(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)))
+        .authenticate(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)))
         .await?;
     if let Some(e) = ResponseError::try_from_code(resp.error_code) {
         let msg = resp
