@@ -218,3 +218,48 @@ fn encode_timings(encoder: &mut DescriptorEncoder<'_>, faults: &Faults) -> fmt::
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prometheus_client::collector::Collector;
+    use prometheus_client::encoding::text::encode as encode_page;
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct One(Histogram);
+
+    impl Collector for One {
+        fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+            histogram(&mut encoder, "t_seconds", "A timing.", &self.0)
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_in_seconds() {
+        let h = Histogram::new();
+        h.observe(Duration::from_micros(80));
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_secs(60));
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(One(h)));
+        let mut page = String::new();
+        encode_page(&mut page, &registry).unwrap();
+        for line in [
+            "# TYPE t_seconds histogram",
+            "t_seconds_bucket{le=\"0.0001\"} 1",
+            "t_seconds_bucket{le=\"0.00025\"} 1",
+            "t_seconds_bucket{le=\"0.0005\"} 3",
+            "t_seconds_bucket{le=\"10.0\"} 3",
+            "t_seconds_bucket{le=\"+Inf\"} 4",
+            "t_seconds_count 4",
+            "t_seconds_sum 60.00068",
+        ] {
+            assert!(page.lines().any(|l| l == line), "no `{line}` in\n{page}");
+        }
+    }
+}
