@@ -4,7 +4,8 @@
 //! broker's own counters (records in, passed, skipped, dead-lettered,
 //! failures, lag) are reported beside that check so a disagreement between
 //! what the broker says it did and what a consumer saw is visible. The page
-//! is fetched with one plain HTTP/1.0 GET (`broker_http`).
+//! is fetched with one plain HTTP/1.0 GET (`broker_http`); comment lines
+//! (`# HELP`, `# TYPE`, `# EOF`) are skipped.
 
 use std::time::Duration;
 
@@ -100,16 +101,20 @@ pub fn parse(page: &str, name: &str, addr: &str) -> Result<PipelineMetrics, Benc
 mod tests {
     use super::*;
 
-    const PAGE: &str = "# HELP starlog_pipeline_records_in_total Input records handled.\n\
-        # TYPE starlog_pipeline_records_in_total counter\n\
+    /// The broker's OpenMetrics page: `# HELP`/`# TYPE` name a counter family
+    /// without `_total`, its samples carry it, and the page ends with `# EOF`.
+    const PAGE: &str = "# HELP starlog_pipeline_records_in Input records handled.\n\
+        # TYPE starlog_pipeline_records_in counter\n\
         starlog_pipeline_records_in_total{pipeline=\"other\",source=\"x\"} 9\n\
         starlog_pipeline_records_in_total{pipeline=\"bench-chain\",source=\"in\"} 300\n\
         starlog_pipeline_passed_total{pipeline=\"bench-chain\",source=\"in\"} 290\n\
         starlog_pipeline_skipped_total{pipeline=\"bench-chain\",source=\"in\"} 10\n\
         starlog_pipeline_dead_lettered_total{pipeline=\"bench-chain\",source=\"in\"} 0\n\
         starlog_pipeline_failures_total{pipeline=\"bench-chain\",source=\"in\"} 1\n\
+        # TYPE starlog_pipeline_lag gauge\n\
         starlog_pipeline_lag{pipeline=\"bench-chain\",source=\"in\"} 4\n\
-        starlog_partition_high_watermark{topic=\"in\",partition=\"0\"} 300\n";
+        starlog_partition_high_watermark{topic=\"in\",partition=\"0\"} 300\n\
+        # EOF\n";
 
     #[test]
     fn reads_one_pipelines_counters() {

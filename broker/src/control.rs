@@ -140,8 +140,12 @@ pub trait Control: Send + Sync + std::fmt::Debug + 'static {
     /// The partitions whose replicas are moving.
     fn reassignments(&self) -> Vec<Reassignment>;
 
-    /// Appends this mode's metric families to the `/metrics` page.
-    fn render_metrics(&self, page: &mut String);
+    /// Writes this mode's metric families on the `/metrics` page (read
+    /// live, at each scrape).
+    fn encode_metrics(
+        &self,
+        encoder: &mut prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result;
 
     /// This mode's HTTP routes (`/cluster/*`), if any.
     fn http_routes(&self) -> Option<axum::Router>;
@@ -259,7 +263,12 @@ impl Control for SingleBroker {
         Vec::new()
     }
 
-    fn render_metrics(&self, _page: &mut String) {}
+    fn encode_metrics(
+        &self,
+        _encoder: &mut prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        Ok(())
+    }
 
     fn http_routes(&self) -> Option<axum::Router> {
         None

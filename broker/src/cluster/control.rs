@@ -169,11 +169,11 @@ impl Control for ClusterControl {
         self.cluster.reassignments()
     }
 
-    fn render_metrics(&self, page: &mut String) {
-        page.push_str(&metrics::render(
-            &self.cluster.view.all(),
-            &self.cluster.faults,
-        ));
+    fn encode_metrics(
+        &self,
+        encoder: &mut prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        metrics::encode(encoder, &self.cluster.view.all(), &self.cluster.faults)
     }
 
     fn http_routes(&self) -> Option<axum::Router> {
