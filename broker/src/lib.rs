@@ -17,6 +17,7 @@ pub mod config;
 pub mod connection;
 pub mod control;
 pub mod dispatch;
+pub mod embedded;
 pub mod errors;
 pub mod extensions;
 pub mod groups;
@@ -35,8 +36,9 @@ pub mod topics;
 pub mod watermark;
 
 pub use config::BrokerConfig;
+pub use embedded::{Embedded, EmbeddedBroker, EmbeddedBuilder};
 pub use extensions::Extensions;
-pub use server::Server;
+pub use server::{Server, StartError};
 
 /// The embedded default configuration, with every key documented (what
 /// `starlog default-config` prints).
