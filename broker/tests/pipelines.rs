@@ -17,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use starlog_broker::pipelines::sink::{parse_source_header, SOURCE_HEADER};
+use starlog_broker::{parse_source_header, SOURCE_HEADER};
 use starlog_storage::CommittedOffset;
 
 const PIPELINE: &str = r#"
