@@ -210,3 +210,22 @@ pub enum BenchError {
         reason: String,
     },
 }
+
+impl From<starlog_testkit::cluster::ClusterError> for BenchError {
+    fn from(e: starlog_testkit::cluster::ClusterError) -> Self {
+        use starlog_testkit::cluster::ClusterError;
+        match e {
+            ClusterError::Process { command, reason } => Self::Process { command, reason },
+            ClusterError::NotListening {
+                command,
+                addr,
+                waited,
+            } => Self::NotListening {
+                command,
+                addr,
+                waited,
+            },
+            ClusterError::Http { addr, path, reason } => Self::Metrics { addr, path, reason },
+        }
+    }
+}

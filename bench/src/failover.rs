@@ -55,14 +55,14 @@ pub struct FailoverRound {
     /// The node killed (the partition's leader).
     pub killed: i32,
     /// Its term as leader.
-    pub killed_term: i64,
+    pub killed_term: u64,
     /// Kill → first successful acknowledgement of a message sent after the
     /// kill, ms (`None`: none within `max_wait`).
     pub first_ack_ms: Option<f64>,
     /// Kill → first successful acknowledgement of any message, ms.
     pub first_any_ack_ms: Option<f64>,
     /// The leader after the kill, and its term.
-    pub new_leader: Option<(i32, i64)>,
+    pub new_leader: Option<(i32, u64)>,
     /// Deliveries the client reported failed during the round.
     pub failed: u64,
     /// Restart of the killed node → all replicas caught up, ms.

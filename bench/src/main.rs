@@ -707,9 +707,10 @@ fn run_cluster(a: &ClusterArgs, output: &OutputArgs) -> anyhow::Result<ClusterOu
     let payloads = load_payloads(&w_args)?;
     let ready = Duration::from_secs(a.ready_timeout_secs);
     let spec = |name: &str, nodes: usize| {
-        let mut s = ClusterSpec::new(name, nodes, &a.starlog_bin, &output.data_dir);
+        let mut s = ClusterSpec::new(name, nodes, &a.starlog_bin);
+        s.data_root = Some(output.data_dir.clone());
         s.ready_timeout = ready;
-        s.sync_data = !a.no_sync_data;
+        s.sync_data = Some(!a.no_sync_data);
         s.node_log.clone_from(&a.node_log);
         s.node_log_dir.clone_from(&a.node_log_dir);
         s

@@ -53,10 +53,8 @@ pub struct Payloads {
     items: Vec<Payload>,
 }
 
-/// The repository's `testdata/` folder, found from this crate's folder.
-pub fn testdata_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
-}
+/// The repository's `testdata/` folder (the test kit's).
+pub use starlog_testkit::testdata_dir;
 
 impl Payloads {
     /// Loads the values of `source`; alert files are read from `data_dir`.

@@ -18,7 +18,7 @@
 //! written into the run's directory, its path replacing `{config}`.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,11 +106,8 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> Result<u16, std::io::Error> {
-    let l = TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(l.local_addr()?.port())
-}
+/// A port on 127.0.0.1 that was free a moment ago (the test kit's).
+pub use starlog_testkit::try_free_port as free_port;
 
 impl BrokerTarget for CommandTarget {
     fn name(&self) -> &str {

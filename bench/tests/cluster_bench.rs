@@ -39,6 +39,13 @@ fn starlog_bin() -> PathBuf {
     bin
 }
 
+/// `nodes` brokers of that binary, under `root`.
+fn spec(name: &str, nodes: usize, root: &std::path::Path) -> ClusterSpec {
+    let mut s = ClusterSpec::new(name, nodes, starlog_bin());
+    s.data_root = Some(root.to_path_buf());
+    s
+}
+
 fn synthetic() -> Payloads {
     Payloads::load(
         &PayloadSource::Synthetic {
@@ -53,8 +60,7 @@ fn synthetic() -> Payloads {
 #[test]
 fn a_one_node_cluster_takes_a_complete_acks_all_idempotent_run() {
     let root = tempfile::tempdir().unwrap();
-    let cluster = SpawnedCluster::start(ClusterSpec::new("rf1", 1, starlog_bin(), root.path()))
-        .expect("1-node cluster");
+    let cluster = SpawnedCluster::start(spec("rf1", 1, root.path())).expect("1-node cluster");
     let client = RdKafkaClient::new(cluster.bootstrap()).with_replication_factor(1);
     let mut w = Workload::alerts(Rate::Max, 300);
     w.payload = PayloadSource::Synthetic {
@@ -96,8 +102,7 @@ fn a_one_node_cluster_takes_a_complete_acks_all_idempotent_run() {
 #[test]
 fn a_failover_round_kills_the_leader_and_another_node_takes_over() {
     let root = tempfile::tempdir().unwrap();
-    let mut cluster = SpawnedCluster::start(ClusterSpec::new("rf3", 3, starlog_bin(), root.path()))
-        .expect("3-node cluster");
+    let mut cluster = SpawnedCluster::start(spec("rf3", 3, root.path())).expect("3-node cluster");
     let first_pids = cluster.pids();
     assert_eq!(first_pids.len(), 3);
     let client = RdKafkaClient::new(cluster.bootstrap()).with_replication_factor(3);

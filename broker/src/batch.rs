@@ -7,10 +7,11 @@
 //! request gets an error code instead of a panic, and keeps what the broker
 //! needs of each header.
 
-use starlog_wire::{batches, WalkError, BATCH_HEADER_LEN};
+use starlog_wire::{batches, WalkError};
 
 /// Bytes of a v2 batch header.
-pub const HEADER_LEN: usize = BATCH_HEADER_LEN;
+#[cfg(test)]
+pub const HEADER_LEN: usize = starlog_wire::BATCH_HEADER_LEN;
 
 /// The idempotence fields of one batch header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,7 +53,8 @@ pub struct NewTopic<'a> {
 }
 
 /// A partition whose replicas are moving.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Reassignment {
     /// Topic.
     pub topic: String,

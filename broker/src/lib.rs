@@ -7,36 +7,50 @@
 //! semantics) → `partition` / `topics` (state) → `starlog_storage` (bytes on
 //! disk). Consumer groups live in `groups`.
 
+// The public surface: the embedding API and the configuration, what a
+// program plugs in, the cluster settings and status document, the
+// supported API versions. Everything else is private.
 pub mod api_versions;
-pub mod backend;
-pub mod batch;
-pub mod broker;
-pub mod clock;
 pub mod cluster;
 pub mod config;
-pub mod connection;
-pub mod control;
-pub mod dispatch;
-pub mod errors;
 pub mod extensions;
-pub mod groups;
-pub mod handlers;
-pub mod http;
-pub mod metrics;
-pub mod partition;
-pub mod pipelines;
-pub mod producer_state;
-pub mod registry;
-pub mod replicator;
-pub mod schema_rule;
-pub mod server;
-pub mod topic_configs;
-pub mod topics;
-pub mod watermark;
+
+mod backend;
+mod batch;
+mod broker;
+mod clock;
+mod connection;
+mod control;
+mod dispatch;
+mod embedded;
+mod errors;
+mod groups;
+mod handlers;
+mod http;
+// `metrics::router` is used by its unit tests only; the module is being
+// rewritten on `prometheus-client`.
+#[allow(dead_code)]
+mod metrics;
+mod partition;
+mod pipelines;
+mod producer_state;
+mod registry;
+mod replicator;
+mod schema_rule;
+mod server;
+mod topic_configs;
+mod topics;
+mod watermark;
 
 pub use config::BrokerConfig;
+pub use control::Reassignment;
+/// The request decoder, for the fuzz target (`broker/fuzz`).
+pub use dispatch::parse_frame;
+pub use embedded::{Embedded, EmbeddedBroker, EmbeddedBuilder};
 pub use extensions::Extensions;
-pub use server::Server;
+pub use pipelines::sink::{parse_source_header, SOURCE_HEADER};
+pub use pipelines::PipelineStatus;
+pub use server::{Server, StartError};
 
 /// The embedded default configuration, with every key documented (what
 /// `starlog default-config` prints).

@@ -166,16 +166,6 @@ impl ProducerStates {
     pub fn clear(&mut self) {
         self.producers.clear();
     }
-
-    /// Number of producers tracked.
-    pub fn len(&self) -> usize {
-        self.producers.len()
-    }
-
-    /// Whether no producer is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
-    }
 }
 
 #[cfg(test)]

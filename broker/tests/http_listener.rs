@@ -20,7 +20,7 @@ async fn broker_with(yaml: &str) -> TestBroker {
 }
 
 fn server(b: &TestBroker) -> &starlog_broker::Server {
-    b.server.as_ref().expect("running")
+    b.server()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

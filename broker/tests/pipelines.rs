@@ -17,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use starlog_broker::pipelines::sink::{parse_source_header, SOURCE_HEADER};
+use starlog_broker::{parse_source_header, SOURCE_HEADER};
 use starlog_storage::CommittedOffset;
 
 const PIPELINE: &str = r#"
@@ -85,7 +85,7 @@ async fn produce(bootstrap: &str, files: &[std::path::PathBuf]) {
 async fn wait_processed(broker: &TestBroker, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let s = broker.server.as_ref().unwrap().pipeline_status();
+        let s = broker.server().pipeline_status();
         if s[0].records_in >= n && s[0].lag == 0 {
             return;
         }
@@ -196,7 +196,7 @@ async fn solar_system_pipeline_writes_exactly_the_associated_alerts() {
             apache_avro::types::Value::Long(stem.parse().unwrap())
         );
     }
-    let status = &broker.server.as_ref().unwrap().pipeline_status()[0];
+    let status = &broker.server().pipeline_status()[0];
     assert_eq!(status.passed as usize, want);
     assert_eq!((status.passed + status.skipped) as usize, files.len());
     // The same counters on /metrics.
@@ -253,14 +253,7 @@ async fn a_replay_after_a_crash_between_output_and_commit_writes_nothing_twice()
     wait_processed(&broker, first.len() as u64).await;
     // The position and output marks after the first half, as a crash right
     // after them would leave them.
-    let meta = broker
-        .server
-        .as_ref()
-        .unwrap()
-        .broker()
-        .topics
-        .meta()
-        .clone();
+    let meta = broker.server().broker().topics.meta().clone();
     let after_first: Vec<CommittedOffset> = meta.committed_offsets(GROUP);
     assert!(
         after_first.iter().any(|c| c.topic == "ztf-buffer"),
@@ -277,7 +270,7 @@ async fn a_replay_after_a_crash_between_output_and_commit_writes_nothing_twice()
     // Let the pipeline replay the second half.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let s = broker.server.as_ref().unwrap().pipeline_status();
+        let s = broker.server().pipeline_status();
         if s[0].records_in >= second.len() as u64 && s[0].lag == 0 {
             break;
         }
@@ -305,21 +298,14 @@ async fn a_replay_after_a_crash_before_the_first_commit_writes_nothing_twice() {
     assert_eq!(before.len(), want);
     // Simulate a crash before any commit: every output is durable, but
     // neither a position nor an output mark was recorded.
-    let meta = broker
-        .server
-        .as_ref()
-        .unwrap()
-        .broker()
-        .topics
-        .meta()
-        .clone();
+    let meta = broker.server().broker().topics.meta().clone();
     meta.delete_group(GROUP).unwrap();
     assert!(meta.committed_offsets(GROUP).is_empty());
     broker.restart().await;
     // The pipeline replays every input from the log start.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let s = broker.server.as_ref().unwrap().pipeline_status();
+        let s = broker.server().pipeline_status();
         if s[0].records_in >= files.len() as u64 && s[0].lag == 0 {
             break;
         }
@@ -331,14 +317,7 @@ async fn a_replay_after_a_crash_before_the_first_commit_writes_nothing_twice() {
     assert_eq!(offsets.len(), after.len(), "no output written twice");
     assert_eq!(after, before, "the replay wrote nothing");
     // The replay committed its position again.
-    let meta = broker
-        .server
-        .as_ref()
-        .unwrap()
-        .broker()
-        .topics
-        .meta()
-        .clone();
+    let meta = broker.server().broker().topics.meta().clone();
     assert!(meta
         .committed_offsets(GROUP)
         .iter()

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
-use starlog_broker::cluster::PeerSettings;
+use starlog_broker::cluster::{ClusterStatus, PeerSettings};
 
 /// Why the status could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -83,44 +83,40 @@ fn request(
 }
 
 /// The status document as a table: one line per Raft group.
-pub fn render_status(doc: &Value) -> String {
+pub fn render_status(doc: &ClusterStatus) -> String {
+    fn num<T: ToString>(v: Option<T>) -> String {
+        v.map_or("-".to_string(), |n| n.to_string())
+    }
     let mut out = String::new();
-    let num = |v: &Value| v.as_i64().map_or("-".to_string(), |n| n.to_string());
     let _ = writeln!(
         out,
         "node {}  controller {}  isolated {}",
-        num(&doc["node"]),
-        num(&doc["controller"]),
-        doc["isolated"].as_bool().unwrap_or(false)
+        doc.node,
+        num(doc.controller),
+        doc.isolated
     );
     let _ = writeln!(
         out,
         "{:<24} {:>5} {:<10} {:>6} {:>6} {:>10} {:>12} {:>12}  replica lag (records)",
         "TOPIC", "PART", "ROLE", "LEADER", "TERM", "COMMIT", "HW", "LOG-END"
     );
-    for g in doc["groups"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let lag: Vec<String> = g["replicas"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+    for g in &doc.groups {
+        let lag: Vec<String> = g
+            .replicas
             .iter()
-            .map(|r| format!("{}:{}", num(&r["node"]), num(&r["lag_offsets"])))
+            .map(|r| format!("{}:{}", r.node, num(r.lag_offsets)))
             .collect();
         let _ = writeln!(
             out,
             "{:<24} {:>5} {:<10} {:>6} {:>6} {:>10} {:>12} {:>12}  {}",
-            g["topic"].as_str().unwrap_or("?"),
-            num(&g["partition"]),
-            g["role"].as_str().unwrap_or("?"),
-            num(&g["leader"]),
-            num(&g["term"]),
-            num(&g["commit_index"]),
-            num(&g["high_watermark"]),
-            num(&g["log_end_offset"]),
+            g.topic,
+            g.partition,
+            g.role,
+            num(g.leader),
+            g.term,
+            g.commit_index,
+            g.high_watermark,
+            g.log_end_offset,
             if lag.is_empty() {
                 "-".to_string()
             } else {
@@ -128,20 +124,16 @@ pub fn render_status(doc: &Value) -> String {
             }
         );
     }
-    let moving = doc["reassignments"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if !moving.is_empty() {
+    if !doc.reassignments.is_empty() {
         let _ = writeln!(out, "moving replicas:");
-        for r in moving {
+        for r in &doc.reassignments {
             let _ = writeln!(
                 out,
                 "  {}-{}: {} -> {}",
-                r["topic"].as_str().unwrap_or("?"),
-                num(&r["partition"]),
-                r["current"],
-                r["target"]
+                r.topic,
+                r.partition,
+                serde_json::json!(r.current),
+                serde_json::json!(r.target)
             );
         }
     }
@@ -164,6 +156,7 @@ mod tests {
                  "commit_index": 4, "high_watermark": 2, "log_end_offset": 2, "replicas": []}
             ]
         });
+        let doc: ClusterStatus = serde_json::from_value(doc).unwrap();
         let t = render_status(&doc);
         assert!(t.contains("controller 1"), "{t}");
         assert!(t.contains("1:0 3:5"), "{t}");

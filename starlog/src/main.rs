@@ -201,7 +201,10 @@ fn main() -> anyhow::Result<()> {
             let text = if json {
                 format!("{doc:#}\n")
             } else {
-                cluster_cli::render_status(&doc)
+                let typed = serde_json::from_value(doc).with_context(|| {
+                    format!("{http} answered /cluster/status with an unexpected document")
+                })?;
+                cluster_cli::render_status(&typed)
             };
             use std::io::Write;
             std::io::stdout()

@@ -80,9 +80,9 @@ async fn a_leader_cut_off_from_its_peers_is_replaced_and_catches_up_after_healin
     let old = c.leader("cut", 0).expect("leader");
     c.set_isolated(old, true);
     c.wait_for(Duration::from_secs(20), "another node leads", |c| {
-        c.nodes.iter().filter(|n| n.id != old).any(|n| {
+        c.nodes().iter().filter(|n| n.id != old).any(|n| {
             c.status(n.id).is_some_and(|s| {
-                ProcCluster::group(&s, "cut", 0).is_some_and(|g| g["role"] == "leader")
+                ProcCluster::group(&s, "cut", 0).is_some_and(|g| g.role == "leader")
             })
         })
     });
@@ -93,7 +93,7 @@ async fn a_leader_cut_off_from_its_peers_is_replaced_and_catches_up_after_healin
     let s = c.status(old).expect("status of the isolated node");
     let g = ProcCluster::group(&s, "cut", 0).unwrap();
     assert_ne!(
-        g["role"], "leader",
+        g.role, "leader",
         "an isolated leader steps down (check quorum)"
     );
     // Knowing no controller, it answers no Metadata: the connection closes,
@@ -101,7 +101,7 @@ async fn a_leader_cut_off_from_its_peers_is_replaced_and_catches_up_after_healin
     c.wait_for(
         Duration::from_secs(20),
         "the cut-off node knows no controller",
-        |c| c.status(old).is_some_and(|s| s["controller"].is_null()),
+        |c| c.status(old).is_some_and(|s| s.controller.is_none()),
     );
     assert!(metadata_is_refused(c.node(old).kafka).await);
     c.set_isolated(old, false);
@@ -109,7 +109,7 @@ async fn a_leader_cut_off_from_its_peers_is_replaced_and_catches_up_after_healin
     c.wait_for(
         Duration::from_secs(20),
         "the healed node knows the controller",
-        |c| c.status(old).is_some_and(|s| s["controller"].is_i64()),
+        |c| c.status(old).is_some_and(|s| s.controller.is_some()),
     );
     assert!(
         !metadata_is_refused(c.node(old).kafka).await,
@@ -193,7 +193,7 @@ async fn metadata_status_and_metrics_agree_on_one_leader_per_partition() {
         .map(|p| c.leader("observed", p).expect("leader"))
         .collect();
     // Every broker's Metadata names the same leaders and all three replicas.
-    for n in &c.nodes {
+    for n in c.nodes() {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", format!("127.0.0.1:{}", n.kafka))
             .create()
@@ -217,7 +217,7 @@ async fn metadata_status_and_metrics_agree_on_one_leader_per_partition() {
     for p in 0..3 {
         let row = format!("starlog_raft_leader{{topic=\"observed\",partition=\"{p}\"}} 1");
         let claiming: Vec<i32> = c
-            .nodes
+            .nodes()
             .iter()
             .filter(|n| http_get(n.http, "/metrics").contains(&row))
             .map(|n| n.id)
@@ -266,10 +266,9 @@ async fn retention_trims_replicas_and_a_later_broker_starts_from_a_snapshot() {
     c.wait_caught_up("trimmed", 1);
     // Every replica trims its own log through its Raft group.
     c.wait_for(Duration::from_secs(30), "every replica trims", |c| {
-        c.nodes.iter().all(|n| {
+        c.nodes().iter().all(|n| {
             c.status(n.id).is_some_and(|s| {
-                ProcCluster::group(&s, "trimmed", 0)
-                    .is_some_and(|g| g["log_start_offset"].as_i64().unwrap_or(0) > 0)
+                ProcCluster::group(&s, "trimmed", 0).is_some_and(|g| g.log_start_offset > 0)
             })
         })
     });
@@ -303,9 +302,9 @@ async fn retention_trims_replicas_and_a_later_broker_starts_from_a_snapshot() {
     c.wait_caught_up_on("trimmed", 0, &[2, 3, 4]);
     let s4 = c.status(four).expect("status of the new broker");
     let g4 = ProcCluster::group(&s4, "trimmed", 0).unwrap().clone();
-    let start = g4["log_start_offset"].as_i64().unwrap();
-    assert!(start > 0, "{g4}");
-    assert_eq!(g4["high_watermark"].as_i64(), Some(150));
+    let start = g4.log_start_offset;
+    assert!(start > 0, "{g4:?}");
+    assert_eq!(g4.high_watermark, 150);
     c.wait_for(Duration::from_secs(30), "broker 1 deletes its copy", |c| {
         !c.node(1).data.join("trimmed-0").exists()
     });
@@ -364,15 +363,12 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     };
     assert_eq!(first, (0..60).collect::<Vec<i64>>());
     // The coordinator is the controller: kill it.
-    let controller = i32::try_from(c.status(1).unwrap()["controller"].as_i64().unwrap()).unwrap();
+    let controller = c.status(1).unwrap().controller.unwrap();
     c.kill9(controller);
     let live: Vec<i32> = (1..=3).filter(|&id| id != controller).collect();
     c.wait_for(Duration::from_secs(30), "a new controller", |c| {
-        c.status(live[0]).is_some_and(|s| {
-            s["controller"]
-                .as_i64()
-                .is_some_and(|id| id != i64::from(controller))
-        })
+        c.status(live[0])
+            .is_some_and(|s| s.controller.is_some_and(|id| id != controller))
     });
     let live_bs = live
         .iter()
@@ -393,10 +389,7 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
 /// Where node `id`'s copy of the cluster metadata log starts.
 fn metadata_log_start(c: &ProcCluster, id: i32) -> i64 {
     c.status(id)
-        .and_then(|s| {
-            ProcCluster::group(&s, "__cluster_metadata", 0)
-                .and_then(|g| g["log_start_offset"].as_i64())
-        })
+        .and_then(|s| ProcCluster::group(&s, "__cluster_metadata", 0).map(|g| g.log_start_offset))
         .unwrap_or(0)
 }
 
@@ -439,7 +432,7 @@ async fn the_metadata_log_is_checkpointed_and_trimmed_and_restarts_and_new_broke
     c.wait_for(
         Duration::from_secs(30),
         "a controller after the restart",
-        |c| c.status(1).is_some_and(|s| s["controller"].is_i64()),
+        |c| c.status(1).is_some_and(|s| s.controller.is_some()),
     );
     for id in 1..=3 {
         c.wait_for(Duration::from_secs(30), "every topic is back", |c| {
@@ -519,8 +512,8 @@ async fn garbage_from_peers_and_bad_admin_requests_are_refused_and_change_nothin
     assert!(String::from_utf8_lossy(&out.stderr).contains("--peer \"4=nowhere\""));
     // The cluster is unchanged and still works.
     let s1 = c.status(1).expect("status");
-    assert_eq!(s1["peers"].as_array().map(Vec::len), Some(3));
-    assert_eq!(s1["isolated"], false);
+    assert_eq!(s1.peers.len(), 3);
+    assert!(!s1.isolated);
     let bs = c.bootstrap();
     create_topic(&bs, "after-garbage", 1).await;
     let (acked, failed) = produce(&producer(&bs), "after-garbage", 0..20, &alerts()).await;

@@ -35,7 +35,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 /// The nodes whose status lists `topic`-`partition` (those hosting it).
 fn hosts(c: &ProcCluster, topic: &str, partition: i64) -> Vec<i32> {
-    c.nodes
+    c.nodes()
         .iter()
         .filter(|n| {
             c.status(n.id)
@@ -196,9 +196,7 @@ async fn a_topic_with_fewer_replicas_than_brokers_is_spread_and_served_from_any_
     let hws: Vec<i64> = (0..3)
         .map(|p| {
             let s = c.status(placed[&p][0]).unwrap();
-            ProcCluster::group(&s, "spread", p).unwrap()["high_watermark"]
-                .as_i64()
-                .unwrap()
+            ProcCluster::group(&s, "spread", p).unwrap().high_watermark
         })
         .collect();
     c.stop_all();

@@ -3,12 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-// The broker's test helpers (in-process brokers, a raw protocol client, the
-// alert files).
-#[path = "../../broker/tests/common/mod.rs"]
-mod common;
-
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,13 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use starlog_testkit::free_port;
 
 fn spawn(data: &Path, port: u16, flush: &str) -> Child {
     spawn_logging_to(data, port, flush, Stdio::inherit())

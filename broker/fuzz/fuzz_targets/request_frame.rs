@@ -13,5 +13,5 @@ use libfuzzer_sys::fuzz_target;
 static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = starlog_broker::dispatch::parse_frame(bytes::Bytes::copy_from_slice(data));
+    let _ = starlog_broker::parse_frame(bytes::Bytes::copy_from_slice(data));
 });

@@ -10,12 +10,13 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use starlog_replication::{GroupStatus, Role};
 
 use super::config::PeerSettings;
 use super::node::Cluster;
+use crate::control::Reassignment;
 
 /// The cluster routes.
 pub(super) fn router(cluster: Arc<Cluster>) -> Router {
@@ -149,54 +150,169 @@ pub fn role_name(r: Role) -> &'static str {
     }
 }
 
-fn group_json(s: &GroupStatus) -> Value {
-    let replicas: Vec<Value> = s
-        .replicas
-        .iter()
-        .map(|r| {
-            json!({
-                "node": r.node,
-                "matched_index": r.matched_index,
-                "lag_entries": r.lag_entries,
-                "lag_offsets": r.lag_offsets,
-                "recently_active": r.recently_active,
+/// The `GET /cluster/status` document, typed: what `starlog cluster
+/// status`, the test kit's process-cluster harness and `starlog-bench
+/// cluster` read. Every field has a default, so a document with fields
+/// missing still parses (all but `node`, without which a document is no
+/// status).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The broker that answered.
+    pub node: i32,
+    /// The controller it knows of (the metadata group's leader).
+    #[serde(default)]
+    pub controller: Option<i32>,
+    /// Whether fault injection cut it off from its peers.
+    #[serde(default)]
+    pub isolated: bool,
+    /// The brokers of the cluster.
+    #[serde(default)]
+    pub peers: Vec<PeerState>,
+    /// Every Raft group it hosts (the metadata group and each partition's).
+    #[serde(default)]
+    pub groups: Vec<GroupState>,
+    /// The partitions whose replicas are moving.
+    #[serde(default)]
+    pub reassignments: Vec<Reassignment>,
+}
+
+impl ClusterStatus {
+    /// The group of `topic`/`partition`, if this broker hosts one.
+    pub fn group(&self, topic: &str, partition: i32) -> Option<&GroupState> {
+        self.groups
+            .iter()
+            .find(|g| g.topic == topic && g.partition == partition)
+    }
+}
+
+/// One broker of the cluster, as the status lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerState {
+    /// Broker id.
+    pub id: i32,
+    /// Advertised Kafka host.
+    pub host: String,
+    /// Advertised Kafka port.
+    pub port: u16,
+    /// Its Raft address.
+    pub raft: String,
+}
+
+/// One Raft group as the answering broker sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupState {
+    /// The group's id.
+    pub group: u64,
+    /// Its topic (empty for the metadata group).
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// `leader`, `follower`, `candidate` or `pre-candidate`.
+    pub role: String,
+    /// The leader this broker knows of.
+    pub leader: Option<u64>,
+    /// The current term.
+    pub term: u64,
+    /// The Raft commit index.
+    pub commit_index: u64,
+    /// The last applied index.
+    pub applied_index: u64,
+    /// The last index in the Raft log.
+    pub last_index: u64,
+    /// The Kafka high watermark.
+    pub high_watermark: i64,
+    /// The Kafka log start offset.
+    pub log_start_offset: i64,
+    /// The Kafka log end offset.
+    pub log_end_offset: i64,
+    /// The voting replicas.
+    pub voters: Vec<u64>,
+    /// The learners (replicas catching up).
+    pub learners: Vec<u64>,
+    /// On the leader: each replica's progress.
+    pub replicas: Vec<ReplicaState>,
+    /// Why the group stopped, when it did.
+    pub failed: Option<String>,
+}
+
+impl GroupState {
+    /// The leader, when one is known (raft's "no leader" is 0).
+    pub fn known_leader(&self) -> Option<u64> {
+        self.leader.filter(|&l| l > 0)
+    }
+}
+
+/// A replica's progress as its group's leader tracks it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReplicaState {
+    /// The replica's broker.
+    pub node: u64,
+    /// The highest Raft index known to be on it.
+    pub matched_index: u64,
+    /// How many entries it is behind.
+    pub lag_entries: u64,
+    /// How many Kafka offsets it is behind, when known.
+    pub lag_offsets: Option<i64>,
+    /// Whether it answered recently.
+    pub recently_active: bool,
+}
+
+fn group_state(s: &GroupStatus) -> GroupState {
+    GroupState {
+        group: s.group.0,
+        topic: s.topic.clone(),
+        partition: s.partition,
+        role: role_name(s.role).to_string(),
+        leader: s.leader,
+        term: s.term,
+        commit_index: s.commit_index,
+        applied_index: s.applied_index,
+        last_index: s.last_index,
+        high_watermark: s.high_watermark,
+        log_start_offset: s.log_start_offset,
+        log_end_offset: s.log_end_offset,
+        voters: s.voters.clone(),
+        learners: s.learners.clone(),
+        replicas: s
+            .replicas
+            .iter()
+            .map(|r| ReplicaState {
+                node: r.node,
+                matched_index: r.matched_index,
+                lag_entries: r.lag_entries,
+                lag_offsets: r.lag_offsets,
+                recently_active: r.recently_active,
             })
-        })
-        .collect();
-    json!({
-        "group": s.group.0,
-        "topic": s.topic,
-        "partition": s.partition,
-        "role": role_name(s.role),
-        "leader": s.leader,
-        "term": s.term,
-        "commit_index": s.commit_index,
-        "applied_index": s.applied_index,
-        "last_index": s.last_index,
-        "high_watermark": s.high_watermark,
-        "log_start_offset": s.log_start_offset,
-        "log_end_offset": s.log_end_offset,
-        "voters": s.voters,
-        "learners": s.learners,
-        "replicas": replicas,
-        "failed": s.failed,
-    })
+            .collect(),
+        failed: s.failed.clone(),
+    }
 }
 
 /// The whole status document.
+pub fn status_document(c: &Cluster) -> ClusterStatus {
+    ClusterStatus {
+        node: c.node,
+        controller: c.controller(),
+        isolated: c.faults.isolated(),
+        peers: c
+            .brokers()
+            .iter()
+            .map(|p| PeerState {
+                id: p.id,
+                host: p.host.clone(),
+                port: p.port,
+                raft: p.raft.to_string(),
+            })
+            .collect(),
+        groups: c.view.all().iter().map(group_state).collect(),
+        reassignments: c.reassignments(),
+    }
+}
+
+/// The whole status document as JSON.
 pub fn status_json(c: &Cluster) -> Value {
-    let peers: Vec<Value> = c
-        .brokers()
-        .iter()
-        .map(|p| json!({ "id": p.id, "host": p.host, "port": p.port, "raft": p.raft.to_string() }))
-        .collect();
-    let groups: Vec<Value> = c.view.all().iter().map(group_json).collect();
-    json!({
-        "node": c.node,
-        "controller": c.controller(),
-        "isolated": c.faults.isolated(),
-        "peers": peers,
-        "groups": groups,
-        "reassignments": c.reassignments(),
-    })
+    serde_json::to_value(status_document(c)).unwrap_or(Value::Null)
 }

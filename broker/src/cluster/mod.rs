@@ -61,4 +61,5 @@ mod tests;
 
 pub use config::{ClusterSettings, PeerSettings};
 pub use control::start;
+pub use http::{ClusterStatus, GroupState, PeerState, ReplicaState};
 pub use node::{ClusterError, Start};

@@ -60,8 +60,5 @@ mod tests;
 pub use backend::GroupBackend;
 pub use config::GroupConfig;
 pub use coordinator::GroupCoordinator;
-pub use error::GroupError;
-pub use maintenance::MaintenanceReport;
 /// The committed-offset record, owned by the storage crate's metadata store.
 pub use starlog_storage::CommittedOffset;
-pub use state::GroupState;

@@ -25,6 +25,7 @@ pub enum GroupState {
 
 impl GroupState {
     /// All states, in the order Kafka lists them.
+    #[cfg(test)]
     pub const ALL: [GroupState; 5] = [
         GroupState::PreparingRebalance,
         GroupState::CompletingRebalance,
@@ -45,6 +46,7 @@ impl GroupState {
     }
 
     /// Parses a wire name, ignoring ASCII case (as Kafka's ListGroups filter does).
+    #[cfg(test)]
     pub fn parse(name: &str) -> Option<GroupState> {
         Self::ALL
             .into_iter()

@@ -15,6 +15,5 @@ pub mod error;
 pub mod http;
 pub mod store;
 
-pub use compat::Compatibility;
 pub use error::RegistryError;
 pub use store::SchemaStore;

@@ -1,145 +1,20 @@
-//! Helpers shared by the broker's integration tests: a broker on a loopback
-//! port with its own temporary data directory, a raw Kafka-protocol client
-//! for byte-level tests, and the real alert files of the repository's
-//! `testdata/`.
+//! Helpers specific to the broker's integration tests: a raw Kafka-protocol
+//! client for byte-level tests and a one-shot HTTP request; the test broker
+//! and the test data come from `starlog-testkit`.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use starlog_broker::{BrokerConfig, Extensions, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A broker serving from a temporary directory on 127.0.0.1.
-pub struct TestBroker {
-    pub server: Option<Server>,
-    pub dir: tempfile::TempDir,
-    pub config: BrokerConfig,
-    /// What is plugged in (kept for restarts).
-    pub extensions: Extensions,
-}
-
-impl TestBroker {
-    /// Starts a broker with the test defaults (no initial rebalance delay).
-    pub async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    /// Starts a broker after `tweak` adjusts its configuration.
-    pub async fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
-        Self::start_extended(Extensions::default(), tweak).await
-    }
-
-    /// Starts a broker with `extensions` plugged in, after `tweak` adjusts
-    /// its configuration.
-    pub async fn start_extended(
-        extensions: Extensions,
-        tweak: impl FnOnce(&mut BrokerConfig),
-    ) -> Self {
-        // RUST_LOG=debug shows the broker's log lines in failing tests.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = BrokerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: dir.path().join("data"),
-            ..BrokerConfig::default()
-        };
-        config.schema_registry.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.groups.initial_rebalance_delay_ms = 0;
-        tweak(&mut config);
-        let server = Server::start_with(config.clone(), extensions.clone())
-            .await
-            .expect("broker starts");
-        Self {
-            server: Some(server),
-            dir,
-            config,
-            extensions,
-        }
-    }
-
-    /// `host:port` for clients.
-    pub fn bootstrap(&self) -> String {
-        self.addr().to_string()
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.as_ref().expect("running").local_addr()
-    }
-
-    /// The schema registry's base URL.
-    pub fn registry_url(&self) -> String {
-        let addr = self
-            .server
-            .as_ref()
-            .and_then(|s| s.registry_addr())
-            .expect("registry enabled");
-        format!("http://{addr}")
-    }
-
-    /// Stops the broker gracefully and starts it again on the same ports and data.
-    pub async fn restart(&mut self) {
-        let addr = self.addr();
-        let registry = self.server.as_ref().and_then(|s| s.registry_addr());
-        if let Some(s) = self.server.take() {
-            s.shutdown().await;
-        }
-        let mut config = self.config.clone();
-        config.listen = addr;
-        if let Some(r) = registry {
-            config.schema_registry.listen = r;
-        }
-        self.server = Some(
-            Server::start_with(config, self.extensions.clone())
-                .await
-                .expect("broker restarts"),
-        );
-    }
-
-    /// Stops the broker.
-    pub async fn stop(mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown().await;
-        }
-    }
-}
-
-/// The repository's `testdata/` folder (real alert files; see its README).
-pub fn testdata_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
-}
-
-/// Every `.avro` file under `sub` of the test data, sorted by path.
-pub fn alert_files(sub: &str) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "avro") {
-                out.push(p);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&testdata_dir().join(sub), &mut out);
-    out.sort();
-    assert!(!out.is_empty(), "no alert files under testdata/{sub}");
-    out
-}
+#[allow(unused_imports)] // each test binary uses a part
+pub use starlog_testkit::{alert_files, testdata_dir, TestBroker};
 
 /// A raw Kafka-protocol connection for byte-level tests.
 pub struct RawClient {

@@ -6,14 +6,12 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
 use bytes::Bytes;
-use starlog_broker::{BrokerConfig, Extensions, Server};
 use starlog_clients::admin::NewTopic;
 use starlog_clients::consumer::offsets::{list_offsets, LATEST};
 use starlog_clients::{
@@ -22,102 +20,8 @@ use starlog_clients::{
 };
 use starlog_mirror::registry::RegistryClient;
 
-/// A broker serving from a temporary directory on 127.0.0.1.
-pub struct TestBroker {
-    pub server: Option<Server>,
-    pub dir: tempfile::TempDir,
-    pub config: BrokerConfig,
-    /// What is plugged in (kept for restarts).
-    pub extensions: Extensions,
-}
-
-impl TestBroker {
-    pub async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    pub async fn start_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
-        Self::start_extended(Extensions::default(), tweak).await
-    }
-
-    /// Starts a broker with `extensions` plugged in (the `starlog` binary's
-    /// in-broker mirrors), after `tweak` adjusts its configuration.
-    pub async fn start_extended(
-        extensions: Extensions,
-        tweak: impl FnOnce(&mut BrokerConfig),
-    ) -> Self {
-        // RUST_LOG=debug shows the log lines of failing tests.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = BrokerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: dir.path().join("data"),
-            ..BrokerConfig::default()
-        };
-        config.schema_registry.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.groups.initial_rebalance_delay_ms = 0;
-        tweak(&mut config);
-        let server = Server::start_with(config.clone(), extensions.clone())
-            .await
-            .expect("broker starts");
-        Self {
-            server: Some(server),
-            dir,
-            config,
-            extensions,
-        }
-    }
-
-    pub fn bootstrap(&self) -> String {
-        self.server
-            .as_ref()
-            .expect("running")
-            .local_addr()
-            .to_string()
-    }
-
-    pub fn registry_url(&self) -> String {
-        let addr = self
-            .server
-            .as_ref()
-            .and_then(|s| s.registry_addr())
-            .expect("registry enabled");
-        format!("http://{addr}")
-    }
-
-    /// Stops the broker gracefully and starts it again on the same ports
-    /// and data.
-    pub async fn restart(&mut self) {
-        let server = self.server.take().expect("running");
-        let addr = server.local_addr();
-        let registry = server.registry_addr();
-        server.shutdown().await;
-        let mut config = self.config.clone();
-        config.listen = addr;
-        if let Some(r) = registry {
-            config.schema_registry.listen = r;
-        }
-        self.server = Some(
-            Server::start_with(config, self.extensions.clone())
-                .await
-                .expect("broker restarts"),
-        );
-    }
-
-    pub async fn stop(mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown().await;
-        }
-    }
-}
-
-/// The repository's `testdata/` folder (real alert files; see its README).
-pub fn testdata_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
-}
+#[allow(unused_imports)] // each test binary uses a part
+pub use starlog_testkit::{testdata_dir, TestBroker};
 
 /// One real alert: its writer schema (JSON) and its Avro body.
 #[derive(Clone)]

@@ -1,8 +1,10 @@
 //! Broker processes on loopback forming a Raft cluster, for the cluster
-//! tests: start, kill -9, cut off, add and remove brokers; librdkafka
-//! producers (acks=all, idempotence) with real ZTF alerts as values; and the
-//! checks every cluster test ends with (every acknowledged message exactly
-//! once, producer order per partition, byte-identical replicas).
+//! tests: the test kit's process-cluster harness (`starlog_testkit::cluster`,
+//! also what `starlog-bench cluster` runs) driven with this crate's binary,
+//! with assertions instead of errors; librdkafka producers (acks=all,
+//! idempotence) with real ZTF alerts as values; and the checks every
+//! cluster test ends with (every acknowledged message exactly once,
+//! producer order per partition, byte-identical replicas).
 //!
 //! Included with `#[path]` by the cluster test binaries only.
 
@@ -10,9 +12,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -22,44 +23,15 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use serde_json::Value;
-use starlog::cluster_cli::fetch_status;
 use starlog_storage::{LogConfig, PartitionLog};
+pub use starlog_testkit::cluster::Node;
+use starlog_testkit::cluster::{ClusterSpec, SpawnedCluster};
+pub use starlog_testkit::{ClusterStatus, GroupState};
 
-/// A free port below Linux's ephemeral range (32768 and up). Nodes are
-/// killed and restarted on the same ports, and a port from the ephemeral
-/// range can be taken in between as the source port of some outgoing
-/// connection (peers keep reconnecting to the killed node), so that the
-/// restarted node cannot bind it.
-pub fn free_port() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    for _ in 0..1000 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        h.write_u32(std::process::id());
-        let port = 20_000 + u16::try_from(h.finish() % 12_000).unwrap();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port below the ephemeral range")
-}
-
-pub struct Node {
-    pub id: i32,
-    pub kafka: u16,
-    pub raft: u16,
-    pub http: u16,
-    pub data: PathBuf,
-    pub config: PathBuf,
-    pub child: Option<Child>,
-}
-
-/// Three broker processes (see the module docs).
+/// Three broker processes of this crate's `starlog` binary, with fault
+/// injection on (see the module docs).
 pub struct ProcCluster {
-    pub dir: tempfile::TempDir,
-    pub nodes: Vec<Node>,
+    pub cluster: SpawnedCluster,
 }
 
 impl ProcCluster {
@@ -70,117 +42,53 @@ impl ProcCluster {
     /// Three nodes whose `cluster:` sections also hold `extra` (YAML lines
     /// indented by two spaces).
     pub fn start_with(extra: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ports: Vec<(u16, u16, u16)> = (0..3)
-            .map(|_| (free_port(), free_port(), free_port()))
-            .collect();
-        let peers: String = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (k, r, _))| {
-                format!(
-                    "    - {{ id: {}, host: 127.0.0.1, port: {k}, raft: 127.0.0.1:{r} }}\n",
-                    i + 1
-                )
-            })
-            .collect();
-        let mut nodes = Vec::new();
-        for (i, (kafka, raft, http)) in ports.iter().enumerate() {
-            let id = i32::try_from(i + 1).unwrap();
-            let node = Node {
-                id,
-                kafka: *kafka,
-                raft: *raft,
-                http: *http,
-                data: dir.path().join(format!("node{id}")),
-                config: dir.path().join(format!("node{id}.yaml")),
-                child: None,
-            };
-            write_config(&node, &peers, false, extra);
-            nodes.push(node);
-        }
-        let mut c = Self { dir, nodes };
-        for id in 1..=3 {
-            c.spawn(id);
-        }
-        c.wait_for(Duration::from_secs(30), "a controller is elected", |c| {
-            c.status(1).is_some_and(|s| s["controller"].is_i64())
-        });
-        c
+        let mut spec = ClusterSpec::new("cluster-test", 3, env!("CARGO_BIN_EXE_starlog"));
+        spec.ready_timeout = Duration::from_secs(30);
+        spec.fault_injection = true;
+        spec.extra_yaml = "log: { retention_check_interval_ms: 200 }\n".into();
+        spec.cluster_yaml = extra.to_string();
+        spec.node_log = "warn,starlog_broker=info".into();
+        let cluster = SpawnedCluster::start(spec).unwrap_or_else(|e| panic!("{e}"));
+        Self { cluster }
     }
 
     /// Starts a fourth broker that joins the running cluster (it still has
     /// to be added with `starlog cluster add-broker`).
     pub fn spawn_joiner(&mut self) -> i32 {
-        let id = i32::try_from(self.nodes.len() + 1).unwrap();
-        let node = Node {
-            id,
-            kafka: free_port(),
-            raft: free_port(),
-            http: free_port(),
-            data: self.dir.path().join(format!("node{id}")),
-            config: self.dir.path().join(format!("node{id}.yaml")),
-            child: None,
-        };
-        let mut peers: String = self.nodes.iter().map(peer_line).collect();
-        peers.push_str(&peer_line(&node));
-        write_config(&node, &peers, true, "");
-        self.nodes.push(node);
-        self.spawn(id);
-        id
+        self.cluster
+            .spawn_joiner()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn running(&self) -> usize {
-        self.nodes.iter().filter(|n| n.child.is_some()).count()
+        self.cluster.running()
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        self.cluster.nodes()
     }
 
     pub fn node(&self, id: i32) -> &Node {
-        &self.nodes[usize::try_from(id - 1).unwrap()]
+        self.cluster.node(id).unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn spawn(&mut self, id: i32) {
-        let node = &mut self.nodes[usize::try_from(id - 1).unwrap()];
-        assert!(node.child.is_none(), "node {id} already runs");
-        let log = std::fs::File::create(node.data.with_extension("log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_starlog"))
-            .args(["serve", "--config"])
-            .arg(&node.config)
-            .env("RUST_LOG", "warn,starlog_broker=info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn starlog");
-        node.child = Some(child);
-        let port = node.kafka;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let log = node.data.with_extension("log");
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() >= deadline {
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                panic!(
-                    "node {id} did not start listening; its log ends:\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.cluster.spawn(id).unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// kill -9 of node `id` when it runs.
     pub fn kill9(&mut self, id: i32) {
-        let node = &mut self.nodes[usize::try_from(id - 1).unwrap()];
-        if let Some(mut child) = node.child.take() {
-            child.kill().expect("kill -9");
-            child.wait().expect("wait");
+        if self.cluster.is_running(id) {
+            self.cluster.kill9(id).unwrap_or_else(|e| panic!("{e}"));
         }
     }
 
     /// kill -9 of every running node, then starts them all again.
     pub fn kill9_and_restart_all(&mut self) {
         let ids: Vec<i32> = self
-            .nodes
+            .nodes()
             .iter()
-            .filter(|n| n.child.is_some())
+            .filter(|n| n.is_running())
             .map(|n| n.id)
             .collect();
         for &id in &ids {
@@ -245,47 +153,34 @@ impl ProcCluster {
 
     /// SIGTERM every node and wait for a clean exit.
     pub fn stop_all(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let status = Command::new("kill")
-                    .arg("-15")
-                    .arg(child.id().to_string())
-                    .status()
-                    .expect("kill");
-                assert!(status.success());
-                let exit = child.wait().expect("wait");
-                assert_eq!(exit.code(), Some(0), "node {} exits 0 on SIGTERM", node.id);
-            }
+        let exits = self.cluster.stop_all().unwrap_or_else(|e| panic!("{e}"));
+        for (id, exit) in exits {
+            assert_eq!(exit.code(), Some(0), "node {id} exits 0 on SIGTERM");
         }
     }
 
     pub fn bootstrap(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.kafka))
-            .collect::<Vec<_>>()
-            .join(",")
+        self.cluster.bootstrap()
     }
 
-    pub fn status(&self, id: i32) -> Option<Value> {
-        let node = self.node(id);
-        node.child.as_ref()?;
-        fetch_status(SocketAddr::from(([127, 0, 0, 1], node.http))).ok()
+    pub fn status(&self, id: i32) -> Option<ClusterStatus> {
+        self.cluster.status(id).ok()
     }
 
-    pub fn group<'a>(status: &'a Value, topic: &str, partition: i64) -> Option<&'a Value> {
-        status["groups"]
-            .as_array()?
-            .iter()
-            .find(|g| g["topic"] == topic && g["partition"] == partition)
+    pub fn group<'a>(
+        status: &'a ClusterStatus,
+        topic: &str,
+        partition: i64,
+    ) -> Option<&'a GroupState> {
+        status.group(topic, i32::try_from(partition).ok()?)
     }
 
     /// The leader of a partition, as a live node that leads it reports.
     pub fn leader(&self, topic: &str, partition: i64) -> Option<i32> {
-        self.nodes.iter().find_map(|n| {
+        self.nodes().iter().find_map(|n| {
             let s = self.status(n.id)?;
             let g = Self::group(&s, topic, partition)?;
-            (g["role"] == "leader").then_some(n.id)
+            (g.role == "leader").then_some(n.id)
         })
     }
 
@@ -301,9 +196,9 @@ impl ProcCluster {
     /// same high watermark, equal to its log end (replicas caught up).
     pub fn wait_caught_up(&self, topic: &str, partitions: i64) {
         let running: Vec<i32> = self
-            .nodes
+            .nodes()
             .iter()
-            .filter(|n| n.child.is_some())
+            .filter(|n| n.is_running())
             .map(|n| n.id)
             .collect();
         for p in 0..partitions {
@@ -318,16 +213,12 @@ impl ProcCluster {
         let what = format!("{topic}-{partition} is caught up on exactly {ids:?}");
         self.wait_for(Duration::from_secs(60), &what, |c| {
             let marks: Vec<(i32, i64, i64)> = c
-                .nodes
+                .nodes()
                 .iter()
                 .filter_map(|n| {
                     let s = c.status(n.id)?;
                     let g = Self::group(&s, topic, partition)?;
-                    Some((
-                        n.id,
-                        g["high_watermark"].as_i64()?,
-                        g["log_end_offset"].as_i64()?,
-                    ))
+                    Some((n.id, g.high_watermark, g.log_end_offset))
                 })
                 .collect();
             let hosts: Vec<i32> = marks.iter().map(|m| m.0).collect();
@@ -392,41 +283,6 @@ impl ProcCluster {
             );
         }
         out
-    }
-}
-
-pub fn peer_line(n: &Node) -> String {
-    format!(
-        "    - {{ id: {}, host: 127.0.0.1, port: {}, raft: 127.0.0.1:{} }}\n",
-        n.id, n.kafka, n.raft
-    )
-}
-
-pub fn write_config(node: &Node, peers: &str, join: bool, extra: &str) {
-    std::fs::write(
-        &node.config,
-        format!(
-            "node_id: {}\nlisten: 127.0.0.1:{}\ndata_dir: {}\n\
-             schema_registry: {{ listen: 127.0.0.1:{} }}\n\
-             log: {{ retention_check_interval_ms: 200 }}\n\
-             cluster:\n  fault_injection: true\n  join: {join}\n{extra}  peers:\n{peers}",
-            node.id,
-            node.kafka,
-            node.data.display(),
-            node.http
-        ),
-    )
-    .expect("write config");
-}
-
-impl Drop for ProcCluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
     }
 }
 
@@ -649,9 +505,9 @@ pub fn high_watermarks(c: &ProcCluster, topic: &str, partitions: i64) -> Vec<i64
     let s = c.status(1).expect("status");
     (0..partitions)
         .map(|p| {
-            ProcCluster::group(&s, topic, p).expect("group")["high_watermark"]
-                .as_i64()
-                .unwrap()
+            ProcCluster::group(&s, topic, p)
+                .expect("group")
+                .high_watermark
         })
         .collect()
 }
@@ -673,16 +529,13 @@ pub fn run_cli(args: &[&str]) -> String {
 /// Whether every group on node `id` has exactly `voters` as its voters.
 pub fn voters_are(c: &ProcCluster, id: i32, voters: &[i64]) -> bool {
     c.status(id).is_some_and(|s| {
-        s["groups"].as_array().is_some_and(|gs| {
-            !gs.is_empty()
-                && gs.iter().all(|g| {
-                    g["voters"].as_array().is_some_and(|v| {
-                        v.iter()
-                            .filter_map(Value::as_i64)
-                            .eq(voters.iter().copied())
-                    })
-                })
-        })
+        !s.groups.is_empty()
+            && s.groups.iter().all(|g| {
+                g.voters
+                    .iter()
+                    .map(|&v| i64::try_from(v).unwrap_or(-1))
+                    .eq(voters.iter().copied())
+            })
     })
 }
 
