@@ -7,8 +7,6 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 
@@ -20,18 +18,6 @@ const DAYS: [&str; 3] = [
     "ztf_20191122_programid1",
     "ztf_20191123_programid1",
 ];
-
-fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_starlog-mirror"))
-        .arg(config)
-        .arg("--no-progress")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("the starlog-mirror binary starts")
-}
 
 /// The mirror is killed twice; before each restart of the mirror the local
 /// broker is restarted too.
@@ -110,31 +96,10 @@ bad_input: {{ policy: stop }}
     let mut at_kill = Vec::new();
     for (run, threshold) in [(0, 60i64), (1, 300)] {
         let log = dir.path().join(format!("run{run}.log"));
-        let mut child = spawn(&yaml, &log);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let have = end_total(&local.bootstrap(), TARGET, PARTS).await;
-            if have >= threshold {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                at_kill.push(have);
-                if restart_local_broker {
-                    local.restart().await;
-                }
-                break;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "mirror exited early ({status}): {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no progress: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let have = run_then_kill_9(&yaml, &log, &local.bootstrap(), TARGET, PARTS, threshold).await;
+        at_kill.push(have);
+        if restart_local_broker {
+            local.restart().await;
         }
     }
     assert!(
@@ -144,35 +109,8 @@ bad_input: {{ policy: stop }}
 
     // A last run to the end, stopped with SIGTERM.
     let log = dir.path().join("final.log");
-    let mut child = spawn(&yaml, &log);
-    wait_for(
-        &local.bootstrap(),
-        TARGET,
-        PARTS,
-        total,
-        Duration::from_secs(120),
-    )
-    .await;
-    // Give a duplicate, if any, time to show up before stopping.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "mirror did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = child.wait_with_output().unwrap();
+    let (status, out) =
+        run_to_end_then_term(&yaml, &log, &local.bootstrap(), TARGET, PARTS, total).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         status.success(),

@@ -16,7 +16,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -293,18 +293,6 @@ async fn batches_needing_no_rewrite_are_copied_as_bytes() {
     up.stop().await;
 }
 
-fn spawn(config: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_starlog-mirror"))
-        .arg(config)
-        .arg("--no-progress")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("the starlog-mirror binary starts")
-}
-
 /// `kill -9` of the mirror three times while pass-through and rewritten
 /// batches flow, without restarting the local broker; a last run to the
 /// end leaves each upstream record once, in order, per partition.
@@ -331,29 +319,9 @@ async fn kill_9_during_pass_through_leaves_each_upstream_record_once() {
     let mut at_kill = Vec::new();
     for (run, threshold) in [(0, 50i64), (1, 200), (2, 400)] {
         let log = dir.path().join(format!("run{run}.log"));
-        let mut child = spawn(&config, &log);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let have = end_total(&local.bootstrap(), TARGET, PARTS).await;
-            if have >= threshold {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                at_kill.push(have);
-                break;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "mirror exited early ({status}): {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no progress: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        at_kill.push(
+            run_then_kill_9(&config, &log, &local.bootstrap(), TARGET, PARTS, threshold).await,
+        );
     }
     assert!(
         at_kill[0] < total,
@@ -361,35 +329,8 @@ async fn kill_9_during_pass_through_leaves_each_upstream_record_once() {
     );
 
     let log = dir.path().join("final.log");
-    let mut child = spawn(&config, &log);
-    wait_for(
-        &local.bootstrap(),
-        TARGET,
-        PARTS,
-        total,
-        Duration::from_secs(120),
-    )
-    .await;
-    // Give a duplicate, if any, time to show up before stopping.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "mirror did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = child.wait_with_output().unwrap();
+    let (status, out) =
+        run_to_end_then_term(&config, &log, &local.bootstrap(), TARGET, PARTS, total).await;
     let logs: String = (0..3)
         .map(|r| {
             std::fs::read_to_string(dir.path().join(format!("run{r}.log"))).unwrap_or_default()

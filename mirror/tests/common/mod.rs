@@ -257,3 +257,93 @@ pub fn source(r: &ConsumerRecord) -> (String, i32, i64) {
 /// binaries do, so it declares the same guarded global allocator.
 #[global_allocator]
 static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
+
+/// Starts the `starlog-mirror` binary on `config` (stdout piped, the log in `log`).
+pub fn spawn_mirror(config: &Path, log: &Path) -> std::process::Child {
+    let log = std::fs::File::create(log).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_starlog-mirror"))
+        .arg(config)
+        .arg("--no-progress")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("the starlog-mirror binary starts")
+}
+
+/// Runs the mirror on `config` until `topic` (of `partitions`) at `bootstrap`
+/// holds at least `threshold` records, then kills it with SIGKILL; returns
+/// how many records the target held then. Panics (with the mirror's log) if
+/// the mirror exits by itself or makes no progress for 120 s.
+pub async fn run_then_kill_9(
+    config: &Path,
+    log: &Path,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    threshold: i64,
+) -> i64 {
+    let mut child = spawn_mirror(config, log);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let have = end_total(bootstrap, topic, partitions).await;
+        if have >= threshold {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return have;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "mirror exited early ({status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no progress: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs the mirror on `config` until `topic` holds `total` records, waits a
+/// second more (for a duplicate, if any, to show), stops it with SIGTERM and
+/// returns its exit status and output (its summary is on stdout).
+pub async fn run_to_end_then_term(
+    config: &Path,
+    log: &Path,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    total: i64,
+) -> (std::process::ExitStatus, std::process::Output) {
+    let mut child = spawn_mirror(config, log);
+    wait_for(
+        bootstrap,
+        topic,
+        partitions,
+        total,
+        Duration::from_secs(120),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mirror did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, child.wait_with_output().unwrap())
+}
