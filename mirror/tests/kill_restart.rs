@@ -6,6 +6,9 @@
 
 mod common;
 
+/// The binary under test.
+const MIRROR: &str = env!("CARGO_BIN_EXE_starlog-mirror");
+
 use std::collections::{BTreeSet, HashMap};
 
 use common::*;
@@ -96,7 +99,16 @@ bad_input: {{ policy: stop }}
     let mut at_kill = Vec::new();
     for (run, threshold) in [(0, 60i64), (1, 300)] {
         let log = dir.path().join(format!("run{run}.log"));
-        let have = run_then_kill_9(&yaml, &log, &local.bootstrap(), TARGET, PARTS, threshold).await;
+        let have = run_then_kill_9(
+            MIRROR,
+            &yaml,
+            &log,
+            &local.bootstrap(),
+            TARGET,
+            PARTS,
+            threshold,
+        )
+        .await;
         at_kill.push(have);
         if restart_local_broker {
             local.restart().await;
@@ -109,8 +121,16 @@ bad_input: {{ policy: stop }}
 
     // A last run to the end, stopped with SIGTERM.
     let log = dir.path().join("final.log");
-    let (status, out) =
-        run_to_end_then_term(&yaml, &log, &local.bootstrap(), TARGET, PARTS, total).await;
+    let (status, out) = run_to_end_then_term(
+        MIRROR,
+        &yaml,
+        &log,
+        &local.bootstrap(),
+        TARGET,
+        PARTS,
+        total,
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         status.success(),

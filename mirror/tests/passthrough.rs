@@ -14,6 +14,9 @@
 
 mod common;
 
+/// The binary under test.
+const MIRROR: &str = env!("CARGO_BIN_EXE_starlog-mirror");
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -320,7 +323,16 @@ async fn kill_9_during_pass_through_leaves_each_upstream_record_once() {
     for (run, threshold) in [(0, 50i64), (1, 200), (2, 400)] {
         let log = dir.path().join(format!("run{run}.log"));
         at_kill.push(
-            run_then_kill_9(&config, &log, &local.bootstrap(), TARGET, PARTS, threshold).await,
+            run_then_kill_9(
+                MIRROR,
+                &config,
+                &log,
+                &local.bootstrap(),
+                TARGET,
+                PARTS,
+                threshold,
+            )
+            .await,
         );
     }
     assert!(
@@ -329,8 +341,16 @@ async fn kill_9_during_pass_through_leaves_each_upstream_record_once() {
     );
 
     let log = dir.path().join("final.log");
-    let (status, out) =
-        run_to_end_then_term(&config, &log, &local.bootstrap(), TARGET, PARTS, total).await;
+    let (status, out) = run_to_end_then_term(
+        MIRROR,
+        &config,
+        &log,
+        &local.bootstrap(),
+        TARGET,
+        PARTS,
+        total,
+    )
+    .await;
     let logs: String = (0..3)
         .map(|r| {
             std::fs::read_to_string(dir.path().join(format!("run{r}.log"))).unwrap_or_default()

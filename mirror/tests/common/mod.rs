@@ -258,10 +258,11 @@ pub fn source(r: &ConsumerRecord) -> (String, i32, i64) {
 #[global_allocator]
 static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
 
-/// Starts the `starlog-mirror` binary on `config` (stdout piped, the log in `log`).
-pub fn spawn_mirror(config: &Path, log: &Path) -> std::process::Child {
+/// Starts the mirror binary `bin` (the test's `CARGO_BIN_EXE_starlog-mirror`)
+/// on `config` (stdout piped, the log in `log`).
+pub fn spawn_mirror(bin: &str, config: &Path, log: &Path) -> std::process::Child {
     let log = std::fs::File::create(log).unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_starlog-mirror"))
+    std::process::Command::new(bin)
         .arg(config)
         .arg("--no-progress")
         .env("RUST_LOG", "info")
@@ -271,11 +272,12 @@ pub fn spawn_mirror(config: &Path, log: &Path) -> std::process::Child {
         .expect("the starlog-mirror binary starts")
 }
 
-/// Runs the mirror on `config` until `topic` (of `partitions`) at `bootstrap`
+/// Runs the mirror binary `bin` on `config` until `topic` (of `partitions`) at `bootstrap`
 /// holds at least `threshold` records, then kills it with SIGKILL; returns
 /// how many records the target held then. Panics (with the mirror's log) if
 /// the mirror exits by itself or makes no progress for 120 s.
 pub async fn run_then_kill_9(
+    bin: &str,
     config: &Path,
     log: &Path,
     bootstrap: &str,
@@ -283,7 +285,7 @@ pub async fn run_then_kill_9(
     partitions: i32,
     threshold: i64,
 ) -> i64 {
-    let mut child = spawn_mirror(config, log);
+    let mut child = spawn_mirror(bin, config, log);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let have = end_total(bootstrap, topic, partitions).await;
@@ -307,10 +309,11 @@ pub async fn run_then_kill_9(
     }
 }
 
-/// Runs the mirror on `config` until `topic` holds `total` records, waits a
+/// Runs the mirror binary `bin` on `config` until `topic` holds `total` records, waits a
 /// second more (for a duplicate, if any, to show), stops it with SIGTERM and
 /// returns its exit status and output (its summary is on stdout).
 pub async fn run_to_end_then_term(
+    bin: &str,
     config: &Path,
     log: &Path,
     bootstrap: &str,
@@ -318,7 +321,7 @@ pub async fn run_to_end_then_term(
     partitions: i32,
     total: i64,
 ) -> (std::process::ExitStatus, std::process::Output) {
-    let mut child = spawn_mirror(config, log);
+    let mut child = spawn_mirror(bin, config, log);
     wait_for(
         bootstrap,
         topic,
