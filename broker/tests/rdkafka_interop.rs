@@ -232,6 +232,25 @@ async fn two_member_group_rebalances_without_loss() {
     for i in 0..800 {
         assert!(values.contains(&format!("m{i}")), "m{i} lost");
     }
+    // Close both members while the broker is still up, on a thread of their
+    // own and for at most 30 s. librdkafka's close of a cooperative-sticky
+    // member (leave, revoke) has been seen to never return against Starlog
+    // (an open defect, see the session note); what this test asserts is the
+    // delivery above, so a stuck close is reported, not waited for forever.
+    let closing = std::thread::spawn(move || {
+        drop(a);
+        drop(b);
+    });
+    let close_deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !closing.is_finished() && tokio::time::Instant::now() < close_deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !closing.is_finished() {
+        eprintln!(
+            "KNOWN DEFECT: closing the two cooperative-sticky members did not finish in 30 s"
+        );
+    }
+    drop(p);
     broker.stop().await;
 }
 
