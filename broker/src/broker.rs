@@ -8,9 +8,11 @@ use kafka_protocol::protocol::StrBytes;
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::control::Control;
+use crate::dispatch::Peer;
 use crate::groups::GroupCoordinator;
 use crate::registry::SchemaStore;
 use crate::schema_rule::SchemaRule;
+use crate::security::SecurityStore;
 use crate::topics::TopicRegistry;
 
 /// The broker: configuration, topics, groups and producer ids.
@@ -33,6 +35,9 @@ pub struct Broker {
     /// What depends on the mode (a broker alone, or a cluster member),
     /// picked once at start-up.
     pub control: Arc<dyn Control>,
+    /// Users and ACLs (a file alone, the metadata log in a cluster),
+    /// picked once at start-up.
+    pub security: Arc<dyn SecurityStore>,
     next_producer_id: AtomicI64,
 }
 
@@ -44,6 +49,7 @@ impl Broker {
         groups: Arc<GroupCoordinator>,
         schemas: Option<Arc<SchemaStore>>,
         control: Arc<dyn Control>,
+        security: Arc<dyn SecurityStore>,
         port: u16,
     ) -> Self {
         let (advertised_host, advertised_port) = advertised(&config, port);
@@ -59,6 +65,7 @@ impl Broker {
             schema_rule: schemas.as_ref().map(|s| SchemaRule::new(Arc::clone(s))),
             schemas,
             control,
+            security,
             next_producer_id: AtomicI64::new(first_pid),
         }
     }
@@ -66,6 +73,19 @@ impl Broker {
     /// A fresh producer id.
     pub fn allocate_producer_id(&self) -> i64 {
         self.next_producer_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether `peer` may do `op` to the resource `(kind, name)`.
+    pub fn allowed(
+        &self,
+        peer: &Peer,
+        op: starlog_security::AclOperation,
+        kind: starlog_security::ResourceType,
+        name: &str,
+    ) -> bool {
+        self.security
+            .authorizer()
+            .authorize(&peer.principal, &peer.ip, op, kind, name)
     }
 
     /// This broker's node id.

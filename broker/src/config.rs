@@ -75,6 +75,8 @@ pub struct BrokerConfig {
     pub pipelines: Vec<serde_yaml::Value>,
     /// Replication: the peers of a Raft cluster. Absent: a single unreplicated broker.
     pub cluster: Option<crate::cluster::config::ClusterSettings>,
+    /// Who may do what: super users and the default when no ACL matches.
+    pub security: SecuritySettings,
     /// Mirrors run inside the broker: `mirror.yaml` files, kept as paths; the
     /// program that starts the broker runs them (see `extensions::MirrorLauncher`).
     pub mirrors: Vec<PathBuf>,
@@ -140,7 +142,38 @@ impl Default for BrokerConfig {
             pipelines: Vec::new(),
             cluster: None,
             mirrors: Vec::new(),
+            security: SecuritySettings::default(),
             base_dir: PathBuf::from("."),
+        }
+    }
+}
+
+/// The `security:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// Principals allowed everything (`User:admin`).
+    pub super_users: Vec<starlog_security::Principal>,
+    /// What happens when no ACL names a resource: true (the default) keeps
+    /// a broker without ACLs open, as Kafka does with this setting.
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        Self {
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: true,
+        }
+    }
+}
+
+impl SecuritySettings {
+    /// The ACL policy these settings give.
+    pub fn policy(&self) -> crate::security::Policy {
+        crate::security::Policy {
+            super_users: self.super_users.clone(),
+            allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
         }
     }
 }

@@ -37,6 +37,7 @@ mod producer_state;
 mod registry;
 mod replicator;
 mod schema_rule;
+pub mod security;
 mod server;
 mod topic_configs;
 mod topics;

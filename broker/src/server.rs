@@ -155,7 +155,22 @@ impl Server {
         } else {
             None
         };
-        let mut broker = Broker::new(config, topics, groups, schemas, control, addr.port());
+        let security: Arc<dyn crate::security::SecurityStore> = Arc::new(
+            crate::security::LocalSecurityStore::open(
+                &data_dir.join("__meta"),
+                config.security.policy(),
+            )
+            .map_err(|e| storage_err(e.to_string()))?,
+        );
+        let mut broker = Broker::new(
+            config,
+            topics,
+            groups,
+            schemas,
+            control,
+            security,
+            addr.port(),
+        );
         broker.schema_rule = broker
             .schema_rule
             .take()
@@ -358,7 +373,7 @@ async fn accept_loop(
                     let broker = Arc::clone(&broker);
                     let stop = shutdown.clone();
                     connections.spawn(async move {
-                        connection::serve(broker, stream, Peer { host: addr.to_string() }, stop).await;
+                        connection::serve(broker, stream, Peer::anonymous(addr, std::sync::Arc::from("default")), stop).await;
                         drop(permit);
                     });
                 }

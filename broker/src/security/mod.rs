@@ -1,0 +1,17 @@
+//! Who a connection is and what it may do: the broker's side of
+//! `starlog-security`.
+//!
+//! Every request carries the connection's [`Peer`](crate::dispatch::Peer):
+//! its address, the listener it came in on and its principal
+//! (`User:ANONYMOUS` on a listener without authentication, the SASL user or
+//! the client certificate's subject otherwise). Handlers ask
+//! [`Broker::allowed`](crate::broker::Broker::allowed) before they act; the
+//! users and ACLs live in a [`SecurityStore`] picked once at start-up (a
+//! file for a broker alone, the metadata log in a cluster), the way the
+//! group coordinator's backend is.
+
+mod store;
+
+pub use store::{
+    read_state, write_state, LocalSecurityStore, Policy, SecurityStore, StoreError, SECURITY_FILE,
+};

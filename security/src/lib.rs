@@ -1,0 +1,32 @@
+//! Starlog security: who a client is and what it may do, with no sockets and
+//! no async runtime (the broker wires it to its listeners).
+//!
+//! * [`Principal`]: `User:alice`, `User:ANONYMOUS` on a plaintext listener.
+//! * [`acl`]: Kafka's ACL model (resource types, literal and prefixed
+//!   patterns, operations, allow and deny), the filters of DescribeAcls and
+//!   DeleteAcls, and [`Authorizer`], the decision Kafka's standard authorizer
+//!   makes (super users, deny wins, implied operations, what happens when no
+//!   ACL matches).
+//!
+//! * [`ScramCredential`]: what the server stores for a SCRAM user (salt,
+//!   iterations, StoredKey, ServerKey; never the password).
+//!
+//! Module map: `principal` (the principal type), `acl` (model, filters,
+//! authorizer), `credential` (SCRAM credentials and their primitives),
+//! `state` (users and ACLs as stored, and the changes applied to them).
+
+pub mod acl;
+mod credential;
+mod principal;
+mod state;
+
+pub use acl::{
+    AclBinding, AclEntry, AclError, AclFilter, AclOperation, Authorizer, PatternType, Permission,
+    ResourcePattern, ResourceType,
+};
+pub use credential::{
+    constant_time_eq, CredentialError, ScramCredential, ScramMechanism, DEFAULT_ITERATIONS,
+    MAX_ITERATIONS, MIN_ITERATIONS,
+};
+pub use principal::{Principal, PrincipalError};
+pub use state::{ChangeOutcome, SecurityChange, SecurityState, SECURITY_FORMAT_VERSION};
