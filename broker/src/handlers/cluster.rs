@@ -12,6 +12,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use starlog_security::{AclOperation, ResourceType};
+
+use super::access::Access;
 use crate::api_versions::SUPPORTED;
 use crate::broker::Broker;
 
@@ -32,8 +35,21 @@ pub fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
         .with_api_keys(keys)
 }
 
-/// Handles DescribeCluster.
-pub fn describe_cluster(broker: &Broker, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+/// Handles DescribeCluster. As in Kafka, anyone may ask (the brokers are
+/// what Metadata tells anyone too); `cluster_authorized_operations`, when
+/// asked for, needs Describe on the cluster (0 otherwise).
+pub fn describe_cluster(
+    broker: &Broker,
+    req: DescribeClusterRequest,
+    access: &Access<'_>,
+) -> DescribeClusterResponse {
+    let operations = if !req.include_cluster_authorized_operations {
+        i32::MIN
+    } else if access.cluster(AclOperation::Describe) {
+        access.authorized_operations(ResourceType::Cluster, starlog_security::acl::CLUSTER_NAME)
+    } else {
+        0
+    };
     let brokers = super::metadata::brokers(broker)
         .into_iter()
         .map(|(id, host, port)| {
@@ -46,6 +62,7 @@ pub fn describe_cluster(broker: &Broker, _req: DescribeClusterRequest) -> Descri
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(broker.config.cluster_id.clone()))
         .with_controller_id(super::metadata::controller(broker))
+        .with_cluster_authorized_operations(operations)
         .with_brokers(brokers)
 }
 
@@ -58,34 +75,48 @@ fn coordinator(broker: &Broker) -> (BrokerId, StrBytes, i32) {
 /// Coordinator key type for transactions (groups are 0).
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
+/// Why a coordinator key gets no coordinator: Describe on the group (or
+/// the transactional id) refused, or transactions (not supported).
+fn refusal(access: &Access<'_>, key_type: i8, key: &str) -> Option<ResponseError> {
+    if key_type == KEY_TYPE_TRANSACTION {
+        return Some(if access.transactional_id(AclOperation::Describe, key) {
+            ResponseError::CoordinatorNotAvailable
+        } else {
+            ResponseError::TransactionalIdAuthorizationFailed
+        });
+    }
+    (!access.group(AclOperation::Describe, key)).then_some(ResponseError::GroupAuthorizationFailed)
+}
+
 /// Handles FindCoordinator: this broker coordinates every group.
 pub fn find_coordinator(
     broker: &Broker,
     req: FindCoordinatorRequest,
     version: i16,
+    access: &Access<'_>,
 ) -> FindCoordinatorResponse {
     let (node, host, port) = coordinator(broker);
-    let unsupported = req.key_type == KEY_TYPE_TRANSACTION;
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let refused = refusal(access, req.key_type, &key);
                 let c = Coordinator::default().with_key(key);
-                if unsupported {
-                    c.with_node_id(BrokerId(-1))
+                match refused {
+                    Some(code) => c
+                        .with_node_id(BrokerId(-1))
                         .with_port(-1)
-                        .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-                } else {
-                    c.with_node_id(node).with_host(host.clone()).with_port(port)
+                        .with_error_code(code.code()),
+                    None => c.with_node_id(node).with_host(host.clone()).with_port(port),
                 }
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    if unsupported {
+    if let Some(code) = refusal(access, req.key_type, &req.key) {
         return FindCoordinatorResponse::default()
-            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+            .with_error_code(code.code())
             .with_node_id(BrokerId(-1))
             .with_port(-1);
     }
@@ -95,11 +126,26 @@ pub fn find_coordinator(
         .with_port(port)
 }
 
-/// Handles InitProducerId for idempotent (non-transactional) producers.
-pub fn init_producer_id(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {
+/// Handles InitProducerId for idempotent (non-transactional) producers:
+/// IdempotentWrite on the cluster or Write on some topic, else
+/// CLUSTER_AUTHORIZATION_FAILED (Kafka's rule). Transactional ids are
+/// refused (transactions are not supported).
+pub fn init_producer_id(
+    broker: &Broker,
+    req: InitProducerIdRequest,
+    access: &Access<'_>,
+) -> InitProducerIdResponse {
     if req.transactional_id.is_some() {
         return InitProducerIdResponse::default()
             .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
+    if !access.cluster(AclOperation::IdempotentWrite)
+        && !access.any_of_type(AclOperation::Write, ResourceType::Topic)
+    {
+        return InitProducerIdResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }
