@@ -38,6 +38,49 @@ const TOPIC_REFUSED: i16 = ResponseError::TopicAuthorizationFailed.code();
 /// NOT_COORDINATOR: the client looks the coordinator up again.
 const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
 
+/// A request's items split by the ACLs, with their order kept so that the
+/// answers go back in it.
+struct Split<T> {
+    /// Per item, in request order: allowed or not.
+    order: Vec<bool>,
+    permitted: Vec<T>,
+    refused: Vec<T>,
+}
+
+impl<T> Split<T> {
+    fn new(items: Vec<T>, allowed: impl Fn(&T) -> bool) -> Self {
+        let mut split = Self {
+            order: Vec::with_capacity(items.len()),
+            permitted: Vec::new(),
+            refused: Vec::new(),
+        };
+        for item in items {
+            let ok = allowed(&item);
+            split.order.push(ok);
+            if ok {
+                split.permitted.push(item);
+            } else {
+                split.refused.push(item);
+            }
+        }
+        split
+    }
+}
+
+/// The answers in request order: the coordinator's for the permitted
+/// items, the refusals for the others.
+fn in_order<A>(
+    order: Vec<bool>,
+    answered: impl IntoIterator<Item = A>,
+    refused: impl IntoIterator<Item = A>,
+) -> Vec<A> {
+    let (mut answered, mut refused) = (answered.into_iter(), refused.into_iter());
+    order
+        .into_iter()
+        .filter_map(|ok| if ok { answered.next() } else { refused.next() })
+        .collect()
+}
+
 /// Whether this broker coordinates consumer groups: always when alone, the
 /// controller in a cluster (the others send members to it; they find it
 /// again with FindCoordinator).
@@ -147,32 +190,26 @@ pub async fn offset_commit(
         return every_partition(&req, GROUP_REFUSED);
     }
     let topics = std::mem::take(&mut req.topics);
-    let allowed: Vec<bool> = topics
-        .iter()
-        .map(|t| access.topic(AclOperation::Read, &t.name))
-        .collect();
-    let (permitted, refused): (Vec<_>, Vec<_>) = topics
-        .into_iter()
-        .zip(allowed.iter().copied())
-        .partition(|(_, ok)| *ok);
-    req.topics = permitted.into_iter().map(|(t, _)| t).collect();
-    let mut answered = if req.topics.is_empty() {
+    let Split {
+        order: allowed,
+        permitted,
+        refused,
+    } = Split::new(topics, |t| access.topic(AclOperation::Read, &t.name));
+    req.topics = permitted;
+    let answered = if req.topics.is_empty() {
         Vec::new()
     } else {
         broker.groups.offset_commit(req, version).await.topics
     }
     .into_iter();
-    let mut refused = refused.into_iter().map(|(t, _)| {
+    let refused = refused.into_iter().map(|t| {
         commit_topic(
             &t.name,
             t.partitions.iter().map(|p| p.partition_index),
             TOPIC_REFUSED,
         )
     });
-    let topics = allowed
-        .into_iter()
-        .filter_map(|ok| if ok { answered.next() } else { refused.next() })
-        .collect();
+    let topics = in_order(allowed, answered, refused);
     OffsetCommitResponse::default().with_topics(topics)
 }
 
@@ -225,27 +262,21 @@ pub async fn offset_fetch(
             .retain(|t| access.topic(AclOperation::Describe, &t.name));
         return response;
     };
-    let allowed: Vec<bool> = topics
-        .iter()
-        .map(|t| access.topic(AclOperation::Describe, &t.name))
-        .collect();
-    let (permitted, refused): (Vec<_>, Vec<_>) = topics
-        .into_iter()
-        .zip(allowed.iter().copied())
-        .partition(|(_, ok)| *ok);
-    req.topics = Some(permitted.into_iter().map(|(t, _)| t).collect());
+    let Split {
+        order: allowed,
+        permitted,
+        refused,
+    } = Split::new(topics, |t| access.topic(AclOperation::Describe, &t.name));
+    req.topics = Some(permitted);
     let mut response = broker.groups.offset_fetch(req, version).await;
     if response.error_code != 0 {
         return response;
     }
-    let mut answered = std::mem::take(&mut response.topics).into_iter();
-    let mut refused = refused
+    let answered = std::mem::take(&mut response.topics).into_iter();
+    let refused = refused
         .into_iter()
-        .map(|(t, _)| fetch_topic_v1(t.name, t.partition_indexes, TOPIC_REFUSED));
-    response.topics = allowed
-        .into_iter()
-        .filter_map(|ok| if ok { answered.next() } else { refused.next() })
-        .collect();
+        .map(|t| fetch_topic_v1(t.name, t.partition_indexes, TOPIC_REFUSED));
+    response.topics = in_order(allowed, answered, refused);
     response
 }
 
@@ -305,18 +336,15 @@ async fn offset_fetch_groups(
                 refused: Vec::new(),
             },
             Some(topics) => {
-                let allowed: Vec<bool> = topics
-                    .iter()
-                    .map(|t| access.topic(AclOperation::Describe, &t.name))
-                    .collect();
-                let (permitted, refused): (Vec<_>, Vec<_>) = topics
-                    .into_iter()
-                    .zip(allowed.iter().copied())
-                    .partition(|(_, ok)| *ok);
-                g.topics = Some(permitted.into_iter().map(|(t, _)| t).collect());
+                let Split {
+                    order: allowed,
+                    permitted,
+                    refused,
+                } = Split::new(topics, |t| access.topic(AclOperation::Describe, &t.name));
+                g.topics = Some(permitted);
                 let refused = refused
                     .into_iter()
-                    .map(|(t, _)| {
+                    .map(|t| {
                         OffsetFetchResponseTopics::default()
                             .with_name(t.name)
                             .with_partitions(
@@ -364,12 +392,9 @@ async fn offset_fetch_groups(
                     g.topics
                         .retain(|t| access.topic(AclOperation::Describe, &t.name));
                 } else if g.error_code == 0 {
-                    let mut answered = std::mem::take(&mut g.topics).into_iter();
-                    let mut refused = refused.into_iter();
-                    g.topics = allowed
-                        .into_iter()
-                        .filter_map(|ok| if ok { answered.next() } else { refused.next() })
-                        .collect();
+                    let answered = std::mem::take(&mut g.topics).into_iter();
+                    let refused = refused.into_iter();
+                    g.topics = in_order(allowed, answered, refused);
                 }
                 Some(g)
             }
@@ -389,21 +414,18 @@ pub async fn offset_delete(
         return OffsetDeleteResponse::default().with_error_code(GROUP_REFUSED);
     }
     let topics = std::mem::take(&mut req.topics);
-    let allowed: Vec<bool> = topics
-        .iter()
-        .map(|t| access.topic(AclOperation::Read, &t.name))
-        .collect();
-    let (permitted, refused): (Vec<_>, Vec<_>) = topics
-        .into_iter()
-        .zip(allowed.iter().copied())
-        .partition(|(_, ok)| *ok);
-    req.topics = permitted.into_iter().map(|(t, _)| t).collect();
+    let Split {
+        order: allowed,
+        permitted,
+        refused,
+    } = Split::new(topics, |t| access.topic(AclOperation::Read, &t.name));
+    req.topics = permitted;
     let mut response = broker.groups.offset_delete(req, version).await;
     if response.error_code != 0 {
         return response;
     }
-    let mut answered = std::mem::take(&mut response.topics).into_iter();
-    let mut refused = refused.into_iter().map(|(t, _)| {
+    let answered = std::mem::take(&mut response.topics).into_iter();
+    let refused = refused.into_iter().map(|t| {
         OffsetDeleteResponseTopic::default()
             .with_name(t.name)
             .with_partitions(
@@ -417,10 +439,7 @@ pub async fn offset_delete(
                     .collect(),
             )
     });
-    response.topics = allowed
-        .into_iter()
-        .filter_map(|ok| if ok { answered.next() } else { refused.next() })
-        .collect();
+    response.topics = in_order(allowed, answered, refused);
     response
 }
 
@@ -451,16 +470,13 @@ pub async fn describe(
 ) -> DescribeGroupsResponse {
     let with_operations = version >= 3 && req.include_authorized_operations;
     let groups = std::mem::take(&mut req.groups);
-    let allowed: Vec<bool> = groups
-        .iter()
-        .map(|g| access.group(AclOperation::Describe, g))
-        .collect();
-    let (permitted, refused): (Vec<_>, Vec<_>) = groups
-        .into_iter()
-        .zip(allowed.iter().copied())
-        .partition(|(_, ok)| *ok);
-    req.groups = permitted.into_iter().map(|(g, _)| g).collect();
-    let mut answered = if req.groups.is_empty() {
+    let Split {
+        order: allowed,
+        permitted,
+        refused,
+    } = Split::new(groups, |g| access.group(AclOperation::Describe, g));
+    req.groups = permitted;
+    let answered = if req.groups.is_empty() {
         Vec::new()
     } else {
         broker.groups.describe_groups(req, version).await.groups
@@ -473,7 +489,7 @@ pub async fn describe(
         }
         g
     });
-    let mut refused = refused.into_iter().map(|(id, _)| {
+    let refused = refused.into_iter().map(|id| {
         DescribedGroup::default()
             .with_group_id(id)
             .with_error_code(GROUP_REFUSED)
@@ -482,10 +498,7 @@ pub async fn describe(
                     .then(|| StrBytes::from_static_str("not authorized to describe this group")),
             )
     });
-    let groups = allowed
-        .into_iter()
-        .filter_map(|ok| if ok { answered.next() } else { refused.next() })
-        .collect();
+    let groups = in_order(allowed, answered, refused);
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
@@ -497,29 +510,23 @@ pub async fn delete(
     access: &Access<'_>,
 ) -> DeleteGroupsResponse {
     let groups = std::mem::take(&mut req.groups_names);
-    let allowed: Vec<bool> = groups
-        .iter()
-        .map(|g| access.group(AclOperation::Delete, g))
-        .collect();
-    let (permitted, refused): (Vec<_>, Vec<_>) = groups
-        .into_iter()
-        .zip(allowed.iter().copied())
-        .partition(|(_, ok)| *ok);
-    req.groups_names = permitted.into_iter().map(|(g, _)| g).collect();
-    let mut answered = if req.groups_names.is_empty() {
+    let Split {
+        order: allowed,
+        permitted,
+        refused,
+    } = Split::new(groups, |g| access.group(AclOperation::Delete, g));
+    req.groups_names = permitted;
+    let answered = if req.groups_names.is_empty() {
         Vec::new()
     } else {
         broker.groups.delete_groups(req, version).await.results
     }
     .into_iter();
-    let mut refused = refused.into_iter().map(|(id, _)| {
+    let refused = refused.into_iter().map(|id| {
         DeletableGroupResult::default()
             .with_group_id(id)
             .with_error_code(GROUP_REFUSED)
     });
-    let results = allowed
-        .into_iter()
-        .filter_map(|ok| if ok { answered.next() } else { refused.next() })
-        .collect();
+    let results = in_order(allowed, answered, refused);
     DeleteGroupsResponse::default().with_results(results)
 }
