@@ -22,8 +22,8 @@ pub struct Access<'a> {
     peer: &'a Peer,
 }
 
-/// The operations Kafka reports in `*_authorized_operations` per resource
-/// type (its `AclEntry.supportedOperations`).
+/// The operations reported in `*_authorized_operations` per resource type
+/// (Kafka's `AclEntry.supportedOperations`, less what Starlog lacks).
 fn supported_operations(kind: ResourceType) -> &'static [AclOperation] {
     use AclOperation as Op;
     match kind {
@@ -37,13 +37,9 @@ fn supported_operations(kind: ResourceType) -> &'static [AclOperation] {
             Op::DescribeConfigs,
             Op::AlterConfigs,
         ],
-        ResourceType::Group => &[
-            Op::Read,
-            Op::Describe,
-            Op::Delete,
-            Op::DescribeConfigs,
-            Op::AlterConfigs,
-        ],
+        // Kafka adds DescribeConfigs and AlterConfigs since groups have
+        // configs (KIP-848); Starlog's groups have none.
+        ResourceType::Group => &[Op::Read, Op::Describe, Op::Delete],
         ResourceType::Cluster => &[
             Op::Create,
             Op::ClusterAction,
