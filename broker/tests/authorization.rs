@@ -24,7 +24,11 @@ use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, Alte
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
+use kafka_protocol::messages::alter_user_scram_credentials_request::{
+    ScramCredentialDeletion, ScramCredentialUpsertion,
+};
 use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
@@ -37,6 +41,12 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterPartitionReassignmentsRequest, AlterUserScramCredentialsRequest,
     ApiKey, BrokerId, CreateAclsRequest, DeleteRecordsRequest, DescribeAclsRequest,
@@ -44,7 +54,13 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, MetadataRequest,
     OffsetCommitRequest, RequestKind, ResponseKind, TopicName,
 };
+use kafka_protocol::messages::{
+    DeleteAclsRequest, DeleteGroupsRequest, DescribeClusterRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, InitProducerIdRequest, ListGroupsRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, ProducerId,
+};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
@@ -831,7 +847,7 @@ async fn admin_clients_manage_acls_and_users_and_a_restart_enforces_them() {
         .call(
             RequestKind::AlterUserScramCredentials(
                 AlterUserScramCredentialsRequest::default().with_deletions(vec![
-                    kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                    ScramCredentialDeletion::default()
                         .with_name(s("alice"))
                         .with_mechanism(2),
                 ]),
@@ -864,5 +880,451 @@ async fn admin_clients_manage_acls_and_users_and_a_restart_enforces_them() {
         .commit(&commit, CommitMode::Sync)
         .expect("commit in fink-*");
     commit_refused(&bs, "boom-1", &commit);
+    broker.stop().await;
+}
+
+/// One raw call, its response of the expected kind.
+macro_rules! call {
+    ($raw:expr, $kind:ident, $req:expr, $version:expr) => {
+        match $raw
+            .call(RequestKind::$kind($req), ApiKey::$kind, $version)
+            .await
+        {
+            ResponseKind::$kind(r) => r,
+            other => panic!("{other:?}"),
+        }
+    };
+}
+
+fn commit_request(group: &str, offsets: &[(&str, i64)]) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(
+            offsets
+                .iter()
+                .map(|(topic, offset)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(s(topic)))
+                        .with_partitions(vec![OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(*offset)])
+                })
+                .collect(),
+        )
+}
+
+fn upsertion(user: &str, mechanism: i8, iterations: i32) -> ScramCredentialUpsertion {
+    ScramCredentialUpsertion::default()
+        .with_name(s(user))
+        .with_mechanism(mechanism)
+        .with_iterations(iterations)
+        .with_salt(bytes::Bytes::from_static(b"0123456789abcdef"))
+        .with_salted_password(bytes::Bytes::from(vec![7u8; 64]))
+}
+
+/// The per-item answers of the group, coordinator, producer-id, cluster,
+/// ACL and user APIs, as Kafka gives them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_item_is_answered_as_kafka_answers_it() {
+    use AclOperation::Read;
+    use PatternType::Prefixed;
+    let mut broker = secured(
+        vec![
+            allow(ResourceType::Topic, "alerts-", Prefixed, Read),
+            allow(ResourceType::Group, "anon-", Prefixed, Read),
+        ],
+        true,
+    )
+    .await;
+    let admin = admin_client(&broker.bootstrap());
+    let opts = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let created = admin
+        .create_topics(
+            &[
+                NewTopic::new("alerts-ztf", 1, TopicReplication::Fixed(1)),
+                NewTopic::new("private", 1, TopicReplication::Fixed(1)),
+            ],
+            &opts,
+        )
+        .await
+        .expect("create topics");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    drop(admin);
+
+    // As a super user: offsets (a commit at an offset past the end is
+    // accepted, as Kafka does), and the user and ACL APIs' own errors.
+    let mut raw = RawClient::connect(broker.addr()).await;
+    for (group, offsets) in [
+        ("anon-g", &[("alerts-ztf", 3), ("private", 1)][..]),
+        ("secret-g", &[("alerts-ztf", 2)][..]),
+    ] {
+        let r = call!(raw, OffsetCommit, commit_request(group, offsets), 8);
+        assert!(
+            r.topics.iter().all(|t| t.partitions[0].error_code == 0),
+            "{r:?}"
+        );
+    }
+    let alter = AlterUserScramCredentialsRequest::default()
+        .with_upsertions(vec![
+            upsertion("eve", 2, 4096),
+            upsertion("eve", 1, 4096),
+            upsertion("frank", 7, 4096),
+            upsertion("", 2, 4096),
+            upsertion("gina", 2, 10_000_000),
+            upsertion("gina-low", 2, 100),
+            upsertion("hank", 2, 4096),
+        ])
+        .with_deletions(vec![ScramCredentialDeletion::default()
+            .with_name(s("ivy"))
+            .with_mechanism(2)]);
+    let r = call!(raw, AlterUserScramCredentials, alter, 0);
+    let got: Vec<(String, i16)> = r
+        .results
+        .iter()
+        .map(|r| (r.user.to_string(), r.error_code))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("ivy".into(), ResponseError::ResourceNotFound.code()),
+            ("eve".into(), ResponseError::DuplicateResource.code()),
+            (
+                "frank".into(),
+                ResponseError::UnsupportedSaslMechanism.code()
+            ),
+            ("".into(), ResponseError::UnacceptableCredential.code()),
+            ("gina".into(), ResponseError::UnacceptableCredential.code()),
+            (
+                "gina-low".into(),
+                ResponseError::UnacceptableCredential.code()
+            ),
+            ("hank".into(), 0),
+        ]
+    );
+    let describe = DescribeUserScramCredentialsRequest::default().with_users(Some(
+        ["hank", "hank", "nobody"]
+            .iter()
+            .map(|u| UserName::default().with_name(s(u)))
+            .collect(),
+    ));
+    let r = call!(raw, DescribeUserScramCredentials, describe, 0);
+    let got: Vec<(String, i16)> = r
+        .results
+        .iter()
+        .map(|r| (r.user.to_string(), r.error_code))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("hank".into(), ResponseError::DuplicateResource.code()),
+            ("nobody".into(), ResponseError::ResourceNotFound.code()),
+        ]
+    );
+    let r = call!(
+        raw,
+        DescribeUserScramCredentials,
+        DescribeUserScramCredentialsRequest::default().with_users(None),
+        0
+    );
+    let users: Vec<String> = r.results.iter().map(|r| r.user.to_string()).collect();
+    assert_eq!(
+        users,
+        vec!["hank".to_string()],
+        "refused users stored nothing"
+    );
+    let creation = |name: &str| {
+        AclCreation::default()
+            .with_resource_type(4)
+            .with_resource_name(s(name))
+            .with_resource_pattern_type(3)
+            .with_principal(s("User:ops"))
+            .with_host(s("*"))
+            .with_operation(8)
+            .with_permission_type(3)
+    };
+    let r = call!(
+        raw,
+        CreateAcls,
+        CreateAclsRequest::default()
+            .with_creations(vec![creation("not-the-cluster"), creation("kafka-cluster")]),
+        1
+    );
+    let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![ResponseError::InvalidRequest.code(), 0]);
+    let r = call!(
+        raw,
+        DeleteAcls,
+        DeleteAclsRequest::default().with_filters(vec![DeleteAclsFilter::default()
+            .with_resource_type_filter(4)
+            .with_resource_name_filter(None)
+            .with_pattern_type_filter(1)
+            .with_principal_filter(Some(s("User:ops")))
+            .with_host_filter(None)
+            .with_operation(1)
+            .with_permission_type(1)]),
+        1
+    );
+    assert_eq!(r.filter_results[0].error_code, 0);
+    assert_eq!(r.filter_results[0].matching_acls.len(), 1);
+    drop(raw);
+
+    restart_as(&mut broker, false).await;
+    let mut raw = RawClient::connect(broker.addr()).await;
+
+    // FindCoordinator: Describe on the group; transactional ids refused.
+    let r = call!(
+        raw,
+        FindCoordinator,
+        FindCoordinatorRequest::default().with_key(s("secret-g")),
+        3
+    );
+    assert_eq!(r.error_code, ResponseError::GroupAuthorizationFailed.code());
+    let r = call!(
+        raw,
+        FindCoordinator,
+        FindCoordinatorRequest::default().with_coordinator_keys(vec![s("anon-g"), s("secret-g")]),
+        4
+    );
+    let codes: Vec<i16> = r.coordinators.iter().map(|c| c.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![0, ResponseError::GroupAuthorizationFailed.code()]
+    );
+    let r = call!(
+        raw,
+        FindCoordinator,
+        FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_key(s("txn")),
+        3
+    );
+    assert_eq!(
+        r.error_code,
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    );
+
+    // InitProducerId: no IdempotentWrite on the cluster, no Write anywhere.
+    let r = call!(
+        raw,
+        InitProducerId,
+        InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+        4
+    );
+    assert_eq!(
+        r.error_code,
+        ResponseError::ClusterAuthorizationFailed.code()
+    );
+    assert_eq!(r.producer_id.0, -1);
+
+    // DescribeCluster answers; its authorized operations need Describe.
+    let r = call!(
+        raw,
+        DescribeCluster,
+        DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        0
+    );
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.cluster_authorized_operations, 0);
+
+    // ListGroups: only the describable; DescribeGroups / DeleteGroups per group.
+    let r = call!(raw, ListGroups, ListGroupsRequest::default(), 4);
+    let groups: Vec<String> = r.groups.iter().map(|g| g.group_id.to_string()).collect();
+    assert_eq!(groups, vec!["anon-g".to_string()]);
+    let r = call!(
+        raw,
+        DescribeGroups,
+        DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(s("secret-g")), GroupId(s("anon-g"))])
+            .with_include_authorized_operations(true),
+        5
+    );
+    let got: Vec<(String, i16, i32)> = r
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.to_string(),
+                g.error_code,
+                g.authorized_operations,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "secret-g".into(),
+                ResponseError::GroupAuthorizationFailed.code(),
+                i32::MIN
+            ),
+            // Read (3) and the Describe (8) it implies; no Delete (6).
+            ("anon-g".into(), 0, (1 << 3) | (1 << 8)),
+        ]
+    );
+    let r = call!(
+        raw,
+        DeleteGroups,
+        DeleteGroupsRequest::default()
+            .with_groups_names(vec![GroupId(s("secret-g")), GroupId(s("anon-g"))]),
+        2
+    );
+    let codes: Vec<i16> = r.results.iter().map(|g| g.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![ResponseError::GroupAuthorizationFailed.code(); 2]
+    );
+    let r = call!(
+        raw,
+        OffsetDelete,
+        OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s("anon-g")))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(s("alerts-ztf")))
+                .with_partitions(vec![
+                    OffsetDeleteRequestPartition::default().with_partition_index(0)
+                ])]),
+        0
+    );
+    assert_eq!(r.error_code, ResponseError::GroupAuthorizationFailed.code());
+
+    // OffsetFetch, one group (v5, v1) and several (v8).
+    let r = call!(
+        raw,
+        OffsetFetch,
+        OffsetFetchRequest::default()
+            .with_group_id(GroupId(s("anon-g")))
+            .with_topics(None),
+        5
+    );
+    let got: Vec<(String, i64)> = r
+        .topics
+        .iter()
+        .map(|t| (t.name.to_string(), t.partitions[0].committed_offset))
+        .collect();
+    assert_eq!(got, vec![("alerts-ztf".into(), 3)], "private left out");
+    let r = call!(
+        raw,
+        OffsetFetch,
+        OffsetFetchRequest::default()
+            .with_group_id(GroupId(s("secret-g")))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(s("alerts-ztf")))
+                .with_partition_indexes(vec![0])])),
+        1
+    );
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ResponseError::GroupAuthorizationFailed.code()
+    );
+    let named = Some(
+        ["private", "alerts-ztf"]
+            .iter()
+            .map(|t| {
+                OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(s(t)))
+                    .with_partition_indexes(vec![0])
+            })
+            .collect(),
+    );
+    let r = call!(
+        raw,
+        OffsetFetch,
+        OffsetFetchRequest::default().with_groups(vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(s("anon-g")))
+                .with_topics(None),
+            OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(s("secret-g")))
+                .with_topics(None),
+            OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(s("anon-g")))
+                .with_topics(named),
+        ]),
+        8
+    );
+    /// Per topic: name, error, committed offset of partition 0.
+    type Topics = Vec<(String, i16, i64)>;
+    let got: Vec<(String, i16, Topics)> = r
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.to_string(),
+                g.error_code,
+                g.topics
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.name.to_string(),
+                            t.partitions[0].error_code,
+                            t.partitions[0].committed_offset,
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("anon-g".into(), 0, vec![("alerts-ztf".into(), 0, 3)]),
+            (
+                "secret-g".into(),
+                ResponseError::GroupAuthorizationFailed.code(),
+                vec![]
+            ),
+            (
+                "anon-g".into(),
+                0,
+                vec![
+                    (
+                        "private".into(),
+                        ResponseError::TopicAuthorizationFailed.code(),
+                        -1
+                    ),
+                    ("alerts-ztf".into(), 0, 3),
+                ]
+            ),
+        ]
+    );
+
+    // Metadata v0, every topic: only the describable one.
+    let r = call!(
+        raw,
+        Metadata,
+        MetadataRequest::default().with_topics(Some(Vec::new())),
+        0
+    );
+    let names: Vec<String> = r
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().map(|n| n.to_string()).unwrap_or_default())
+        .collect();
+    assert_eq!(names, vec!["alerts-ztf".to_string()]);
+    drop(raw);
+
+    // The refused DeleteGroups and OffsetDelete deleted nothing.
+    restart_as(&mut broker, true).await;
+    let mut raw = RawClient::connect(broker.addr()).await;
+    for (group, offset) in [("secret-g", 2), ("anon-g", 3)] {
+        let r = call!(
+            raw,
+            OffsetFetch,
+            OffsetFetchRequest::default()
+                .with_group_id(GroupId(s(group)))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(s("alerts-ztf")))
+                    .with_partition_indexes(vec![0])])),
+            5
+        );
+        assert_eq!(
+            r.topics[0].partitions[0].committed_offset, offset,
+            "{group}"
+        );
+    }
     broker.stop().await;
 }
