@@ -488,7 +488,7 @@ async fn refusals_change_nothing_for_librdkafka_kafka_python_and_raw_requests() 
     }
     let named = MetadataRequest::default()
         .with_topics(Some(
-            ["private", "alerts-ztf", "never-made"]
+            ["private", "alerts-ztf", "never-made", "alerts-auto"]
                 .iter()
                 .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(s(t)))))
                 .collect(),
@@ -519,6 +519,8 @@ async fn refusals_change_nothing_for_librdkafka_kafka_python_and_raw_requests() 
                     ("private".into(), TOPIC_REFUSED, i32::MIN),
                     ("alerts-ztf".into(), 0, read_describe),
                     ("never-made".into(), TOPIC_REFUSED, i32::MIN),
+                    // Describable (Read on `alerts-*`) but not creatable.
+                    ("alerts-auto".into(), TOPIC_REFUSED, i32::MIN),
                 ]
             );
         }

@@ -70,11 +70,10 @@ impl<'a> Access<'a> {
         &self.peer.principal
     }
 
-    /// Whether the principal may do `op` to `(kind, name)`.
+    /// Whether the principal may do `op` to `(kind, name)`; a refusal is
+    /// logged (at debug).
     pub fn allows(&self, op: AclOperation, kind: ResourceType, name: &str) -> bool {
-        let allowed =
-            self.authorizer
-                .authorize(&self.peer.principal, &self.peer.ip, op, kind, name);
+        let allowed = self.allows_quietly(op, kind, name);
         if !allowed {
             tracing::debug!(
                 principal = %self.peer.principal,
@@ -86,6 +85,14 @@ impl<'a> Access<'a> {
             );
         }
         allowed
+    }
+
+    /// Whether the principal may do `op` to `(kind, name)`, without a log
+    /// line: for filtering a listing (every topic, every group), where a
+    /// refusal is not a request refused (Kafka's `logIfDenied = false`).
+    pub fn allows_quietly(&self, op: AclOperation, kind: ResourceType, name: &str) -> bool {
+        self.authorizer
+            .authorize(&self.peer.principal, &self.peer.ip, op, kind, name)
     }
 
     /// `op` on a topic.

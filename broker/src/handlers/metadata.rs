@@ -136,7 +136,7 @@ async fn topics_for(
             .topics
             .all()
             .iter()
-            .filter(|t| access.topic(AclOperation::Describe, &t.name))
+            .filter(|t| access.allows_quietly(AclOperation::Describe, ResourceType::Topic, &t.name))
             .map(|t| describe(broker, t, node))
             .collect(),
         Some(list) => {
