@@ -11,14 +11,19 @@
 //! * [`ScramCredential`]: what the server stores for a SCRAM user (salt,
 //!   iterations, StoredKey, ServerKey; never the password).
 //!
+//! * [`tls`]: TLS server and client configurations from PEM files (rustls on
+//!   `ring`), reloadable, and the principal a client certificate names.
+//!
 //! Module map: `principal` (the principal type), `acl` (model, filters,
 //! authorizer), `credential` (SCRAM credentials and their primitives),
-//! `state` (users and ACLs as stored, and the changes applied to them).
+//! `state` (users and ACLs as stored, and the changes applied to them),
+//! `tls` (TLS settings, configurations and certificate principals).
 
 pub mod acl;
 mod credential;
 mod principal;
 mod state;
+pub mod tls;
 
 pub use acl::{
     AclBinding, AclEntry, AclError, AclFilter, AclOperation, Authorizer, PatternType, Permission,
