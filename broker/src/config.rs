@@ -30,6 +30,14 @@ pub enum ConfigError {
         /// The cause, with the line and field at fault.
         source: serde_yaml::Error,
     },
+    /// A value at a computed YAML path (`listeners[1].tls`) is not allowed.
+    #[error("invalid config value `{path}`: {reason}")]
+    InvalidAt {
+        /// The YAML path of the field.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// A value parsed but is not allowed.
     #[error("invalid config value `{field}`: {reason}")]
     Invalid {
@@ -46,8 +54,12 @@ pub enum ConfigError {
 pub struct BrokerConfig {
     /// This broker's id, as reported in Metadata.
     pub node_id: i32,
-    /// Address the Kafka listener binds to.
+    /// Address the Kafka listener binds to, when there is no `listeners:`
+    /// list (one plaintext listener named `PLAINTEXT`).
     pub listen: SocketAddr,
+    /// The Kafka listeners, each with its security protocol (see
+    /// `listener.rs`); empty: one plaintext listener at `listen`.
+    pub listeners: Vec<crate::listener::ListenerSettings>,
     /// Host name advertised to clients in Metadata; defaults to the listen IP.
     pub advertised_host: Option<String>,
     /// Port advertised to clients; defaults to the bound port.
@@ -129,6 +141,7 @@ impl Default for BrokerConfig {
         Self {
             node_id: 0,
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            listeners: Vec::new(),
             advertised_host: None,
             advertised_port: None,
             data_dir: PathBuf::from("starlog-data"),
@@ -383,6 +396,20 @@ impl BrokerConfig {
                 "must not exceed max_session_timeout_ms",
             );
         }
+        if !self.listeners.is_empty() {
+            if self.listen != BrokerConfig::default().listen
+                || self.advertised_host.is_some()
+                || self.advertised_port.is_some()
+            {
+                return invalid(
+                    "listen",
+                    "`listen` / `advertised_host` / `advertised_port` describe the one listener of a \
+                     file without `listeners:`; with `listeners:`, give each its `listen` and `advertised`",
+                );
+            }
+            crate::listener::validate_all(&self.listeners)
+                .map_err(|(path, reason)| ConfigError::InvalidAt { path, reason })?;
+        }
         if let Some(cluster) = &self.cluster {
             cluster
                 .validate(self.node_id)
@@ -427,6 +454,34 @@ impl BrokerConfig {
             enabled: true,
             listen: Some(addr),
         });
+    }
+
+    /// The Kafka listeners: the `listeners:` list, or the one plaintext
+    /// listener at `listen` of a file without it.
+    pub fn kafka_listeners(&self) -> Vec<crate::listener::ListenerSettings> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        let advertised = match (&self.advertised_host, self.advertised_port) {
+            (None, None) => None,
+            (host, Some(port)) => Some(format!(
+                "{}:{port}",
+                host.clone().unwrap_or_else(|| self.advertised_host())
+            )),
+            (Some(host), None) => Some(host.clone()),
+        };
+        vec![crate::listener::ListenerSettings::plaintext(
+            self.listen,
+            advertised,
+        )]
+    }
+
+    /// Moves the first Kafka listener to `addr` (the `--listen` flag).
+    pub fn set_listen(&mut self, addr: SocketAddr) {
+        match self.listeners.first_mut() {
+            Some(first) => first.listen = addr,
+            None => self.listen = addr,
+        }
     }
 
     /// Host clients are told to connect to.

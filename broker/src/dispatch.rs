@@ -84,6 +84,9 @@ pub struct Peer {
     pub listener: std::sync::Arc<str>,
     /// `User:ANONYMOUS` until the connection authenticates.
     pub principal: starlog_security::Principal,
+    /// Logged in as the broker's own principal (`User:starlog-internal`,
+    /// with this run's password): allowed everything.
+    pub internal: bool,
 }
 
 impl Peer {
@@ -94,6 +97,7 @@ impl Peer {
             ip: addr.ip().to_string(),
             listener,
             principal: starlog_security::Principal::anonymous(),
+            internal: false,
         }
     }
 }
@@ -217,7 +221,7 @@ pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<
     Ok(Box::pin(std::future::ready(done)))
 }
 
-fn encode(
+pub(crate) fn encode(
     response: ResponseKind,
     key: ApiKey,
     version: i16,
@@ -284,7 +288,7 @@ async fn route(
             ResponseKind::ListOffsets(list_offsets::handle(broker, r, version).await)
         }
         RequestKind::Metadata(r) => {
-            ResponseKind::Metadata(metadata::handle(broker, r, version).await)
+            ResponseKind::Metadata(metadata::handle(broker, r, version, peer).await)
         }
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(cluster::api_versions(None)),
         RequestKind::CreateTopics(r) => {
@@ -313,15 +317,14 @@ async fn route(
             ResponseKind::ListPartitionReassignments(reassign::list(broker, r))
         }
         RequestKind::DescribeCluster(r) => {
-            ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r))
+            ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r, peer))
         }
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(cluster::find_coordinator(broker, r, version))
+            ResponseKind::FindCoordinator(cluster::find_coordinator(broker, r, version, peer))
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(cluster::init_producer_id(broker, r))
         }
-        RequestKind::SaslHandshake(r) => ResponseKind::SaslHandshake(cluster::sasl_handshake(r)),
         // In a cluster only the controller coordinates groups: the others
         // send members to it (they find it again with FindCoordinator).
         RequestKind::JoinGroup(_) if !coordinates(broker) => ResponseKind::JoinGroup(

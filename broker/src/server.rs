@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use starlog_storage::MetaStore;
 
 use crate::backend::MetaBackend;
-use crate::broker::{self, Broker};
+use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::cluster;
 use crate::config::BrokerConfig;
@@ -22,10 +22,13 @@ use crate::control::{Control, SingleBroker};
 use crate::dispatch::Peer;
 use crate::extensions::{ExtensionError, Extensions, LocalAddrs, RunningTask};
 use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::listener::{Endpoints, ListenerSettings};
 use crate::pipelines::{self, PipelineEnv, PipelineStatus, RunningPipeline};
 use crate::registry::{self, SchemaStore};
+use crate::session::{ListenerAuth, Session};
 use crate::topics::TopicRegistry;
 use crate::{http, metrics};
+use starlog_security::tls::ServerTls;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +54,14 @@ pub enum StartError {
     /// The Raft cluster could not be joined.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// A listener's certificate or key could not be loaded.
+    #[error("listener {listener}: {reason}")]
+    Tls {
+        /// The listener.
+        listener: String,
+        /// The cause, naming the file.
+        reason: String,
+    },
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -66,6 +77,7 @@ pub enum StartError {
 pub struct Server {
     broker: Arc<Broker>,
     addr: SocketAddr,
+    listener_addrs: Vec<(String, SocketAddr)>,
     http_addr: Option<SocketAddr>,
     registry_addr: Option<SocketAddr>,
     pipelines: Vec<RunningPipeline>,
@@ -101,17 +113,13 @@ impl Server {
             TopicRegistry::open(&data_dir, config.base_log_config(), meta)
                 .map_err(|e| storage_err(e.to_string()))?,
         );
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let listeners = bind_listeners(&config).await?;
+        let addr = listeners[0].addr;
+        let mut endpoints = Endpoints::default();
+        for l in &listeners {
+            let (host, port) = l.settings.advertised(l.addr.port());
+            endpoints.insert(&l.settings.name, &host, port);
+        }
         let group_config = GroupConfig {
             min_session_timeout_ms: config.groups.min_session_timeout_ms,
             max_session_timeout_ms: config.groups.max_session_timeout_ms,
@@ -122,7 +130,6 @@ impl Server {
         // The mode is picked here, once: a broker alone, or a member of a
         // cluster (where committed offsets are replicated through the
         // metadata group).
-        let (host, port) = broker::advertised(&config, addr.port());
         let (control, backend): (Arc<dyn Control>, Arc<dyn crate::groups::GroupBackend>) =
             match &config.cluster {
                 Some(settings) => {
@@ -132,17 +139,17 @@ impl Server {
                         data_dir: config.data_dir.clone(),
                         base: config.base_log_config(),
                     };
-                    let me = (
-                        kafka_protocol::messages::BrokerId(config.node_id),
-                        host,
-                        port,
-                    );
-                    cluster::start(start, me, Arc::clone(&topics), shutdown.subscribe())
-                        .await
-                        .map_err(|e| StartError::Cluster(e.to_string()))?
+                    cluster::start(
+                        start,
+                        endpoints.clone(),
+                        Arc::clone(&topics),
+                        shutdown.subscribe(),
+                    )
+                    .await
+                    .map_err(|e| StartError::Cluster(e.to_string()))?
                 }
                 None => (
-                    Arc::new(SingleBroker::new(config.node_id, host, port)),
+                    Arc::new(SingleBroker::new(config.node_id, endpoints.clone())),
                     Arc::new(MetaBackend::new(Arc::clone(&topics))),
                 ),
             };
@@ -162,15 +169,9 @@ impl Server {
             )
             .map_err(|e| storage_err(e.to_string()))?,
         );
-        let mut broker = Broker::new(
-            config,
-            topics,
-            groups,
-            schemas,
-            control,
-            security,
-            addr.port(),
-        );
+        let internal = crate::security::InternalLogin::generate()
+            .map_err(|e| storage_err(format!("the internal login: {e}")))?;
+        let mut broker = Broker::new(config, topics, groups, schemas, control, security, internal);
         broker.schema_rule = broker
             .schema_rule
             .take()
@@ -229,11 +230,22 @@ impl Server {
             }
         };
         let registry_addr = http_addr.filter(|_| schemas.is_some());
-        tasks.spawn(accept_loop(
-            Arc::clone(&broker),
-            listener,
-            shutdown.subscribe(),
-        ));
+        let listener_addrs = listeners
+            .iter()
+            .map(|l| (l.settings.name.clone(), l.addr))
+            .collect();
+        let (local_kafka, login) = in_broker_listener(&listeners, &broker);
+        // One bound on connections across all listeners.
+        let permits = Arc::new(Semaphore::new(broker.config.limits.max_connections));
+        for l in listeners {
+            tracing::info!(listener = %l.settings.name, addr = %l.addr, security = l.settings.security.name(), mechanisms = ?l.auth.mechanisms, "Kafka listener listening");
+            tasks.spawn(accept_loop(
+                Arc::clone(&broker),
+                l,
+                Arc::clone(&permits),
+                shutdown.subscribe(),
+            ));
+        }
         tasks.spawn(retention_loop(Arc::clone(&broker), shutdown.subscribe()));
         let reaper = broker.groups.spawn_session_reaper();
         let mut stop = shutdown.subscribe();
@@ -243,13 +255,18 @@ impl Server {
         });
         tracing::info!(%addr, data_dir = %broker.config.data_dir.display(), "starlog broker listening");
         let local = LocalAddrs {
-            kafka: addr,
+            kafka: local_kafka,
             registry: registry_addr,
+            login,
         };
-        let mirrors = mirrors.into_iter().map(|m| (m.start)(local)).collect();
+        let mirrors = mirrors
+            .into_iter()
+            .map(|m| (m.start)(local.clone()))
+            .collect();
         Ok(Self {
             broker,
             addr,
+            listener_addrs,
             http_addr,
             registry_addr,
             pipelines,
@@ -259,9 +276,17 @@ impl Server {
         })
     }
 
-    /// The bound address (useful with port 0).
+    /// The first Kafka listener's bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of the Kafka listener named `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener_addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
     }
 
     /// The HTTP listener's bound address (`/metrics`, `/cluster/*`, and
@@ -355,12 +380,144 @@ fn start_pipelines(
 /// How long shutdown waits for open connections to finish their request.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A Kafka listener, bound.
+struct BoundListener {
+    settings: ListenerSettings,
+    listener: TcpListener,
+    addr: SocketAddr,
+    auth: Arc<ListenerAuth>,
+    tls: Option<Arc<ServerTls>>,
+}
+
+/// Binds every Kafka listener (and loads its certificates) before anything
+/// else starts, so a bad address or certificate stops the start cleanly.
+async fn bind_listeners(config: &BrokerConfig) -> Result<Vec<BoundListener>, StartError> {
+    let mut bound = Vec::new();
+    for settings in config.kafka_listeners() {
+        let bind_err = |source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        };
+        let tls = match &settings.tls {
+            Some(t) => Some(Arc::new(ServerTls::load(t, &config.base_dir).map_err(
+                |e| StartError::Tls {
+                    listener: settings.name.clone(),
+                    reason: e.to_string(),
+                },
+            )?)),
+            None => None,
+        };
+        let listener = TcpListener::bind(settings.listen).await.map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let auth = Arc::new(ListenerAuth {
+            name: Arc::from(settings.name.as_str()),
+            sasl: settings.security.sasl(),
+            mechanisms: settings.mechanisms(),
+            reauthentication: (settings.reauthentication_ms > 0)
+                .then(|| Duration::from_millis(settings.reauthentication_ms)),
+        });
+        bound.push(BoundListener {
+            settings,
+            listener,
+            addr,
+            auth,
+            tls,
+        });
+    }
+    Ok(bound)
+}
+
+/// The listener in-broker clients (mirrors) use, and their login there:
+/// the first SASL_PLAINTEXT listener as `User:starlog-internal`, else the
+/// first PLAINTEXT one (as `User:ANONYMOUS`), else the first listener.
+fn in_broker_listener(
+    listeners: &[BoundListener],
+    broker: &Broker,
+) -> (SocketAddr, Option<crate::extensions::LocalLogin>) {
+    use crate::listener::SecurityProtocol;
+    let local = |l: &BoundListener| {
+        if l.addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], l.addr.port()))
+        } else {
+            l.addr
+        }
+    };
+    if let Some(l) = listeners
+        .iter()
+        .find(|l| l.settings.security == SecurityProtocol::SaslPlaintext)
+        .filter(|l| {
+            l.auth
+                .mechanisms
+                .iter()
+                .any(|m| m == crate::security::INTERNAL_MECHANISM.name())
+        })
+    {
+        let login = crate::extensions::LocalLogin {
+            mechanism: crate::security::INTERNAL_MECHANISM.name().to_string(),
+            username: crate::security::INTERNAL_USER.to_string(),
+            password: broker.internal.password().to_string(),
+        };
+        return (local(l), Some(login));
+    }
+    let l = listeners
+        .iter()
+        .find(|l| l.settings.security == SecurityProtocol::Plaintext)
+        .unwrap_or(&listeners[0]);
+    (local(l), None)
+}
+
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one connection of a listener: the TLS handshake (on SSL and
+/// SASL_SSL listeners, with the client certificate's principal when it
+/// sent one), then the Kafka protocol.
+async fn run_connection(
+    broker: Arc<Broker>,
+    stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    auth: Arc<ListenerAuth>,
+    tls: Option<Arc<ServerTls>>,
+    stop: watch::Receiver<bool>,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(peer = %addr, error = %e, "cannot set TCP_NODELAY");
+    }
+    let mut peer = Peer::anonymous(addr, Arc::clone(&auth.name));
+    let Some(tls) = tls else {
+        connection::serve(broker, stream, Session::new(auth, peer), stop).await;
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(peer = %addr, listener = %auth.name, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(peer = %addr, listener = %auth.name, "TLS handshake not finished in time");
+            return;
+        }
+    };
+    if let Some(p) = tls.principal(stream.get_ref().1.peer_certificates()) {
+        peer.principal = p;
+    }
+    connection::serve(broker, stream, Session::new(auth, peer), stop).await;
+}
+
 async fn accept_loop(
     broker: Arc<Broker>,
-    listener: TcpListener,
+    bound: BoundListener,
+    permits: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(broker.config.limits.max_connections));
+    let BoundListener {
+        listener,
+        auth,
+        tls,
+        ..
+    } = bound;
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -372,8 +529,9 @@ async fn accept_loop(
                     };
                     let broker = Arc::clone(&broker);
                     let stop = shutdown.clone();
+                    let (auth, tls) = (Arc::clone(&auth), tls.clone());
                     connections.spawn(async move {
-                        connection::serve(broker, stream, Peer::anonymous(addr, std::sync::Arc::from("default")), stop).await;
+                        run_connection(broker, stream, addr, auth, tls, stop).await;
                         drop(permit);
                     });
                 }

@@ -262,7 +262,7 @@ fn main() -> anyhow::Result<()> {
                 None => BrokerConfig::from_yaml(DEFAULT_CONFIG)?,
             };
             if let Some(l) = listen {
-                cfg.listen = l;
+                cfg.set_listen(l);
             }
             if let Some(d) = data_dir {
                 cfg.data_dir = d;

@@ -19,6 +19,40 @@ pub struct PeerSettings {
     pub port: u16,
     /// Its inter-broker (Raft) listener.
     pub raft: SocketAddr,
+    /// Its Kafka listeners by name, when it has several: a client is then
+    /// given this broker's endpoint of the listener it came in on, and a
+    /// broker without that listener is left out. Empty: `host:port` for
+    /// every listener.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<PeerListener>,
+}
+
+/// One Kafka listener of a peer, as clients of that listener reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerListener {
+    /// The listener's name (the same on every broker).
+    pub name: String,
+    /// Host advertised to its clients.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+}
+
+impl PeerSettings {
+    /// Where a client of `listener` reaches this peer: the listener of
+    /// that name when the peer lists its listeners (none: not advertised
+    /// to that listener's clients, as Kafka leaves such a broker out), else
+    /// `host:port`.
+    pub fn endpoint(&self, listener: &str) -> Option<(String, u16)> {
+        if self.listeners.is_empty() {
+            return Some((self.host.clone(), self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map(|l| (l.host.clone(), l.port))
+    }
 }
 
 /// Replication settings.
@@ -154,6 +188,7 @@ impl ClusterSettings {
             host: host.to_string(),
             port,
             raft,
+            listeners: Vec::new(),
         })
     }
 }

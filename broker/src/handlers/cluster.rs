@@ -1,5 +1,6 @@
 //! Small cluster-level APIs: ApiVersions, DescribeCluster, FindCoordinator,
-//! InitProducerId and SaslHandshake.
+//! InitProducerId (SaslHandshake and SaslAuthenticate are the
+//! connection's: `session.rs`).
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -7,13 +8,14 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
     ApiVersionsResponse, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
     FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ProducerId, SaslHandshakeRequest, SaslHandshakeResponse,
+    ProducerId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::api_versions::SUPPORTED;
 use crate::broker::Broker;
+use crate::dispatch::Peer;
 
 /// The ApiVersions response; `error` is set when the client asked for a
 /// version we do not serve (the response is then encoded at v0).
@@ -33,8 +35,12 @@ pub fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
 }
 
 /// Handles DescribeCluster.
-pub fn describe_cluster(broker: &Broker, _req: DescribeClusterRequest) -> DescribeClusterResponse {
-    let brokers = super::metadata::brokers(broker)
+pub fn describe_cluster(
+    broker: &Broker,
+    _req: DescribeClusterRequest,
+    peer: &Peer,
+) -> DescribeClusterResponse {
+    let brokers = super::metadata::brokers(broker, &peer.listener)
         .into_iter()
         .map(|(id, host, port)| {
             DescribeClusterBroker::default()
@@ -51,8 +57,8 @@ pub fn describe_cluster(broker: &Broker, _req: DescribeClusterRequest) -> Descri
 
 /// The group coordinator: this broker, or in a cluster the controller (the
 /// metadata group's leader), so every member of a group meets on one broker.
-fn coordinator(broker: &Broker) -> (BrokerId, StrBytes, i32) {
-    broker.control.coordinator()
+fn coordinator(broker: &Broker, listener: &str) -> Option<(BrokerId, StrBytes, i32)> {
+    broker.control.coordinator(listener)
 }
 
 /// Coordinator key type for transactions (groups are 0).
@@ -63,9 +69,11 @@ pub fn find_coordinator(
     broker: &Broker,
     req: FindCoordinatorRequest,
     version: i16,
+    peer: &Peer,
 ) -> FindCoordinatorResponse {
-    let (node, host, port) = coordinator(broker);
-    let unsupported = req.key_type == KEY_TYPE_TRANSACTION;
+    let found = coordinator(broker, &peer.listener);
+    let unsupported = req.key_type == KEY_TYPE_TRANSACTION || found.is_none();
+    let (node, host, port) = found.unwrap_or((BrokerId(-1), StrBytes::default(), -1));
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
@@ -112,12 +120,4 @@ pub fn init_producer_id(broker: &Broker, req: InitProducerIdRequest) -> InitProd
     InitProducerIdResponse::default()
         .with_producer_id(ProducerId(broker.allocate_producer_id()))
         .with_producer_epoch(0)
-}
-
-/// Handles SaslHandshake: no mechanism is enabled.
-pub fn sasl_handshake(req: SaslHandshakeRequest) -> SaslHandshakeResponse {
-    tracing::info!(mechanism = %req.mechanism.as_str(), "SASL requested, but no mechanism is enabled");
-    SaslHandshakeResponse::default()
-        .with_error_code(ResponseError::UnsupportedSaslMechanism.code())
-        .with_mechanisms(Vec::new())
 }

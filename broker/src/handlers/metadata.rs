@@ -13,11 +13,13 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 use crate::control::NewTopic;
+use crate::dispatch::Peer;
 use crate::topics::Topic;
 
-/// The brokers to advertise: this one, or every member of its cluster.
-pub fn brokers(broker: &Broker) -> Vec<(BrokerId, StrBytes, i32)> {
-    broker.control.brokers()
+/// The brokers to advertise to a client of `listener`: this one, or every
+/// member of its cluster, at their endpoints of that listener.
+pub fn brokers(broker: &Broker, listener: &str) -> Vec<(BrokerId, StrBytes, i32)> {
+    broker.control.brokers(listener)
 }
 
 /// The controller to advertise: the metadata group's leader in a cluster.
@@ -26,9 +28,14 @@ pub fn controller(broker: &Broker) -> BrokerId {
 }
 
 /// Handles a Metadata request.
-pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    broker: &Broker,
+    req: MetadataRequest,
+    version: i16,
+    peer: &Peer,
+) -> MetadataResponse {
     let node = BrokerId(broker.node_id());
-    let brokers = brokers(broker)
+    let brokers = brokers(broker, &peer.listener)
         .into_iter()
         .map(|(id, host, port)| {
             MetadataResponseBroker::default()

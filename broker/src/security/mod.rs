@@ -10,7 +10,10 @@
 //! file for a broker alone, the metadata log in a cluster), the way the
 //! group coordinator's backend is.
 
+mod internal;
 mod store;
+
+pub use internal::{InternalLogin, INTERNAL_MECHANISM, INTERNAL_USER};
 
 pub use store::{
     read_state, write_state, LocalSecurityStore, Policy, SecurityStore, StoreError, SECURITY_FILE,
