@@ -10,14 +10,23 @@
 //!
 //! * [`ScramCredential`]: what the server stores for a SCRAM user (salt,
 //!   iterations, StoredKey, ServerKey; never the password).
+//! * [`sasl`]: the server side of SASL PLAIN, SCRAM-SHA-256 and
+//!   SCRAM-SHA-512 ([`SaslServer`], one exchange fed token by token,
+//!   checking users through a [`CredentialLookup`]).
+//! * [`scram`]: SCRAM's client side ([`scram::ScramClient`]), which
+//!   Starlog's client uses, on the same primitives as the server.
 //!
 //! Module map: `principal` (the principal type), `acl` (model, filters,
 //! authorizer), `credential` (SCRAM credentials and their primitives),
-//! `state` (users and ACLs as stored, and the changes applied to them).
+//! `state` (users and ACLs as stored, and the changes applied to them),
+//! `sasl` (the server mechanisms: `plain`, `scram`, and `error`), `scram`
+//! (the client side and the name escaping both sides share).
 
 pub mod acl;
 mod credential;
 mod principal;
+pub mod sasl;
+pub mod scram;
 mod state;
 
 pub use acl::{
@@ -29,4 +38,5 @@ pub use credential::{
     MAX_ITERATIONS, MIN_ITERATIONS,
 };
 pub use principal::{Principal, PrincipalError};
+pub use sasl::{CredentialLookup, Mechanism, SaslError, SaslServer, Step};
 pub use state::{ChangeOutcome, SecurityChange, SecurityState, SECURITY_FORMAT_VERSION};
