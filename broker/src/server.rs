@@ -24,6 +24,8 @@ use crate::extensions::{ExtensionError, Extensions, LocalAddrs, RunningTask};
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::pipelines::{self, PipelineEnv, PipelineStatus, RunningPipeline};
 use crate::registry::{self, SchemaStore};
+use crate::security::{TlsReloader, TLS_POLL_INTERVAL};
+use starlog_security::tls::ServerTls;
 use crate::topics::TopicRegistry;
 use crate::{http, metrics};
 
@@ -51,6 +53,14 @@ pub enum StartError {
     /// The Raft cluster could not be joined.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// A listener's TLS certificate, key or CA could not be loaded.
+    #[error("TLS of the {listener} listener: {source}")]
+    Tls {
+        /// The listener (`http`, `inter-broker`, a Kafka listener's name).
+        listener: String,
+        /// The file at fault and why.
+        source: starlog_security::tls::TlsError,
+    },
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -72,6 +82,7 @@ pub struct Server {
     mirrors: Vec<RunningTask>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    tls: Arc<TlsReloader>,
 }
 
 impl Server {
@@ -119,6 +130,9 @@ impl Server {
             ..GroupConfig::default()
         };
         let (shutdown, _) = watch::channel(false);
+        // Every TLS configuration of this broker, reloaded when its files
+        // change and on `Server::reload_tls` (SIGHUP).
+        let tls = Arc::new(TlsReloader::new());
         // The mode is picked here, once: a broker alone, or a member of a
         // cluster (where committed offsets are replicated through the
         // metadata group).
@@ -202,6 +216,21 @@ impl Server {
                     addr: listen,
                     source,
                 };
+                let settings = broker.config.http.clone().unwrap_or_default();
+                let http_tls = match &settings.tls {
+                    Some(t) => {
+                        let loaded = ServerTls::load(t, &broker.config.base_dir).map_err(
+                            |source| StartError::Tls {
+                                listener: "http".into(),
+                                source,
+                            },
+                        )?;
+                        let loaded = Arc::new(loaded);
+                        tls.register("http", Arc::clone(&loaded));
+                        Some(loaded)
+                    }
+                    None => None,
+                };
                 let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
                 let bound = listener.local_addr().map_err(bind_err)?;
                 let statuses = pipelines.iter().map(|p| Arc::clone(&p.status)).collect();
@@ -217,8 +246,22 @@ impl Server {
                 if let Some(routes) = broker.control.http_routes() {
                     router = router.merge(routes);
                 }
-                tasks.spawn(http::serve(listener, router, shutdown.subscribe()));
-                tracing::info!(addr = %bound, registry = schemas.is_some(), "HTTP listener listening (/metrics; /cluster/* in cluster mode; the registry when enabled)");
+                let router = http::secured(
+                    router,
+                    http::AuthState {
+                        broker: Arc::clone(&broker),
+                        authentication: settings.authentication,
+                        anonymous_read: settings.anonymous_read,
+                    },
+                );
+                let https = http_tls.is_some();
+                tasks.spawn(http::serve(
+                    listener,
+                    http_tls,
+                    router,
+                    shutdown.subscribe(),
+                ));
+                tracing::info!(addr = %bound, tls = https, authentication = ?settings.authentication, registry = schemas.is_some(), "HTTP listener listening (/metrics; /cluster/* in cluster mode; the registry when enabled)");
                 Some(bound)
             }
             None => {
@@ -235,6 +278,7 @@ impl Server {
             shutdown.subscribe(),
         ));
         tasks.spawn(retention_loop(Arc::clone(&broker), shutdown.subscribe()));
+        tasks.spawn(Arc::clone(&tls).watch(TLS_POLL_INTERVAL, shutdown.subscribe()));
         let reaper = broker.groups.spawn_session_reaper();
         let mut stop = shutdown.subscribe();
         tasks.spawn(async move {
@@ -256,7 +300,21 @@ impl Server {
             mirrors,
             shutdown,
             tasks,
+            tls,
         })
+    }
+
+    /// Re-reads the PEM files of every TLS listener (what `SIGHUP` does);
+    /// the listeners whose files did not load, which keep their previous
+    /// certificate.
+    pub fn reload_tls(&self) -> Vec<(String, starlog_security::tls::TlsError)> {
+        self.tls.reload_all()
+    }
+
+    /// The broker's TLS configurations (reloaded on change and by
+    /// [`Server::reload_tls`]).
+    pub fn tls_reloader(&self) -> &Arc<TlsReloader> {
+        &self.tls
     }
 
     /// The bound address (useful with port 0).

@@ -297,7 +297,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn serve(cfg: BrokerConfig) -> anyhow::Result<()> {
     let server = Server::start_with(cfg, starlog::extensions()).await?;
-    wait_for_signal().await?;
+    use tokio::signal::unix::{signal, SignalKind};
+    // SIGHUP: re-read every TLS listener's certificate and key (a file that
+    // does not load is logged and its listener keeps the old one).
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            r = &mut stop => { r?; break; }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading TLS certificates and keys");
+                let failed = server.reload_tls();
+                if !failed.is_empty() {
+                    tracing::error!(failed = failed.len(), "some TLS listeners keep their previous certificate");
+                }
+            }
+        }
+    }
     tracing::info!("shutdown requested: finishing in-flight requests");
     server.shutdown().await;
     Ok(())
