@@ -36,8 +36,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine as _;
-use starlog_security::tls::ServerTls;
 use starlog_security::acl::CLUSTER_NAME as CLUSTER;
+use starlog_security::tls::ServerTls;
 use starlog_security::{AclOperation, Principal, ResourceType, ScramMechanism};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -265,9 +265,7 @@ fn classify(method: &Method, path: &str) -> Need {
         ("cluster", false) => Need::Alter,
         (_, true) => Need::Authenticated,
         // Looking a schema up and testing compatibility change nothing.
-        ("subjects", false) if segments.len() == 2 && method == Method::POST => {
-            Need::Authenticated
-        }
+        ("subjects", false) if segments.len() == 2 && method == Method::POST => Need::Authenticated,
         ("compatibility", false) => Need::Authenticated,
         ("subjects", false) | ("config", false) if segments.len() >= 2 => {
             match subject_topic(&segments[1]) {
@@ -409,13 +407,16 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
     };
     let allowed = match &need {
         Need::Authenticated => true,
-        Need::Describe => {
+        Need::Describe => auth.broker.allowed(
+            &peer,
+            AclOperation::Describe,
+            ResourceType::Cluster,
+            CLUSTER,
+        ),
+        Need::Alter => {
             auth.broker
-                .allowed(&peer, AclOperation::Describe, ResourceType::Cluster, CLUSTER)
+                .allowed(&peer, AclOperation::Alter, ResourceType::Cluster, CLUSTER)
         }
-        Need::Alter => auth
-            .broker
-            .allowed(&peer, AclOperation::Alter, ResourceType::Cluster, CLUSTER),
         Need::WriteTopic(topic) => {
             auth.broker
                 .allowed(&peer, AclOperation::Write, ResourceType::Topic, topic)

@@ -25,9 +25,9 @@ use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::pipelines::{self, PipelineEnv, PipelineStatus, RunningPipeline};
 use crate::registry::{self, SchemaStore};
 use crate::security::{TlsReloader, TLS_POLL_INTERVAL};
-use starlog_security::tls::ServerTls;
 use crate::topics::TopicRegistry;
 use crate::{http, metrics};
+use starlog_security::tls::ServerTls;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -219,12 +219,13 @@ impl Server {
                 let settings = broker.config.http.clone().unwrap_or_default();
                 let http_tls = match &settings.tls {
                     Some(t) => {
-                        let loaded = ServerTls::load(t, &broker.config.base_dir).map_err(
-                            |source| StartError::Tls {
-                                listener: "http".into(),
-                                source,
-                            },
-                        )?;
+                        let loaded =
+                            ServerTls::load(t, &broker.config.base_dir).map_err(|source| {
+                                StartError::Tls {
+                                    listener: "http".into(),
+                                    source,
+                                }
+                            })?;
                         let loaded = Arc::new(loaded);
                         tls.register("http", Arc::clone(&loaded));
                         Some(loaded)
