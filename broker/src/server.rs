@@ -140,11 +140,25 @@ impl Server {
         let (control, backend): (Arc<dyn Control>, Arc<dyn crate::groups::GroupBackend>) =
             match &config.cluster {
                 Some(settings) => {
+                    let peer_tls = match &settings.tls {
+                        Some(t) => {
+                            let loaded = cluster::PeerTls::load(t, &config.base_dir).map_err(
+                                |source| StartError::Tls {
+                                    listener: "inter-broker".into(),
+                                    source,
+                                },
+                            )?;
+                            tls.register("inter-broker", Arc::clone(&loaded.server));
+                            Some(Arc::new(loaded))
+                        }
+                        None => None,
+                    };
                     let start = cluster::Start {
                         node_id: config.node_id,
                         settings: settings.clone(),
                         data_dir: config.data_dir.clone(),
                         base: config.base_log_config(),
+                        tls: peer_tls,
                     };
                     let me = (
                         kafka_protocol::messages::BrokerId(config.node_id),
