@@ -125,6 +125,29 @@ pub struct HttpSettings {
     pub enabled: bool,
     /// Its address; absent: `schema_registry.listen`.
     pub listen: Option<SocketAddr>,
+    /// Serve HTTPS with these PEM files (and, with `client_auth`, take the
+    /// principal from the client's certificate). Absent: plain HTTP.
+    pub tls: Option<starlog_security::tls::TlsSettings>,
+    /// `none` (the default): clients are `User:ANONYMOUS` (or their
+    /// certificate's principal); `basic`: HTTP basic authentication against
+    /// the SCRAM users.
+    pub authentication: HttpAuthentication,
+    /// With `authentication: basic`, let GETs without credentials through
+    /// (read-only anonymous access, as Rubin's registry allows).
+    pub anonymous_read: bool,
+}
+
+/// How HTTP clients authenticate (`http.authentication`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAuthentication {
+    /// No authentication: `User:ANONYMOUS`, or the client certificate's
+    /// principal over mutual TLS.
+    #[default]
+    None,
+    /// HTTP basic authentication, checked against the SCRAM users
+    /// (SCRAM-SHA-512's credential, else SCRAM-SHA-256's).
+    Basic,
 }
 
 impl Default for HttpSettings {
@@ -132,6 +155,9 @@ impl Default for HttpSettings {
         Self {
             enabled: true,
             listen: None,
+            tls: None,
+            authentication: HttpAuthentication::None,
+            anonymous_read: false,
         }
     }
 }
@@ -450,10 +476,10 @@ impl BrokerConfig {
 
     /// Turns the HTTP listener on at `addr` (the `--http` flag).
     pub fn set_http_listen(&mut self, addr: SocketAddr) {
-        self.http = Some(HttpSettings {
-            enabled: true,
-            listen: Some(addr),
-        });
+        let mut http = self.http.take().unwrap_or_default();
+        http.enabled = true;
+        http.listen = Some(addr);
+        self.http = Some(http);
     }
 
     /// The Kafka listeners: the `listeners:` list, or the one plaintext

@@ -25,6 +25,7 @@ use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::listener::{Endpoints, ListenerSettings};
 use crate::pipelines::{self, PipelineEnv, PipelineStatus, RunningPipeline};
 use crate::registry::{self, SchemaStore};
+use crate::security::{TlsReloader, TLS_POLL_INTERVAL};
 use crate::session::{ListenerAuth, Session};
 use crate::topics::TopicRegistry;
 use crate::{http, metrics};
@@ -54,13 +55,13 @@ pub enum StartError {
     /// The Raft cluster could not be joined.
     #[error("cluster: {0}")]
     Cluster(String),
-    /// A listener's certificate or key could not be loaded.
-    #[error("listener {listener}: {reason}")]
+    /// A listener's TLS certificate, key or CA could not be loaded.
+    #[error("TLS of the {listener} listener: {source}")]
     Tls {
-        /// The listener.
+        /// The listener (`http`, `inter-broker`, a Kafka listener's name).
         listener: String,
-        /// The cause, naming the file.
-        reason: String,
+        /// The file at fault and why.
+        source: starlog_security::tls::TlsError,
     },
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
@@ -84,6 +85,7 @@ pub struct Server {
     mirrors: Vec<RunningTask>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    tls: Arc<TlsReloader>,
 }
 
 impl Server {
@@ -127,17 +129,40 @@ impl Server {
             ..GroupConfig::default()
         };
         let (shutdown, _) = watch::channel(false);
+        // Every TLS configuration of this broker, reloaded when its files
+        // change and on `Server::reload_tls` (SIGHUP).
+        let tls = Arc::new(TlsReloader::new());
+        for l in &listeners {
+            if let Some(t) = &l.tls {
+                tls.register(&l.settings.name, Arc::clone(t));
+            }
+        }
         // The mode is picked here, once: a broker alone, or a member of a
         // cluster (where committed offsets are replicated through the
         // metadata group).
         let (control, backend): (Arc<dyn Control>, Arc<dyn crate::groups::GroupBackend>) =
             match &config.cluster {
                 Some(settings) => {
+                    let peer_tls = match &settings.tls {
+                        Some(t) => {
+                            let loaded =
+                                cluster::PeerTls::load(t, &config.base_dir).map_err(|source| {
+                                    StartError::Tls {
+                                        listener: "inter-broker".into(),
+                                        source,
+                                    }
+                                })?;
+                            tls.register("inter-broker", Arc::clone(&loaded.server));
+                            Some(Arc::new(loaded))
+                        }
+                        None => None,
+                    };
                     let start = cluster::Start {
                         node_id: config.node_id,
                         settings: settings.clone(),
                         data_dir: config.data_dir.clone(),
                         base: config.base_log_config(),
+                        tls: peer_tls,
                     };
                     cluster::start(
                         start,
@@ -203,6 +228,22 @@ impl Server {
                     addr: listen,
                     source,
                 };
+                let settings = broker.config.http.clone().unwrap_or_default();
+                let http_tls = match &settings.tls {
+                    Some(t) => {
+                        let loaded =
+                            ServerTls::load(t, &broker.config.base_dir).map_err(|source| {
+                                StartError::Tls {
+                                    listener: "http".into(),
+                                    source,
+                                }
+                            })?;
+                        let loaded = Arc::new(loaded);
+                        tls.register("http", Arc::clone(&loaded));
+                        Some(loaded)
+                    }
+                    None => None,
+                };
                 let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
                 let bound = listener.local_addr().map_err(bind_err)?;
                 let statuses = pipelines.iter().map(|p| Arc::clone(&p.status)).collect();
@@ -218,8 +259,22 @@ impl Server {
                 if let Some(routes) = broker.control.http_routes() {
                     router = router.merge(routes);
                 }
-                tasks.spawn(http::serve(listener, router, shutdown.subscribe()));
-                tracing::info!(addr = %bound, registry = schemas.is_some(), "HTTP listener listening (/metrics; /cluster/* in cluster mode; the registry when enabled)");
+                let router = http::secured(
+                    router,
+                    http::AuthState {
+                        broker: Arc::clone(&broker),
+                        authentication: settings.authentication,
+                        anonymous_read: settings.anonymous_read,
+                    },
+                );
+                let https = http_tls.is_some();
+                tasks.spawn(http::serve(
+                    listener,
+                    http_tls,
+                    router,
+                    shutdown.subscribe(),
+                ));
+                tracing::info!(addr = %bound, tls = https, authentication = ?settings.authentication, registry = schemas.is_some(), "HTTP listener listening (/metrics; /cluster/* in cluster mode; the registry when enabled)");
                 Some(bound)
             }
             None => {
@@ -247,6 +302,7 @@ impl Server {
             ));
         }
         tasks.spawn(retention_loop(Arc::clone(&broker), shutdown.subscribe()));
+        tasks.spawn(Arc::clone(&tls).watch(TLS_POLL_INTERVAL, shutdown.subscribe()));
         let reaper = broker.groups.spawn_session_reaper();
         let mut stop = shutdown.subscribe();
         tasks.spawn(async move {
@@ -273,7 +329,21 @@ impl Server {
             mirrors,
             shutdown,
             tasks,
+            tls,
         })
+    }
+
+    /// Re-reads the PEM files of every TLS listener (what `SIGHUP` does);
+    /// the listeners whose files did not load, which keep their previous
+    /// certificate.
+    pub fn reload_tls(&self) -> Vec<(String, starlog_security::tls::TlsError)> {
+        self.tls.reload_all()
+    }
+
+    /// The broker's TLS configurations (reloaded on change and by
+    /// [`Server::reload_tls`]).
+    pub fn tls_reloader(&self) -> &Arc<TlsReloader> {
+        &self.tls
     }
 
     /// The first Kafka listener's bound address (useful with port 0).
@@ -400,9 +470,9 @@ async fn bind_listeners(config: &BrokerConfig) -> Result<Vec<BoundListener>, Sta
         };
         let tls = match &settings.tls {
             Some(t) => Some(Arc::new(ServerTls::load(t, &config.base_dir).map_err(
-                |e| StartError::Tls {
+                |source| StartError::Tls {
                     listener: settings.name.clone(),
-                    reason: e.to_string(),
+                    source,
                 },
             )?)),
             None => None,

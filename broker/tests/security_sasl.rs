@@ -32,7 +32,7 @@ use starlog_broker::security::LocalSecurityStore;
 use starlog_broker::BrokerConfig;
 use starlog_security::tls::TlsSettings;
 use starlog_security::{Principal, ScramCredential, ScramMechanism, SecurityChange};
-use starlog_testkit::{CertFiles, TestPki};
+use starlog_testkit::pki::{LeafFiles, TestCa};
 
 const ADMIN_PW: &str = "admin-secret-1";
 const READER_PW: &str = "reader-secret-2";
@@ -51,7 +51,7 @@ fn listener(name: &str, security: SecurityProtocol) -> ListenerSettings {
     l
 }
 
-fn tls(files: &CertFiles) -> TlsSettings {
+fn tls(files: &LeafFiles) -> TlsSettings {
     serde_yaml::from_str(&format!(
         "{{ cert: {}, key: {} }}",
         files.cert.display(),
@@ -82,8 +82,40 @@ fn seed_users(config: &BrokerConfig) {
 /// PLAINTEXT one and, when `pki` is given, a `secure` SASL_SSL one; users
 /// seeded; everything allowed when no ACL matches (ACL checks have their
 /// own tests).
-async fn broker(pki: Option<&TestPki>, tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
-    let server_cert = pki.map(|p| p.server("broker"));
+/// A test CA and its certificate's file, in `dir`.
+struct Pki {
+    ca: TestCa,
+    ca_pem: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path, name: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let ca = TestCa::new(&format!("{name} test CA")).unwrap();
+        let ca_pem = ca.write_cert(&dir.join(format!("{name}-ca.pem"))).unwrap();
+        Self {
+            ca,
+            ca_pem,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// A certificate for 127.0.0.1 with subject `CN=cn,O=Starlog Test`.
+    fn leaf(&self, cn: &str) -> LeafFiles {
+        self.ca.write_leaf(&self.dir, cn, cn).unwrap()
+    }
+
+    /// One that expired a month ago.
+    fn expired(&self, cn: &str) -> LeafFiles {
+        self.ca
+            .write_leaf_valid(&self.dir, &format!("expired-{cn}"), cn, -400, -30)
+            .unwrap()
+    }
+}
+
+async fn broker(pki: Option<&Pki>, tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+    let server_cert = pki.map(|p| p.leaf("broker"));
     TestBroker::start_with(move |c| {
         c.listen = BrokerConfig::default().listen;
         c.listeners = vec![
@@ -506,7 +538,7 @@ fn ssl_config(bootstrap: SocketAddr, ca: &Path) -> RdConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sasl_ssl_round_trips_and_a_plaintext_client_on_the_tls_port_gets_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(dir.path(), "kafka");
+    let pki = Pki::new(dir.path(), "kafka");
     let b = broker(Some(&pki), |_| {}).await;
     let secure = addr(&b, "secure");
     for mechanism in ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] {
@@ -537,7 +569,7 @@ async fn sasl_ssl_round_trips_and_a_plaintext_client_on_the_tls_port_gets_nothin
     raw.send_frame(&[0, 18, 0, 3, 0, 0, 0, 1, 0, 0]).await;
     assert!(raw.read_frame().await.is_none());
     // A client that does not trust the broker's CA refuses it.
-    let other = TestPki::new(&dir.path().join("other"), "other");
+    let other = Pki::new(&dir.path().join("other"), "other");
     let mut wrong_ca = ssl_config(secure, &other.ca_pem);
     wrong_ca
         .set("security.protocol", "SASL_SSL")
@@ -552,8 +584,8 @@ async fn sasl_ssl_round_trips_and_a_plaintext_client_on_the_tls_port_gets_nothin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_takes_the_principal_from_the_certificate_and_refuses_an_expired_one() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(dir.path(), "kafka");
-    let server = pki.server("broker");
+    let pki = Pki::new(dir.path(), "kafka");
+    let server = pki.leaf("broker");
     let ca = pki.ca_pem.clone();
     let b = TestBroker::start_with(move |c| {
         c.listen = BrokerConfig::default().listen;
@@ -592,22 +624,22 @@ async fn mutual_tls_takes_the_principal_from_the_certificate_and_refuses_an_expi
     })
     .await;
     let mtls = addr(&b, "mtls");
-    let client = |files: &CertFiles| {
+    let client = |files: &LeafFiles| {
         let mut c = ssl_config(mtls, &pki.ca_pem);
         c.set("security.protocol", "SSL")
             .set("ssl.certificate.location", files.cert.display().to_string())
             .set("ssl.key.location", files.key.display().to_string());
         c
     };
-    let alice = pki.client("alice");
+    let alice = pki.leaf("alice");
     produce(&client(&alice), "alice-topic", 5).await.unwrap();
     assert_eq!(stored_records(&b, "alice-topic"), 5);
     // Bob's certificate is valid, but he is User:bob: not allowed.
-    let bob = pki.client("bob");
+    let bob = pki.leaf("bob");
     assert!(produce(&client(&bob), "alice-topic", 1).await.is_err());
     assert_eq!(stored_records(&b, "alice-topic"), 5);
     // An expired certificate (of alice) fails the handshake.
-    let expired = pki.expired_client("alice");
+    let expired = pki.expired("alice");
     assert!(produce(&client(&expired), "alice-topic", 1).await.is_err());
     // No certificate at all, on a listener that requires one.
     assert!(produce(

@@ -10,7 +10,7 @@
 //! - [`cluster`]: clusters of `starlog serve` processes on loopback (the
 //!   one harness of the cluster tests and `starlog-bench cluster`);
 //! - [`ClusterStatus`]: the typed `GET /cluster/status` document;
-//! - [`TestPki`]: a certificate authority writing PEM files for TLS tests.
+//! - [`pki`]: a test CA and the certificates it signs, as PEM files.
 //!
 //! A test binary that starts a broker declares the guarded global allocator
 //! itself (`starlog_alloc::GuardedAllocator`): a library never does.
@@ -18,11 +18,10 @@
 mod broker;
 pub mod cluster;
 mod data;
-mod pki;
+pub mod pki;
 mod ports;
 
 pub use broker::{init_tracing, TestBroker};
 pub use data::{alert_files, testdata_dir};
-pub use pki::{CertFiles, TestPki};
 pub use ports::{free_port, try_free_port};
 pub use starlog_broker::cluster::{ClusterStatus, GroupState, PeerState, ReplicaState};

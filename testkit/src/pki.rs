@@ -1,165 +1,133 @@
-//! [`TestPki`]: a certificate authority for tests, writing PEM files into a
-//! directory: server certificates for 127.0.0.1 / localhost, client
-//! certificates (for mutual TLS) with a chosen common name, and the faults
-//! TLS tests need (an expired certificate, one from another CA).
+//! Test certificates: a CA made with `rcgen`, and leaf certificates it
+//! signs for `localhost` and 127.0.0.1, written as PEM files (what the
+//! broker's `tls:` settings name).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 
-/// A certificate and its key, as PEM files.
+/// Why a test certificate could not be made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// rcgen refused.
+    #[error("making a test certificate: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// A file could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The clock is before 1970.
+    #[error("the system clock is before 1970")]
+    Clock,
+}
+
+/// A test certificate authority.
+#[derive(Debug)]
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// A leaf certificate's files.
 #[derive(Debug, Clone)]
-pub struct CertFiles {
-    /// The certificate chain (leaf only).
+pub struct LeafFiles {
+    /// The certificate (PEM).
     pub cert: PathBuf,
-    /// The private key (PKCS#8).
+    /// Its private key (PEM, PKCS#8).
     pub key: PathBuf,
 }
 
-/// A test certificate authority (see the module docs).
-#[derive(Debug)]
-pub struct TestPki {
-    dir: PathBuf,
-    name: String,
-    ca: CertifiedIssuer<'static, KeyPair>,
-    /// The CA certificate's PEM file (what clients and brokers trust).
-    pub ca_pem: PathBuf,
-}
-
-fn fail(what: &str, e: impl std::fmt::Display) -> ! {
-    panic!("test PKI: {what}: {e}")
-}
-
-impl TestPki {
-    /// A new CA named `name`, its files in `dir`.
-    pub fn new(dir: &Path, name: &str) -> Self {
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| fail("create dir", e));
-        let key = KeyPair::generate().unwrap_or_else(|e| fail("CA key", e));
-        let mut params =
-            CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| fail("CA params", e));
+impl TestCa {
+    /// A self-signed CA with common name `name`.
+    pub fn new(name: &str) -> Result<Self, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("{name} test CA"));
-        dn.push(DnType::OrganizationName, "Starlog tests");
-        params.distinguished_name = dn;
-        let ca = CertifiedIssuer::self_signed(params, key).unwrap_or_else(|e| fail("CA cert", e));
-        let ca_pem = dir.join(format!("{name}-ca.pem"));
-        std::fs::write(&ca_pem, ca.pem()).unwrap_or_else(|e| fail("write CA", e));
-        Self {
-            dir: dir.to_path_buf(),
-            name: name.to_string(),
-            ca,
-            ca_pem,
-        }
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate()?)?;
+        Ok(Self { issuer })
     }
 
-    fn issue(
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// Writes the CA certificate to `path`.
+    pub fn write_cert(&self, path: &Path) -> Result<PathBuf, PkiError> {
+        write(path, &self.cert_pem())?;
+        Ok(path.to_path_buf())
+    }
+
+    /// A leaf for `localhost` and 127.0.0.1 with subject `CN=cn,O=Starlog
+    /// Test`, valid from `from_days` to `to_days` days from now (negative:
+    /// in the past): (certificate PEM, key PEM).
+    pub fn leaf_pem(
         &self,
-        file: &str,
         cn: &str,
-        sans: Vec<String>,
-        usage: ExtendedKeyUsagePurpose,
-        expired: bool,
-    ) -> CertFiles {
-        let key = KeyPair::generate().unwrap_or_else(|e| fail("key", e));
-        let mut params = CertificateParams::new(sans).unwrap_or_else(|e| fail("params", e));
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, cn);
-        dn.push(DnType::OrganizationName, "Starlog tests");
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![usage];
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let cert = params
-            .signed_by(&key, &self.ca)
-            .unwrap_or_else(|e| fail("sign", e));
-        let files = CertFiles {
-            cert: self.dir.join(format!("{}-{file}.pem", self.name)),
-            key: self.dir.join(format!("{}-{file}.key", self.name)),
-        };
-        std::fs::write(&files.cert, cert.pem()).unwrap_or_else(|e| fail("write cert", e));
-        std::fs::write(&files.key, key.serialize_pem()).unwrap_or_else(|e| fail("write key", e));
-        files
-    }
-
-    /// A server certificate for `localhost` and 127.0.0.1 (files named after `cn`).
-    pub fn server(&self, cn: &str) -> CertFiles {
-        self.issue(
-            cn,
-            cn,
-            vec!["localhost".to_string(), "127.0.0.1".to_string()],
-            ExtendedKeyUsagePurpose::ServerAuth,
-            false,
-        )
-    }
-
-    /// A certificate for both ends of mutual TLS (a broker of a cluster):
-    /// server and client use, `localhost` / 127.0.0.1.
-    pub fn peer(&self, cn: &str) -> CertFiles {
-        let key = KeyPair::generate().unwrap_or_else(|e| fail("key", e));
+        from_days: i64,
+        to_days: i64,
+    ) -> Result<(String, String), PkiError> {
         let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap_or_else(|e| fail("params", e));
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, cn);
-        dn.push(DnType::OrganizationName, "Starlog tests");
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = params
-            .signed_by(&key, &self.ca)
-            .unwrap_or_else(|e| fail("sign", e));
-        let files = CertFiles {
-            cert: self.dir.join(format!("{}-{cn}.pem", self.name)),
-            key: self.dir.join(format!("{}-{cn}.key", self.name)),
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Starlog Test");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let now =
+            rcgen::date_time_ymd(1970, 1, 1) + UNIX_EPOCH.elapsed().map_err(|_| PkiError::Clock)?;
+        let at = |days: i64| {
+            let delta = Duration::from_secs(days.unsigned_abs() * 86_400);
+            if days < 0 {
+                now - delta
+            } else {
+                now + delta
+            }
         };
-        std::fs::write(&files.cert, cert.pem()).unwrap_or_else(|e| fail("write cert", e));
-        std::fs::write(&files.key, key.serialize_pem()).unwrap_or_else(|e| fail("write key", e));
-        files
+        params.not_before = at(from_days);
+        params.not_after = at(to_days);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
     }
 
-    /// A client certificate with common name `cn` (subject `CN=cn,O=Starlog tests`).
-    pub fn client(&self, cn: &str) -> CertFiles {
-        self.issue(
-            &format!("client-{cn}"),
-            cn,
-            Vec::new(),
-            ExtendedKeyUsagePurpose::ClientAuth,
-            false,
-        )
+    /// A leaf valid from yesterday for a year, written as `dir/stem.pem`
+    /// and `dir/stem.key`.
+    pub fn write_leaf(&self, dir: &Path, stem: &str, cn: &str) -> Result<LeafFiles, PkiError> {
+        self.write_leaf_valid(dir, stem, cn, -1, 365)
     }
 
-    /// A client certificate that expired in 2021.
-    pub fn expired_client(&self, cn: &str) -> CertFiles {
-        self.issue(
-            &format!("expired-{cn}"),
-            cn,
-            Vec::new(),
-            ExtendedKeyUsagePurpose::ClientAuth,
-            true,
-        )
+    /// A leaf valid from `from_days` to `to_days`, written as
+    /// `dir/stem.pem` and `dir/stem.key`.
+    pub fn write_leaf_valid(
+        &self,
+        dir: &Path,
+        stem: &str,
+        cn: &str,
+        from_days: i64,
+        to_days: i64,
+    ) -> Result<LeafFiles, PkiError> {
+        let (cert, key) = self.leaf_pem(cn, from_days, to_days)?;
+        let files = LeafFiles {
+            cert: dir.join(format!("{stem}.pem")),
+            key: dir.join(format!("{stem}.key")),
+        };
+        write(&files.cert, &cert)?;
+        write(&files.key, &key)?;
+        Ok(files)
     }
+}
 
-    /// A server certificate that expired in 2021.
-    pub fn expired_server(&self, cn: &str) -> CertFiles {
-        self.issue(
-            &format!("expired-{cn}"),
-            cn,
-            vec!["localhost".to_string(), "127.0.0.1".to_string()],
-            ExtendedKeyUsagePurpose::ServerAuth,
-            true,
-        )
-    }
+fn write(path: &Path, text: &str) -> Result<(), PkiError> {
+    std::fs::write(path, text).map_err(|source| PkiError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }

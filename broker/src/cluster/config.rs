@@ -3,9 +3,12 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use starlog_security::tls::{CertPrincipal, ClientAuth, ClientTlsSettings, TlsSettings};
+use starlog_security::Principal;
 
 /// One broker of the cluster, as every member lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +89,59 @@ pub struct ClusterSettings {
     /// group offsets) once the metadata log has this many records after the last one; every
     /// broker then trims its metadata log before the checkpoint.
     pub metadata_checkpoint_records: i64,
+    /// Mutual TLS on the inter-broker (Raft) listener and connections. Absent: plain TCP.
+    pub tls: Option<ClusterTlsSettings>,
+}
+
+/// `cluster.tls`: brokers talk to each other over mutual TLS under the
+/// cluster's CA. Each broker presents `cert` both as a server (to the
+/// brokers dialing it) and as a client (when it dials them); a peer whose
+/// certificate does not chain to `ca`, is expired, or names a principal
+/// outside `broker_principals` (when given) is refused and logged.
+/// Relative paths are taken against the YAML file's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTlsSettings {
+    /// This broker's certificate chain (PEM), leaf first. It must name the
+    /// host peers dial it by (`cluster.peers[].host`, as a DNS name or an
+    /// IP address; a broker added later is dialed by its Raft IP).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The cluster CA (PEM): every broker's certificate chains to it.
+    pub ca: PathBuf,
+    /// How a broker's principal is read from its certificate (`dn`, the
+    /// default, or `cn`).
+    #[serde(default)]
+    pub principal: CertPrincipal,
+    /// The brokers' principals (`User:CN=broker-1,O=...`). Empty: any
+    /// certificate of the cluster CA is a broker.
+    #[serde(default)]
+    pub broker_principals: Vec<Principal>,
+}
+
+impl ClusterTlsSettings {
+    /// The server side: this broker's certificate, a client certificate
+    /// under the cluster CA required.
+    pub fn server(&self) -> TlsSettings {
+        TlsSettings {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            client_ca: Some(self.ca.clone()),
+            client_auth: ClientAuth::Required,
+            principal: self.principal,
+        }
+    }
+
+    /// The client side: the server must chain to the cluster CA; this
+    /// broker presents its own certificate.
+    pub fn client(&self) -> ClientTlsSettings {
+        ClientTlsSettings {
+            ca: self.ca.clone(),
+            cert: Some(self.cert.clone()),
+            key: Some(self.key.clone()),
+        }
+    }
 }
 
 impl Default for ClusterSettings {
@@ -101,6 +157,7 @@ impl Default for ClusterSettings {
             fault_injection: false,
             default_replication_factor: 3,
             metadata_checkpoint_records: 20_000,
+            tls: None,
         }
     }
 }
