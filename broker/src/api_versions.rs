@@ -42,6 +42,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::DescribeGroups, 0, 5),
     s(ApiKey::ListGroups, 0, 4),
     s(ApiKey::SaslHandshake, 0, 1),
+    s(ApiKey::SaslAuthenticate, 0, 2),
     s(ApiKey::ApiVersions, 0, 3),
     s(ApiKey::CreateTopics, 2, 7),
     s(ApiKey::DeleteTopics, 1, 6),

@@ -81,6 +81,9 @@ pub struct Peer {
     pub listener: std::sync::Arc<str>,
     /// `User:ANONYMOUS` until the connection authenticates.
     pub principal: starlog_security::Principal,
+    /// Logged in as the broker's own principal (`User:starlog-internal`,
+    /// with this run's password): allowed everything.
+    pub internal: bool,
 }
 
 impl Peer {
@@ -91,6 +94,7 @@ impl Peer {
             ip: addr.ip().to_string(),
             listener,
             principal: starlog_security::Principal::anonymous(),
+            internal: false,
         }
     }
 }
@@ -215,7 +219,7 @@ pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<
     Ok(Box::pin(std::future::ready(done)))
 }
 
-fn encode(
+pub(crate) fn encode(
     response: ResponseKind,
     key: ApiKey,
     version: i16,
@@ -319,7 +323,6 @@ async fn route(
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(cluster::init_producer_id(broker, r, access))
         }
-        RequestKind::SaslHandshake(r) => ResponseKind::SaslHandshake(cluster::sasl_handshake(r)),
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(groups::join(broker, r, version, client_id, peer, access).await)
         }

@@ -17,6 +17,7 @@ use super::offsets::ClusterBackend;
 use super::{http, metrics};
 use crate::control::{AdminChange, BrokerAddress, Control, Leadership, NewTopic, Reassignment};
 use crate::groups::GroupBackend;
+use crate::listener::Endpoints;
 use crate::topics::{Topic, TopicError, TopicRegistry};
 
 /// How long Metadata waits for partitions without a known leader to get one.
@@ -24,10 +25,10 @@ pub(super) const LEADER_WAIT: Duration = Duration::from_millis(500);
 
 /// Joins the cluster (see [`Cluster`]): the control the handlers ask, and
 /// the group coordinator's backend (offsets replicated through the metadata
-/// group). `me` is this broker as advertised to clients.
+/// group). `me` is this broker as advertised to clients of each listener.
 pub async fn start(
     start: Start,
-    me: BrokerAddress,
+    me: Endpoints,
     topics: Arc<TopicRegistry>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(Arc<dyn Control>, Arc<dyn GroupBackend>), ClusterError> {
@@ -40,7 +41,7 @@ pub async fn start(
 #[derive(Debug)]
 pub(super) struct ClusterControl {
     pub(super) cluster: Arc<Cluster>,
-    pub(super) me: BrokerAddress,
+    pub(super) me: Endpoints,
 }
 
 /// The error for an admin change a cluster does not support yet.
@@ -52,16 +53,13 @@ fn unsupported(what: &str) -> Option<(ResponseError, String)> {
 }
 
 impl Control for ClusterControl {
-    fn brokers(&self) -> Vec<BrokerAddress> {
+    fn brokers(&self, listener: &str) -> Vec<BrokerAddress> {
         self.cluster
             .brokers()
             .iter()
-            .map(|p| {
-                (
-                    BrokerId(p.id),
-                    StrBytes::from_string(p.host.clone()),
-                    i32::from(p.port),
-                )
+            .filter_map(|p| {
+                let (host, port) = p.endpoint(listener)?;
+                Some((BrokerId(p.id), StrBytes::from_string(host), i32::from(port)))
             })
             .collect()
     }
@@ -70,14 +68,19 @@ impl Control for ClusterControl {
         BrokerId(self.cluster.controller().unwrap_or(-1))
     }
 
-    fn coordinator(&self) -> BrokerAddress {
-        let Some(id) = self.cluster.controller() else {
-            return self.me.clone();
+    fn coordinator(&self, listener: &str) -> Option<BrokerAddress> {
+        let me = || {
+            self.me
+                .get(listener)
+                .map(|(host, port)| (BrokerId(self.cluster.node), host, port))
         };
-        self.brokers()
+        let Some(id) = self.cluster.controller() else {
+            return me();
+        };
+        self.brokers(listener)
             .into_iter()
             .find(|(b, _, _)| b.0 == id)
-            .unwrap_or_else(|| self.me.clone())
+            .or_else(me)
     }
 
     fn coordinates(&self) -> bool {

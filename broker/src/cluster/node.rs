@@ -41,6 +41,8 @@ pub struct Start {
     pub data_dir: PathBuf,
     /// The log configuration every topic starts from.
     pub base: LogConfig,
+    /// Mutual TLS between brokers (`cluster.tls`), loaded.
+    pub tls: Option<Arc<transport::PeerTls>>,
 }
 
 /// A broker's membership in its Raft cluster.
@@ -104,6 +106,7 @@ impl Cluster {
             settings,
             data_dir,
             base,
+            tls,
         } = start;
         let me = settings
             .me(me_id)
@@ -125,7 +128,19 @@ impl Cluster {
             .map(|p| (node_id(p.id), p.raft))
             .collect();
         let runtime = tokio::runtime::Handle::current();
-        let transport = TcpTransport::start(&peers, Arc::clone(&faults), &runtime, &shutdown);
+        let names = settings
+            .peers
+            .iter()
+            .map(|p| (node_id(p.id), p.host.clone()))
+            .collect();
+        let transport = TcpTransport::start(
+            &peers,
+            Arc::clone(&faults),
+            &runtime,
+            &shutdown,
+            tls.clone(),
+            names,
+        );
         let (inbox, inputs) = std::sync::mpsc::channel();
         let driver_config = DriverConfig {
             election_tick: settings.election_ticks,
@@ -143,6 +158,7 @@ impl Cluster {
             listener,
             inbox.clone(),
             Arc::clone(&faults),
+            tls,
             shutdown.clone(),
         ));
         let (applied, _) = watch::channel(0);

@@ -65,6 +65,11 @@ impl<'a> Access<'a> {
         }
     }
 
+    /// The connection asking (its listener, address and principal).
+    pub fn peer(&self) -> &Peer {
+        self.peer
+    }
+
     /// Who is asking.
     pub fn principal(&self) -> &starlog_security::Principal {
         &self.peer.principal
@@ -91,8 +96,11 @@ impl<'a> Access<'a> {
     /// line: for filtering a listing (every topic, every group), where a
     /// refusal is not a request refused (Kafka's `logIfDenied = false`).
     pub fn allows_quietly(&self, op: AclOperation, kind: ResourceType, name: &str) -> bool {
-        self.authorizer
-            .authorize(&self.peer.principal, &self.peer.ip, op, kind, name)
+        // The broker's own principal (in-broker mirrors) is allowed everything.
+        self.peer.internal
+            || self
+                .authorizer
+                .authorize(&self.peer.principal, &self.peer.ip, op, kind, name)
     }
 
     /// `op` on a topic.
@@ -120,10 +128,7 @@ impl<'a> Access<'a> {
     pub fn authorized_operations(&self, kind: ResourceType, name: &str) -> i32 {
         supported_operations(kind)
             .iter()
-            .filter(|op| {
-                self.authorizer
-                    .authorize(&self.peer.principal, &self.peer.ip, **op, kind, name)
-            })
+            .filter(|op| self.allows_quietly(**op, kind, name))
             .fold(0i32, |bits, op| bits | (1i32 << op.code()))
     }
 
@@ -136,13 +141,15 @@ impl<'a> Access<'a> {
     pub fn any_of_type(&self, op: AclOperation, kind: ResourceType) -> bool {
         // A name no ACL is expected to use: super users, and the
         // no-ACL-found policy, answer as they would for any resource.
-        if self.authorizer.authorize(
-            &self.peer.principal,
-            &self.peer.ip,
-            op,
-            kind,
-            "\u{0}starlog-any",
-        ) {
+        if self.peer.internal
+            || self.authorizer.authorize(
+                &self.peer.principal,
+                &self.peer.ip,
+                op,
+                kind,
+                "\u{0}starlog-any",
+            )
+        {
             return true;
         }
         let mut deny_literal = Vec::new();
@@ -201,6 +208,7 @@ mod tests {
             ip: "127.0.0.1".into(),
             listener: Arc::from("test"),
             principal: Principal::user("p"),
+            internal: false,
         }
     }
 

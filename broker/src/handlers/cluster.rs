@@ -1,5 +1,6 @@
 //! Small cluster-level APIs: ApiVersions, DescribeCluster, FindCoordinator,
-//! InitProducerId and SaslHandshake.
+//! InitProducerId (SaslHandshake and SaslAuthenticate are the
+//! connection's: `session.rs`).
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -7,7 +8,7 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
     ApiVersionsResponse, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
     FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ProducerId, SaslHandshakeRequest, SaslHandshakeResponse,
+    ProducerId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -50,7 +51,7 @@ pub fn describe_cluster(
     } else {
         0
     };
-    let brokers = super::metadata::brokers(broker)
+    let brokers = super::metadata::brokers(broker, &access.peer().listener)
         .into_iter()
         .map(|(id, host, port)| {
             DescribeClusterBroker::default()
@@ -68,8 +69,8 @@ pub fn describe_cluster(
 
 /// The group coordinator: this broker, or in a cluster the controller (the
 /// metadata group's leader), so every member of a group meets on one broker.
-fn coordinator(broker: &Broker) -> (BrokerId, StrBytes, i32) {
-    broker.control.coordinator()
+fn coordinator(broker: &Broker, listener: &str) -> Option<(BrokerId, StrBytes, i32)> {
+    broker.control.coordinator(listener)
 }
 
 /// Coordinator key type for transactions (groups are 0).
@@ -95,13 +96,18 @@ pub fn find_coordinator(
     version: i16,
     access: &Access<'_>,
 ) -> FindCoordinatorResponse {
-    let (node, host, port) = coordinator(broker);
+    let found = coordinator(broker, &access.peer().listener);
+    // A coordinator without an endpoint on this client's listener.
+    let no_endpoint = found
+        .is_none()
+        .then_some(ResponseError::CoordinatorNotAvailable);
+    let (node, host, port) = found.unwrap_or((BrokerId(-1), StrBytes::default(), -1));
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                let refused = refusal(access, req.key_type, &key);
+                let refused = refusal(access, req.key_type, &key).or(no_endpoint);
                 let c = Coordinator::default().with_key(key);
                 match refused {
                     Some(code) => c
@@ -114,7 +120,7 @@ pub fn find_coordinator(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    if let Some(code) = refusal(access, req.key_type, &req.key) {
+    if let Some(code) = refusal(access, req.key_type, &req.key).or(no_endpoint) {
         return FindCoordinatorResponse::default()
             .with_error_code(code.code())
             .with_node_id(BrokerId(-1))
@@ -158,12 +164,4 @@ pub fn init_producer_id(
     InitProducerIdResponse::default()
         .with_producer_id(ProducerId(broker.allocate_producer_id()))
         .with_producer_epoch(0)
-}
-
-/// Handles SaslHandshake: no mechanism is enabled.
-pub fn sasl_handshake(req: SaslHandshakeRequest) -> SaslHandshakeResponse {
-    tracing::info!(mechanism = %req.mechanism.as_str(), "SASL requested, but no mechanism is enabled");
-    SaslHandshakeResponse::default()
-        .with_error_code(ResponseError::UnsupportedSaslMechanism.code())
-        .with_mechanisms(Vec::new())
 }

@@ -18,9 +18,10 @@ use crate::broker::Broker;
 use crate::control::NewTopic;
 use crate::topics::Topic;
 
-/// The brokers to advertise: this one, or every member of its cluster.
-pub fn brokers(broker: &Broker) -> Vec<(BrokerId, StrBytes, i32)> {
-    broker.control.brokers()
+/// The brokers to advertise to a client of `listener`: this one, or every
+/// member of its cluster, at their endpoints of that listener.
+pub fn brokers(broker: &Broker, listener: &str) -> Vec<(BrokerId, StrBytes, i32)> {
+    broker.control.brokers(listener)
 }
 
 /// The controller to advertise: the metadata group's leader in a cluster.
@@ -41,7 +42,7 @@ pub async fn handle(
     access: &Access<'_>,
 ) -> MetadataResponse {
     let node = BrokerId(broker.node_id());
-    let brokers = brokers(broker)
+    let brokers = brokers(broker, &access.peer().listener)
         .into_iter()
         .map(|(id, host, port)| {
             MetadataResponseBroker::default()
