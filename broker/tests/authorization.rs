@@ -771,6 +771,10 @@ async fn admin_clients_manage_acls_and_users_and_a_restart_enforces_them() {
     assert!(alice.verify_password("alice-secret"));
     assert!(!alice.verify_password("alice-secreT"));
     assert!(state.credential("bob", ScramMechanism::Sha256).is_none());
+    let pyuser = state
+        .credential("pyuser", ScramMechanism::Sha256)
+        .expect("kafka-python's user");
+    assert!(pyuser.verify_password("py-secret"));
 
     // Without the super user, the ACLs made through the admin clients rule.
     restart_as(&mut broker, false).await;

@@ -8,7 +8,7 @@ Usage: authorization.py MODE BOOTSTRAP
                       the topic list filtered (kafka-python)
   confluent-admin     User:ANONYMOUS is a super user: ACLs and SCRAM users
                       created, described and deleted with confluent-kafka
-  kafka-python-admin  the same for ACLs with kafka-python
+  kafka-python-admin  the same with kafka-python (ACLs, one SCRAM user)
 Prints "authorization ok: MODE" and exits 0 on success; raises otherwise.
 """
 
@@ -19,6 +19,7 @@ def enforced(bootstrap: str) -> None:
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions
     from kafka.errors import (
+        ClusterAuthorizationFailedError,
         GroupAuthorizationFailedError,
         TopicAuthorizationFailedError,
     )
@@ -85,6 +86,17 @@ def enforced(bootstrap: str) -> None:
     )
     outcome = response["topic"]["alerts-ztf"]
     assert "TopicAuthorizationFailed" in outcome, f"alter configs: {response}"
+    # Reassignment needs Alter (listing: Describe) on the cluster.
+    try:
+        admin.alter_partition_reassignments({TopicPartition("alerts-ztf", 0): [1]})
+        raise AssertionError("reassignment without Alter on the cluster was accepted")
+    except ClusterAuthorizationFailedError:
+        pass
+    try:
+        admin.list_partition_reassignments()
+        raise AssertionError("listing reassignments without Describe on the cluster was accepted")
+    except ClusterAuthorizationFailedError:
+        pass
     admin.close()
     print("authorization ok: enforced")
 
@@ -196,6 +208,8 @@ def kafka_python_admin(bootstrap: str) -> None:
         ResourcePattern,
         ResourcePatternFilter,
         ResourceType,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
     )
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
@@ -240,6 +254,18 @@ def kafka_python_admin(bootstrap: str) -> None:
     ], f"delete: {results}"
     acls, error = admin.describe_acls(tmp_filter)
     assert acls == [], f"after delete: {acls}"
+
+    # SCRAM users too: kafka-python salts and hashes the password itself.
+    result = admin.alter_user_scram_credentials([
+        UserScramCredentialUpsertion("pyuser", ScramMechanism.SCRAM_SHA_256, b"py-secret",
+                                     iterations=4096),
+    ])
+    assert result == {"pyuser": None}, f"alter users: {result}"
+    users = admin.describe_user_scram_credentials(["pyuser"])
+    infos = users["pyuser"]["credential_infos"]
+    assert users["pyuser"]["error"] is None and [
+        (int(i["mechanism"]), i["iterations"]) for i in infos
+    ] == [(int(ScramMechanism.SCRAM_SHA_256), 4096)], f"describe users: {users}"
     admin.close()
     print("authorization ok: kafka-python-admin")
 
