@@ -46,6 +46,7 @@ use tokio_rustls::server::TlsStream;
 use crate::broker::Broker;
 use crate::config::HttpAuthentication;
 use crate::dispatch::Peer;
+use crate::security::INTERNAL_USER;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -346,17 +347,42 @@ fn basic_credentials(req: &Request) -> Result<Option<(String, String)>, ()> {
 }
 
 /// Whether `password` is `user`'s (SCRAM-SHA-512 credential first, then
-/// SCRAM-SHA-256). Runs the key derivation off the async workers.
+/// SCRAM-SHA-256; the internal user's is this run's, never a stored one).
+/// Runs the key derivation off the async workers.
 async fn check_password(broker: &Arc<Broker>, user: String, password: String) -> bool {
     let broker = Arc::clone(broker);
     tokio::task::spawn_blocking(move || {
+        let credential = |m| {
+            if user == INTERNAL_USER {
+                broker.internal.credential(&user, m)
+            } else {
+                broker.security.credential(&user, m)
+            }
+        };
         [ScramMechanism::Sha512, ScramMechanism::Sha256]
             .into_iter()
-            .find_map(|m| broker.security.credential(&user, m))
+            .find_map(credential)
             .is_some_and(|c| c.verify_password(&password))
     })
     .await
     .unwrap_or(false)
+}
+
+/// The principal of basic-auth credentials, checked (`Err`: refused).
+async fn basic_login(
+    auth: &AuthState,
+    user: String,
+    password: String,
+    client: Option<&HttpClient>,
+) -> Result<Principal, Response> {
+    if !check_password(&auth.broker, user.clone(), password).await {
+        tracing::info!(user = %user, client = ?client.map(|c| c.addr), "HTTP basic authentication failed");
+        return Err(refusal(
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password",
+        ));
+    }
+    Ok(Principal::user(user))
 }
 
 /// The authentication and authorization layer (see the module docs).
@@ -367,11 +393,23 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
         .map(|c| c.0.clone());
     let need = classify(req.method(), req.uri().path());
     let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    let sent_internal =
+        matches!(basic_credentials(&req), Ok(Some((ref u, _))) if u == INTERNAL_USER);
     let principal = match auth.authentication {
-        HttpAuthentication::None => client
-            .as_ref()
-            .and_then(|c| c.cert_principal.clone())
-            .unwrap_or_else(Principal::anonymous),
+        // Not required, but credentials sent are checked and used (the
+        // broker's in-broker mirrors send the internal login).
+        HttpAuthentication::None => match basic_credentials(&req) {
+            Ok(Some((user, password))) => {
+                match basic_login(&auth, user, password, client.as_ref()).await {
+                    Ok(p) => p,
+                    Err(r) => return r,
+                }
+            }
+            _ => client
+                .as_ref()
+                .and_then(|c| c.cert_principal.clone())
+                .unwrap_or_else(Principal::anonymous),
+        },
         HttpAuthentication::Basic => match basic_credentials(&req) {
             Err(()) => {
                 return refusal(
@@ -380,11 +418,10 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
                 )
             }
             Ok(Some((user, password))) => {
-                if !check_password(&auth.broker, user.clone(), password).await {
-                    tracing::info!(user = %user, client = ?client.as_ref().map(|c| c.addr), "HTTP basic authentication failed");
-                    return refusal(StatusCode::UNAUTHORIZED, "wrong user name or password");
+                match basic_login(&auth, user, password, client.as_ref()).await {
+                    Ok(p) => p,
+                    Err(r) => return r,
                 }
-                Principal::user(user)
             }
             Ok(None) => match client.as_ref().and_then(|c| c.cert_principal.clone()) {
                 Some(p) => p,
@@ -393,6 +430,7 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
             },
         },
     };
+    let logged_in_internal = sent_internal && principal.name() == INTERNAL_USER;
     let peer = Peer {
         host: client
             .as_ref()
@@ -404,8 +442,9 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
             .unwrap_or_default(),
         listener: Arc::from(LISTENER),
         principal,
-        // HTTP basic auth never logs in as the internal principal.
-        internal: false,
+        // Only a checked login names the internal user (a certificate's
+        // principal of that name does not count).
+        internal: logged_in_internal,
     };
     let allowed = match &need {
         Need::Authenticated => true,
