@@ -22,8 +22,8 @@ pub struct Access<'a> {
     peer: &'a Peer,
 }
 
-/// The operations Kafka reports in `*_authorized_operations` per resource
-/// type (its `AclEntry.supportedOperations`).
+/// The operations reported in `*_authorized_operations` per resource type
+/// (Kafka's `AclEntry.supportedOperations`, less what Starlog lacks).
 fn supported_operations(kind: ResourceType) -> &'static [AclOperation] {
     use AclOperation as Op;
     match kind {
@@ -37,13 +37,9 @@ fn supported_operations(kind: ResourceType) -> &'static [AclOperation] {
             Op::DescribeConfigs,
             Op::AlterConfigs,
         ],
-        ResourceType::Group => &[
-            Op::Read,
-            Op::Describe,
-            Op::Delete,
-            Op::DescribeConfigs,
-            Op::AlterConfigs,
-        ],
+        // Kafka adds DescribeConfigs and AlterConfigs since groups have
+        // configs (KIP-848); Starlog's groups have none.
+        ResourceType::Group => &[Op::Read, Op::Describe, Op::Delete],
         ResourceType::Cluster => &[
             Op::Create,
             Op::ClusterAction,
@@ -79,13 +75,10 @@ impl<'a> Access<'a> {
         &self.peer.principal
     }
 
-    /// Whether the principal may do `op` to `(kind, name)`.
+    /// Whether the principal may do `op` to `(kind, name)`; a refusal is
+    /// logged (at debug).
     pub fn allows(&self, op: AclOperation, kind: ResourceType, name: &str) -> bool {
-        // The broker's own principal (in-broker mirrors) is allowed everything.
-        let allowed = self.peer.internal
-            || self
-                .authorizer
-                .authorize(&self.peer.principal, &self.peer.ip, op, kind, name);
+        let allowed = self.allows_quietly(op, kind, name);
         if !allowed {
             tracing::debug!(
                 principal = %self.peer.principal,
@@ -97,6 +90,17 @@ impl<'a> Access<'a> {
             );
         }
         allowed
+    }
+
+    /// Whether the principal may do `op` to `(kind, name)`, without a log
+    /// line: for filtering a listing (every topic, every group), where a
+    /// refusal is not a request refused (Kafka's `logIfDenied = false`).
+    pub fn allows_quietly(&self, op: AclOperation, kind: ResourceType, name: &str) -> bool {
+        // The broker's own principal (in-broker mirrors) is allowed everything.
+        self.peer.internal
+            || self
+                .authorizer
+                .authorize(&self.peer.principal, &self.peer.ip, op, kind, name)
     }
 
     /// `op` on a topic.
@@ -124,7 +128,7 @@ impl<'a> Access<'a> {
     pub fn authorized_operations(&self, kind: ResourceType, name: &str) -> i32 {
         supported_operations(kind)
             .iter()
-            .filter(|op| self.allows(**op, kind, name))
+            .filter(|op| self.allows_quietly(**op, kind, name))
             .fold(0i32, |bits, op| bits | (1i32 << op.code()))
     }
 

@@ -27,6 +27,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use starlog_security::acl::CLUSTER_NAME;
 use starlog_security::{AclOperation, ResourceType};
 
 use super::access::Access;
@@ -257,9 +258,9 @@ pub async fn offset_fetch(
     }
     let Some(topics) = req.topics.take() else {
         let mut response = broker.groups.offset_fetch(req, version).await;
-        response
-            .topics
-            .retain(|t| access.topic(AclOperation::Describe, &t.name));
+        response.topics.retain(|t| {
+            access.allows_quietly(AclOperation::Describe, ResourceType::Topic, &t.name)
+        });
         return response;
     };
     let Split {
@@ -389,8 +390,9 @@ async fn offset_fetch_groups(
             } => {
                 let mut g = answers.next()?;
                 if all {
-                    g.topics
-                        .retain(|t| access.topic(AclOperation::Describe, &t.name));
+                    g.topics.retain(|t| {
+                        access.allows_quietly(AclOperation::Describe, ResourceType::Topic, &t.name)
+                    });
                 } else if g.error_code == 0 {
                     let answered = std::mem::take(&mut g.topics).into_iter();
                     let refused = refused.into_iter();
@@ -452,10 +454,10 @@ pub async fn list(
     access: &Access<'_>,
 ) -> ListGroupsResponse {
     let mut response = broker.groups.list_groups(req, version).await;
-    if !access.cluster(AclOperation::Describe) {
-        response
-            .groups
-            .retain(|g| access.group(AclOperation::Describe, &g.group_id));
+    if !access.allows_quietly(AclOperation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        response.groups.retain(|g| {
+            access.allows_quietly(AclOperation::Describe, ResourceType::Group, &g.group_id)
+        });
     }
     response
 }

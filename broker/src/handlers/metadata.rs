@@ -137,7 +137,7 @@ async fn topics_for(
             .topics
             .all()
             .iter()
-            .filter(|t| access.topic(AclOperation::Describe, &t.name))
+            .filter(|t| access.allows_quietly(AclOperation::Describe, ResourceType::Topic, &t.name))
             .map(|t| describe(broker, t, node))
             .collect(),
         Some(list) => {
@@ -161,8 +161,10 @@ async fn lookup(
     if name.is_empty() && !id.is_nil() {
         return match broker.topics.get_by_id(id.as_bytes()) {
             Some(t) if access.topic(AclOperation::Describe, &t.name) => describe(broker, &t, node),
-            // A topic id is not secret; the name is withheld.
+            // A topic id is not secret; the name is withheld (an empty
+            // string: the field is nullable only from v12).
             Some(_) => MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::default())))
                 .with_topic_id(*id)
                 .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
             None => error_topic(name, ResponseError::UnknownTopicId),
