@@ -142,12 +142,13 @@ impl Server {
                 Some(settings) => {
                     let peer_tls = match &settings.tls {
                         Some(t) => {
-                            let loaded = cluster::PeerTls::load(t, &config.base_dir).map_err(
-                                |source| StartError::Tls {
-                                    listener: "inter-broker".into(),
-                                    source,
-                                },
-                            )?;
+                            let loaded =
+                                cluster::PeerTls::load(t, &config.base_dir).map_err(|source| {
+                                    StartError::Tls {
+                                        listener: "inter-broker".into(),
+                                        source,
+                                    }
+                                })?;
                             tls.register("inter-broker", Arc::clone(&loaded.server));
                             Some(Arc::new(loaded))
                         }

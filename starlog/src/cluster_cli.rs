@@ -19,7 +19,10 @@ use starlog_security::tls::{client_config, ClientTlsSettings, TlsError};
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     addr: SocketAddr,
-    tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     authorization: Option<String>,
 }
 
@@ -36,7 +39,11 @@ impl Endpoint {
     /// HTTPS to `addr`, trusting the CA certificates in `ca` (PEM), the
     /// server's certificate checked against `server_name` (default: the
     /// address's IP).
-    pub fn https(addr: SocketAddr, ca: &Path, server_name: Option<&str>) -> Result<Self, StatusError> {
+    pub fn https(
+        addr: SocketAddr,
+        ca: &Path,
+        server_name: Option<&str>,
+    ) -> Result<Self, StatusError> {
         let config = client_config(
             &ClientTlsSettings {
                 ca: ca.to_path_buf(),

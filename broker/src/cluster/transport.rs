@@ -64,7 +64,10 @@ pub struct PeerTls {
 impl PeerTls {
     /// Loads the certificate, key and CA of `settings` (relative paths
     /// against `base_dir`) for both sides.
-    pub fn load(settings: &ClusterTlsSettings, base_dir: &std::path::Path) -> Result<Self, TlsError> {
+    pub fn load(
+        settings: &ClusterTlsSettings,
+        base_dir: &std::path::Path,
+    ) -> Result<Self, TlsError> {
         let server = Arc::new(ServerTls::load(&settings.server(), base_dir)?);
         let resolve = |p: &std::path::Path| {
             if p.is_absolute() {
@@ -280,11 +283,7 @@ struct Dial {
 }
 
 /// Wraps an outgoing connection in TLS and checks the peer's certificate.
-async fn dial_tls(
-    tls: &PeerTls,
-    name: &str,
-    stream: TcpStream,
-) -> Result<Box<dyn PeerIo>, String> {
+async fn dial_tls(tls: &PeerTls, name: &str, stream: TcpStream) -> Result<Box<dyn PeerIo>, String> {
     let config = client_config(&tls.client, std::path::Path::new(""))
         .map_err(|e| format!("cannot load this broker's TLS files: {e}"))?;
     let server_name = ServerName::try_from(name.to_string())
