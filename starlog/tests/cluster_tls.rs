@@ -3,7 +3,7 @@
 //! listeners: the cluster forms and replicates (librdkafka producer,
 //! acks=all), the harness and `starlog cluster` reach `/cluster` with the
 //! CA, and a broker whose certificate comes from another CA is refused by
-//! every member (and logged).
+//! every member (and logged), as is a plaintext peer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -102,6 +102,27 @@ async fn brokers_replicate_over_mutual_tls_and_refuse_a_foreign_certificate() {
             .iter()
             .all(|g| g.replicas.iter().all(|r| r.node != 4)),
         "node 4 replicates nothing"
+    );
+    // A plaintext peer on a TLS inter-broker port: its frame is not read,
+    // the connection is closed (after a TLS alert, not an answer).
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", c.node(1).raft)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let frame = [0u8, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+    std::io::Write::write_all(&mut plain, &frame).unwrap();
+    let mut answer = Vec::new();
+    let closed = std::io::Read::read_to_end(&mut plain, &mut answer);
+    assert!(
+        match &closed {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        },
+        "the node closes the connection, got {closed:?}"
+    );
+    assert!(
+        answer.is_empty() || answer[0] == 0x15,
+        "a TLS alert or nothing, got {answer:?}"
     );
     let (more, failed) = produce(&p, "tls-alerts", total..total + 50, &values).await;
     assert_eq!((more.len(), failed), (50, 0));
