@@ -120,8 +120,8 @@ pub struct HttpSettings {
     /// certificate's principal); `basic`: HTTP basic authentication against
     /// the SCRAM users.
     pub authentication: HttpAuthentication,
-    /// With `authentication: basic`, let GETs without credentials through
-    /// (read-only anonymous access, as Rubin's registry allows).
+    /// Let GETs without credentials (nor a client certificate) through
+    /// unchecked: read-only anonymous access, as Rubin's registry allows.
     pub anonymous_read: bool,
 }
 

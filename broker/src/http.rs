@@ -18,8 +18,11 @@
 //! | registry writes on subject `<topic>-value` / `<topic>-key` | Write on the topic, or Alter on the cluster |
 //! | other registry writes (`PUT /config`, other subject names) | Alter on the cluster |
 //!
-//! `anonymous_read: true` lets GETs without credentials through unchecked
-//! (as Rubin's registry allows). With `authentication: none` (the default)
+//! `anonymous_read: true` lets GETs without credentials (no basic
+//! credentials, no client certificate) through unchecked, as Rubin's
+//! registry allows; with `authentication: none` it keeps `/metrics` and
+//! `/cluster/status` open to monitoring when the ACLs refuse
+//! `User:ANONYMOUS`. With `authentication: none` (the default)
 //! a client is its certificate's principal or `User:ANONYMOUS`, and the
 //! same ACL checks apply (with the default policy, no ACL and
 //! `allow_everyone_if_no_acl_found: true`, everything is allowed, as
@@ -368,10 +371,11 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
     let need = classify(req.method(), req.uri().path());
     let read = req.method() == Method::GET || req.method() == Method::HEAD;
     let principal = match auth.authentication {
-        HttpAuthentication::None => client
-            .as_ref()
-            .and_then(|c| c.cert_principal.clone())
-            .unwrap_or_else(Principal::anonymous),
+        HttpAuthentication::None => match client.as_ref().and_then(|c| c.cert_principal.clone()) {
+            Some(p) => p,
+            None if read && auth.anonymous_read => return next.run(req).await,
+            None => Principal::anonymous(),
+        },
         HttpAuthentication::Basic => match basic_credentials(&req) {
             Err(()) => {
                 return refusal(
