@@ -339,6 +339,29 @@ fn settings_parse_from_yaml_shaped_json_with_defaults() {
 }
 
 #[test]
+fn types_without_a_keyword_print_as_oid_and_der_hex_and_bmp_strings_decode() {
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CountryName, "CL");
+    params.distinguished_name.push(
+        DnType::CommonName,
+        rcgen::DnValue::BmpString("alice".try_into().unwrap()),
+    );
+    params.distinguished_name.push(
+        DnType::CustomDnType(vec![1, 2, 840, 113_549, 1, 9, 1]),
+        rcgen::DnValue::Ia5String("a@b.org".try_into().unwrap()),
+    );
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let p = cert_principal(cert.der(), CertPrincipal::Dn).unwrap();
+    // As Java's X500Principal.getName() prints it: IA5String 0x16, 7 bytes.
+    assert_eq!(
+        p.to_string(),
+        "User:1.2.840.113549.1.9.1=#1607614062 2e6f7267,CN=alice,C=CL".replace(' ', "")
+    );
+}
+
+#[test]
 fn rfc2253_escaping() {
     assert_eq!(escape_rfc2253("a,b+c"), "a\\,b\\+c");
     assert_eq!(escape_rfc2253("#x "), "\\#x\\ ");
