@@ -18,8 +18,11 @@
 //! | registry writes on subject `<topic>-value` / `<topic>-key` | Write on the topic, or Alter on the cluster |
 //! | other registry writes (`PUT /config`, other subject names) | Alter on the cluster |
 //!
-//! `anonymous_read: true` lets GETs without credentials through unchecked
-//! (as Rubin's registry allows). With `authentication: none` (the default)
+//! `anonymous_read: true` lets GETs without credentials (no basic
+//! credentials, no client certificate) through unchecked, as Rubin's
+//! registry allows; with `authentication: none` it keeps `/metrics` and
+//! `/cluster/status` open to monitoring when the ACLs refuse
+//! `User:ANONYMOUS`. With `authentication: none` (the default)
 //! a client is its certificate's principal or `User:ANONYMOUS`, and the
 //! same ACL checks apply (with the default policy, no ACL and
 //! `allow_everyone_if_no_acl_found: true`, everything is allowed, as
@@ -397,7 +400,9 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
         matches!(basic_credentials(&req), Ok(Some((ref u, _))) if u == INTERNAL_USER);
     let principal = match auth.authentication {
         // Not required, but credentials sent are checked and used (the
-        // broker's in-broker mirrors send the internal login).
+        // broker's in-broker mirrors send the internal login); without
+        // them, the client certificate's principal, an anonymous read, or
+        // User:ANONYMOUS.
         HttpAuthentication::None => match basic_credentials(&req) {
             Ok(Some((user, password))) => {
                 match basic_login(&auth, user, password, client.as_ref()).await {
@@ -405,10 +410,11 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
                     Err(r) => return r,
                 }
             }
-            _ => client
-                .as_ref()
-                .and_then(|c| c.cert_principal.clone())
-                .unwrap_or_else(Principal::anonymous),
+            _ => match client.as_ref().and_then(|c| c.cert_principal.clone()) {
+                Some(p) => p,
+                None if read && auth.anonymous_read => return next.run(req).await,
+                None => Principal::anonymous(),
+            },
         },
         HttpAuthentication::Basic => match basic_credentials(&req) {
             Err(()) => {

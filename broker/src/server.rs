@@ -61,7 +61,7 @@ pub enum StartError {
         /// The listener (`http`, `inter-broker`, a Kafka listener's name).
         listener: String,
         /// The file at fault and why.
-        source: starlog_security::tls::TlsError,
+        source: Box<starlog_security::tls::TlsError>,
     },
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
@@ -149,7 +149,7 @@ impl Server {
                                 cluster::PeerTls::load(t, &config.base_dir).map_err(|source| {
                                     StartError::Tls {
                                         listener: "inter-broker".into(),
-                                        source,
+                                        source: Box::new(source),
                                     }
                                 })?;
                             tls.register("inter-broker", Arc::clone(&loaded.server));
@@ -235,7 +235,7 @@ impl Server {
                             ServerTls::load(t, &broker.config.base_dir).map_err(|source| {
                                 StartError::Tls {
                                     listener: "http".into(),
-                                    source,
+                                    source: Box::new(source),
                                 }
                             })?;
                         let loaded = Arc::new(loaded);
@@ -472,7 +472,7 @@ async fn bind_listeners(config: &BrokerConfig) -> Result<Vec<BoundListener>, Sta
             Some(t) => Some(Arc::new(ServerTls::load(t, &config.base_dir).map_err(
                 |source| StartError::Tls {
                     listener: settings.name.clone(),
-                    source,
+                    source: Box::new(source),
                 },
             )?)),
             None => None,
