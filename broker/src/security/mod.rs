@@ -11,7 +11,9 @@
 //! group coordinator's backend is.
 //!
 //! `tls_reload`: [`TlsReloader`], every TLS configuration of the broker,
-//! reloaded when its files change and on `SIGHUP`.
+//! reloaded when its files change and on `SIGHUP`; [`tls_accept`], the
+//! server side of a handshake with the current configuration and the
+//! client certificate's principal (every TLS listener accepts with it).
 
 mod store;
 mod tls_reload;
@@ -19,4 +21,6 @@ mod tls_reload;
 pub use store::{
     read_state, write_state, LocalSecurityStore, Policy, SecurityStore, StoreError, SECURITY_FILE,
 };
-pub use tls_reload::{TlsReloader, TLS_POLL_INTERVAL};
+pub use tls_reload::{
+    tls_accept, TlsAcceptError, TlsReloader, TLS_HANDSHAKE_TIMEOUT, TLS_POLL_INTERVAL,
+};
