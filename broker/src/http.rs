@@ -49,10 +49,7 @@ use tokio_rustls::server::TlsStream;
 use crate::broker::Broker;
 use crate::config::HttpAuthentication;
 use crate::dispatch::Peer;
-use crate::security::INTERNAL_USER;
-
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::security::{tls_accept, INTERNAL_USER};
 
 /// TLS handshakes in progress at once, at most.
 const MAX_HANDSHAKES: usize = 256;
@@ -161,24 +158,18 @@ async fn tls_acceptor(
             tracing::warn!(peer = %addr, "closing HTTP connection: too many TLS handshakes");
             continue;
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
         let tls = Arc::clone(&tls);
         let ready = ready.clone();
         tokio::spawn(async move {
-            let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            let accepted = tls_accept(&tls, stream).await;
             drop(permit);
-            let stream = match done {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %addr, error = %e, "HTTP TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %addr, "HTTP TLS handshake timed out");
+            let (stream, cert_principal) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!(peer = %addr, error = %e, "HTTP connection refused");
                     return;
                 }
             };
-            let cert_principal = tls.principal(stream.get_ref().1.peer_certificates());
             let client = HttpClient {
                 addr,
                 cert_principal,

@@ -536,9 +536,6 @@ fn in_broker_listener(
     (local(l), None)
 }
 
-/// How long a client has to finish its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Runs one connection of a listener: the TLS handshake (on SSL and
 /// SASL_SSL listeners, with the client certificate's principal when it
 /// sent one), then the Kafka protocol.
@@ -558,21 +555,18 @@ async fn run_connection(
         connection::serve(broker, stream, Session::new(auth, peer), stop).await;
         return;
     };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
-    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::warn!(peer = %addr, listener = %auth.name, error = %e, "TLS handshake failed");
-            return;
+    let stream = match crate::security::tls_accept(&tls, stream).await {
+        Ok((stream, principal)) => {
+            if let Some(p) = principal {
+                peer.principal = p;
+            }
+            stream
         }
-        Err(_) => {
-            tracing::warn!(peer = %addr, listener = %auth.name, "TLS handshake not finished in time");
+        Err(e) => {
+            tracing::warn!(peer = %addr, listener = %auth.name, error = %e, "closing connection");
             return;
         }
     };
-    if let Some(p) = tls.principal(stream.get_ref().1.peer_certificates()) {
-        peer.principal = p;
-    }
     connection::serve(broker, stream, Session::new(auth, peer), stop).await;
 }
 

@@ -479,19 +479,13 @@ async fn accept_tls(
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.config());
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    let (stream, principal) = match crate::security::tls_accept(&tls.server, stream).await {
+        Ok(a) => a,
+        Err(e) => {
             tracing::warn!(%peer, error = %e, "inter-broker connection refused: TLS handshake failed (no valid certificate of the cluster CA?)");
             return None;
         }
-        Err(_) => {
-            tracing::warn!(%peer, "inter-broker connection refused: TLS handshake timed out");
-            return None;
-        }
     };
-    let principal = tls.server.principal(stream.get_ref().1.peer_certificates());
     if !tls.is_broker(principal.as_ref()) {
         tracing::warn!(%peer, principal = ?principal.map(|p| p.to_string()), "inter-broker connection refused: not a broker's principal (cluster.tls.broker_principals)");
         return None;
