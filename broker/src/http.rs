@@ -48,7 +48,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::broker::Broker;
 use crate::config::HttpAuthentication;
-use crate::dispatch::Peer;
+use crate::peer::Peer;
 use crate::security::{tls_accept, INTERNAL_USER};
 
 /// TLS handshakes in progress at once, at most.

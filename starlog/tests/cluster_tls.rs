@@ -128,6 +128,16 @@ async fn brokers_replicate_over_mutual_tls_and_refuse_a_foreign_certificate() {
     assert_eq!((more.len(), failed), (50, 0));
     c.wait_caught_up_on("tls-alerts", 0, &[1, 2, 3]);
     c.wait_caught_up_on("tls-alerts", 1, &[1, 2, 3]);
+    // The refused broker backs off (up to 5 s between attempts): a few
+    // refusals logged, not a flood.
+    let refusals = std::fs::read_to_string(&c.node(1).log)
+        .unwrap()
+        .matches("inter-broker connection refused")
+        .count();
+    assert!(
+        (1..=40).contains(&refusals),
+        "{refusals} refusals logged by node 1"
+    );
     let hws = high_watermarks(&c, "tls-alerts", 2);
     check_identical_on(&mut c, "tls-alerts", &hws, &[1, 2, 3]);
 }

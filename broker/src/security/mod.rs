@@ -1,7 +1,7 @@
 //! Who a connection is and what it may do: the broker's side of
 //! `starlog-security`.
 //!
-//! Every request carries the connection's [`Peer`](crate::dispatch::Peer):
+//! Every request carries the connection's [`Peer`](crate::peer::Peer):
 //! its address, the listener it came in on and its principal
 //! (`User:ANONYMOUS` on a listener without authentication, the SASL user or
 //! the client certificate's subject otherwise). Handlers ask
