@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 use crate::api_versions;
 use crate::broker::Broker;
 use crate::handlers;
+use crate::peer::Peer;
 
 /// Why a connection must be closed instead of answered.
 #[derive(Debug, thiserror::Error)]
