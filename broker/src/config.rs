@@ -132,8 +132,8 @@ pub struct HttpSettings {
     /// certificate's principal); `basic`: HTTP basic authentication against
     /// the SCRAM users.
     pub authentication: HttpAuthentication,
-    /// With `authentication: basic`, let GETs without credentials through
-    /// (read-only anonymous access, as Rubin's registry allows).
+    /// Let GETs without credentials (nor a client certificate) through
+    /// unchecked: read-only anonymous access, as Rubin's registry allows.
     pub anonymous_read: bool,
 }
 
@@ -546,6 +546,35 @@ mod tests {
                 format!("{want:?}")
             );
         }
+    }
+
+    #[test]
+    fn http_and_inter_broker_security_parse() {
+        use starlog_security::tls::{CertPrincipal, ClientAuth};
+        let c = BrokerConfig::from_yaml(
+            "http:\n  listen: 127.0.0.1:8443\n  tls: { cert: h.pem, key: h.key, client_ca: ca.pem, client_auth: requested }\n  authentication: basic\n  anonymous_read: true\n\
+             node_id: 1\ncluster:\n  peers: [ { id: 1, host: b1, port: 9092, raft: 127.0.0.1:9192 } ]\n  tls: { cert: b1.pem, key: b1.key, ca: ca.pem, principal: cn, broker_principals: [User:b1] }\n",
+        )
+        .unwrap();
+        let http = c.http.clone().unwrap();
+        assert_eq!(http.authentication, HttpAuthentication::Basic);
+        assert!(http.anonymous_read);
+        let tls = http.tls.unwrap();
+        assert_eq!(tls.client_auth, ClientAuth::Requested);
+        assert_eq!(tls.principal, CertPrincipal::Dn);
+        let peer = c.cluster.unwrap().tls.unwrap();
+        assert_eq!(peer.server().client_auth, ClientAuth::Required);
+        assert_eq!(peer.server().client_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(peer.client().cert, Some(PathBuf::from("b1.pem")));
+        assert_eq!(peer.broker_principals[0].to_string(), "User:b1");
+        // The --http flag keeps the section's security.
+        let mut c = BrokerConfig::from_yaml("http: { authentication: basic }").unwrap();
+        c.set_http_listen("127.0.0.1:1".parse().unwrap());
+        assert_eq!(c.http.unwrap().authentication, HttpAuthentication::Basic);
+        // The default: no TLS, no authentication.
+        let d = HttpSettings::default();
+        assert!(d.tls.is_none() && d.authentication == HttpAuthentication::None);
+        assert!(BrokerConfig::from_yaml("http: { authentication: digest }").is_err());
     }
 
     #[test]

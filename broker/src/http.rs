@@ -18,8 +18,11 @@
 //! | registry writes on subject `<topic>-value` / `<topic>-key` | Write on the topic, or Alter on the cluster |
 //! | other registry writes (`PUT /config`, other subject names) | Alter on the cluster |
 //!
-//! `anonymous_read: true` lets GETs without credentials through unchecked
-//! (as Rubin's registry allows). With `authentication: none` (the default)
+//! `anonymous_read: true` lets GETs without credentials (no basic
+//! credentials, no client certificate) through unchecked, as Rubin's
+//! registry allows; with `authentication: none` it keeps `/metrics` and
+//! `/cluster/status` open to monitoring when the ACLs refuse
+//! `User:ANONYMOUS`. With `authentication: none` (the default)
 //! a client is its certificate's principal or `User:ANONYMOUS`, and the
 //! same ACL checks apply (with the default policy, no ACL and
 //! `allow_everyone_if_no_acl_found: true`, everything is allowed, as
@@ -45,10 +48,8 @@ use tokio_rustls::server::TlsStream;
 
 use crate::broker::Broker;
 use crate::config::HttpAuthentication;
-use crate::dispatch::Peer;
-
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::peer::Peer;
+use crate::security::{tls_accept, INTERNAL_USER};
 
 /// TLS handshakes in progress at once, at most.
 const MAX_HANDSHAKES: usize = 256;
@@ -157,24 +158,18 @@ async fn tls_acceptor(
             tracing::warn!(peer = %addr, "closing HTTP connection: too many TLS handshakes");
             continue;
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
         let tls = Arc::clone(&tls);
         let ready = ready.clone();
         tokio::spawn(async move {
-            let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            let accepted = tls_accept(&tls, stream).await;
             drop(permit);
-            let stream = match done {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %addr, error = %e, "HTTP TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %addr, "HTTP TLS handshake timed out");
+            let (stream, cert_principal) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!(peer = %addr, error = %e, "HTTP connection refused");
                     return;
                 }
             };
-            let cert_principal = tls.principal(stream.get_ref().1.peer_certificates());
             let client = HttpClient {
                 addr,
                 cert_principal,
@@ -346,17 +341,42 @@ fn basic_credentials(req: &Request) -> Result<Option<(String, String)>, ()> {
 }
 
 /// Whether `password` is `user`'s (SCRAM-SHA-512 credential first, then
-/// SCRAM-SHA-256). Runs the key derivation off the async workers.
+/// SCRAM-SHA-256; the internal user's is this run's, never a stored one).
+/// Runs the key derivation off the async workers.
 async fn check_password(broker: &Arc<Broker>, user: String, password: String) -> bool {
     let broker = Arc::clone(broker);
     tokio::task::spawn_blocking(move || {
+        let credential = |m| {
+            if user == INTERNAL_USER {
+                broker.internal.credential(&user, m)
+            } else {
+                broker.security.credential(&user, m)
+            }
+        };
         [ScramMechanism::Sha512, ScramMechanism::Sha256]
             .into_iter()
-            .find_map(|m| broker.security.credential(&user, m))
+            .find_map(credential)
             .is_some_and(|c| c.verify_password(&password))
     })
     .await
     .unwrap_or(false)
+}
+
+/// The principal of basic-auth credentials, checked (`Err`: refused).
+async fn basic_login(
+    auth: &AuthState,
+    user: String,
+    password: String,
+    client: Option<&HttpClient>,
+) -> Result<Principal, Response> {
+    if !check_password(&auth.broker, user.clone(), password).await {
+        tracing::info!(user = %user, client = ?client.map(|c| c.addr), "HTTP basic authentication failed");
+        return Err(refusal(
+            StatusCode::UNAUTHORIZED,
+            "wrong user name or password",
+        ));
+    }
+    Ok(Principal::user(user))
 }
 
 /// The authentication and authorization layer (see the module docs).
@@ -367,11 +387,26 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
         .map(|c| c.0.clone());
     let need = classify(req.method(), req.uri().path());
     let read = req.method() == Method::GET || req.method() == Method::HEAD;
+    let sent_internal =
+        matches!(basic_credentials(&req), Ok(Some((ref u, _))) if u == INTERNAL_USER);
     let principal = match auth.authentication {
-        HttpAuthentication::None => client
-            .as_ref()
-            .and_then(|c| c.cert_principal.clone())
-            .unwrap_or_else(Principal::anonymous),
+        // Not required, but credentials sent are checked and used (the
+        // broker's in-broker mirrors send the internal login); without
+        // them, the client certificate's principal, an anonymous read, or
+        // User:ANONYMOUS.
+        HttpAuthentication::None => match basic_credentials(&req) {
+            Ok(Some((user, password))) => {
+                match basic_login(&auth, user, password, client.as_ref()).await {
+                    Ok(p) => p,
+                    Err(r) => return r,
+                }
+            }
+            _ => match client.as_ref().and_then(|c| c.cert_principal.clone()) {
+                Some(p) => p,
+                None if read && auth.anonymous_read => return next.run(req).await,
+                None => Principal::anonymous(),
+            },
+        },
         HttpAuthentication::Basic => match basic_credentials(&req) {
             Err(()) => {
                 return refusal(
@@ -380,11 +415,10 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
                 )
             }
             Ok(Some((user, password))) => {
-                if !check_password(&auth.broker, user.clone(), password).await {
-                    tracing::info!(user = %user, client = ?client.as_ref().map(|c| c.addr), "HTTP basic authentication failed");
-                    return refusal(StatusCode::UNAUTHORIZED, "wrong user name or password");
+                match basic_login(&auth, user, password, client.as_ref()).await {
+                    Ok(p) => p,
+                    Err(r) => return r,
                 }
-                Principal::user(user)
             }
             Ok(None) => match client.as_ref().and_then(|c| c.cert_principal.clone()) {
                 Some(p) => p,
@@ -393,6 +427,7 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
             },
         },
     };
+    let logged_in_internal = sent_internal && principal.name() == INTERNAL_USER;
     let peer = Peer {
         host: client
             .as_ref()
@@ -404,8 +439,9 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
             .unwrap_or_default(),
         listener: Arc::from(LISTENER),
         principal,
-        // HTTP basic auth never logs in as the internal principal.
-        internal: false,
+        // Only a checked login names the internal user (a certificate's
+        // principal of that name does not count).
+        internal: logged_in_internal,
     };
     let allowed = match &need {
         Need::Authenticated => true,

@@ -33,6 +33,7 @@ pub mod listener;
 #[allow(dead_code)]
 mod metrics;
 mod partition;
+mod peer;
 mod pipelines;
 mod producer_state;
 mod registry;

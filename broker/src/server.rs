@@ -19,10 +19,10 @@ use crate::cluster;
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::control::{Control, SingleBroker};
-use crate::dispatch::Peer;
 use crate::extensions::{ExtensionError, Extensions, LocalAddrs, RunningTask};
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::listener::{Endpoints, ListenerSettings};
+use crate::peer::Peer;
 use crate::pipelines::{self, PipelineEnv, PipelineStatus, RunningPipeline};
 use crate::registry::{self, SchemaStore};
 use crate::security::{TlsReloader, TLS_POLL_INTERVAL};
@@ -61,7 +61,7 @@ pub enum StartError {
         /// The listener (`http`, `inter-broker`, a Kafka listener's name).
         listener: String,
         /// The file at fault and why.
-        source: starlog_security::tls::TlsError,
+        source: Box<starlog_security::tls::TlsError>,
     },
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
@@ -149,7 +149,7 @@ impl Server {
                                 cluster::PeerTls::load(t, &config.base_dir).map_err(|source| {
                                     StartError::Tls {
                                         listener: "inter-broker".into(),
-                                        source,
+                                        source: Box::new(source),
                                     }
                                 })?;
                             tls.register("inter-broker", Arc::clone(&loaded.server));
@@ -235,7 +235,7 @@ impl Server {
                             ServerTls::load(t, &broker.config.base_dir).map_err(|source| {
                                 StartError::Tls {
                                     listener: "http".into(),
-                                    source,
+                                    source: Box::new(source),
                                 }
                             })?;
                         let loaded = Arc::new(loaded);
@@ -472,7 +472,7 @@ async fn bind_listeners(config: &BrokerConfig) -> Result<Vec<BoundListener>, Sta
             Some(t) => Some(Arc::new(ServerTls::load(t, &config.base_dir).map_err(
                 |source| StartError::Tls {
                     listener: settings.name.clone(),
-                    source,
+                    source: Box::new(source),
                 },
             )?)),
             None => None,
@@ -536,9 +536,6 @@ fn in_broker_listener(
     (local(l), None)
 }
 
-/// How long a client has to finish its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Runs one connection of a listener: the TLS handshake (on SSL and
 /// SASL_SSL listeners, with the client certificate's principal when it
 /// sent one), then the Kafka protocol.
@@ -558,21 +555,18 @@ async fn run_connection(
         connection::serve(broker, stream, Session::new(auth, peer), stop).await;
         return;
     };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
-    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::warn!(peer = %addr, listener = %auth.name, error = %e, "TLS handshake failed");
-            return;
+    let stream = match crate::security::tls_accept(&tls, stream).await {
+        Ok((stream, principal)) => {
+            if let Some(p) = principal {
+                peer.principal = p;
+            }
+            stream
         }
-        Err(_) => {
-            tracing::warn!(peer = %addr, listener = %auth.name, "TLS handshake not finished in time");
+        Err(e) => {
+            tracing::warn!(peer = %addr, listener = %auth.name, error = %e, "closing connection");
             return;
         }
     };
-    if let Some(p) = tls.principal(stream.get_ref().1.peer_certificates()) {
-        peer.principal = p;
-    }
     connection::serve(broker, stream, Session::new(auth, peer), stop).await;
 }
 

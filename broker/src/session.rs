@@ -25,7 +25,8 @@ use starlog_security::sasl::{CredentialLookup, Mechanism, SaslServer, Step};
 use starlog_security::{Principal, ScramCredential, ScramMechanism};
 
 use crate::broker::Broker;
-use crate::dispatch::{self, Parsed, Peer};
+use crate::dispatch::{self, Parsed};
+use crate::peer::Peer;
 use crate::security::INTERNAL_USER;
 
 /// The largest frame a client may send before it has logged in.

@@ -22,16 +22,25 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SCHEMA: &str = r#"{"type":"record","name":"Alert","fields":[{"name":"id","type":"long"}]}"#;
 
-/// A broker whose HTTP listener serves TLS with `extra` HTTP settings
+/// A broker whose HTTP listener serves TLS (`server.pem` / `server.key` in
+/// `dir`, made here) with `extra` HTTP settings
 /// (YAML flow-mapping entries), no ACL meaning "refused", `User:admin` a
 /// super user, and users alice (SCRAM-SHA-512) and admin (SCRAM-SHA-256).
 async fn broker(dir: &Path, ca: &TestCa, extra: &str) -> TestBroker {
     let server = ca.write_leaf(dir, "server", "localhost").unwrap();
+    // `extra` may bring its own `tls:` (naming the same files).
+    let tls = if extra.contains("tls:") {
+        String::new()
+    } else {
+        format!(
+            "tls: {{ cert: {}, key: {} }}, ",
+            server.cert.display(),
+            server.key.display()
+        )
+    };
     let yaml = format!(
-        "http: {{ listen: 127.0.0.1:0, tls: {{ cert: {}, key: {} }}, {extra} }}\n\
-         security: {{ super_users: [User:admin], allow_everyone_if_no_acl_found: false }}\n",
-        server.cert.display(),
-        server.key.display()
+        "http: {{ listen: 127.0.0.1:0, {tls}{extra} }}\n\
+         security: {{ super_users: [User:admin], allow_everyone_if_no_acl_found: false }}\n"
     );
     let parsed = BrokerConfig::from_yaml(&yaml).expect("valid config");
     let b = TestBroker::start_with(|c| {
@@ -279,5 +288,77 @@ async fn the_served_certificate_is_reloaded() {
         failed[0].1
     );
     assert_eq!(second.get("/subjects").await.unwrap().status, 200);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_is_the_principal_and_anonymous_read_opens_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = TestCa::new("http test ca").unwrap();
+    let ca_file = ca.write_cert(&d.join("ca.pem")).unwrap();
+    let b = broker(
+        d,
+        &ca,
+        &format!(
+            "authentication: none, anonymous_read: true, tls: {{ cert: {0}/server.pem, key: {0}/server.key, client_ca: {1}, client_auth: requested, principal: cn }}",
+            d.display(),
+            ca_file.display()
+        ),
+    )
+    .await;
+    let carol = ca.write_leaf(d, "carol", "carol").unwrap();
+    let with_cert = {
+        let config = starlog_security::tls::client_config(
+            &starlog_security::tls::ClientTlsSettings {
+                ca: ca_file.clone(),
+                cert: Some(carol.cert.clone()),
+                key: Some(carol.key.clone()),
+            },
+            d,
+        )
+        .unwrap();
+        let addr = b.server().http_addr().unwrap();
+        HttpClient::new(
+            BaseUrl::parse(&format!("https://{addr}")).unwrap(),
+            None,
+            Some(TlsConfig {
+                ca_pem: None,
+                server_name: None,
+                custom: Some(config),
+            }),
+            Duration::from_secs(10),
+        )
+    };
+    // Anonymous (no certificate): GETs pass unchecked, writes are checked
+    // as User:ANONYMOUS and refused.
+    let anonymous = client(&b, &ca, None);
+    assert_eq!(anonymous.get("/metrics").await.unwrap().status, 200);
+    let r = register(&anonymous, "alerts-value").await;
+    assert_eq!(r.status, 403, "{}", text(&r));
+    assert!(text(&r).contains("User:ANONYMOUS"), "{}", text(&r));
+    // carol is her certificate's CN: refused, then allowed by her ACL.
+    let r = register(&with_cert, "alerts-value").await;
+    assert_eq!(r.status, 403, "{}", text(&r));
+    assert!(text(&r).contains("User:carol"), "{}", text(&r));
+    // A GET with a certificate is checked as her: no Describe on the cluster.
+    assert_eq!(with_cert.get("/metrics").await.unwrap().status, 403);
+    b.server()
+        .broker()
+        .security
+        .change(allow(
+            "User:carol",
+            ResourceType::Topic,
+            "alerts",
+            AclOperation::Write,
+        ))
+        .await
+        .unwrap();
+    let r = register(&with_cert, "alerts-value").await;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(
+        text(&anonymous.get("/subjects").await.unwrap()),
+        "[\"alerts-value\"]"
+    );
     b.stop().await;
 }

@@ -406,7 +406,8 @@ fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
 /// which is what Kafka's SSL principal is: RDNs most specific first, joined
 /// by `,`, multi-valued RDNs joined by `+`, special characters escaped.
 /// Attribute types outside RFC 2253's short names are printed as dotted
-/// OIDs; values that are not strings as `#` and the hex of their content.
+/// OIDs with `#` and the hex of the value's DER encoding, as Java does;
+/// values that are not strings likewise.
 fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
     let rdns: Vec<String> = name
         .iter_rdn()
@@ -424,7 +425,9 @@ fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
                         "2.5.4.11" => "OU".to_string(),
                         "0.9.2342.19200300.100.1.25" => "DC".to_string(),
                         "0.9.2342.19200300.100.1.1" => "UID".to_string(),
-                        _ => oid,
+                        // Types without an RFC 2253 keyword: the dotted OID
+                        // and `#` with the hex of the value's DER encoding.
+                        _ => return format!("{oid}={}", der_hex(atv.attr_value())),
                     };
                     format!("{key}={}", attribute_value(atv))
                 })
@@ -436,16 +439,55 @@ fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
 }
 
 fn attribute_value(atv: &x509_parser::x509::AttributeTypeAndValue<'_>) -> String {
+    let any = atv.attr_value();
     match atv.as_str() {
         Ok(s) => escape_rfc2253(s),
-        Err(_) => {
-            let mut out = String::from("#");
-            for b in atv.as_slice() {
-                out.push_str(&format!("{b:02x}"));
+        // BMPString (UTF-16BE), which Java decodes too.
+        Err(_) if any.header.tag().0 == 30 && any.data.len() % 2 == 0 => {
+            let units = any
+                .data
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]));
+            match char::decode_utf16(units).collect::<Result<String, _>>() {
+                Ok(s) => escape_rfc2253(&s),
+                Err(_) => der_hex(any),
             }
-            out
         }
+        Err(_) => der_hex(any),
     }
+}
+
+/// `#` and the hex of a value's DER encoding (tag, length, content), as
+/// RFC 2253 writes a value of a type it has no keyword for.
+fn der_hex(any: &x509_parser::der_parser::asn1_rs::Any<'_>) -> String {
+    let mut der = Vec::with_capacity(any.data.len() + 6);
+    let class = any.header.class() as u8;
+    let tag = any.header.tag().0;
+    match u8::try_from(tag) {
+        Ok(t) if t < 31 => {
+            der.push((class << 6) | (u8::from(any.header.is_constructed()) << 5) | t)
+        }
+        // A high tag number: its raw encoding, as read.
+        _ => der.extend_from_slice(any.header.raw_tag().unwrap_or_default()),
+    }
+    let len = any.data.len();
+    if len < 0x80 {
+        der.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|&b| b == 0)
+            .collect();
+        der.push(0x80 | bytes.len() as u8);
+        der.extend_from_slice(&bytes);
+    }
+    der.extend_from_slice(any.data);
+    let mut out = String::from("#");
+    for b in der {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 fn escape_rfc2253(s: &str) -> String {

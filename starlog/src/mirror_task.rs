@@ -175,6 +175,12 @@ fn config_for(
             if let Some(r) = registry {
                 let mut reg = serde_yaml::Mapping::new();
                 reg.insert("url".into(), format!("http://{r}").into());
+                // The same login on the HTTP listener (registry writes are
+                // checked against the ACLs like produce requests).
+                if let Some(login) = &addrs.login {
+                    reg.insert("username".into(), login.username.clone().into());
+                    reg.insert("password".into(), login.password.clone().into());
+                }
                 local.insert("registry".into(), reg.into());
             }
             m.insert(key, local.into());

@@ -352,10 +352,7 @@ async fn peer_writer(
                     _ = shutdown.changed() => return,
                 };
                 match dialed {
-                    Ok(s) => {
-                        last_refusal = None;
-                        s
-                    }
+                    Ok(s) => s,
                     Err(why) => {
                         faults.set_reachable(id, false);
                         if last_refusal.as_ref() != Some(&why) {
@@ -363,32 +360,46 @@ async fn peer_writer(
                             last_refusal = Some(why);
                         }
                         tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            _ = tokio::time::sleep(backoff) => {}
                             _ = shutdown.changed() => return,
                         }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
                     }
                 }
             }
         };
         faults.set_reachable(id, true);
-        backoff = Duration::from_millis(50);
-        tracing::info!(peer = id, %addr, tls = dial.tls.is_some(), "connected to peer");
+        if dial.tls.is_none() {
+            backoff = Duration::from_millis(50);
+        }
+        if last_refusal.is_none() {
+            tracing::info!(peer = id, %addr, tls = dial.tls.is_some(), "connected to peer");
+        }
+        let connected_at = Instant::now();
         let (mut incoming, outgoing) = tokio::io::split(stream);
         let mut out = BufWriter::with_capacity(1 << 20, outgoing);
         loop {
             let frame = tokio::select! {
                 f = queue.recv() => f,
                 // The peer never writes on this connection (TLS aside, whose
-                // own messages the read consumes): data means it closed (a
-                // killed broker), found out now rather than at the next frame.
+                // own messages the read consumes): the read ending means it
+                // closed (a killed broker), found out now rather than at the
+                // next frame.
                 closed = peer_closed(&mut incoming) => {
-                    if closed {
-                        faults.set_reachable(id, false);
-                        tracing::info!(peer = id, %addr, "peer closed the connection; reconnecting");
-                        break;
+                    let Some(why) = closed else { continue };
+                    faults.set_reachable(id, false);
+                    // Over TLS 1.3 the dialer finishes its handshake before
+                    // the listener checks its certificate: a refusal arrives
+                    // here, as an alert, right after connecting.
+                    let refused = dial.tls.is_some() && connected_at.elapsed() < Duration::from_secs(1);
+                    if !refused {
+                        tracing::info!(peer = id, %addr, reason = %why, "peer closed the connection; reconnecting");
+                    } else if last_refusal.as_ref() != Some(&why) {
+                        tracing::warn!(peer = id, %addr, name = %dial.name, reason = %why, "inter-broker connection refused by the peer; retrying");
+                        last_refusal = Some(why);
                     }
-                    continue;
+                    break;
                 }
                 _ = shutdown.changed() => return,
             };
@@ -411,14 +422,33 @@ async fn peer_writer(
                 break;
             }
         }
+        if dial.tls.is_some() {
+            // A TLS connection that ended at once (refused, typically)
+            // backs off, up to 5 s; one that lived resets the back-off.
+            if connected_at.elapsed() < Duration::from_secs(1) {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            } else {
+                backoff = Duration::from_millis(50);
+                last_refusal = None;
+            }
+        }
     }
 }
 
-/// Reads the peer's end of an outgoing connection: true when it closed
-/// (or failed). Cancel-safe: no data the peer sends matters.
-async fn peer_closed<R: AsyncRead + Unpin>(incoming: &mut R) -> bool {
+/// Reads the peer's end of an outgoing connection: `Some(why)` when it
+/// closed or failed, `None` when the peer sent data (ignored).
+/// Cancel-safe: no data the peer sends matters.
+async fn peer_closed<R: AsyncRead + Unpin>(incoming: &mut R) -> Option<String> {
     let mut buf = [0u8; 64];
-    matches!(incoming.read(&mut buf).await, Ok(0) | Err(_))
+    match incoming.read(&mut buf).await {
+        Ok(0) => Some("end of stream".to_string()),
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 async fn write_frame<W: AsyncWrite + Unpin>(
@@ -479,19 +509,13 @@ async fn accept_tls(
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.config());
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    let (stream, principal) = match crate::security::tls_accept(&tls.server, stream).await {
+        Ok(a) => a,
+        Err(e) => {
             tracing::warn!(%peer, error = %e, "inter-broker connection refused: TLS handshake failed (no valid certificate of the cluster CA?)");
             return None;
         }
-        Err(_) => {
-            tracing::warn!(%peer, "inter-broker connection refused: TLS handshake timed out");
-            return None;
-        }
     };
-    let principal = tls.server.principal(stream.get_ref().1.peer_certificates());
     if !tls.is_broker(principal.as_ref()) {
         tracing::warn!(%peer, principal = ?principal.map(|p| p.to_string()), "inter-broker connection refused: not a broker's principal (cluster.tls.broker_principals)");
         return None;

@@ -2,7 +2,7 @@
 //! asked the way Kafka's request handlers ask (`AuthHelper` in Kafka).
 //!
 //! Every handler takes an [`Access`] made from the connection's
-//! [`Peer`](crate::dispatch::Peer) and checks each resource it touches
+//! [`Peer`](crate::peer::Peer) and checks each resource it touches
 //! *before* it acts, so a refusal changes nothing. Taking one snapshot per
 //! request keeps the answers of one request consistent while an
 //! administrator changes ACLs.
@@ -13,7 +13,7 @@ use starlog_security::acl::{CLUSTER_NAME, WILDCARD};
 use starlog_security::{AclOperation, Authorizer, PatternType, Permission, ResourceType};
 
 use crate::broker::Broker;
-use crate::dispatch::Peer;
+use crate::peer::Peer;
 
 /// The ACL decisions of one request.
 #[derive(Debug, Clone)]

@@ -32,7 +32,7 @@ use starlog_security::{AclOperation, ResourceType};
 
 use super::access::Access;
 use crate::broker::Broker;
-use crate::dispatch::Peer;
+use crate::peer::Peer;
 
 const GROUP_REFUSED: i16 = ResponseError::GroupAuthorizationFailed.code();
 const TOPIC_REFUSED: i16 = ResponseError::TopicAuthorizationFailed.code();

@@ -109,6 +109,12 @@ fn named(user: &str) -> Result<(), Refused> {
             "username must not be empty".into(),
         ));
     }
+    if user == crate::security::INTERNAL_USER {
+        return Err((
+            ResponseError::UnacceptableCredential,
+            format!("{user} is the broker's own principal; its password is made at each start"),
+        ));
+    }
     Ok(())
 }
 
@@ -229,4 +235,21 @@ pub async fn alter(
         results.push(result(&user, outcome.as_ref()));
     }
     AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_internal_user_and_an_empty_name_are_refused() {
+        let (code, why) = named(crate::security::INTERNAL_USER).unwrap_err();
+        assert_eq!(code, ResponseError::UnacceptableCredential);
+        assert!(why.contains("broker's own principal"), "{why}");
+        assert_eq!(
+            named("").unwrap_err().0,
+            ResponseError::UnacceptableCredential
+        );
+        assert!(named("alice").is_ok());
+    }
 }

@@ -1,7 +1,7 @@
 //! Who a connection is and what it may do: the broker's side of
 //! `starlog-security`.
 //!
-//! Every request carries the connection's [`Peer`](crate::dispatch::Peer):
+//! Every request carries the connection's [`Peer`](crate::peer::Peer):
 //! its address, the listener it came in on and its principal
 //! (`User:ANONYMOUS` on a listener without authentication, the SASL user or
 //! the client certificate's subject otherwise). Handlers ask
@@ -11,7 +11,9 @@
 //! group coordinator's backend is.
 //!
 //! `tls_reload`: [`TlsReloader`], every TLS configuration of the broker,
-//! reloaded when its files change and on `SIGHUP`.
+//! reloaded when its files change and on `SIGHUP`; [`tls_accept`], the
+//! server side of a handshake with the current configuration and the
+//! client certificate's principal (every TLS listener accepts with it).
 
 mod internal;
 mod store;
@@ -22,4 +24,6 @@ pub use internal::{InternalLogin, INTERNAL_MECHANISM, INTERNAL_USER};
 pub use store::{
     read_state, write_state, LocalSecurityStore, Policy, SecurityStore, StoreError, SECURITY_FILE,
 };
-pub use tls_reload::{TlsReloader, TLS_POLL_INTERVAL};
+pub use tls_reload::{
+    tls_accept, TlsAcceptError, TlsReloader, TLS_HANDSHAKE_TIMEOUT, TLS_POLL_INTERVAL,
+};

@@ -103,3 +103,40 @@ impl TlsReloader {
         }
     }
 }
+
+/// How long a client may take to finish a TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an incoming TLS connection was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsAcceptError {
+    /// The handshake failed (not TLS, no valid client certificate when one
+    /// is required, an expired or unknown certificate, ...).
+    #[error("TLS handshake failed: {0}")]
+    Handshake(std::io::Error),
+    /// The client did not finish the handshake in time.
+    #[error("TLS handshake timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Runs the server side of a TLS handshake on `stream` with the current
+/// configuration of `tls` (bounded by [`TLS_HANDSHAKE_TIMEOUT`]); the
+/// connection and the principal its client certificate names, if any.
+pub async fn tls_accept(
+    tls: &ServerTls,
+    stream: tokio::net::TcpStream,
+) -> Result<
+    (
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        Option<starlog_security::Principal>,
+    ),
+    TlsAcceptError,
+> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let stream = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+        .await
+        .map_err(|_| TlsAcceptError::Timeout(TLS_HANDSHAKE_TIMEOUT))?
+        .map_err(TlsAcceptError::Handshake)?;
+    let principal = tls.principal(stream.get_ref().1.peer_certificates());
+    Ok((stream, principal))
+}

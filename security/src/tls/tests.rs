@@ -339,8 +339,75 @@ fn settings_parse_from_yaml_shaped_json_with_defaults() {
 }
 
 #[test]
+fn types_without_a_keyword_print_as_oid_and_der_hex_and_bmp_strings_decode() {
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CountryName, "CL");
+    params.distinguished_name.push(
+        DnType::CommonName,
+        rcgen::DnValue::BmpString("alice".try_into().unwrap()),
+    );
+    params.distinguished_name.push(
+        DnType::CustomDnType(vec![1, 2, 840, 113_549, 1, 9, 1]),
+        rcgen::DnValue::Ia5String("a@b.org".try_into().unwrap()),
+    );
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let p = cert_principal(cert.der(), CertPrincipal::Dn).unwrap();
+    // As Java's X500Principal.getName() prints it: IA5String 0x16, 7 bytes.
+    assert_eq!(
+        p.to_string(),
+        "User:1.2.840.113549.1.9.1=#1607614062 2e6f7267,CN=alice,C=CL".replace(' ', "")
+    );
+}
+
+#[test]
 fn rfc2253_escaping() {
     assert_eq!(escape_rfc2253("a,b+c"), "a\\,b\\+c");
     assert_eq!(escape_rfc2253("#x "), "\\#x\\ ");
     assert_eq!(escape_rfc2253("plain"), "plain");
+}
+
+/// One server configuration for the property below (certificates are slow
+/// to make).
+fn shared_server() -> &'static ServerTls {
+    static TLS: std::sync::OnceLock<(tempfile::TempDir, ServerTls)> = std::sync::OnceLock::new();
+    &TLS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("test ca");
+        server_files(dir.path(), &ca, "broker-1");
+        let tls = ServerTls::load(
+            &settings(ClientAuth::Requested, CertPrincipal::Dn),
+            dir.path(),
+        )
+        .unwrap();
+        (dir, tls)
+    })
+    .1
+}
+
+proptest::proptest! {
+    /// What the `tls_handshake` fuzz target runs, on every `cargo test`:
+    /// garbage as a client's first flight is refused without a panic, and
+    /// garbage as a certificate names no principal.
+    #[test]
+    fn garbage_handshakes_and_certificates_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        let tls = shared_server();
+        let mut conn = ServerConnection::new(tls.config()).unwrap();
+        let mut rd = &data[..];
+        while !rd.is_empty() {
+            match conn.read_tls(&mut rd) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if conn.process_new_packets().is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        proptest::prop_assert!(conn.is_handshaking());
+        proptest::prop_assert_eq!(tls.principal(conn.peer_certificates()), None);
+        let garbage = CertificateDer::from(data.clone());
+        proptest::prop_assert_eq!(cert_principal(&garbage, CertPrincipal::Dn), None);
+    }
 }

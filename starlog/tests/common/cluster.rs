@@ -42,14 +42,28 @@ impl ProcCluster {
     /// Three nodes whose `cluster:` sections also hold `extra` (YAML lines
     /// indented by two spaces).
     pub fn start_with(extra: &str) -> Self {
+        Self::start_spec(|spec| spec.cluster_yaml = extra.to_string())
+    }
+
+    /// Three nodes, with `tweak` applied to the spec (TLS files, HTTPS:
+    /// `{node}` in its YAML stands for the node's id).
+    pub fn start_spec(tweak: impl FnOnce(&mut ClusterSpec)) -> Self {
         let mut spec = ClusterSpec::new("cluster-test", 3, env!("CARGO_BIN_EXE_starlog"));
         spec.ready_timeout = Duration::from_secs(30);
         spec.fault_injection = true;
         spec.extra_yaml = "log: { retention_check_interval_ms: 200 }\n".into();
-        spec.cluster_yaml = extra.to_string();
         spec.node_log = "warn,starlog_broker=info".into();
+        tweak(&mut spec);
         let cluster = SpawnedCluster::start(spec).unwrap_or_else(|e| panic!("{e}"));
         Self { cluster }
+    }
+
+    /// `--ca FILE` when the nodes serve HTTPS (the spec's `http_ca`).
+    pub fn http_flags(&self) -> Vec<String> {
+        match &self.cluster.spec().http_ca {
+            Some(ca) => vec!["--ca".into(), ca.display().to_string()],
+            None => Vec::new(),
+        }
     }
 
     /// Starts a fourth broker that joins the running cluster (it still has
@@ -105,32 +119,33 @@ impl ProcCluster {
         let id = self.spawn_joiner();
         let n = self.node(id);
         let peer = format!("{id}=127.0.0.1:{}/127.0.0.1:{}", n.kafka, n.raft);
-        run_cli(&[
-            "cluster",
-            "add-broker",
-            "--http",
-            &self.http1(),
-            "--peer",
-            &peer,
-        ]);
+        let http = self.http1();
+        let mut args = vec!["cluster", "add-broker", "--http", &http, "--peer", &peer];
+        let flags = self.http_flags();
+        args.extend(flags.iter().map(String::as_str));
+        run_cli(&args);
         id
     }
 
     /// `starlog cluster reassign` through node 1 (`replicas` as `2,3,4`).
     pub fn reassign(&self, topic: &str, partition: i32, replicas: &str) {
         let partition = partition.to_string();
-        run_cli(&[
+        let http = self.http1();
+        let mut args = vec![
             "cluster",
             "reassign",
             "--http",
-            &self.http1(),
+            &http,
             "--topic",
             topic,
             "--partition",
             &partition,
             "--replicas",
             replicas,
-        ]);
+        ];
+        let flags = self.http_flags();
+        args.extend(flags.iter().map(String::as_str));
+        run_cli(&args);
     }
 
     /// Node 1's HTTP address.
