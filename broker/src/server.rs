@@ -18,7 +18,7 @@ use crate::clock::now_ms;
 use crate::cluster;
 use crate::config::BrokerConfig;
 use crate::connection;
-use crate::control::{Control, SingleBroker};
+use crate::control::{Mode, SingleBroker};
 use crate::dispatch::Peer;
 use crate::extensions::{ExtensionError, Extensions, LocalAddrs, RunningTask};
 use crate::groups::{GroupConfig, GroupCoordinator};
@@ -120,32 +120,43 @@ impl Server {
         };
         let (shutdown, _) = watch::channel(false);
         // The mode is picked here, once: a broker alone, or a member of a
-        // cluster (where committed offsets are replicated through the
-        // metadata group).
+        // cluster (where committed offsets, users and ACLs are replicated
+        // through the metadata group).
         let (host, port) = broker::advertised(&config, addr.port());
-        let (control, backend): (Arc<dyn Control>, Arc<dyn crate::groups::GroupBackend>) =
-            match &config.cluster {
-                Some(settings) => {
-                    let start = cluster::Start {
-                        node_id: config.node_id,
-                        settings: settings.clone(),
-                        data_dir: config.data_dir.clone(),
-                        base: config.base_log_config(),
-                    };
-                    let me = (
-                        kafka_protocol::messages::BrokerId(config.node_id),
-                        host,
-                        port,
-                    );
-                    cluster::start(start, me, Arc::clone(&topics), shutdown.subscribe())
-                        .await
-                        .map_err(|e| StartError::Cluster(e.to_string()))?
-                }
-                None => (
-                    Arc::new(SingleBroker::new(config.node_id, host, port)),
-                    Arc::new(MetaBackend::new(Arc::clone(&topics))),
+        let Mode {
+            control,
+            backend,
+            security,
+        } = match &config.cluster {
+            Some(settings) => {
+                let start = cluster::Start {
+                    node_id: config.node_id,
+                    settings: settings.clone(),
+                    data_dir: config.data_dir.clone(),
+                    base: config.base_log_config(),
+                    policy: config.security.policy(),
+                };
+                let me = (
+                    kafka_protocol::messages::BrokerId(config.node_id),
+                    host,
+                    port,
+                );
+                cluster::start(start, me, Arc::clone(&topics), shutdown.subscribe())
+                    .await
+                    .map_err(|e| StartError::Cluster(e.to_string()))?
+            }
+            None => Mode {
+                control: Arc::new(SingleBroker::new(config.node_id, host, port)),
+                backend: Arc::new(MetaBackend::new(Arc::clone(&topics))),
+                security: Arc::new(
+                    crate::security::LocalSecurityStore::open(
+                        &data_dir.join("__meta"),
+                        config.security.policy(),
+                    )
+                    .map_err(|e| storage_err(e.to_string()))?,
                 ),
-            };
+            },
+        };
         let groups = GroupCoordinator::new(backend, group_config);
         let schemas = if config.schema_registry.enabled {
             Some(Arc::new(
@@ -155,13 +166,6 @@ impl Server {
         } else {
             None
         };
-        let security: Arc<dyn crate::security::SecurityStore> = Arc::new(
-            crate::security::LocalSecurityStore::open(
-                &data_dir.join("__meta"),
-                config.security.policy(),
-            )
-            .map_err(|e| storage_err(e.to_string()))?,
-        );
         let mut broker = Broker::new(
             config,
             topics,

@@ -19,6 +19,9 @@
 //!   forwarded to the metadata leader; leadership for Metadata.
 //! * `checkpoint` — metadata checkpoints: propose, load, install.
 //! * `offsets` — the group coordinator's backend in cluster mode.
+//! * `security` — users and ACLs through the metadata group (the broker's
+//!   `SecurityStore` in a cluster) and their bootstrap from a file written
+//!   before the first start.
 //! * `driver_loop` — the thread that owns the replication crate's `Driver`
 //!   (every group here, one fsync per partition per turn); `inbox` — what
 //!   it is asked to do.
@@ -53,6 +56,7 @@ mod metadata;
 mod metrics;
 mod node;
 mod offsets;
+mod security;
 mod transport;
 mod view;
 
@@ -61,5 +65,5 @@ mod tests;
 
 pub use config::{ClusterSettings, PeerSettings};
 pub use control::start;
-pub use http::{ClusterStatus, GroupState, PeerState, ReplicaState};
+pub use http::{ClusterStatus, GroupState, PeerState, ReplicaState, SecuritySummary};
 pub use node::{ClusterError, Start};
