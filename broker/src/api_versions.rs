@@ -42,6 +42,7 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::DescribeGroups, 0, 5),
     s(ApiKey::ListGroups, 0, 4),
     s(ApiKey::SaslHandshake, 0, 1),
+    s(ApiKey::SaslAuthenticate, 0, 2),
     s(ApiKey::ApiVersions, 0, 3),
     s(ApiKey::CreateTopics, 2, 7),
     s(ApiKey::DeleteTopics, 1, 6),
@@ -56,6 +57,13 @@ pub const SUPPORTED: &[Supported] = &[
     s(ApiKey::DescribeCluster, 0, 1),
     s(ApiKey::AlterPartitionReassignments, 0, 1),
     s(ApiKey::ListPartitionReassignments, 0, 0),
+    // The ACL and user admin APIs, at the versions kafka-protocol decodes
+    // (librdkafka's and kafka-python's admin clients send v1 of the ACL APIs).
+    s(ApiKey::DescribeAcls, 1, 3),
+    s(ApiKey::CreateAcls, 1, 3),
+    s(ApiKey::DeleteAcls, 1, 3),
+    s(ApiKey::DescribeUserScramCredentials, 0, 0),
+    s(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The advertised range of `key`, if served.

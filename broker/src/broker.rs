@@ -3,8 +3,6 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use kafka_protocol::protocol::StrBytes;
-
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::control::Control;
@@ -12,7 +10,7 @@ use crate::dispatch::Peer;
 use crate::groups::GroupCoordinator;
 use crate::registry::SchemaStore;
 use crate::schema_rule::SchemaRule;
-use crate::security::SecurityStore;
+use crate::security::{InternalLogin, SecurityStore};
 use crate::topics::TopicRegistry;
 
 /// The broker: configuration, topics, groups and producer ids.
@@ -24,10 +22,6 @@ pub struct Broker {
     pub topics: Arc<TopicRegistry>,
     /// The consumer-group coordinator.
     pub groups: Arc<GroupCoordinator>,
-    /// Host advertised to clients.
-    pub advertised_host: StrBytes,
-    /// Port advertised to clients.
-    pub advertised_port: i32,
     /// The local schema registry, when enabled.
     pub schemas: Option<Arc<SchemaStore>>,
     /// The server-side schema-id rule (needs the local registry).
@@ -38,11 +32,13 @@ pub struct Broker {
     /// Users and ACLs (a file alone, the metadata log in a cluster),
     /// picked once at start-up.
     pub security: Arc<dyn SecurityStore>,
+    /// The login of in-broker clients (`User:starlog-internal`), random per run.
+    pub internal: InternalLogin,
     next_producer_id: AtomicI64,
 }
 
 impl Broker {
-    /// Assembles a broker from its parts; `port` is the bound listener port.
+    /// Assembles a broker from its parts.
     pub fn new(
         config: BrokerConfig,
         topics: Arc<TopicRegistry>,
@@ -50,9 +46,8 @@ impl Broker {
         schemas: Option<Arc<SchemaStore>>,
         control: Arc<dyn Control>,
         security: Arc<dyn SecurityStore>,
-        port: u16,
+        internal: InternalLogin,
     ) -> Self {
-        let (advertised_host, advertised_port) = advertised(&config, port);
         // Producer ids must not repeat across restarts: start from the clock
         // (milliseconds << 8 leaves room for 256 ids a millisecond of uptime).
         let first_pid = now_ms().saturating_mul(256) & (i64::MAX >> 1);
@@ -60,12 +55,11 @@ impl Broker {
             config,
             topics,
             groups,
-            advertised_host,
-            advertised_port,
             schema_rule: schemas.as_ref().map(|s| SchemaRule::new(Arc::clone(s))),
             schemas,
             control,
             security,
+            internal,
             next_producer_id: AtomicI64::new(first_pid),
         }
     }
@@ -83,21 +77,15 @@ impl Broker {
         kind: starlog_security::ResourceType,
         name: &str,
     ) -> bool {
-        self.security
-            .authorizer()
-            .authorize(&peer.principal, &peer.ip, op, kind, name)
+        peer.internal
+            || self
+                .security
+                .authorizer()
+                .authorize(&peer.principal, &peer.ip, op, kind, name)
     }
 
     /// This broker's node id.
     pub fn node_id(&self) -> i32 {
         self.config.node_id
     }
-}
-
-/// The host and port clients are told to use, for a listener bound to `port`.
-pub fn advertised(config: &BrokerConfig, port: u16) -> (StrBytes, i32) {
-    (
-        StrBytes::from_string(config.advertised_host()),
-        i32::from(config.advertised_port.unwrap_or(port)),
-    )
 }

@@ -30,6 +30,14 @@ pub enum ConfigError {
         /// The cause, with the line and field at fault.
         source: serde_yaml::Error,
     },
+    /// A value at a computed YAML path (`listeners[1].tls`) is not allowed.
+    #[error("invalid config value `{path}`: {reason}")]
+    InvalidAt {
+        /// The YAML path of the field.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// A value parsed but is not allowed.
     #[error("invalid config value `{field}`: {reason}")]
     Invalid {
@@ -46,8 +54,12 @@ pub enum ConfigError {
 pub struct BrokerConfig {
     /// This broker's id, as reported in Metadata.
     pub node_id: i32,
-    /// Address the Kafka listener binds to.
+    /// Address the Kafka listener binds to, when there is no `listeners:`
+    /// list (one plaintext listener named `PLAINTEXT`).
     pub listen: SocketAddr,
+    /// The Kafka listeners, each with its security protocol (see
+    /// `listener.rs`); empty: one plaintext listener at `listen`.
+    pub listeners: Vec<crate::listener::ListenerSettings>,
     /// Host name advertised to clients in Metadata; defaults to the listen IP.
     pub advertised_host: Option<String>,
     /// Port advertised to clients; defaults to the bound port.
@@ -113,6 +125,29 @@ pub struct HttpSettings {
     pub enabled: bool,
     /// Its address; absent: `schema_registry.listen`.
     pub listen: Option<SocketAddr>,
+    /// Serve HTTPS with these PEM files (and, with `client_auth`, take the
+    /// principal from the client's certificate). Absent: plain HTTP.
+    pub tls: Option<starlog_security::tls::TlsSettings>,
+    /// `none` (the default): clients are `User:ANONYMOUS` (or their
+    /// certificate's principal); `basic`: HTTP basic authentication against
+    /// the SCRAM users.
+    pub authentication: HttpAuthentication,
+    /// With `authentication: basic`, let GETs without credentials through
+    /// (read-only anonymous access, as Rubin's registry allows).
+    pub anonymous_read: bool,
+}
+
+/// How HTTP clients authenticate (`http.authentication`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAuthentication {
+    /// No authentication: `User:ANONYMOUS`, or the client certificate's
+    /// principal over mutual TLS.
+    #[default]
+    None,
+    /// HTTP basic authentication, checked against the SCRAM users
+    /// (SCRAM-SHA-512's credential, else SCRAM-SHA-256's).
+    Basic,
 }
 
 impl Default for HttpSettings {
@@ -120,6 +155,9 @@ impl Default for HttpSettings {
         Self {
             enabled: true,
             listen: None,
+            tls: None,
+            authentication: HttpAuthentication::None,
+            anonymous_read: false,
         }
     }
 }
@@ -129,6 +167,7 @@ impl Default for BrokerConfig {
         Self {
             node_id: 0,
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            listeners: Vec::new(),
             advertised_host: None,
             advertised_port: None,
             data_dir: PathBuf::from("starlog-data"),
@@ -383,6 +422,20 @@ impl BrokerConfig {
                 "must not exceed max_session_timeout_ms",
             );
         }
+        if !self.listeners.is_empty() {
+            if self.listen != BrokerConfig::default().listen
+                || self.advertised_host.is_some()
+                || self.advertised_port.is_some()
+            {
+                return invalid(
+                    "listen",
+                    "`listen` / `advertised_host` / `advertised_port` describe the one listener of a \
+                     file without `listeners:`; with `listeners:`, give each its `listen` and `advertised`",
+                );
+            }
+            crate::listener::validate_all(&self.listeners)
+                .map_err(|(path, reason)| ConfigError::InvalidAt { path, reason })?;
+        }
         if let Some(cluster) = &self.cluster {
             cluster
                 .validate(self.node_id)
@@ -423,10 +476,38 @@ impl BrokerConfig {
 
     /// Turns the HTTP listener on at `addr` (the `--http` flag).
     pub fn set_http_listen(&mut self, addr: SocketAddr) {
-        self.http = Some(HttpSettings {
-            enabled: true,
-            listen: Some(addr),
-        });
+        let mut http = self.http.take().unwrap_or_default();
+        http.enabled = true;
+        http.listen = Some(addr);
+        self.http = Some(http);
+    }
+
+    /// The Kafka listeners: the `listeners:` list, or the one plaintext
+    /// listener at `listen` of a file without it.
+    pub fn kafka_listeners(&self) -> Vec<crate::listener::ListenerSettings> {
+        if !self.listeners.is_empty() {
+            return self.listeners.clone();
+        }
+        let advertised = match (&self.advertised_host, self.advertised_port) {
+            (None, None) => None,
+            (host, Some(port)) => Some(format!(
+                "{}:{port}",
+                host.clone().unwrap_or_else(|| self.advertised_host())
+            )),
+            (Some(host), None) => Some(host.clone()),
+        };
+        vec![crate::listener::ListenerSettings::plaintext(
+            self.listen,
+            advertised,
+        )]
+    }
+
+    /// Moves the first Kafka listener to `addr` (the `--listen` flag).
+    pub fn set_listen(&mut self, addr: SocketAddr) {
+        match self.listeners.first_mut() {
+            Some(first) => first.listen = addr,
+            None => self.listen = addr,
+        }
     }
 
     /// Host clients are told to connect to.

@@ -17,50 +17,54 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::broker::Broker;
-use crate::dispatch::{self, Outcome, Peer, Pending};
+use crate::dispatch::{self, Outcome, Pending};
+use crate::session::{Action, Session};
 
 /// Requests whose responses may be pending at once on one connection
 /// (librdkafka and the Java client send up to 5).
 const MAX_IN_FLIGHT: usize = 16;
 
-/// Serves one connection until the client leaves, misbehaves, or the broker shuts down.
-pub async fn serve(
+/// Serves one connection (TCP, or TLS over TCP) until the client leaves,
+/// misbehaves, or the broker shuts down. `session` holds who the client is
+/// (and its SASL login, on a SASL listener).
+pub async fn serve<S>(
     broker: Arc<Broker>,
-    stream: TcpStream,
-    peer: Peer,
+    stream: S,
+    session: Session,
     shutdown: watch::Receiver<bool>,
-) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(peer = %peer.host, error = %e, "cannot set TCP_NODELAY");
-    }
-    let (rd, wr) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let host = session.peer().host.clone();
+    let (rd, wr) = tokio::io::split(stream);
     let (queue, pending) = mpsc::channel(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_responses(wr, pending, peer.clone()));
-    read_requests(&broker, rd, &peer, shutdown, queue).await;
+    let writer = tokio::spawn(write_responses(wr, pending, host.clone()));
+    read_requests(&broker, rd, session, shutdown, queue).await;
     // The reader is done (client gone, refusal or shutdown): the writer
     // finishes what is queued, then closes.
     if writer.await.is_err() {
-        tracing::error!(peer = %peer.host, "connection writer task failed");
+        tracing::error!(peer = %host, "connection writer task failed");
     }
 }
 
-async fn read_requests(
+async fn read_requests<S: AsyncRead + Send>(
     broker: &Broker,
-    rd: OwnedReadHalf,
-    peer: &Peer,
+    rd: ReadHalf<S>,
+    mut session: Session,
     mut shutdown: watch::Receiver<bool>,
     queue: mpsc::Sender<Pending>,
 ) {
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let idle = Duration::from_millis(broker.config.limits.idle_timeout_ms);
-    let max = broker.config.limits.max_request_bytes;
     loop {
+        let max = session.max_frame(broker.config.limits.max_request_bytes);
+        let peer = session.peer();
         let size = tokio::select! {
             r = tokio::time::timeout(idle, rd.read_i32()) => match r {
                 Ok(Ok(size)) => size,
@@ -93,20 +97,38 @@ async fn read_requests(
                 return;
             }
         }
-        let pending = match dispatch::handle_frame(broker, frame.freeze(), peer).await {
-            Ok(p) => p,
-            Err(refusal) => {
-                tracing::warn!(peer = %peer.host, "closing connection: {refusal}");
+        let frame = frame.freeze();
+        let (pending, close): (Pending, bool) = match session.on_frame(broker, &frame).await {
+            Action::Dispatch => match dispatch::handle_frame(broker, frame, session.peer()).await {
+                Ok(p) => (p, false),
+                Err(refusal) => {
+                    tracing::warn!(peer = %session.peer().host, "closing connection: {refusal}");
+                    return;
+                }
+            },
+            Action::Respond(bytes) => (ready(bytes), false),
+            Action::RespondThenClose(bytes) => (ready(bytes), true),
+            Action::Close(why) => {
+                tracing::warn!(peer = %session.peer().host, listener = %session.peer().listener, "closing connection: {why}");
                 return;
             }
         };
-        if queue.send(pending).await.is_err() {
-            return; // the writer stopped (the client went away)
+        if queue.send(pending).await.is_err() || close {
+            return; // the writer stopped (the client went away), or a refused login
         }
     }
 }
 
-async fn write_responses(mut wr: OwnedWriteHalf, mut pending: mpsc::Receiver<Pending>, peer: Peer) {
+fn ready(bytes: bytes::Bytes) -> Pending {
+    Box::pin(std::future::ready(Ok(Outcome::Respond(bytes))))
+}
+
+async fn write_responses<S: AsyncWrite>(
+    wr: WriteHalf<S>,
+    mut pending: mpsc::Receiver<Pending>,
+    host: String,
+) {
+    let mut wr = wr;
     // Every queued completion is awaited even after the client is gone: a
     // produce's completion is what publishes its records' high watermark,
     // and written records must become visible (and be answered as
@@ -116,7 +138,7 @@ async fn write_responses(mut wr: OwnedWriteHalf, mut pending: mpsc::Receiver<Pen
         match next.await {
             Ok(Outcome::Respond(bytes)) if open => {
                 if let Err(e) = wr.write_all(&bytes).await {
-                    tracing::debug!(peer = %peer.host, error = %e, "connection write failed");
+                    tracing::debug!(peer = %host, error = %e, "connection write failed");
                     open = false;
                     pending.close();
                 }
@@ -124,7 +146,7 @@ async fn write_responses(mut wr: OwnedWriteHalf, mut pending: mpsc::Receiver<Pen
             Ok(_) => {}
             Err(refusal) => {
                 if open {
-                    tracing::warn!(peer = %peer.host, "closing connection: {refusal}");
+                    tracing::warn!(peer = %host, "closing connection: {refusal}");
                     open = false;
                     pending.close();
                     let _ = wr.shutdown().await;

@@ -17,6 +17,7 @@ use kafka_protocol::messages::BrokerId;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::listener::Endpoints;
 use crate::topics::{Topic, TopicError, TopicRegistry};
 
 /// What the server runs on, picked once at start-up for its mode: a broker
@@ -104,14 +105,17 @@ pub enum AdminChange<'a> {
 /// Everything a handler asks that depends on the broker's mode (see the
 /// module docs).
 pub trait Control: Send + Sync + std::fmt::Debug + 'static {
-    /// The brokers to advertise (Metadata, DescribeCluster).
-    fn brokers(&self) -> Vec<BrokerAddress>;
+    /// The brokers to advertise (Metadata, DescribeCluster) to a client of
+    /// `listener`: each broker's endpoint of that listener (a broker
+    /// without one is left out, as Kafka does).
+    fn brokers(&self, listener: &str) -> Vec<BrokerAddress>;
 
     /// The controller to advertise (-1 when none is known).
     fn controller(&self) -> BrokerId;
 
-    /// The group coordinator every client is sent to.
-    fn coordinator(&self) -> BrokerAddress;
+    /// The group coordinator every client of `listener` is sent to
+    /// (`None`: it has no endpoint of that listener, or none is known).
+    fn coordinator(&self, listener: &str) -> Option<BrokerAddress>;
 
     /// Whether this broker coordinates consumer groups now.
     fn coordinates(&self) -> bool;
@@ -180,15 +184,23 @@ pub trait Control: Send + Sync + std::fmt::Debug + 'static {
 /// has no replicas to move.
 #[derive(Debug, Clone)]
 pub struct SingleBroker {
-    me: BrokerAddress,
+    id: BrokerId,
+    endpoints: Endpoints,
 }
 
 impl SingleBroker {
-    /// This broker, as advertised to clients.
-    pub fn new(node_id: i32, host: StrBytes, port: i32) -> Self {
+    /// This broker, as advertised to clients of each listener.
+    pub fn new(node_id: i32, endpoints: Endpoints) -> Self {
         Self {
-            me: (BrokerId(node_id), host, port),
+            id: BrokerId(node_id),
+            endpoints,
         }
+    }
+
+    fn me(&self, listener: &str) -> Option<BrokerAddress> {
+        self.endpoints
+            .get(listener)
+            .map(|(host, port)| (self.id, host, port))
     }
 }
 
@@ -196,16 +208,16 @@ impl SingleBroker {
 const SINGLE: &str = "this broker is not part of a cluster: it has no replicas to move";
 
 impl Control for SingleBroker {
-    fn brokers(&self) -> Vec<BrokerAddress> {
-        vec![self.me.clone()]
+    fn brokers(&self, listener: &str) -> Vec<BrokerAddress> {
+        self.me(listener).into_iter().collect()
     }
 
     fn controller(&self) -> BrokerId {
-        self.me.0
+        self.id
     }
 
-    fn coordinator(&self) -> BrokerAddress {
-        self.me.clone()
+    fn coordinator(&self, listener: &str) -> Option<BrokerAddress> {
+        self.me(listener)
     }
 
     fn coordinates(&self) -> bool {
@@ -306,16 +318,28 @@ mod tests {
     use super::*;
 
     fn single() -> SingleBroker {
-        SingleBroker::new(7, StrBytes::from_static_str("host"), 9092)
+        let mut endpoints = Endpoints::default();
+        endpoints.insert("internal", "host", 9092);
+        endpoints.insert("public", "alerts.example.org", 19093);
+        SingleBroker::new(7, endpoints)
     }
 
     #[tokio::test]
     async fn a_single_broker_is_its_own_controller_coordinator_and_leader() {
         let c = single();
         let me = (BrokerId(7), StrBytes::from_static_str("host"), 9092);
-        assert_eq!(c.brokers(), vec![me.clone()]);
+        assert_eq!(c.brokers("internal"), vec![me.clone()]);
         assert_eq!(c.controller(), BrokerId(7));
-        assert_eq!(c.coordinator(), me);
+        assert_eq!(c.coordinator("internal"), Some(me));
+        // A client of another listener is given that listener's endpoint.
+        let public = (
+            BrokerId(7),
+            StrBytes::from_static_str("alerts.example.org"),
+            19093,
+        );
+        assert_eq!(c.brokers("public"), vec![public.clone()]);
+        assert_eq!(c.coordinator("public"), Some(public));
+        assert!(c.brokers("other").is_empty());
         assert!(c.coordinates());
         assert!(c.wait_in_touch(Duration::ZERO).await);
         assert_eq!(c.leader_wait(), Duration::ZERO);

@@ -7,10 +7,7 @@
 //! on client bytes.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, RequestHeader, RequestKind,
-    ResponseHeader, ResponseKind, SyncGroupResponse,
-};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::protocol::Encodable;
 use kafka_protocol::ResponseError;
@@ -84,6 +81,9 @@ pub struct Peer {
     pub listener: std::sync::Arc<str>,
     /// `User:ANONYMOUS` until the connection authenticates.
     pub principal: starlog_security::Principal,
+    /// Logged in as the broker's own principal (`User:starlog-internal`,
+    /// with this run's password): allowed everything.
+    pub internal: bool,
 }
 
 impl Peer {
@@ -94,6 +94,7 @@ impl Peer {
             ip: addr.ip().to_string(),
             listener,
             principal: starlog_security::Principal::anonymous(),
+            internal: false,
         }
     }
 }
@@ -196,7 +197,8 @@ pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<
     tracing::trace!(?key, version, ?request, "request");
     let correlation_id = header.correlation_id;
     if let RequestKind::Produce(r) = request {
-        let completion = handlers::produce::begin(broker, r).await;
+        let access = handlers::access::Access::new(broker, peer);
+        let completion = handlers::produce::begin(broker, r, &access).await;
         return Ok(Box::pin(async move {
             match completion.await {
                 Some(r) => encode(ResponseKind::Produce(r), key, version, correlation_id)
@@ -217,7 +219,7 @@ pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<
     Ok(Box::pin(std::future::ready(done)))
 }
 
-fn encode(
+pub(crate) fn encode(
     response: ResponseKind,
     key: ApiKey,
     version: i16,
@@ -248,15 +250,6 @@ fn encode(
 /// waits for that to change before the connection is closed.
 const CONTROLLER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// NOT_COORDINATOR: the client looks the coordinator up again.
-const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
-
-/// Whether this broker coordinates consumer groups: always when alone, the
-/// controller in a cluster.
-fn coordinates(broker: &Broker) -> bool {
-    broker.control.coordinates()
-}
-
 async fn route(
     broker: &Broker,
     request: RequestKind,
@@ -265,8 +258,10 @@ async fn route(
     client_id: &str,
     peer: &Peer,
 ) -> Result<Option<ResponseKind>, Refusal> {
-    use handlers::{cluster, configs, fetch, list_offsets, metadata, reassign, topics_admin};
-    let groups = &broker.groups;
+    use handlers::{
+        acls, cluster, configs, fetch, groups, list_offsets, metadata, reassign, topics_admin,
+        users,
+    };
     // A broker cut off from its peers (no controller known, no frame heard
     // lately) may hold a stale view of the leaders: it closes the connection
     // so the client asks another broker. One that still hears its peers
@@ -278,91 +273,100 @@ async fn route(
     {
         return Err(Refusal::Fenced);
     }
+    // What the principal may do, one snapshot of the ACLs for the request:
+    // every handler below checks it before it acts.
+    let access = &handlers::access::Access::new(broker, peer);
     Ok(Some(match request {
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, r, version).await),
+        RequestKind::Fetch(r) => {
+            ResponseKind::Fetch(fetch::handle(broker, r, version, access).await)
+        }
         RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, r, version).await)
+            ResponseKind::ListOffsets(list_offsets::handle(broker, r, version, access).await)
         }
         RequestKind::Metadata(r) => {
-            ResponseKind::Metadata(metadata::handle(broker, r, version).await)
+            ResponseKind::Metadata(metadata::handle(broker, r, version, access).await)
         }
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(cluster::api_versions(None)),
         RequestKind::CreateTopics(r) => {
-            ResponseKind::CreateTopics(topics_admin::create_topics(broker, r).await)
+            ResponseKind::CreateTopics(topics_admin::create_topics(broker, r, access).await)
         }
         RequestKind::DeleteTopics(r) => {
-            ResponseKind::DeleteTopics(topics_admin::delete_topics(broker, r))
+            ResponseKind::DeleteTopics(topics_admin::delete_topics(broker, r, access))
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(topics_admin::create_partitions(broker, r))
+            ResponseKind::CreatePartitions(topics_admin::create_partitions(broker, r, access))
         }
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(topics_admin::delete_records(broker, r).await)
+            ResponseKind::DeleteRecords(topics_admin::delete_records(broker, r, access).await)
         }
         RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(configs::describe(broker, r))
+            ResponseKind::DescribeConfigs(configs::describe(broker, r, access))
         }
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r)),
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(configs::alter(broker, r, access))
+        }
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r))
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r, access))
         }
         RequestKind::AlterPartitionReassignments(r) => {
-            ResponseKind::AlterPartitionReassignments(reassign::alter(broker, r).await)
+            ResponseKind::AlterPartitionReassignments(reassign::alter(broker, r, access).await)
         }
         RequestKind::ListPartitionReassignments(r) => {
-            ResponseKind::ListPartitionReassignments(reassign::list(broker, r))
+            ResponseKind::ListPartitionReassignments(reassign::list(broker, r, access))
         }
         RequestKind::DescribeCluster(r) => {
-            ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r))
+            ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r, access))
         }
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(cluster::find_coordinator(broker, r, version))
+            ResponseKind::FindCoordinator(cluster::find_coordinator(broker, r, version, access))
         }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(cluster::init_producer_id(broker, r))
-        }
-        RequestKind::SaslHandshake(r) => ResponseKind::SaslHandshake(cluster::sasl_handshake(r)),
-        // In a cluster only the controller coordinates groups: the others
-        // send members to it (they find it again with FindCoordinator).
-        RequestKind::JoinGroup(_) if !coordinates(broker) => ResponseKind::JoinGroup(
-            JoinGroupResponse::default()
-                .with_error_code(NOT_COORDINATOR)
-                .with_generation_id(-1),
-        ),
-        RequestKind::SyncGroup(_) if !coordinates(broker) => {
-            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(NOT_COORDINATOR))
-        }
-        RequestKind::Heartbeat(_) if !coordinates(broker) => {
-            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(NOT_COORDINATOR))
-        }
-        RequestKind::LeaveGroup(_) if !coordinates(broker) => {
-            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(NOT_COORDINATOR))
+            ResponseKind::InitProducerId(cluster::init_producer_id(broker, r, access))
         }
         RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(groups.join_group(r, version, client_id, &peer.host).await)
+            ResponseKind::JoinGroup(groups::join(broker, r, version, client_id, peer, access).await)
         }
-        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups.sync_group(r, version).await),
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups.heartbeat(r, version).await),
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(groups::sync(broker, r, version, access).await)
+        }
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(groups::heartbeat(broker, r, version, access).await)
+        }
         RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(groups.leave_group(r, version).await)
+            ResponseKind::LeaveGroup(groups::leave(broker, r, version, access).await)
         }
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(groups.offset_commit(r, version).await)
+            ResponseKind::OffsetCommit(groups::offset_commit(broker, r, version, access).await)
         }
         RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(groups.offset_fetch(r, version).await)
+            ResponseKind::OffsetFetch(groups::offset_fetch(broker, r, version, access).await)
         }
         RequestKind::OffsetDelete(r) => {
-            ResponseKind::OffsetDelete(groups.offset_delete(r, version).await)
+            ResponseKind::OffsetDelete(groups::offset_delete(broker, r, version, access).await)
         }
         RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(groups.list_groups(r, version).await)
+            ResponseKind::ListGroups(groups::list(broker, r, version, access).await)
         }
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(groups.describe_groups(r, version).await)
+            ResponseKind::DescribeGroups(groups::describe(broker, r, version, access).await)
         }
         RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(groups.delete_groups(r, version).await)
+            ResponseKind::DeleteGroups(groups::delete(broker, r, version, access).await)
+        }
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(acls::describe(broker, r, access))
+        }
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(acls::create(broker, r, access).await)
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(acls::delete(broker, r, access).await)
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ResponseKind::DescribeUserScramCredentials(users::describe(broker, r, access))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(users::alter(broker, r, access).await)
         }
         // `is_supported` admits only the APIs above; refuse rather than hang.
         _ => return Err(Refusal::UnsupportedVersion { key, version }),

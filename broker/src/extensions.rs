@@ -32,12 +32,37 @@ pub trait UpstreamRegistry: Send + Sync + std::fmt::Debug {
 }
 
 /// The broker's own listeners, for tasks that talk to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LocalAddrs {
-    /// The Kafka listener.
+    /// The Kafka listener in-broker clients use: the first SASL_PLAINTEXT
+    /// one (with [`LocalAddrs::login`]), else the first PLAINTEXT one
+    /// (as `User:ANONYMOUS`), else the first listener.
     pub kafka: SocketAddr,
     /// The schema registry, when enabled.
     pub registry: Option<SocketAddr>,
+    /// The login of in-broker clients on `kafka` when it is a SASL listener
+    /// (`User:starlog-internal`, this run's random password).
+    pub login: Option<LocalLogin>,
+}
+
+/// A SASL login for an in-broker client.
+#[derive(Clone)]
+pub struct LocalLogin {
+    /// The SASL mechanism (`SCRAM-SHA-512`).
+    pub mechanism: String,
+    /// The user name.
+    pub username: String,
+    /// The password (never logged).
+    pub password: String,
+}
+
+impl std::fmt::Debug for LocalLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalLogin")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Starts the in-broker mirrors named in the configuration's `mirrors:`

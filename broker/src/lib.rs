@@ -27,6 +27,7 @@ mod errors;
 mod groups;
 mod handlers;
 mod http;
+pub mod listener;
 // `metrics::router` is used by its unit tests only; the module is being
 // rewritten on `prometheus-client`.
 #[allow(dead_code)]
@@ -39,6 +40,7 @@ mod replicator;
 mod schema_rule;
 pub mod security;
 mod server;
+mod session;
 mod topic_configs;
 mod topics;
 mod watermark;

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use starlog_storage::MetaStore;
 
 use crate::backend::MetaBackend;
-use crate::broker::{self, Broker};
+use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::cluster;
 use crate::config::BrokerConfig;
@@ -22,10 +22,14 @@ use crate::control::{Mode, SingleBroker};
 use crate::dispatch::Peer;
 use crate::extensions::{ExtensionError, Extensions, LocalAddrs, RunningTask};
 use crate::groups::{GroupConfig, GroupCoordinator};
+use crate::listener::{Endpoints, ListenerSettings};
 use crate::pipelines::{self, PipelineEnv, PipelineStatus, RunningPipeline};
 use crate::registry::{self, SchemaStore};
+use crate::security::{TlsReloader, TLS_POLL_INTERVAL};
+use crate::session::{ListenerAuth, Session};
 use crate::topics::TopicRegistry;
 use crate::{http, metrics};
+use starlog_security::tls::ServerTls;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,14 @@ pub enum StartError {
     /// The Raft cluster could not be joined.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// A listener's TLS certificate, key or CA could not be loaded.
+    #[error("TLS of the {listener} listener: {source}")]
+    Tls {
+        /// The listener (`http`, `inter-broker`, a Kafka listener's name).
+        listener: String,
+        /// The file at fault and why.
+        source: starlog_security::tls::TlsError,
+    },
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -66,12 +78,14 @@ pub enum StartError {
 pub struct Server {
     broker: Arc<Broker>,
     addr: SocketAddr,
+    listener_addrs: Vec<(String, SocketAddr)>,
     http_addr: Option<SocketAddr>,
     registry_addr: Option<SocketAddr>,
     pipelines: Vec<RunningPipeline>,
     mirrors: Vec<RunningTask>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    tls: Arc<TlsReloader>,
 }
 
 impl Server {
@@ -101,17 +115,13 @@ impl Server {
             TopicRegistry::open(&data_dir, config.base_log_config(), meta)
                 .map_err(|e| storage_err(e.to_string()))?,
         );
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let listeners = bind_listeners(&config).await?;
+        let addr = listeners[0].addr;
+        let mut endpoints = Endpoints::default();
+        for l in &listeners {
+            let (host, port) = l.settings.advertised(l.addr.port());
+            endpoints.insert(&l.settings.name, &host, port);
+        }
         let group_config = GroupConfig {
             min_session_timeout_ms: config.groups.min_session_timeout_ms,
             max_session_timeout_ms: config.groups.max_session_timeout_ms,
@@ -119,34 +129,56 @@ impl Server {
             ..GroupConfig::default()
         };
         let (shutdown, _) = watch::channel(false);
+        // Every TLS configuration of this broker, reloaded when its files
+        // change and on `Server::reload_tls` (SIGHUP).
+        let tls = Arc::new(TlsReloader::new());
+        for l in &listeners {
+            if let Some(t) = &l.tls {
+                tls.register(&l.settings.name, Arc::clone(t));
+            }
+        }
         // The mode is picked here, once: a broker alone, or a member of a
         // cluster (where committed offsets, users and ACLs are replicated
         // through the metadata group).
-        let (host, port) = broker::advertised(&config, addr.port());
         let Mode {
             control,
             backend,
             security,
         } = match &config.cluster {
             Some(settings) => {
+                let peer_tls = match &settings.tls {
+                    Some(t) => {
+                        let loaded =
+                            cluster::PeerTls::load(t, &config.base_dir).map_err(|source| {
+                                StartError::Tls {
+                                    listener: "inter-broker".into(),
+                                    source,
+                                }
+                            })?;
+                        tls.register("inter-broker", Arc::clone(&loaded.server));
+                        Some(Arc::new(loaded))
+                    }
+                    None => None,
+                };
                 let start = cluster::Start {
                     node_id: config.node_id,
                     settings: settings.clone(),
                     data_dir: config.data_dir.clone(),
                     base: config.base_log_config(),
+                    tls: peer_tls,
                     policy: config.security.policy(),
                 };
-                let me = (
-                    kafka_protocol::messages::BrokerId(config.node_id),
-                    host,
-                    port,
-                );
-                cluster::start(start, me, Arc::clone(&topics), shutdown.subscribe())
-                    .await
-                    .map_err(|e| StartError::Cluster(e.to_string()))?
+                cluster::start(
+                    start,
+                    endpoints.clone(),
+                    Arc::clone(&topics),
+                    shutdown.subscribe(),
+                )
+                .await
+                .map_err(|e| StartError::Cluster(e.to_string()))?
             }
             None => Mode {
-                control: Arc::new(SingleBroker::new(config.node_id, host, port)),
+                control: Arc::new(SingleBroker::new(config.node_id, endpoints.clone())),
                 backend: Arc::new(MetaBackend::new(Arc::clone(&topics))),
                 security: Arc::new(
                     crate::security::LocalSecurityStore::open(
@@ -166,15 +198,9 @@ impl Server {
         } else {
             None
         };
-        let mut broker = Broker::new(
-            config,
-            topics,
-            groups,
-            schemas,
-            control,
-            security,
-            addr.port(),
-        );
+        let internal = crate::security::InternalLogin::generate()
+            .map_err(|e| storage_err(format!("the internal login: {e}")))?;
+        let mut broker = Broker::new(config, topics, groups, schemas, control, security, internal);
         broker.schema_rule = broker
             .schema_rule
             .take()
@@ -206,6 +232,22 @@ impl Server {
                     addr: listen,
                     source,
                 };
+                let settings = broker.config.http.clone().unwrap_or_default();
+                let http_tls = match &settings.tls {
+                    Some(t) => {
+                        let loaded =
+                            ServerTls::load(t, &broker.config.base_dir).map_err(|source| {
+                                StartError::Tls {
+                                    listener: "http".into(),
+                                    source,
+                                }
+                            })?;
+                        let loaded = Arc::new(loaded);
+                        tls.register("http", Arc::clone(&loaded));
+                        Some(loaded)
+                    }
+                    None => None,
+                };
                 let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
                 let bound = listener.local_addr().map_err(bind_err)?;
                 let statuses = pipelines.iter().map(|p| Arc::clone(&p.status)).collect();
@@ -221,8 +263,22 @@ impl Server {
                 if let Some(routes) = broker.control.http_routes() {
                     router = router.merge(routes);
                 }
-                tasks.spawn(http::serve(listener, router, shutdown.subscribe()));
-                tracing::info!(addr = %bound, registry = schemas.is_some(), "HTTP listener listening (/metrics; /cluster/* in cluster mode; the registry when enabled)");
+                let router = http::secured(
+                    router,
+                    http::AuthState {
+                        broker: Arc::clone(&broker),
+                        authentication: settings.authentication,
+                        anonymous_read: settings.anonymous_read,
+                    },
+                );
+                let https = http_tls.is_some();
+                tasks.spawn(http::serve(
+                    listener,
+                    http_tls,
+                    router,
+                    shutdown.subscribe(),
+                ));
+                tracing::info!(addr = %bound, tls = https, authentication = ?settings.authentication, registry = schemas.is_some(), "HTTP listener listening (/metrics; /cluster/* in cluster mode; the registry when enabled)");
                 Some(bound)
             }
             None => {
@@ -233,12 +289,24 @@ impl Server {
             }
         };
         let registry_addr = http_addr.filter(|_| schemas.is_some());
-        tasks.spawn(accept_loop(
-            Arc::clone(&broker),
-            listener,
-            shutdown.subscribe(),
-        ));
+        let listener_addrs = listeners
+            .iter()
+            .map(|l| (l.settings.name.clone(), l.addr))
+            .collect();
+        let (local_kafka, login) = in_broker_listener(&listeners, &broker);
+        // One bound on connections across all listeners.
+        let permits = Arc::new(Semaphore::new(broker.config.limits.max_connections));
+        for l in listeners {
+            tracing::info!(listener = %l.settings.name, addr = %l.addr, security = l.settings.security.name(), mechanisms = ?l.auth.mechanisms, "Kafka listener listening");
+            tasks.spawn(accept_loop(
+                Arc::clone(&broker),
+                l,
+                Arc::clone(&permits),
+                shutdown.subscribe(),
+            ));
+        }
         tasks.spawn(retention_loop(Arc::clone(&broker), shutdown.subscribe()));
+        tasks.spawn(Arc::clone(&tls).watch(TLS_POLL_INTERVAL, shutdown.subscribe()));
         let reaper = broker.groups.spawn_session_reaper();
         let mut stop = shutdown.subscribe();
         tasks.spawn(async move {
@@ -247,25 +315,52 @@ impl Server {
         });
         tracing::info!(%addr, data_dir = %broker.config.data_dir.display(), "starlog broker listening");
         let local = LocalAddrs {
-            kafka: addr,
+            kafka: local_kafka,
             registry: registry_addr,
+            login,
         };
-        let mirrors = mirrors.into_iter().map(|m| (m.start)(local)).collect();
+        let mirrors = mirrors
+            .into_iter()
+            .map(|m| (m.start)(local.clone()))
+            .collect();
         Ok(Self {
             broker,
             addr,
+            listener_addrs,
             http_addr,
             registry_addr,
             pipelines,
             mirrors,
             shutdown,
             tasks,
+            tls,
         })
     }
 
-    /// The bound address (useful with port 0).
+    /// Re-reads the PEM files of every TLS listener (what `SIGHUP` does);
+    /// the listeners whose files did not load, which keep their previous
+    /// certificate.
+    pub fn reload_tls(&self) -> Vec<(String, starlog_security::tls::TlsError)> {
+        self.tls.reload_all()
+    }
+
+    /// The broker's TLS configurations (reloaded on change and by
+    /// [`Server::reload_tls`]).
+    pub fn tls_reloader(&self) -> &Arc<TlsReloader> {
+        &self.tls
+    }
+
+    /// The first Kafka listener's bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of the Kafka listener named `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener_addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
     }
 
     /// The HTTP listener's bound address (`/metrics`, `/cluster/*`, and
@@ -359,12 +454,144 @@ fn start_pipelines(
 /// How long shutdown waits for open connections to finish their request.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A Kafka listener, bound.
+struct BoundListener {
+    settings: ListenerSettings,
+    listener: TcpListener,
+    addr: SocketAddr,
+    auth: Arc<ListenerAuth>,
+    tls: Option<Arc<ServerTls>>,
+}
+
+/// Binds every Kafka listener (and loads its certificates) before anything
+/// else starts, so a bad address or certificate stops the start cleanly.
+async fn bind_listeners(config: &BrokerConfig) -> Result<Vec<BoundListener>, StartError> {
+    let mut bound = Vec::new();
+    for settings in config.kafka_listeners() {
+        let bind_err = |source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        };
+        let tls = match &settings.tls {
+            Some(t) => Some(Arc::new(ServerTls::load(t, &config.base_dir).map_err(
+                |source| StartError::Tls {
+                    listener: settings.name.clone(),
+                    source,
+                },
+            )?)),
+            None => None,
+        };
+        let listener = TcpListener::bind(settings.listen).await.map_err(bind_err)?;
+        let addr = listener.local_addr().map_err(bind_err)?;
+        let auth = Arc::new(ListenerAuth {
+            name: Arc::from(settings.name.as_str()),
+            sasl: settings.security.sasl(),
+            mechanisms: settings.mechanisms(),
+            reauthentication: (settings.reauthentication_ms > 0)
+                .then(|| Duration::from_millis(settings.reauthentication_ms)),
+        });
+        bound.push(BoundListener {
+            settings,
+            listener,
+            addr,
+            auth,
+            tls,
+        });
+    }
+    Ok(bound)
+}
+
+/// The listener in-broker clients (mirrors) use, and their login there:
+/// the first SASL_PLAINTEXT listener as `User:starlog-internal`, else the
+/// first PLAINTEXT one (as `User:ANONYMOUS`), else the first listener.
+fn in_broker_listener(
+    listeners: &[BoundListener],
+    broker: &Broker,
+) -> (SocketAddr, Option<crate::extensions::LocalLogin>) {
+    use crate::listener::SecurityProtocol;
+    let local = |l: &BoundListener| {
+        if l.addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], l.addr.port()))
+        } else {
+            l.addr
+        }
+    };
+    if let Some(l) = listeners
+        .iter()
+        .find(|l| l.settings.security == SecurityProtocol::SaslPlaintext)
+        .filter(|l| {
+            l.auth
+                .mechanisms
+                .iter()
+                .any(|m| m == crate::security::INTERNAL_MECHANISM.name())
+        })
+    {
+        let login = crate::extensions::LocalLogin {
+            mechanism: crate::security::INTERNAL_MECHANISM.name().to_string(),
+            username: crate::security::INTERNAL_USER.to_string(),
+            password: broker.internal.password().to_string(),
+        };
+        return (local(l), Some(login));
+    }
+    let l = listeners
+        .iter()
+        .find(|l| l.settings.security == SecurityProtocol::Plaintext)
+        .unwrap_or(&listeners[0]);
+    (local(l), None)
+}
+
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one connection of a listener: the TLS handshake (on SSL and
+/// SASL_SSL listeners, with the client certificate's principal when it
+/// sent one), then the Kafka protocol.
+async fn run_connection(
+    broker: Arc<Broker>,
+    stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    auth: Arc<ListenerAuth>,
+    tls: Option<Arc<ServerTls>>,
+    stop: watch::Receiver<bool>,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(peer = %addr, error = %e, "cannot set TCP_NODELAY");
+    }
+    let mut peer = Peer::anonymous(addr, Arc::clone(&auth.name));
+    let Some(tls) = tls else {
+        connection::serve(broker, stream, Session::new(auth, peer), stop).await;
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(peer = %addr, listener = %auth.name, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(peer = %addr, listener = %auth.name, "TLS handshake not finished in time");
+            return;
+        }
+    };
+    if let Some(p) = tls.principal(stream.get_ref().1.peer_certificates()) {
+        peer.principal = p;
+    }
+    connection::serve(broker, stream, Session::new(auth, peer), stop).await;
+}
+
 async fn accept_loop(
     broker: Arc<Broker>,
-    listener: TcpListener,
+    bound: BoundListener,
+    permits: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(broker.config.limits.max_connections));
+    let BoundListener {
+        listener,
+        auth,
+        tls,
+        ..
+    } = bound;
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -376,8 +603,9 @@ async fn accept_loop(
                     };
                     let broker = Arc::clone(&broker);
                     let stop = shutdown.clone();
+                    let (auth, tls) = (Arc::clone(&auth), tls.clone());
                     connections.spawn(async move {
-                        connection::serve(broker, stream, Peer::anonymous(addr, std::sync::Arc::from("default")), stop).await;
+                        run_connection(broker, stream, addr, auth, tls, stop).await;
                         drop(permit);
                     });
                 }

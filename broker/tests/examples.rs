@@ -94,3 +94,99 @@ fn the_cluster_examples_agree_on_peers_and_differ_in_node_id() {
     let raft: BTreeSet<_> = first.peers.iter().map(|p| p.raft).collect();
     assert_eq!(raft.len(), 3, "Raft listeners");
 }
+
+/// The security example: its listeners and policy load as written; on
+/// loopback ports, with a certificate made for the test, the administrator
+/// set offline logs in on `internal` and writes, while an anonymous client
+/// of `public` is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_security_example_loads_and_enforces_its_policy() {
+    use rdkafka::config::ClientConfig as RdConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use starlog_broker::listener::SecurityProtocol;
+    use starlog_broker::security::LocalSecurityStore;
+    use starlog_security::{Principal, ScramCredential, ScramMechanism, SecurityChange};
+
+    let mut config = load("security/broker.yaml");
+    let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["internal", "public", "secure"]);
+    assert_eq!(
+        config.listeners[0].security,
+        SecurityProtocol::SaslPlaintext
+    );
+    assert_eq!(config.listeners[0].mechanisms().len(), 3);
+    assert_eq!(config.listeners[2].security, SecurityProtocol::SaslSsl);
+    assert_eq!(config.security.super_users, [Principal::user("admin")]);
+    assert!(!config.security.allow_everyone_if_no_acl_found);
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = starlog_testkit::pki::TestCa::new("example CA").unwrap();
+    let leaf = ca.write_leaf(dir.path(), "broker", "broker").unwrap();
+    for l in &mut config.listeners {
+        l.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        if let Some(t) = &mut l.tls {
+            t.cert = leaf.cert.clone();
+            t.key = leaf.key.clone();
+        }
+    }
+    config.set_http_listen(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.data_dir = dir.path().join("data");
+    config.validate().unwrap();
+    // `starlog users set admin` before the first start.
+    LocalSecurityStore::open(&config.data_dir.join("__meta"), config.security.policy())
+        .unwrap()
+        .change_now(&SecurityChange::SetCredential {
+            user: "admin".into(),
+            credential: ScramCredential::new(ScramMechanism::Sha512, "example-pw", 4096).unwrap(),
+        })
+        .unwrap();
+    let server = Server::start(config).await.expect("the example starts");
+    let send = |c: &RdConfig| {
+        let p: FutureProducer = c.create().unwrap();
+        async move {
+            p.send(
+                FutureRecord::<(), _>::to("example-topic").payload("x"),
+                std::time::Duration::from_secs(8),
+            )
+            .await
+            .map_err(|(e, _)| e.to_string())
+        }
+    };
+    let mut admin = RdConfig::new();
+    admin
+        .set(
+            "bootstrap.servers",
+            server.listener_addr("internal").unwrap().to_string(),
+        )
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", "SCRAM-SHA-512")
+        .set("sasl.username", "admin")
+        .set("sasl.password", "example-pw");
+    send(&admin).await.expect("the administrator writes");
+    let mut anonymous = RdConfig::new();
+    anonymous
+        .set(
+            "bootstrap.servers",
+            server.listener_addr("public").unwrap().to_string(),
+        )
+        .set("message.timeout.ms", "5000");
+    let refused = send(&anonymous)
+        .await
+        .expect_err("an anonymous client cannot write");
+    assert!(
+        refused.contains("authoriz") || refused.contains("Authoriz"),
+        "{refused}"
+    );
+    let url = format!("http://{}", server.http_addr().unwrap());
+    let (status, _) = http(&url, "GET", "/subjects", None).await;
+    assert_eq!(status, 200, "anonymous reads of the registry");
+    let (status, _) = http(
+        &url,
+        "POST",
+        "/subjects/example-topic-value/versions",
+        Some(serde_json::json!({"schema": "\"string\""})),
+    )
+    .await;
+    assert_eq!(status, 401, "writes need a login");
+    server.shutdown().await;
+}

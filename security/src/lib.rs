@@ -10,15 +10,29 @@
 //!
 //! * [`ScramCredential`]: what the server stores for a SCRAM user (salt,
 //!   iterations, StoredKey, ServerKey; never the password).
+//! * [`sasl`]: the server side of SASL PLAIN, SCRAM-SHA-256 and
+//!   SCRAM-SHA-512 ([`SaslServer`], one exchange fed token by token,
+//!   checking users through a [`CredentialLookup`]).
+//! * [`scram`]: SCRAM's client side ([`scram::ScramClient`]), which
+//!   Starlog's client uses, on the same primitives as the server.
+//!
+//! * [`tls`]: TLS server and client configurations from PEM files (rustls on
+//!   `ring`), reloadable, and the principal a client certificate names.
 //!
 //! Module map: `principal` (the principal type), `acl` (model, filters,
 //! authorizer), `credential` (SCRAM credentials and their primitives),
-//! `state` (users and ACLs as stored, and the changes applied to them).
+//! `state` (users and ACLs as stored, and the changes applied to them),
+//! `sasl` (the server mechanisms: `plain`, `scram`, and `error`), `scram`
+//! (the client side and the name escaping both sides share), `tls` (TLS
+//! settings, configurations and certificate principals).
 
 pub mod acl;
 mod credential;
 mod principal;
+pub mod sasl;
+pub mod scram;
 mod state;
+pub mod tls;
 
 pub use acl::{
     AclBinding, AclEntry, AclError, AclFilter, AclOperation, Authorizer, PatternType, Permission,
@@ -29,4 +43,5 @@ pub use credential::{
     MAX_ITERATIONS, MIN_ITERATIONS,
 };
 pub use principal::{Principal, PrincipalError};
+pub use sasl::{CredentialLookup, Mechanism, SaslError, SaslServer, Step};
 pub use state::{ChangeOutcome, SecurityChange, SecurityState, SECURITY_FORMAT_VERSION};

@@ -1,13 +1,76 @@
 //! `starlog cluster status`: fetches `/cluster/status` from a broker's HTTP
-//! port and renders it as a table.
+//! port and renders it as a table; the other `starlog cluster` commands'
+//! requests. Plain HTTP, or HTTPS trusting a given CA (`--ca`), with HTTP
+//! basic authentication when a user is given.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::Value;
 use starlog_broker::cluster::{ClusterStatus, PeerSettings};
+use starlog_security::tls::{client_config, ClientTlsSettings, TlsError};
+
+/// Where the broker's HTTP listener is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    addr: SocketAddr,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+    authorization: Option<String>,
+}
+
+impl Endpoint {
+    /// Plain HTTP to `addr`.
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            tls: None,
+            authorization: None,
+        }
+    }
+
+    /// HTTPS to `addr`, trusting the CA certificates in `ca` (PEM), the
+    /// server's certificate checked against `server_name` (default: the
+    /// address's IP).
+    pub fn https(
+        addr: SocketAddr,
+        ca: &Path,
+        server_name: Option<&str>,
+    ) -> Result<Self, StatusError> {
+        let config = client_config(
+            &ClientTlsSettings {
+                ca: ca.to_path_buf(),
+                cert: None,
+                key: None,
+            },
+            Path::new("."),
+        )?;
+        let name = match server_name {
+            Some(n) => rustls::pki_types::ServerName::try_from(n.to_string())
+                .map_err(|e| StatusError::Answer(format!("--server-name {n}: {e}")))?,
+            None => rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
+        };
+        Ok(Self {
+            addr,
+            tls: Some((config, name)),
+            authorization: None,
+        })
+    }
+
+    /// Adds HTTP basic authentication.
+    pub fn with_user(mut self, user: &str, password: &str) -> Self {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.authorization = Some(format!("Basic {token}"));
+        self
+    }
+}
 
 /// Why the status could not be fetched.
 #[derive(Debug, thiserror::Error)]
@@ -18,64 +81,100 @@ pub enum StatusError {
     /// The answer was not a 200 with a JSON body.
     #[error("unexpected answer: {0}")]
     Answer(String),
+    /// The CA file could not be loaded, or the TLS session failed.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
-/// GETs `/cluster/status` from `addr` (a plain HTTP/1.0 request).
-pub fn fetch_status(addr: SocketAddr) -> Result<Value, StatusError> {
-    request(addr, "GET", "/cluster/status", None)
+/// GETs `/cluster/status` from `at` (an HTTP/1.0 request).
+pub fn fetch_status(at: &Endpoint) -> Result<Value, StatusError> {
+    request(at, "GET", "/cluster/status", None)
 }
 
-/// Asks the broker at `addr` to add `peer` to its cluster.
-pub fn add_broker(addr: SocketAddr, peer: &PeerSettings) -> Result<Value, StatusError> {
+/// Asks the broker at `at` to add `peer` to its cluster.
+pub fn add_broker(at: &Endpoint, peer: &PeerSettings) -> Result<Value, StatusError> {
     let body = serde_json::to_string(peer).map_err(|e| StatusError::Answer(e.to_string()))?;
-    request(addr, "POST", "/cluster/brokers", Some(&body))
+    request(at, "POST", "/cluster/brokers", Some(&body))
 }
 
-/// Asks the broker at `addr` to remove broker `id` from its cluster.
-pub fn remove_broker(addr: SocketAddr, id: i32) -> Result<Value, StatusError> {
+/// Asks the broker at `at` to remove broker `id` from its cluster.
+pub fn remove_broker(at: &Endpoint, id: i32) -> Result<Value, StatusError> {
     let body = serde_json::json!({ "id": id }).to_string();
-    request(addr, "POST", "/cluster/brokers/remove", Some(&body))
+    request(at, "POST", "/cluster/brokers/remove", Some(&body))
 }
 
 /// Asks the broker at `addr` to move `topic`-`partition` onto `replicas`
 /// (`None` cancels a move in progress).
 pub fn reassign(
-    addr: SocketAddr,
+    at: &Endpoint,
     topic: &str,
     partition: i32,
     replicas: Option<&[i32]>,
 ) -> Result<Value, StatusError> {
     let body = serde_json::json!({ "topic": topic, "partition": partition, "replicas": replicas })
         .to_string();
-    request(addr, "POST", "/cluster/reassign", Some(&body))
+    request(at, "POST", "/cluster/reassign", Some(&body))
 }
 
 /// One HTTP/1.0 exchange with a JSON answer; a non-200 answer is an error
 /// carrying the broker's message.
 fn request(
-    addr: SocketAddr,
+    at: &Endpoint,
     method: &str,
     path: &str,
     body: Option<&str>,
 ) -> Result<Value, StatusError> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    let addr = at.addr;
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let body = body.unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+    let auth = at
+        .authorization
+        .as_ref()
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Accept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )?;
+    );
     let mut raw = Vec::new();
-    stream.take(64 << 20).read_to_end(&mut raw)?;
+    match &at.tls {
+        None => {
+            let mut stream = stream;
+            stream.write_all(head.as_bytes())?;
+            stream.take(64 << 20).read_to_end(&mut raw)?;
+        }
+        Some((config, name)) => {
+            let conn = rustls::ClientConnection::new(Arc::clone(config), name.clone())
+                .map_err(|e| StatusError::Answer(format!("TLS: {e}")))?;
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            tls.write_all(head.as_bytes())?;
+            tls.flush()?;
+            // HTTP/1.0: the server closes after the answer (a missing
+            // close_notify is not an error here).
+            match tls.take(64 << 20).read_to_end(&mut raw) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
         .ok_or_else(|| StatusError::Answer("no HTTP header".into()))?;
     let status_line = head.lines().next().unwrap_or_default();
     if !status_line.contains(" 200") {
+        let hint = if status_line.contains(" 401") {
+            "give --user (the password from STARLOG_PASSWORD)"
+        } else if status_line.contains(" 403") {
+            "this user is not allowed this (it needs Describe or Alter on the cluster)"
+        } else {
+            "is this broker part of a cluster?"
+        };
         return Err(StatusError::Answer(format!(
-            "{status_line}: {} (is this broker part of a cluster?)",
+            "{status_line}: {} ({hint})",
             body.trim()
         )));
     }

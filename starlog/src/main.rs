@@ -101,9 +101,8 @@ enum ClusterCommand {
     /// Print every partition's leader, term, commit index, high watermark and
     /// replica lag as one broker sees them.
     Status {
-        /// The broker's HTTP address (its `http.listen`, or `schema_registry.listen`).
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        http: SocketAddr,
+        #[command(flatten)]
+        http: HttpTarget,
         /// Print the raw JSON document instead of a table.
         #[arg(long)]
         json: bool,
@@ -112,9 +111,8 @@ enum ClusterCommand {
     /// cluster: it joins the metadata group; move partitions onto it with
     /// `cluster reassign`.
     AddBroker {
-        /// HTTP address of any member.
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        http: SocketAddr,
+        #[command(flatten)]
+        http: HttpTarget,
         /// The new broker: ID=HOST:PORT/RAFT_IP:RAFT_PORT.
         #[arg(long)]
         peer: String,
@@ -123,9 +121,8 @@ enum ClusterCommand {
     /// gets another broker in its place, leadership moves off it and every
     /// group drops it; stop it once `cluster status` on it lists no groups.
     RemoveBroker {
-        /// HTTP address of any member.
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        http: SocketAddr,
+        #[command(flatten)]
+        http: HttpTarget,
         /// The broker's node id.
         #[arg(long)]
         id: i32,
@@ -134,9 +131,8 @@ enum ClusterCommand {
     /// the new brokers copy it and join its Raft group, then the old ones
     /// leave and delete their copy; producers and consumers keep going.
     Reassign {
-        /// HTTP address of any member.
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        http: SocketAddr,
+        #[command(flatten)]
+        http: HttpTarget,
         /// Topic.
         #[arg(long)]
         topic: String,
@@ -150,6 +146,47 @@ enum ClusterCommand {
         #[arg(long, conflicts_with = "replicas")]
         cancel: bool,
     },
+}
+
+/// Where a broker's HTTP listener is, and how to reach it (the `cluster`
+/// commands).
+#[derive(Debug, clap::Args)]
+struct HttpTarget {
+    /// The broker's HTTP address (its `http.listen`, or `schema_registry.listen`).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    http: SocketAddr,
+    /// Speak HTTPS, trusting the CA certificates in this PEM file (the
+    /// broker's `http.tls`).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// With --ca: the name the broker's certificate must carry (default:
+    /// the --http address's IP).
+    #[arg(long, requires = "ca")]
+    server_name: Option<String>,
+    /// HTTP basic authentication as this SCRAM user (`http.authentication:
+    /// basic`); the password is read from the STARLOG_PASSWORD environment
+    /// variable.
+    #[arg(long)]
+    user: Option<String>,
+}
+
+impl HttpTarget {
+    fn endpoint(&self) -> anyhow::Result<cluster_cli::Endpoint> {
+        let endpoint = match &self.ca {
+            Some(ca) => cluster_cli::Endpoint::https(self.http, ca, self.server_name.as_deref())
+                .with_context(|| format!("loading the CA {}", ca.display()))?,
+            None => cluster_cli::Endpoint::plain(self.http),
+        };
+        Ok(match &self.user {
+            Some(user) => {
+                let password = std::env::var("STARLOG_PASSWORD").map_err(|_| {
+                    anyhow::anyhow!("--user {user}: set STARLOG_PASSWORD to the password")
+                })?;
+                endpoint.with_user(user, &password)
+            }
+            None => endpoint,
+        })
+    }
 }
 
 /// The embedded default configuration, with every key documented.
@@ -213,7 +250,9 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster {
             command: ClusterCommand::Status { http, json },
         } => {
-            let doc = cluster_cli::fetch_status(http)
+            let at = http.endpoint()?;
+            let http = http.http;
+            let doc = cluster_cli::fetch_status(&at)
                 .with_context(|| format!("asking {http} for /cluster/status"))?;
             let text = if json {
                 format!("{doc:#}\n")
@@ -234,7 +273,8 @@ fn main() -> anyhow::Result<()> {
         } => {
             let peer = starlog_broker::cluster::ClusterSettings::parse_peer(&peer)
                 .map_err(anyhow::Error::msg)?;
-            let answer = cluster_cli::add_broker(http, &peer)
+            let (at, http) = (http.endpoint()?, http.http);
+            let answer = cluster_cli::add_broker(&at, &peer)
                 .with_context(|| format!("adding broker {} through {http}", peer.id))?;
             use std::io::Write;
             writeln!(std::io::stdout(), "{answer}").context("writing the answer")?;
@@ -243,7 +283,8 @@ fn main() -> anyhow::Result<()> {
         Command::Cluster {
             command: ClusterCommand::RemoveBroker { http, id },
         } => {
-            let answer = cluster_cli::remove_broker(http, id)
+            let (at, http) = (http.endpoint()?, http.http);
+            let answer = cluster_cli::remove_broker(&at, id)
                 .with_context(|| format!("removing broker {id} through {http}"))?;
             use std::io::Write;
             writeln!(std::io::stdout(), "{answer}").context("writing the answer")?;
@@ -260,7 +301,8 @@ fn main() -> anyhow::Result<()> {
                 },
         } => {
             let target = (!cancel).then_some(replicas.as_slice());
-            let answer = cluster_cli::reassign(http, &topic, partition, target)
+            let (at, http) = (http.endpoint()?, http.http);
+            let answer = cluster_cli::reassign(&at, &topic, partition, target)
                 .with_context(|| format!("reassigning {topic}-{partition} through {http}"))?;
             use std::io::Write;
             writeln!(std::io::stdout(), "{answer}").context("writing the answer")?;
@@ -279,7 +321,7 @@ fn main() -> anyhow::Result<()> {
                 None => BrokerConfig::from_yaml(DEFAULT_CONFIG)?,
             };
             if let Some(l) = listen {
-                cfg.listen = l;
+                cfg.set_listen(l);
             }
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
@@ -314,7 +356,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn serve(cfg: BrokerConfig) -> anyhow::Result<()> {
     let server = Server::start_with(cfg, starlog::extensions()).await?;
-    wait_for_signal().await?;
+    use tokio::signal::unix::{signal, SignalKind};
+    // SIGHUP: re-read every TLS listener's certificate and key (a file that
+    // does not load is logged and its listener keeps the old one).
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            r = &mut stop => { r?; break; }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading TLS certificates and keys");
+                let failed = server.reload_tls();
+                if !failed.is_empty() {
+                    tracing::error!(failed = failed.len(), "some TLS listeners keep their previous certificate");
+                }
+            }
+        }
+    }
     tracing::info!("shutdown requested: finishing in-flight requests");
     server.shutdown().await;
     Ok(())

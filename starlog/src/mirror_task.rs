@@ -60,7 +60,7 @@ impl MirrorLauncher for Mirrors {
             .map(|p| PreparedTask {
                 name: p.name.clone(),
                 counters: Arc::new(Counters(Arc::clone(&p.status))),
-                start: Box::new(move |local: LocalAddrs| start(p, local.kafka, local.registry)),
+                start: Box::new(move |local: LocalAddrs| start(p, local)),
             })
             .collect())
     }
@@ -126,13 +126,19 @@ fn prepare(paths: &[PathBuf], base_dir: &Path) -> Result<Vec<PreparedMirror>, Mi
                 reason: e.to_string(),
             })?;
         let placeholder = SocketAddr::from(([127, 0, 0, 1], 9092));
-        let checked =
-            config_for(&path, &yaml, placeholder, Some(placeholder)).map_err(|source| {
-                MirrorTaskError::Config {
-                    path: shown.clone(),
-                    source,
-                }
-            })?;
+        let checked = config_for(
+            &path,
+            &yaml,
+            &LocalAddrs {
+                kafka: placeholder,
+                registry: Some(placeholder),
+                login: None,
+            },
+        )
+        .map_err(|source| MirrorTaskError::Config {
+            path: shown.clone(),
+            source,
+        })?;
         out.push(PreparedMirror {
             name: checked.name,
             status: Arc::new(MirrorStatus::default()),
@@ -148,18 +154,33 @@ fn prepare(paths: &[PathBuf], base_dir: &Path) -> Result<Vec<PreparedMirror>, Mi
 fn config_for(
     path: &Path,
     yaml: &serde_yaml::Value,
-    kafka: SocketAddr,
-    registry: Option<SocketAddr>,
+    addrs: &LocalAddrs,
 ) -> Result<MirrorConfig, ConfigError> {
     let mut yaml = yaml.clone();
     if let serde_yaml::Value::Mapping(m) = &mut yaml {
         let key = serde_yaml::Value::from("local");
         if !m.contains_key(&key) {
             let mut local = serde_yaml::Mapping::new();
-            local.insert("bootstrap".into(), kafka.to_string().into());
+            local.insert("bootstrap".into(), addrs.kafka.to_string().into());
+            // On a SASL listener the mirror logs in as the broker's own
+            // principal (User:starlog-internal, this run's password).
+            if let Some(login) = &addrs.login {
+                let mut sasl = serde_yaml::Mapping::new();
+                sasl.insert("mechanism".into(), login.mechanism.clone().into());
+                sasl.insert("username".into(), login.username.clone().into());
+                sasl.insert("password".into(), login.password.clone().into());
+                local.insert("sasl".into(), sasl.into());
+            }
+            let registry = addrs.registry;
             if let Some(r) = registry {
                 let mut reg = serde_yaml::Mapping::new();
                 reg.insert("url".into(), format!("http://{r}").into());
+                // The same login on the HTTP listener (registry writes are
+                // checked against the ACLs like produce requests).
+                if let Some(login) = &addrs.login {
+                    reg.insert("username".into(), login.username.clone().into());
+                    reg.insert("password".into(), login.password.clone().into());
+                }
                 local.insert("registry".into(), reg.into());
             }
             m.insert(key, local.into());
@@ -174,13 +195,13 @@ fn config_for(
     Ok(cfg)
 }
 
-/// Starts a mirror, writing into this broker at `kafka` (and its registry
-/// at `registry`) unless its file says otherwise. Stopping it lets it write
+/// Starts a mirror, writing into this broker at `addrs` (its Kafka
+/// listener, login and registry) unless its file says otherwise. Stopping it lets it write
 /// its last acknowledgements and checkpoint, then waits for the task.
-fn start(p: PreparedMirror, kafka: SocketAddr, registry: Option<SocketAddr>) -> RunningTask {
+fn start(p: PreparedMirror, addrs: LocalAddrs) -> RunningTask {
     let (stop, stopped) = watch::channel(false);
     let name = p.name.clone();
-    let handle = tokio::spawn(run(p, kafka, registry, stopped));
+    let handle = tokio::spawn(run(p, addrs, stopped));
     let shown = name.clone();
     RunningTask {
         name,
@@ -203,15 +224,10 @@ async fn wait_stop(mut stopped: watch::Receiver<bool>) {
     }
 }
 
-async fn run(
-    p: PreparedMirror,
-    kafka: SocketAddr,
-    registry: Option<SocketAddr>,
-    stopped: watch::Receiver<bool>,
-) {
+async fn run(p: PreparedMirror, addrs: LocalAddrs, stopped: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     loop {
-        let cfg = match config_for(&p.path, &p.yaml, kafka, registry) {
+        let cfg = match config_for(&p.path, &p.yaml, &addrs) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(mirror = %p.name, path = %p.path.display(), error = %e, "mirror configuration refused");

@@ -162,3 +162,86 @@ bad_input: {{ policy: skip }}
     local.stop().await;
     up.stop().await;
 }
+
+/// An in-broker mirror writes into a broker whose only Kafka listener
+/// requires a SASL login and which allows nothing without an ACL: it logs
+/// in as the broker's own principal (`User:starlog-internal`, this run's
+/// random password), and an outside client with no login gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_broker_mirror_logs_in_as_the_internal_principal() {
+    use starlog_broker::listener::{ListenerSettings, SecurityProtocol};
+    let up = TestBroker::start().await;
+    let pool = alerts("ztf/alerts/fink-alert-simulator");
+    let id = registry(&up.registry_url())
+        .register("ztf-value", &pool[0].schema_json)
+        .await
+        .unwrap();
+    create_topic(&up.bootstrap(), DAYS[0], 1).await;
+    let n = 40usize;
+    let values: Vec<Option<Bytes>> = (0..n)
+        .map(|i| Some(frame(id, &pool[i % pool.len()].body)))
+        .collect();
+    produce(&up.bootstrap(), DAYS[0], &values).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+name: in-broker-sasl
+upstream:
+  bootstrap: "{}"
+  registry: {{ url: "{}" }}
+topics:
+  - match: 'ztf_(\d{{8}})_programid(\d)'
+    target: {TARGET}
+    partitions: 1
+checkpoint_interval_ms: 200
+"#,
+            up.bootstrap(),
+            up.registry_url()
+        ),
+    )
+    .unwrap();
+    let local = TestBroker::start_extended(starlog::extensions(), move |c| {
+        c.listen = starlog_broker::BrokerConfig::default().listen;
+        let mut l = ListenerSettings::plaintext(([127, 0, 0, 1], 0).into(), None);
+        l.name = "sasl-only".into();
+        l.security = SecurityProtocol::SaslPlaintext;
+        c.listeners = vec![l];
+        c.security.allow_everyone_if_no_acl_found = false;
+        c.mirrors = vec![file];
+    })
+    .await;
+    let landed = || {
+        local.server().broker().topics.get(TARGET).map_or(0, |t| {
+            t.hosted().map(|(_, p)| p.high_watermark()).sum::<i64>()
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while landed() < n as i64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the in-broker mirror wrote {} of {n}",
+            landed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(landed(), n as i64);
+    // A client without a login is closed before any request but ApiVersions.
+    let mut raw = tokio::net::TcpStream::connect(local.addr()).await.unwrap();
+    // Metadata v1 request header + empty body (all topics).
+    let frame: [u8; 16] = [0, 0, 0, 12, 0, 3, 0, 1, 0, 0, 0, 7, 0, 0, 0xff, 0xff];
+    raw.write_all(&frame[..14]).await.unwrap();
+    raw.write_all(&frame[14..]).await.unwrap();
+    let mut buf = [0u8; 4];
+    let read = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed without an answer: {read:?}"
+    );
+    local.stop().await;
+    up.stop().await;
+}

@@ -127,10 +127,11 @@ pub struct ClusterSpec {
     pub ready_timeout: Duration,
     /// How long to wait after SIGTERM before SIGKILL.
     pub stop_timeout: Duration,
-    /// Extra YAML lines for every node's configuration (top level).
+    /// Extra YAML lines for every node's configuration (top level);
+    /// `{node}` stands for the node's id (per-node certificate files).
     pub extra_yaml: String,
     /// Extra YAML lines inside every node's `cluster:` section (indented
-    /// by two spaces).
+    /// by two spaces); `{node}` stands for the node's id.
     pub cluster_yaml: String,
     /// `cluster.sync_data` of every node (`None`: the default).
     pub sync_data: Option<bool>,
@@ -141,6 +142,10 @@ pub struct ClusterSpec {
     /// Where the nodes' logs go (`None`: the cluster's temporary
     /// directory, removed with it).
     pub node_log_dir: Option<PathBuf>,
+    /// The CA (PEM) of the nodes' HTTP listeners when they serve HTTPS
+    /// (`http.tls` in `extra_yaml`): the harness then reaches `/cluster`
+    /// over TLS, trusting it. `None`: plain HTTP.
+    pub http_ca: Option<PathBuf>,
 }
 
 impl ClusterSpec {
@@ -159,6 +164,7 @@ impl ClusterSpec {
             fault_injection: false,
             node_log: "warn".into(),
             node_log_dir: None,
+            http_ca: None,
         }
     }
 }
@@ -314,9 +320,9 @@ impl SpawnedCluster {
             kafka = node.kafka,
             http = node.http,
             data = node.data.display(),
-            extra = spec.extra_yaml,
+            extra = spec.extra_yaml.replace("{node}", &node.id.to_string()),
             faults = spec.fault_injection,
-            cluster_extra = spec.cluster_yaml,
+            cluster_extra = spec.cluster_yaml.replace("{node}", &node.id.to_string()),
         );
         std::fs::write(&node.config, text).map_err(|e| {
             process_error(
@@ -517,7 +523,13 @@ impl SpawnedCluster {
         if node.child.is_none() {
             return Err(fail(format!("node {id} is not running")));
         }
-        let body = get(node.http, "/cluster/status", Duration::from_secs(2)).map_err(fail)?;
+        let body = get(
+            node.http,
+            self.spec.http_ca.as_deref(),
+            "/cluster/status",
+            Duration::from_secs(2),
+        )
+        .map_err(fail)?;
         serde_json::from_str(&body).map_err(|e| fail(format!("not a status document: {e}")))
     }
 
@@ -651,19 +663,50 @@ impl Drop for SpawnedCluster {
     }
 }
 
-/// A GET on 127.0.0.1:`port` (HTTP/1.0): the body of a 200 answer.
-fn get(port: u16, path: &str, timeout: Duration) -> Result<String, String> {
+/// A GET on 127.0.0.1:`port` (HTTP/1.0; HTTPS trusting `ca` when given):
+/// the body of a 200 answer.
+fn get(port: u16, ca: Option<&Path>, path: &str, timeout: Duration) -> Result<String, String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(timeout))
         .and_then(|()| s.set_write_timeout(Some(timeout)))
         .map_err(|e| e.to_string())?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .map_err(|e| format!("sending the request: {e}"))?;
-    let mut text = String::new();
-    s.take(16 << 20)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("reading the response: {e}"))?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let mut raw = Vec::new();
+    match ca {
+        None => {
+            let mut s = s;
+            s.write_all(request.as_bytes())
+                .map_err(|e| format!("sending the request: {e}"))?;
+            s.take(16 << 20)
+                .read_to_end(&mut raw)
+                .map_err(|e| format!("reading the response: {e}"))?;
+        }
+        Some(ca) => {
+            let config = starlog_security::tls::client_config(
+                &starlog_security::tls::ClientTlsSettings {
+                    ca: ca.to_path_buf(),
+                    cert: None,
+                    key: None,
+                },
+                Path::new("."),
+            )
+            .map_err(|e| e.to_string())?;
+            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+            let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+            let mut tls = rustls::StreamOwned::new(conn, s);
+            tls.write_all(request.as_bytes())
+                .and_then(|()| tls.flush())
+                .map_err(|e| format!("sending the request: {e}"))?;
+            match tls.take(16 << 20).read_to_end(&mut raw) {
+                Ok(_) => {}
+                // HTTP/1.0: the server may close without close_notify.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+                Err(e) => return Err(format!("reading the response: {e}")),
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text
         .split_once("\r\n\r\n")
         .ok_or_else(|| "response has no header/body separator".to_string())?;

@@ -9,7 +9,8 @@
 //! - [`testdata_dir`] / [`alert_files`]: the repository's `testdata/`;
 //! - [`cluster`]: clusters of `starlog serve` processes on loopback (the
 //!   one harness of the cluster tests and `starlog-bench cluster`);
-//! - [`ClusterStatus`]: the typed `GET /cluster/status` document.
+//! - [`ClusterStatus`]: the typed `GET /cluster/status` document;
+//! - [`pki`]: a test CA and the certificates it signs, as PEM files.
 //!
 //! A test binary that starts a broker declares the guarded global allocator
 //! itself (`starlog_alloc::GuardedAllocator`): a library never does.
@@ -17,6 +18,7 @@
 mod broker;
 pub mod cluster;
 mod data;
+pub mod pki;
 mod ports;
 
 pub use broker::{init_tracing, TestBroker};

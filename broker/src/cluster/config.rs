@@ -3,9 +3,12 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use starlog_security::tls::{CertPrincipal, ClientAuth, ClientTlsSettings, TlsSettings};
+use starlog_security::Principal;
 
 /// One broker of the cluster, as every member lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +22,40 @@ pub struct PeerSettings {
     pub port: u16,
     /// Its inter-broker (Raft) listener.
     pub raft: SocketAddr,
+    /// Its Kafka listeners by name, when it has several: a client is then
+    /// given this broker's endpoint of the listener it came in on, and a
+    /// broker without that listener is left out. Empty: `host:port` for
+    /// every listener.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<PeerListener>,
+}
+
+/// One Kafka listener of a peer, as clients of that listener reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerListener {
+    /// The listener's name (the same on every broker).
+    pub name: String,
+    /// Host advertised to its clients.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+}
+
+impl PeerSettings {
+    /// Where a client of `listener` reaches this peer: the listener of
+    /// that name when the peer lists its listeners (none: not advertised
+    /// to that listener's clients, as Kafka leaves such a broker out), else
+    /// `host:port`.
+    pub fn endpoint(&self, listener: &str) -> Option<(String, u16)> {
+        if self.listeners.is_empty() {
+            return Some((self.host.clone(), self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map(|l| (l.host.clone(), l.port))
+    }
 }
 
 /// Replication settings.
@@ -52,6 +89,59 @@ pub struct ClusterSettings {
     /// group offsets) once the metadata log has this many records after the last one; every
     /// broker then trims its metadata log before the checkpoint.
     pub metadata_checkpoint_records: i64,
+    /// Mutual TLS on the inter-broker (Raft) listener and connections. Absent: plain TCP.
+    pub tls: Option<ClusterTlsSettings>,
+}
+
+/// `cluster.tls`: brokers talk to each other over mutual TLS under the
+/// cluster's CA. Each broker presents `cert` both as a server (to the
+/// brokers dialing it) and as a client (when it dials them); a peer whose
+/// certificate does not chain to `ca`, is expired, or names a principal
+/// outside `broker_principals` (when given) is refused and logged.
+/// Relative paths are taken against the YAML file's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTlsSettings {
+    /// This broker's certificate chain (PEM), leaf first. It must name the
+    /// host peers dial it by (`cluster.peers[].host`, as a DNS name or an
+    /// IP address; a broker added later is dialed by its Raft IP).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The cluster CA (PEM): every broker's certificate chains to it.
+    pub ca: PathBuf,
+    /// How a broker's principal is read from its certificate (`dn`, the
+    /// default, or `cn`).
+    #[serde(default)]
+    pub principal: CertPrincipal,
+    /// The brokers' principals (`User:CN=broker-1,O=...`). Empty: any
+    /// certificate of the cluster CA is a broker.
+    #[serde(default)]
+    pub broker_principals: Vec<Principal>,
+}
+
+impl ClusterTlsSettings {
+    /// The server side: this broker's certificate, a client certificate
+    /// under the cluster CA required.
+    pub fn server(&self) -> TlsSettings {
+        TlsSettings {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            client_ca: Some(self.ca.clone()),
+            client_auth: ClientAuth::Required,
+            principal: self.principal,
+        }
+    }
+
+    /// The client side: the server must chain to the cluster CA; this
+    /// broker presents its own certificate.
+    pub fn client(&self) -> ClientTlsSettings {
+        ClientTlsSettings {
+            ca: self.ca.clone(),
+            cert: Some(self.cert.clone()),
+            key: Some(self.key.clone()),
+        }
+    }
 }
 
 impl Default for ClusterSettings {
@@ -67,6 +157,7 @@ impl Default for ClusterSettings {
             fault_injection: false,
             default_replication_factor: 3,
             metadata_checkpoint_records: 20_000,
+            tls: None,
         }
     }
 }
@@ -154,6 +245,7 @@ impl ClusterSettings {
             host: host.to_string(),
             port,
             raft,
+            listeners: Vec::new(),
         })
     }
 }

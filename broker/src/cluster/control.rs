@@ -19,6 +19,7 @@ use super::{http, metrics};
 use crate::control::{
     AdminChange, BrokerAddress, Control, Leadership, Mode, NewTopic, Reassignment,
 };
+use crate::listener::Endpoints;
 use crate::topics::{Topic, TopicError, TopicRegistry};
 
 /// How long Metadata waits for partitions without a known leader to get one.
@@ -27,10 +28,10 @@ pub(super) const LEADER_WAIT: Duration = Duration::from_millis(500);
 /// Joins the cluster (see [`Cluster`]) and returns what the server runs on:
 /// the control the handlers ask, the group coordinator's backend (offsets
 /// replicated through the metadata group) and the users and ACLs (the
-/// same). `me` is this broker as advertised to clients.
+/// same). `me` is this broker as advertised to clients of each listener.
 pub async fn start(
     start: Start,
-    me: BrokerAddress,
+    me: Endpoints,
     topics: Arc<TopicRegistry>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Mode, ClusterError> {
@@ -49,7 +50,7 @@ pub async fn start(
 #[derive(Debug)]
 pub(super) struct ClusterControl {
     pub(super) cluster: Arc<Cluster>,
-    pub(super) me: BrokerAddress,
+    pub(super) me: Endpoints,
 }
 
 /// The error for an admin change a cluster does not support yet.
@@ -61,16 +62,13 @@ fn unsupported(what: &str) -> Option<(ResponseError, String)> {
 }
 
 impl Control for ClusterControl {
-    fn brokers(&self) -> Vec<BrokerAddress> {
+    fn brokers(&self, listener: &str) -> Vec<BrokerAddress> {
         self.cluster
             .brokers()
             .iter()
-            .map(|p| {
-                (
-                    BrokerId(p.id),
-                    StrBytes::from_string(p.host.clone()),
-                    i32::from(p.port),
-                )
+            .filter_map(|p| {
+                let (host, port) = p.endpoint(listener)?;
+                Some((BrokerId(p.id), StrBytes::from_string(host), i32::from(port)))
             })
             .collect()
     }
@@ -79,14 +77,19 @@ impl Control for ClusterControl {
         BrokerId(self.cluster.controller().unwrap_or(-1))
     }
 
-    fn coordinator(&self) -> BrokerAddress {
-        let Some(id) = self.cluster.controller() else {
-            return self.me.clone();
+    fn coordinator(&self, listener: &str) -> Option<BrokerAddress> {
+        let me = || {
+            self.me
+                .get(listener)
+                .map(|(host, port)| (BrokerId(self.cluster.node), host, port))
         };
-        self.brokers()
+        let Some(id) = self.cluster.controller() else {
+            return me();
+        };
+        self.brokers(listener)
             .into_iter()
             .find(|(b, _, _)| b.0 == id)
-            .unwrap_or_else(|| self.me.clone())
+            .or_else(me)
     }
 
     fn coordinates(&self) -> bool {

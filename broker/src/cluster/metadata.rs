@@ -744,6 +744,7 @@ mod tests {
             host: "h".into(),
             port: 1,
             raft: "127.0.0.1:2".parse().unwrap(),
+            listeners: Vec::new(),
         };
         assert_eq!(
             x.apply(&MetaCommand::AddBroker { peer: peer.clone() }),
@@ -769,6 +770,7 @@ mod tests {
             host: "h".into(),
             port: 1,
             raft: "127.0.0.1:2".parse().unwrap(),
+            listeners: Vec::new(),
         }
     }
 

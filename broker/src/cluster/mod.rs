@@ -25,7 +25,8 @@
 //! * `driver_loop` — the thread that owns the replication crate's `Driver`
 //!   (every group here, one fsync per partition per turn); `inbox` — what
 //!   it is asked to do.
-//! * `transport` — Raft frames between brokers over TCP, the fault switch.
+//! * `transport` — Raft frames between brokers over TCP (or mutual TLS
+//!   under the cluster CA, [`PeerTls`]), the fault switch.
 //! * `metadata` — the metadata group's commands and the state every broker
 //!   derives from them.
 //! * `view` — statuses, membership and placement as last published;
@@ -63,7 +64,8 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ClusterSettings, PeerSettings};
+pub use config::{ClusterSettings, ClusterTlsSettings, PeerSettings};
 pub use control::start;
 pub use http::{ClusterStatus, GroupState, PeerState, ReplicaState, SecuritySummary};
 pub use node::{ClusterError, Start};
+pub use transport::PeerTls;

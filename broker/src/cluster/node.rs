@@ -43,6 +43,8 @@ pub struct Start {
     pub data_dir: PathBuf,
     /// The log configuration every topic starts from.
     pub base: LogConfig,
+    /// Mutual TLS between brokers (`cluster.tls`), loaded.
+    pub tls: Option<Arc<transport::PeerTls>>,
     /// The policy around the ACLs (the `security:` section).
     pub policy: Policy,
 }
@@ -117,6 +119,7 @@ impl Cluster {
             settings,
             data_dir,
             base,
+            tls,
             policy: _,
         } = start;
         let me = settings
@@ -139,7 +142,19 @@ impl Cluster {
             .map(|p| (node_id(p.id), p.raft))
             .collect();
         let runtime = tokio::runtime::Handle::current();
-        let transport = TcpTransport::start(&peers, Arc::clone(&faults), &runtime, &shutdown);
+        let names = settings
+            .peers
+            .iter()
+            .map(|p| (node_id(p.id), p.host.clone()))
+            .collect();
+        let transport = TcpTransport::start(
+            &peers,
+            Arc::clone(&faults),
+            &runtime,
+            &shutdown,
+            tls.clone(),
+            names,
+        );
         let (inbox, inputs) = std::sync::mpsc::channel();
         let driver_config = DriverConfig {
             election_tick: settings.election_ticks,
@@ -157,6 +172,7 @@ impl Cluster {
             listener,
             inbox.clone(),
             Arc::clone(&faults),
+            tls,
             shutdown.clone(),
         ));
         let file = read_state(&data_dir.join("__meta").join(SECURITY_FILE))

@@ -28,8 +28,12 @@ fn peer(id: i32) -> PeerSettings {
         host: format!("broker{id}"),
         port: 9000 + u16::try_from(id).unwrap(),
         raft: format!("127.0.0.1:{}", 7000 + id).parse().unwrap(),
+        listeners: Vec::new(),
     }
 }
+
+/// The listener the tests' clients come in on.
+const LISTENER: &str = "PLAINTEXT";
 
 fn peers(n: i32) -> Vec<PeerSettings> {
     (1..=n).map(peer).collect()
@@ -144,11 +148,8 @@ fn every_broker_applying_the_metadata_log_in_order_derives_the_same_state() {
 /// A member (node `node` of `n`) with no driver, and its control.
 fn member(node: i32, n: i32) -> (Arc<Cluster>, ClusterControl, Receiver<Input>) {
     let (cluster, inputs) = Cluster::detached(node, peers(n));
-    let me = (
-        BrokerId(node),
-        StrBytes::from_string(format!("me{node}")),
-        1234,
-    );
+    let mut me = crate::listener::Endpoints::default();
+    me.insert(LISTENER, &format!("me{node}"), 1234);
     let control = ClusterControl {
         cluster: Arc::clone(&cluster),
         me,
@@ -219,15 +220,16 @@ fn metadata_names_a_reachable_leader_and_nothing_for_an_unknown_partition() {
 #[test]
 fn the_controller_coordinates_groups_and_is_advertised() {
     let (cluster, control, _inputs) = member(1, 3);
-    assert_eq!(control.brokers().len(), 3);
+    assert_eq!(control.brokers(LISTENER).len(), 3);
     assert_eq!(
-        control.brokers()[1],
+        control.brokers(LISTENER)[1],
         (BrokerId(2), StrBytes::from_static_str("broker2"), 9002)
     );
     // No controller known: -1, and this broker names itself as coordinator.
     assert_eq!(control.controller(), BrokerId(-1));
-    assert_eq!(control.coordinator().0, BrokerId(1));
-    assert_eq!(control.coordinator().1.as_str(), "me1");
+    let me = control.coordinator(LISTENER).unwrap();
+    assert_eq!(me.0, BrokerId(1));
+    assert_eq!(me.1.as_str(), "me1");
     assert!(!control.coordinates());
     // Broker 3 leads the metadata group.
     cluster.view.publish(vec![status(
@@ -239,8 +241,8 @@ fn the_controller_coordinates_groups_and_is_advertised() {
     )]);
     assert_eq!(control.controller(), BrokerId(3));
     assert_eq!(
-        control.coordinator(),
-        (BrokerId(3), StrBytes::from_static_str("broker3"), 9003)
+        control.coordinator(LISTENER),
+        Some((BrokerId(3), StrBytes::from_static_str("broker3"), 9003))
     );
     assert!(!control.coordinates());
     cluster
@@ -248,6 +250,46 @@ fn the_controller_coordinates_groups_and_is_advertised() {
         .publish(vec![status(METADATA_GROUP.0, 1, Role::Leader, Some(1), 3)]);
     assert!(control.coordinates());
     assert_eq!(control.reported_replication_factor(), 3);
+}
+
+#[test]
+fn clients_are_given_the_endpoints_of_their_own_listener() {
+    let mut ps = peers(3);
+    for p in &mut ps[..2] {
+        p.listeners = vec![
+            super::config::PeerListener {
+                name: "internal".into(),
+                host: format!("int{}", p.id),
+                port: 9100,
+            },
+            super::config::PeerListener {
+                name: "public".into(),
+                host: format!("pub{}", p.id),
+                port: 9200,
+            },
+        ];
+    }
+    let (cluster, _inputs) = Cluster::detached(1, ps);
+    let control = ClusterControl {
+        cluster,
+        me: crate::listener::Endpoints::default(),
+    };
+    let public = control.brokers("public");
+    assert_eq!(
+        public,
+        vec![
+            (BrokerId(1), StrBytes::from_static_str("pub1"), 9200),
+            (BrokerId(2), StrBytes::from_static_str("pub2"), 9200),
+            // broker 3 lists no listeners: host:port for every listener
+            (BrokerId(3), StrBytes::from_static_str("broker3"), 9003),
+        ]
+    );
+    assert!(control
+        .brokers("internal")
+        .iter()
+        .all(|(_, h, _)| !h.starts_with("pub")));
+    // A listener the listing peers lack leaves them out.
+    assert_eq!(control.brokers("other").len(), 1);
 }
 
 #[tokio::test]

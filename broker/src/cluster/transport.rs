@@ -8,6 +8,15 @@
 //! frames handed to the driver loop. On the wire a frame is its length
 //! (u32, big-endian) followed by the replication crate's frame encoding.
 //!
+//! With `cluster.tls` ([`PeerTls`]) both directions run over mutual TLS
+//! under the cluster CA: the dialing broker checks the listener's
+//! certificate (chain, validity, the peer's host name), the listener
+//! requires the dialer's, and each side checks the other's principal
+//! against `broker_principals` when that list is given. A connection that
+//! fails any of this is closed and logged; no frame is read from it. The
+//! client configuration is rebuilt at each connection, so a rotated
+//! certificate is presented from the next reconnection on.
+//!
 //! A fault switch ([`Faults`]) drops every frame in and out, which cuts a
 //! broker off from its peers without touching its Kafka listener; the
 //! fault tests flip it over HTTP.
@@ -22,9 +31,14 @@ use bytes::Bytes;
 use starlog_replication::{
     decode_frame, encode_frame, DriverMetrics, Envelope, Histogram, NodeId, Transport,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use starlog_security::tls::{client_config, ClientTlsSettings, ServerTls, TlsError};
+use starlog_security::Principal;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::rustls::pki_types::ServerName;
+
+use super::config::ClusterTlsSettings;
 
 use super::inbox::{Inbox, Input};
 
@@ -33,6 +47,64 @@ pub const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
 
 /// Frames queued per peer before new ones are dropped.
 const QUEUE_FRAMES: usize = 256;
+
+/// How long a TLS handshake between brokers may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Mutual TLS between brokers (`cluster.tls`), loaded once at start-up.
+#[derive(Debug)]
+pub struct PeerTls {
+    /// The inter-broker listener's configuration (client certificates
+    /// required), reloaded with the broker's other TLS listeners.
+    pub server: Arc<ServerTls>,
+    client: ClientTlsSettings,
+    brokers: Vec<Principal>,
+}
+
+impl PeerTls {
+    /// Loads the certificate, key and CA of `settings` (relative paths
+    /// against `base_dir`) for both sides.
+    pub fn load(
+        settings: &ClusterTlsSettings,
+        base_dir: &std::path::Path,
+    ) -> Result<Self, TlsError> {
+        let server = Arc::new(ServerTls::load(&settings.server(), base_dir)?);
+        let resolve = |p: &std::path::Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base_dir.join(p)
+            }
+        };
+        let client = settings.client();
+        let client = ClientTlsSettings {
+            ca: resolve(&client.ca),
+            cert: client.cert.as_deref().map(resolve),
+            key: client.key.as_deref().map(resolve),
+        };
+        // Fail at start-up, not at the first connection.
+        client_config(&client, base_dir)?;
+        Ok(Self {
+            server,
+            client,
+            brokers: settings.broker_principals.clone(),
+        })
+    }
+
+    /// Whether `principal` is a broker's (any certificate of the cluster CA
+    /// when no list is configured).
+    fn is_broker(&self, principal: Option<&Principal>) -> bool {
+        match principal {
+            None => false,
+            Some(p) => self.brokers.is_empty() || self.brokers.contains(p),
+        }
+    }
+}
+
+/// A connection to or from a peer: plain TCP or TLS.
+trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for T {}
 
 /// The fault switch and transport counters.
 #[derive(Debug, Default)]
@@ -102,21 +174,30 @@ pub struct TcpTransport {
     faults: Arc<Faults>,
     runtime: tokio::runtime::Handle,
     shutdown: watch::Receiver<bool>,
+    tls: Option<Arc<PeerTls>>,
+    /// The host name each configured peer's certificate is checked against
+    /// (its `cluster.peers[].host`); others are checked by their Raft IP.
+    names: HashMap<NodeId, String>,
 }
 
 impl TcpTransport {
-    /// Starts one writer task per peer on `runtime`.
+    /// Starts one writer task per peer on `runtime` (over TLS with `tls`;
+    /// `names`: the host name of each configured peer).
     pub fn start(
         peers: &[(NodeId, SocketAddr)],
         faults: Arc<Faults>,
         runtime: &tokio::runtime::Handle,
         shutdown: &watch::Receiver<bool>,
+        tls: Option<Arc<PeerTls>>,
+        names: HashMap<NodeId, String>,
     ) -> Self {
         let mut transport = Self {
             peers: HashMap::new(),
             faults,
             runtime: runtime.clone(),
             shutdown: shutdown.clone(),
+            tls,
+            names,
         };
         for &(id, addr) in peers {
             transport.ensure_peer(id, addr);
@@ -130,9 +211,18 @@ impl TcpTransport {
             return;
         }
         let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
+        let name = self
+            .names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| addr.ip().to_string());
         self.runtime.spawn(peer_writer(
-            id,
-            addr,
+            Dial {
+                id,
+                addr,
+                name,
+                tls: self.tls.clone(),
+            },
             rx,
             Arc::clone(&self.faults),
             self.shutdown.clone(),
@@ -183,14 +273,54 @@ impl Transport for TcpTransport {
     }
 }
 
-async fn peer_writer(
+/// Who a writer dials: the peer's id, Raft address, the name its
+/// certificate must carry, and the TLS settings.
+struct Dial {
     id: NodeId,
     addr: SocketAddr,
+    name: String,
+    tls: Option<Arc<PeerTls>>,
+}
+
+/// Wraps an outgoing connection in TLS and checks the peer's certificate.
+async fn dial_tls(tls: &PeerTls, name: &str, stream: TcpStream) -> Result<Box<dyn PeerIo>, String> {
+    let config = client_config(&tls.client, std::path::Path::new(""))
+        .map_err(|e| format!("cannot load this broker's TLS files: {e}"))?;
+    let server_name = ServerName::try_from(name.to_string())
+        .map_err(|e| format!("`{name}` is not a host name: {e}"))?;
+    let connect = tokio_rustls::TlsConnector::from(config).connect(server_name, stream);
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connect).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}")),
+        Err(_) => return Err("TLS handshake timed out".into()),
+    };
+    let principal = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|leaf| {
+            starlog_security::tls::cert_principal(leaf, tls.server.settings().principal)
+        });
+    if !tls.is_broker(principal.as_ref()) {
+        return Err(format!(
+            "its certificate names {}, not a broker (cluster.tls.broker_principals)",
+            principal.map_or_else(|| "no principal".to_string(), |p| p.to_string())
+        ));
+    }
+    Ok(Box::new(stream))
+}
+
+async fn peer_writer(
+    dial: Dial,
     mut queue: mpsc::Receiver<(Instant, Bytes)>,
     faults: Arc<Faults>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Dial { id, addr, .. } = dial;
     let mut backoff = Duration::from_millis(50);
+    // The last TLS failure logged (the same one is not logged at each retry).
+    let mut last_refusal: Option<String> = None;
     loop {
         let connected = tokio::select! {
             c = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)) => c,
@@ -213,18 +343,46 @@ async fn peer_writer(
                 continue;
             }
         };
+        let _ = stream.set_nodelay(true);
+        let stream: Box<dyn PeerIo> = match &dial.tls {
+            None => Box::new(stream),
+            Some(tls) => {
+                let dialed = tokio::select! {
+                    d = dial_tls(tls, &dial.name, stream) => d,
+                    _ = shutdown.changed() => return,
+                };
+                match dialed {
+                    Ok(s) => {
+                        last_refusal = None;
+                        s
+                    }
+                    Err(why) => {
+                        faults.set_reachable(id, false);
+                        if last_refusal.as_ref() != Some(&why) {
+                            tracing::warn!(peer = id, %addr, name = %dial.name, reason = %why, "inter-broker connection refused; retrying");
+                            last_refusal = Some(why);
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
         faults.set_reachable(id, true);
         backoff = Duration::from_millis(50);
-        let _ = stream.set_nodelay(true);
-        tracing::info!(peer = id, %addr, "connected to peer");
-        let mut out = BufWriter::with_capacity(1 << 20, stream);
+        tracing::info!(peer = id, %addr, tls = dial.tls.is_some(), "connected to peer");
+        let (mut incoming, outgoing) = tokio::io::split(stream);
+        let mut out = BufWriter::with_capacity(1 << 20, outgoing);
         loop {
             let frame = tokio::select! {
                 f = queue.recv() => f,
-                // The peer never writes on this connection: readable means
-                // it closed (a killed broker), found out now rather than at
-                // the next frame.
-                closed = peer_closed(out.get_ref()) => {
+                // The peer never writes on this connection (TLS aside, whose
+                // own messages the read consumes): data means it closed (a
+                // killed broker), found out now rather than at the next frame.
+                closed = peer_closed(&mut incoming) => {
                     if closed {
                         faults.set_reachable(id, false);
                         tracing::info!(peer = id, %addr, "peer closed the connection; reconnecting");
@@ -256,21 +414,17 @@ async fn peer_writer(
     }
 }
 
-/// Waits until the peer's end of an outgoing connection is readable: true
-/// when that is because it closed (or failed).
-async fn peer_closed(stream: &TcpStream) -> bool {
-    if stream.readable().await.is_err() {
-        return true;
-    }
+/// Reads the peer's end of an outgoing connection: true when it closed
+/// (or failed). Cancel-safe: no data the peer sends matters.
+async fn peer_closed<R: AsyncRead + Unpin>(incoming: &mut R) -> bool {
     let mut buf = [0u8; 64];
-    match stream.try_read(&mut buf) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-    }
+    matches!(incoming.read(&mut buf).await, Ok(0) | Err(_))
 }
 
-async fn write_frame(out: &mut BufWriter<TcpStream>, frame: &[u8]) -> std::io::Result<()> {
+async fn write_frame<W: AsyncWrite + Unpin>(
+    out: &mut BufWriter<W>,
+    frame: &[u8],
+) -> std::io::Result<()> {
     let len =
         u32::try_from(frame.len()).map_err(|_| std::io::Error::other("frame longer than 4 GiB"))?;
     out.write_all(&len.to_be_bytes()).await?;
@@ -282,6 +436,7 @@ pub async fn listen(
     listener: TcpListener,
     inbox: Inbox,
     faults: Arc<Faults>,
+    tls: Option<Arc<PeerTls>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     if let Ok(mut wake) = faults.wake.lock() {
@@ -292,7 +447,20 @@ pub async fn listen(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(read_peer(stream, peer, inbox.clone(), Arc::clone(&faults), shutdown.clone()));
+                    let (inbox, faults, stop) = (inbox.clone(), Arc::clone(&faults), shutdown.clone());
+                    match &tls {
+                        None => {
+                            tokio::spawn(read_peer(stream, peer, inbox, faults, stop));
+                        }
+                        Some(tls) => {
+                            let tls = Arc::clone(tls);
+                            tokio::spawn(async move {
+                                if let Some(stream) = accept_tls(&tls, stream, peer).await {
+                                    read_peer(stream, peer, inbox, faults, stop).await;
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "inter-broker accept failed");
@@ -304,8 +472,36 @@ pub async fn listen(
     }
 }
 
-async fn read_peer(
-    mut stream: TcpStream,
+/// Runs the TLS handshake of an incoming peer connection and checks the
+/// broker's principal; `None` (logged) when it is refused.
+async fn accept_tls(
+    tls: &PeerTls,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.config());
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, error = %e, "inter-broker connection refused: TLS handshake failed (no valid certificate of the cluster CA?)");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "inter-broker connection refused: TLS handshake timed out");
+            return None;
+        }
+    };
+    let principal = tls.server.principal(stream.get_ref().1.peer_certificates());
+    if !tls.is_broker(principal.as_ref()) {
+        tracing::warn!(%peer, principal = ?principal.map(|p| p.to_string()), "inter-broker connection refused: not a broker's principal (cluster.tls.broker_principals)");
+        return None;
+    }
+    tracing::debug!(%peer, principal = ?principal.map(|p| p.to_string()), "inter-broker TLS connection accepted");
+    Some(stream)
+}
+
+async fn read_peer<S: AsyncRead + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
     inbox: Inbox,
     faults: Arc<Faults>,
@@ -344,7 +540,7 @@ async fn read_peer(
 }
 
 /// Reads one length-prefixed frame; `None` at a clean end of stream.
-async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}

@@ -14,6 +14,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use starlog_security::AclOperation;
+
+use super::access::Access;
 use crate::broker::Broker;
 use crate::control::AdminChange;
 use crate::topic_configs;
@@ -47,12 +50,52 @@ fn entry(
         .with_read_only(read_only)
 }
 
-/// Handles DescribeConfigs.
-pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+/// Whether `op` (DescribeConfigs or AlterConfigs) on a config resource is
+/// allowed: a topic's on the topic, a broker's on the cluster. The refusal's
+/// error is Kafka's for the resource type. Other types are not refused here
+/// (the handlers answer them INVALID_REQUEST).
+fn config_access(
+    access: &Access<'_>,
+    op: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), (ResponseError, String)> {
+    match resource_type {
+        RESOURCE_TOPIC if !access.topic(op, name) => Err((
+            ResponseError::TopicAuthorizationFailed,
+            format!("not authorized to {op} topic {name}"),
+        )),
+        RESOURCE_BROKER if !access.cluster(op) => Err((
+            ResponseError::ClusterAuthorizationFailed,
+            format!("not authorized to {op} the cluster"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Handles DescribeConfigs (DescribeConfigs on the topic, or on the cluster
+/// for a broker's).
+pub fn describe(
+    broker: &Broker,
+    req: DescribeConfigsRequest,
+    access: &Access<'_>,
+) -> DescribeConfigsResponse {
     let results = req
         .resources
         .into_iter()
         .map(|r| {
+            if let Err((code, message)) = config_access(
+                access,
+                AclOperation::DescribeConfigs,
+                r.resource_type,
+                &r.resource_name,
+            ) {
+                return DescribeConfigsResult::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name)
+                    .with_error_code(code.code())
+                    .with_error_message(Some(s(message)));
+            }
             let keys: Option<Vec<String>> = r
                 .configuration_keys
                 .map(|k| k.into_iter().map(|k| k.to_string()).collect());
@@ -118,14 +161,17 @@ pub fn describe(broker: &Broker, req: DescribeConfigsRequest) -> DescribeConfigs
     DescribeConfigsResponse::default().with_results(results)
 }
 
-/// Applies a change to a topic's override map.
+/// Applies a change to a topic's override map, once AlterConfigs on it is
+/// allowed.
 fn apply(
     broker: &Broker,
+    access: &Access<'_>,
     resource_type: i8,
     name: &str,
     change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
+    config_access(access, AclOperation::AlterConfigs, resource_type, name)?;
     if resource_type != RESOURCE_TOPIC {
         return Err((
             ResponseError::InvalidRequest,
@@ -163,7 +209,11 @@ fn outcome(result: Result<(), (ResponseError, String)>) -> (i16, Option<StrBytes
 }
 
 /// Handles AlterConfigs (replaces the whole override set).
-pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub fn alter(
+    broker: &Broker,
+    req: AlterConfigsRequest,
+    access: &Access<'_>,
+) -> AlterConfigsResponse {
     let responses = req
         .resources
         .into_iter()
@@ -171,6 +221,7 @@ pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse 
             let name = r.resource_name.to_string();
             let (error_code, message) = outcome(apply(
                 broker,
+                access,
                 r.resource_type,
                 &name,
                 |configs| {
@@ -203,6 +254,7 @@ const OP_DELETE: i8 = 1;
 pub fn incremental_alter(
     broker: &Broker,
     req: IncrementalAlterConfigsRequest,
+    access: &Access<'_>,
 ) -> IncrementalAlterConfigsResponse {
     let responses = req
         .resources
@@ -211,6 +263,7 @@ pub fn incremental_alter(
             let name = r.resource_name.to_string();
             let (error_code, message) = outcome(apply(
                 broker,
+                access,
                 r.resource_type,
                 &name,
                 |configs| {

@@ -16,6 +16,9 @@ use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use starlog_security::AclOperation;
+
+use super::access::Access;
 use crate::broker::Broker;
 use crate::errors::append_error_code;
 use crate::partition::Partition;
@@ -36,8 +39,14 @@ fn to_usize(v: i32) -> usize {
     usize::try_from(v).unwrap_or(0)
 }
 
-/// Handles a Fetch request.
-pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
+/// Handles a Fetch request. A topic the principal may not Read answers
+/// TOPIC_AUTHORIZATION_FAILED on each of its partitions.
+pub async fn handle(
+    broker: &Broker,
+    req: FetchRequest,
+    version: i16,
+    access: &Access<'_>,
+) -> FetchResponse {
     let cap = broker.config.limits.max_fetch_wait_ms;
     let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0).min(cap));
     let deadline = Instant::now() + wait;
@@ -51,7 +60,17 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
         .topics
         .into_iter()
         .map(|t| {
-            let topic = broker.topics.get(&t.topic.0);
+            let readable = access.topic(AclOperation::Read, &t.topic.0);
+            let topic = if readable {
+                broker.topics.get(&t.topic.0)
+            } else {
+                None
+            };
+            let missing = if readable {
+                ResponseError::UnknownTopicOrPartition
+            } else {
+                ResponseError::TopicAuthorizationFailed
+            };
             WantedTopic {
                 name: t.topic,
                 partitions: t
@@ -60,7 +79,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
                     .map(|p| Wanted {
                         partition: topic
                             .as_ref()
-                            .ok_or(ResponseError::UnknownTopicOrPartition)
+                            .ok_or(missing)
                             .and_then(|t| t.lookup(p.partition).cloned()),
                         index: p.partition,
                         offset: p.fetch_offset,

@@ -13,6 +13,9 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 
+use starlog_security::AclOperation;
+
+use super::access::Access;
 use crate::broker::Broker;
 use crate::partition::Partition;
 
@@ -21,23 +24,37 @@ pub const EARLIEST: i64 = -2;
 /// Kafka's "latest" sentinel.
 pub const LATEST: i64 = -1;
 
-/// Handles a ListOffsets request.
-pub async fn handle(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+/// Handles a ListOffsets request. A topic the principal may not Describe
+/// answers TOPIC_AUTHORIZATION_FAILED on each of its partitions.
+pub async fn handle(
+    broker: &Broker,
+    req: ListOffsetsRequest,
+    version: i16,
+    access: &Access<'_>,
+) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let topic = broker.topics.get(&t.name.0);
+        let describable = access.topic(AclOperation::Describe, &t.name.0);
+        let topic = if describable {
+            broker.topics.get(&t.name.0)
+        } else {
+            None
+        };
+        let missing = if describable {
+            ResponseError::UnknownTopicOrPartition
+        } else {
+            ResponseError::TopicAuthorizationFailed
+        };
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let base =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             let found = topic
                 .as_ref()
-                .ok_or(ResponseError::UnknownTopicOrPartition)
+                .ok_or(missing)
                 .and_then(|t| t.lookup(p.partition_index));
             let Ok(partition) = found else {
-                let code = found
-                    .err()
-                    .unwrap_or(ResponseError::UnknownTopicOrPartition);
+                let code = found.err().unwrap_or(missing);
                 partitions.push(
                     base.with_error_code(code.code())
                         .with_offset(-1)

@@ -11,13 +11,17 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use starlog_security::{AclOperation, ResourceType};
+
+use super::access::Access;
 use crate::broker::Broker;
 use crate::control::NewTopic;
 use crate::topics::Topic;
 
-/// The brokers to advertise: this one, or every member of its cluster.
-pub fn brokers(broker: &Broker) -> Vec<(BrokerId, StrBytes, i32)> {
-    broker.control.brokers()
+/// The brokers to advertise to a client of `listener`: this one, or every
+/// member of its cluster, at their endpoints of that listener.
+pub fn brokers(broker: &Broker, listener: &str) -> Vec<(BrokerId, StrBytes, i32)> {
+    broker.control.brokers(listener)
 }
 
 /// The controller to advertise: the metadata group's leader in a cluster.
@@ -26,9 +30,19 @@ pub fn controller(broker: &Broker) -> BrokerId {
 }
 
 /// Handles a Metadata request.
-pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
+///
+/// Authorization as Kafka does it: listing every topic lists only those the
+/// principal may Describe; a named topic it may not Describe answers
+/// TOPIC_AUTHORIZATION_FAILED without saying whether it exists; creating a
+/// missing topic on the way needs Create on the cluster or on the topic.
+pub async fn handle(
+    broker: &Broker,
+    req: MetadataRequest,
+    version: i16,
+    access: &Access<'_>,
+) -> MetadataResponse {
     let node = BrokerId(broker.node_id());
-    let brokers = brokers(broker)
+    let brokers = brokers(broker, &access.peer().listener)
         .into_iter()
         .map(|(id, host, port)| {
             MetadataResponseBroker::default()
@@ -45,6 +59,10 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
     };
     let auto_create =
         broker.config.topics.auto_create && (version < 4 || req.allow_auto_topic_creation);
+    let with_topic_operations = version >= 8 && req.include_topic_authorized_operations;
+    // The field exists in v8-v10 (DescribeCluster carries it later).
+    let cluster_operations =
+        (8..=10).contains(&version) && req.include_cluster_authorized_operations;
     let wanted: Option<Vec<(String, uuid::Uuid)>> = requested.map(|list| {
         list.into_iter()
             .map(|t| {
@@ -60,7 +78,7 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
     // client then learns it now instead of at its next periodic refresh.
     let deadline = tokio::time::Instant::now() + broker.control.leader_wait();
     let topics = loop {
-        let topics = topics_for(broker, wanted.as_deref(), auto_create, node).await;
+        let topics = topics_for(broker, wanted.as_deref(), auto_create, node, access).await;
         let leaderless = topics
             .iter()
             .flat_map(|t| &t.partitions)
@@ -70,7 +88,33 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    MetadataResponse::default()
+    let topics = if with_topic_operations {
+        topics
+            .into_iter()
+            .map(|t| {
+                if t.error_code != 0 {
+                    return t;
+                }
+                let name = t.name.as_ref().map_or("", |n| n.0.as_str()).to_string();
+                t.with_topic_authorized_operations(
+                    access.authorized_operations(ResourceType::Topic, &name),
+                )
+            })
+            .collect()
+    } else {
+        topics
+    };
+    let response = if cluster_operations {
+        let ops = if access.cluster(AclOperation::Describe) {
+            access.authorized_operations(ResourceType::Cluster, starlog_security::acl::CLUSTER_NAME)
+        } else {
+            0
+        };
+        MetadataResponse::default().with_cluster_authorized_operations(ops)
+    } else {
+        MetadataResponse::default()
+    };
+    response
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(
             broker.config.cluster_id.clone(),
@@ -79,24 +123,27 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
         .with_topics(topics)
 }
 
-/// The topics part of a Metadata response: every topic, or those asked for.
+/// The topics part of a Metadata response: every topic the principal may
+/// Describe, or those asked for.
 async fn topics_for(
     broker: &Broker,
     wanted: Option<&[(String, uuid::Uuid)]>,
     auto_create: bool,
     node: BrokerId,
+    access: &Access<'_>,
 ) -> Vec<MetadataResponseTopic> {
     match wanted {
         None => broker
             .topics
             .all()
             .iter()
+            .filter(|t| access.allows_quietly(AclOperation::Describe, ResourceType::Topic, &t.name))
             .map(|t| describe(broker, t, node))
             .collect(),
         Some(list) => {
             let mut out = Vec::with_capacity(list.len());
             for (name, id) in list {
-                out.push(lookup(broker, name, id, auto_create, node).await);
+                out.push(lookup(broker, name, id, auto_create, node, access).await);
             }
             out
         }
@@ -109,18 +156,32 @@ async fn lookup(
     id: &uuid::Uuid,
     auto_create: bool,
     node: BrokerId,
+    access: &Access<'_>,
 ) -> MetadataResponseTopic {
     if name.is_empty() && !id.is_nil() {
         return match broker.topics.get_by_id(id.as_bytes()) {
-            Some(t) => describe(broker, &t, node),
+            Some(t) if access.topic(AclOperation::Describe, &t.name) => describe(broker, &t, node),
+            // A topic id is not secret; the name is withheld (an empty
+            // string: the field is nullable only from v12).
+            Some(_) => MetadataResponseTopic::default()
+                .with_name(Some(TopicName(StrBytes::default())))
+                .with_topic_id(*id)
+                .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
             None => error_topic(name, ResponseError::UnknownTopicId),
         };
+    }
+    if !access.topic(AclOperation::Describe, name) {
+        // Checked before existence: the answer does not say whether it exists.
+        return error_topic(name, ResponseError::TopicAuthorizationFailed);
     }
     if let Some(t) = broker.topics.get(name) {
         return describe(broker, &t, node);
     }
     if !auto_create {
         return error_topic(name, ResponseError::UnknownTopicOrPartition);
+    }
+    if !access.cluster(AclOperation::Create) && !access.topic(AclOperation::Create, name) {
+        return error_topic(name, ResponseError::TopicAuthorizationFailed);
     }
     let partitions = broker.config.topics.default_partitions;
     let max = broker.config.topics.max_partitions;

@@ -13,6 +13,9 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use starlog_security::AclOperation;
+
+use super::access::Access;
 use crate::broker::Broker;
 use crate::errors::append_error_code;
 use crate::partition::{AppendError, Partition, Written};
@@ -48,14 +51,32 @@ enum Stage {
 /// completion that waits for the flush policy. A connection can start its
 /// next request while this one's fsync is under way; per-partition order is
 /// kept because writes happen in the order requests are read.
-pub async fn begin(broker: &Broker, req: ProduceRequest) -> Completion {
+///
+/// A topic the principal may not Write answers TOPIC_AUTHORIZATION_FAILED
+/// on each of its partitions, before its existence is looked at (as Kafka
+/// does, so the answer does not tell whether it exists) and with nothing
+/// appended.
+pub async fn begin(broker: &Broker, req: ProduceRequest, access: &Access<'_>) -> Completion {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
-    let transactional = req.transactional_id.is_some();
+    // Transactions are not supported: a transactional produce is refused
+    // whether or not the id's Write is allowed (only the message differs).
+    let transactional = req.transactional_id.as_ref().map(|id| {
+        if access.transactional_id(AclOperation::Write, id) {
+            "transactions are not supported"
+        } else {
+            "not authorized to write with this transactional id"
+        }
+    });
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
         let name = topic_data.name.0.to_string();
-        let topic = broker.topics.get(&name);
+        let writable = access.topic(AclOperation::Write, &name);
+        let topic = if writable {
+            broker.topics.get(&name)
+        } else {
+            None
+        };
         let rule = topic.as_ref().and_then(|t| {
             t.configs
                 .get(crate::schema_rule::UPSTREAM_REGISTRY_KEY)
@@ -78,11 +99,18 @@ pub async fn begin(broker: &Broker, req: ProduceRequest) -> Completion {
                         format!("acks={acks} is not one of -1, 0, 1"),
                     ));
                 }
-                if transactional {
+                if let Some(why) = transactional {
                     return Stage::Done(partition_error(
                         index,
                         ResponseError::TransactionalIdAuthorizationFailed,
-                        "transactions are not supported".to_string(),
+                        why.to_string(),
+                    ));
+                }
+                if !writable {
+                    return Stage::Done(partition_error(
+                        index,
+                        ResponseError::TopicAuthorizationFailed,
+                        format!("not authorized to write to {name}"),
                     ));
                 }
                 let partition = match partition {

@@ -19,13 +19,25 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use starlog_security::AclOperation;
+
+use super::access::Access;
 use crate::broker::Broker;
 
-/// Handles AlterPartitionReassignments.
+/// Handles AlterPartitionReassignments (Alter on the cluster, else
+/// CLUSTER_AUTHORIZATION_FAILED and nothing moves).
 pub async fn alter(
     broker: &Broker,
     req: AlterPartitionReassignmentsRequest,
+    access: &Access<'_>,
 ) -> AlterPartitionReassignmentsResponse {
+    if !access.cluster(AclOperation::Alter) {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "not authorized to alter the cluster",
+            )));
+    }
     if let Err(why) = broker.control.check_reassignments() {
         return AlterPartitionReassignmentsResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code())
@@ -69,11 +81,19 @@ pub async fn alter(
 }
 
 /// Handles ListPartitionReassignments: the partitions whose replicas are
-/// moving (all of them, or those asked for).
+/// moving (all of them, or those asked for); Describe on the cluster.
 pub fn list(
     broker: &Broker,
     req: ListPartitionReassignmentsRequest,
+    access: &Access<'_>,
 ) -> ListPartitionReassignmentsResponse {
+    if !access.cluster(AclOperation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "not authorized to describe the cluster",
+            )));
+    }
     let wanted: Option<BTreeMap<String, Vec<i32>>> = req.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes))

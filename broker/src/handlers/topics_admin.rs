@@ -16,6 +16,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use starlog_security::AclOperation;
+
+use super::access::Access;
 use crate::broker::Broker;
 use crate::control::{AdminChange, NewTopic};
 use crate::topic_configs;
@@ -24,12 +27,25 @@ fn msg(s: String) -> Option<StrBytes> {
     Some(StrBytes::from_string(s))
 }
 
-/// Handles CreateTopics.
-pub async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsResponse {
+/// Handles CreateTopics: each topic needs Create on the cluster or on
+/// itself (TOPIC_AUTHORIZATION_FAILED otherwise, nothing created).
+pub async fn create_topics(
+    broker: &Broker,
+    req: CreateTopicsRequest,
+    access: &Access<'_>,
+) -> CreateTopicsResponse {
+    let cluster_create = access.cluster(AclOperation::Create);
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
         let base = CreatableTopicResult::default().with_name(t.name.clone());
+        if !cluster_create && !access.topic(AclOperation::Create, &name) {
+            results.push(
+                base.with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(msg(format!("not authorized to create topic {name}"))),
+            );
+            continue;
+        }
         let partitions = if t.num_partitions == -1 {
             broker.config.topics.default_partitions
         } else {
@@ -100,8 +116,14 @@ pub async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateT
     CreateTopicsResponse::default().with_topics(results)
 }
 
-/// Handles DeleteTopics (by name, or by id from v6).
-pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+/// Handles DeleteTopics (by name, or by id from v6): each topic needs
+/// Delete on itself, checked before its existence; a topic named by id
+/// whose Describe is refused is answered without its name.
+pub fn delete_topics(
+    broker: &Broker,
+    req: DeleteTopicsRequest,
+    access: &Access<'_>,
+) -> DeleteTopicsResponse {
     let mut targets: Vec<(Option<String>, uuid::Uuid)> = req
         .topic_names
         .into_iter()
@@ -115,6 +137,7 @@ pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsR
     let responses = targets
         .into_iter()
         .map(|(name, id)| {
+            let by_id = !matches!(&name, Some(n) if !n.is_empty());
             let name = match name {
                 Some(n) if !n.is_empty() => Some(n),
                 _ => broker
@@ -130,6 +153,16 @@ pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsR
                     .with_error_code(ResponseError::UnknownTopicId.code())
                     .with_error_message(msg(format!("no topic with id {id}")));
             };
+            if by_id && !access.topic(AclOperation::Describe, &name) {
+                return base
+                    .with_name(None)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+            }
+            if !access.topic(AclOperation::Delete, &name) {
+                return base
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(msg(format!("not authorized to delete topic {name}")));
+            }
             if let Some((code, message)) = broker.control.refuses(AdminChange::DeleteTopics) {
                 return base
                     .with_error_code(code.code())
@@ -146,10 +179,11 @@ pub fn delete_topics(broker: &Broker, req: DeleteTopicsRequest) -> DeleteTopicsR
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-/// Handles CreatePartitions.
+/// Handles CreatePartitions: each topic needs Alter on itself.
 pub fn create_partitions(
     broker: &Broker,
     req: CreatePartitionsRequest,
+    access: &Access<'_>,
 ) -> CreatePartitionsResponse {
     let max = broker.config.topics.max_partitions;
     let results = req
@@ -157,6 +191,14 @@ pub fn create_partitions(
         .into_iter()
         .map(|t| {
             let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            if !access.topic(AclOperation::Alter, &t.name.0) {
+                return base
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(msg(format!(
+                        "not authorized to alter topic {}",
+                        t.name.0.as_str()
+                    )));
+            }
             if let Some((code, message)) = broker.control.refuses(AdminChange::AddPartitions) {
                 return base
                     .with_error_code(code.code())
@@ -181,16 +223,27 @@ pub fn create_partitions(
     CreatePartitionsResponse::default().with_results(results)
 }
 
-/// Handles DeleteRecords: moves each partition's log start forward.
-pub async fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+/// Handles DeleteRecords: moves each partition's log start forward; each
+/// topic needs Delete on itself.
+pub async fn delete_records(
+    broker: &Broker,
+    req: DeleteRecordsRequest,
+    access: &Access<'_>,
+) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
+        let deletable = access.topic(AclOperation::Delete, &t.name.0);
         let topic = broker.topics.get(&t.name.0);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let base = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
+            if !deletable {
+                partitions
+                    .push(base.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+                continue;
+            }
             let Some(partition) = topic
                 .as_ref()
                 .and_then(|t| t.partition(p.partition_index))

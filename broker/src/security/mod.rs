@@ -9,9 +9,17 @@
 //! users and ACLs live in a [`SecurityStore`] picked once at start-up (a
 //! file for a broker alone, the metadata log in a cluster), the way the
 //! group coordinator's backend is.
+//!
+//! `tls_reload`: [`TlsReloader`], every TLS configuration of the broker,
+//! reloaded when its files change and on `SIGHUP`.
 
+mod internal;
 mod store;
+mod tls_reload;
+
+pub use internal::{InternalLogin, INTERNAL_MECHANISM, INTERNAL_USER};
 
 pub use store::{
     read_state, write_state, LocalSecurityStore, Policy, SecurityStore, StoreError, SECURITY_FILE,
 };
+pub use tls_reload::{TlsReloader, TLS_POLL_INTERVAL};

@@ -101,3 +101,128 @@ async fn exchange<C: SaslChannel + Sync>(
     }
     Ok(resp.auth_bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    //! `authenticate` against the broker's server side (`starlog_security::SaslServer`)
+    //! behind an in-memory channel: Kafka's two requests, no socket.
+
+    use super::*;
+    use parking_lot::Mutex;
+    use starlog_security::{
+        Mechanism, SaslServer, ScramCredential, ScramMechanism, SecurityChange, SecurityState, Step,
+    };
+
+    struct ServerChannel {
+        users: SecurityState,
+        server: Mutex<Option<SaslServer>>,
+        principal: Mutex<Option<String>>,
+    }
+
+    impl ServerChannel {
+        fn new() -> Self {
+            let mut users = SecurityState::default();
+            for m in ScramMechanism::ALL {
+                let credential =
+                    ScramCredential::new(m, "alice-pw", 4096).unwrap_or_else(|e| panic!("{e}"));
+                users.apply(&SecurityChange::SetCredential {
+                    user: "alice".into(),
+                    credential,
+                });
+            }
+            Self {
+                users,
+                server: Mutex::new(None),
+                principal: Mutex::new(None),
+            }
+        }
+    }
+
+    impl SaslChannel for ServerChannel {
+        fn peer(&self) -> &str {
+            "127.0.0.1:9092"
+        }
+
+        async fn handshake(&self, req: &SaslHandshakeRequest) -> Result<SaslHandshakeResponse> {
+            let mut resp = SaslHandshakeResponse::default().with_mechanisms(
+                Mechanism::ALL
+                    .iter()
+                    .map(|m| StrBytes::from_static_str(m.name()))
+                    .collect(),
+            );
+            match Mechanism::parse(&req.mechanism) {
+                Some(m) => *self.server.lock() = Some(SaslServer::new(m)),
+                None => resp.error_code = ResponseError::UnsupportedSaslMechanism.code(),
+            }
+            Ok(resp)
+        }
+
+        async fn authenticate(
+            &self,
+            req: &SaslAuthenticateRequest,
+        ) -> Result<SaslAuthenticateResponse> {
+            let mut guard = self.server.lock();
+            let Some(server) = guard.as_mut() else {
+                panic!("SaslAuthenticate before SaslHandshake");
+            };
+            Ok(match server.step(&req.auth_bytes, &self.users) {
+                Ok(Step::Continue(bytes)) => {
+                    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes))
+                }
+                Ok(Step::Done {
+                    principal,
+                    response,
+                }) => {
+                    *self.principal.lock() = Some(principal.to_string());
+                    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(response))
+                }
+                Err(e) => SaslAuthenticateResponse::default()
+                    .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+                    .with_error_message(Some(StrBytes::from_string(e.client_message()))),
+            })
+        }
+    }
+
+    fn config(mechanism: SaslMechanism, username: &str, password: &str) -> SaslConfig {
+        SaslConfig {
+            mechanism,
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    const ALL: [SaslMechanism; 3] = [
+        SaslMechanism::Plain,
+        SaslMechanism::ScramSha256,
+        SaslMechanism::ScramSha512,
+    ];
+
+    #[tokio::test]
+    async fn every_mechanism_authenticates_against_the_server_side() {
+        for m in ALL {
+            let channel = ServerChannel::new();
+            authenticate(&channel, &config(m, "alice", "alice-pw"))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", m.name()));
+            assert_eq!(channel.principal.lock().as_deref(), Some("User:alice"));
+        }
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_and_unknown_users_are_refused_alike() {
+        for m in ALL {
+            for (user, password) in [("alice", "wrong"), ("mallory", "alice-pw")] {
+                let channel = ServerChannel::new();
+                let e = authenticate(&channel, &config(m, user, password)).await;
+                let Err(ClientError::Sasl { reason, .. }) = e else {
+                    panic!("{}: {user} was not refused: {e:?}", m.name());
+                };
+                assert!(
+                    reason.ends_with("Authentication failed: Invalid username or password"),
+                    "{reason}"
+                );
+                assert!(channel.principal.lock().is_none());
+            }
+        }
+    }
+}
