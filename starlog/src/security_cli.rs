@@ -435,19 +435,24 @@ impl Target {
 }
 
 /// Offline changes with the broker running would be lost (the broker keeps
-/// its own copy): refuse when the configured Kafka address is taken.
+/// its own copy): refuse when a configured Kafka address is taken.
 fn refuse_if_running(cfg: &BrokerConfig) -> anyhow::Result<()> {
-    if cfg.listen.port() == 0 {
-        return Ok(());
+    let addrs: Vec<std::net::SocketAddr> = if cfg.listeners.is_empty() {
+        vec![cfg.listen]
+    } else {
+        cfg.listeners.iter().map(|l| l.listen).collect()
+    };
+    for addr in addrs.into_iter().filter(|a| a.port() != 0) {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                bail!(
+                    "{addr} is in use: is the broker of this configuration running? --config \
+                     changes a stopped broker's files; for a running one use --bootstrap-server"
+                );
+            }
+        }
     }
-    match std::net::TcpListener::bind(cfg.listen) {
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
-            "{} is in use: is the broker of this configuration running? --config changes a \
-             stopped broker's files; for a running one use --bootstrap-server",
-            cfg.listen
-        ),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// Whether this broker's copy of the cluster metadata log holds anything.
