@@ -463,3 +463,177 @@ fn a_running_broker_is_not_changed_behind_its_back() {
     assert!(err.contains("running") && err.contains(&listen), "{err}");
     assert!(!dir.path().join("data/__meta/security.json").exists());
 }
+
+/// A `starlog serve` process, killed when dropped.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn online_users_and_acls_go_through_a_running_broker_with_a_sasl_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sasl, public) = (free_port(), free_port());
+    let cfg = dir.path().join("starlog.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir: {data}\n\
+             listeners:\n\
+             \x20 - {{ name: internal, listen: 127.0.0.1:{sasl}, security: SASL_PLAINTEXT, sasl_mechanisms: [SCRAM-SHA-512, SCRAM-SHA-256] }}\n\
+             \x20 - {{ name: public, listen: 127.0.0.1:{public}, security: PLAINTEXT }}\n\
+             security: {{ super_users: [User:admin], allow_everyone_if_no_acl_found: false }}\n\
+             http: {{ enabled: false }}\n",
+            data = dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    // The first administrator, before the first start.
+    ok(
+        &["users", "set", "admin", "--password-stdin", "--config", cfg],
+        "admin-pw\n",
+    );
+    let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
+    let _broker = Served(
+        Command::new(BIN)
+            .args(["serve", "--config", cfg])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", sasl)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let server = format!("127.0.0.1:{sasl}");
+    let as_admin = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| (*s).to_string()).collect();
+        v.extend(
+            [
+                "--bootstrap-server",
+                &server,
+                "--sasl-mechanism",
+                "SCRAM-SHA-512",
+                "--user",
+                "admin",
+                "--password-stdin",
+            ]
+            .map(String::from),
+        );
+        v
+    };
+
+    // A user set online: the login's password first, then the new one.
+    let args = as_admin(&[
+        "users",
+        "set",
+        "alice",
+        "--mechanism",
+        "SCRAM-SHA-256",
+        "--iterations",
+        "4096",
+    ]);
+    ok(&strs(&args), "admin-pw\nalice-pw\n");
+    let list = ok(&strs(&as_admin(&["users", "list"])), "admin-pw\n");
+    let rows: Vec<Vec<&str>> = list
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["admin", "SCRAM-SHA-512", "8192"],
+            vec!["alice", "SCRAM-SHA-256", "4096"]
+        ],
+        "{list}"
+    );
+
+    // ACLs online.
+    let acl = [
+        "--allow-principal",
+        "User:alice",
+        "--operation",
+        "Read",
+        "--topic",
+        "alerts-",
+        "--resource-pattern-type",
+        "prefixed",
+    ];
+    let mut add = vec!["acls", "add"];
+    add.extend_from_slice(&acl);
+    ok(&strs(&as_admin(&add)), "admin-pw\n");
+    let listed = ok(&strs(&as_admin(&["acls", "list"])), "admin-pw\n");
+    let acl_rows: Vec<String> = listed
+        .lines()
+        .filter(|l| l.starts_with("Allow"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        acl_rows,
+        vec!["Allow User:alice * Read Topic Prefixed alerts-"],
+        "{listed}"
+    );
+
+    // Alice logs in with her new password, but may not manage ACLs; an
+    // anonymous client of the public listener neither; a wrong password
+    // does not log in.
+    let as_alice = [
+        "acls",
+        "list",
+        "--bootstrap-server",
+        &server,
+        "--sasl-mechanism",
+        "SCRAM-SHA-256",
+        "--user",
+        "alice",
+        "--password-stdin",
+    ];
+    let err = refused(&as_alice, "alice-pw\n");
+    assert!(err.to_lowercase().contains("authorization"), "{err}");
+    let public_server = format!("127.0.0.1:{public}");
+    let err = refused(&["acls", "list", "--bootstrap-server", &public_server], "");
+    assert!(err.to_lowercase().contains("authorization"), "{err}");
+    let err = refused(&strs(&as_admin(&["users", "list"])), "wrong-pw\n");
+    assert!(err.contains("SASL"), "{err}");
+
+    let mut remove = vec!["acls", "remove"];
+    remove.extend_from_slice(&acl);
+    let out = ok(&strs(&as_admin(&remove)), "admin-pw\n");
+    assert!(out.contains("alerts-"), "{out}");
+    let listed = ok(&strs(&as_admin(&["acls", "list"])), "admin-pw\n");
+    assert!(!listed.contains("alice"), "{listed}");
+
+    // Deleted online: alice can no longer log in.
+    ok(
+        &strs(&as_admin(&["users", "delete", "alice"])),
+        "admin-pw\n",
+    );
+    let err = refused(&as_alice, "alice-pw\n");
+    assert!(err.contains("SASL"), "{err}");
+    let list = ok(&strs(&as_admin(&["users", "list"])), "admin-pw\n");
+    assert!(!list.contains("alice"), "{list}");
+}
