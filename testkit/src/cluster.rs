@@ -152,10 +152,12 @@ pub struct ClusterSpec {
     pub before_first_start: Option<NodeHook>,
 }
 
-/// Something done to a node's files before it first starts: an error
-/// stops the cluster's start.
+/// What a [`NodeHook`] runs: an error stops the cluster's start.
+pub type NodeHookFn = dyn Fn(&Node) -> Result<(), String> + Send + Sync;
+
+/// Something done to a node's files before it first starts.
 #[derive(Clone)]
-pub struct NodeHook(pub std::sync::Arc<dyn Fn(&Node) -> Result<(), String> + Send + Sync>);
+pub struct NodeHook(pub std::sync::Arc<NodeHookFn>);
 
 impl std::fmt::Debug for NodeHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

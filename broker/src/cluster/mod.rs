@@ -21,7 +21,9 @@
 //! * `offsets` — the group coordinator's backend in cluster mode.
 //! * `security` — users and ACLs through the metadata group (the broker's
 //!   `SecurityStore` in a cluster) and their bootstrap from a file written
-//!   before the first start.
+//!   before the first start; `applied_security` — what the applier keeps of
+//!   them beside the state (outcomes by token, a change counter, the
+//!   bootstrap still to propose).
 //! * `driver_loop` — the thread that owns the replication crate's `Driver`
 //!   (every group here, one fsync per partition per turn); `inbox` — what
 //!   it is asked to do.
@@ -46,6 +48,7 @@
 pub mod config;
 
 mod admin;
+mod applied_security;
 mod applier;
 mod checkpoint;
 mod control;

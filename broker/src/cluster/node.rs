@@ -13,11 +13,11 @@ use starlog_storage::LogConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
+use super::applied_security::{Bootstrap, SecurityOutcomes};
 use super::config::{ClusterSettings, PeerSettings};
 use super::driver_loop;
 use super::inbox::{Inbox, Input};
 use super::metadata::{ClusterState, METADATA_GROUP, METADATA_TOPIC};
-use super::security::{Bootstrap, SecurityOutcomes};
 use super::transport::{self, Faults, TcpTransport};
 use super::view::ClusterView;
 use crate::security::{read_state, Policy, StoreError, SECURITY_FILE};

@@ -19,13 +19,11 @@
 //! with files, a proposal repeated after a leader change, or a restart with
 //! the file still there, change nothing once the first one is in.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use starlog_security::{
     Authorizer, ChangeOutcome, ScramCredential, ScramMechanism, SecurityChange, SecurityState,
 };
@@ -37,66 +35,8 @@ use super::node::Cluster;
 use super::offsets::rand_token;
 use crate::security::{Policy, SecurityStore, StoreError};
 
-/// Security outcomes remembered after they are applied.
-const RECENT_OUTCOMES: usize = 1024;
-
 /// How often a pending bootstrap is proposed again.
 const BOOTSTRAP_EVERY: Duration = Duration::from_secs(2);
-
-/// What the security commands applied here did, by token, and a counter of
-/// changes to the users and ACLs (the store rebuilds its authorizer when it
-/// moves).
-#[derive(Debug, Default)]
-pub(crate) struct SecurityOutcomes {
-    recent: Mutex<VecDeque<(u64, Result<ChangeOutcome, String>)>>,
-    generation: AtomicU64,
-}
-
-impl SecurityOutcomes {
-    /// Notes that the users or ACLs may have changed.
-    pub(super) fn changed(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Records what the command `token` did.
-    pub(super) fn record(&self, token: u64, outcome: Result<ChangeOutcome, String>) {
-        let mut recent = self.recent.lock();
-        recent.push_back((token, outcome));
-        while recent.len() > RECENT_OUTCOMES {
-            recent.pop_front();
-        }
-    }
-
-    fn find(&self, token: u64) -> Option<Result<ChangeOutcome, String>> {
-        self.recent
-            .lock()
-            .iter()
-            .find(|(t, _)| *t == token)
-            .map(|(_, o)| o.clone())
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-}
-
-/// A bootstrap file's users and ACLs still to propose.
-#[derive(Debug)]
-pub(crate) struct Bootstrap {
-    pending: Option<SecurityState>,
-    last: Option<Instant>,
-}
-
-impl Bootstrap {
-    /// What the file holds (nothing to do when it holds no user and no ACL).
-    pub(super) fn new(file: SecurityState) -> Self {
-        let pending = (!file.users.is_empty() || !file.acls.is_empty()).then_some(file);
-        Self {
-            pending,
-            last: None,
-        }
-    }
-}
 
 impl Cluster {
     /// Proposes this broker's bootstrap users and ACLs while the cluster

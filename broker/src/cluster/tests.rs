@@ -431,8 +431,9 @@ use starlog_security::{
     SecurityState, SECURITY_FORMAT_VERSION,
 };
 
+use super::applied_security::Bootstrap;
 use super::metadata::Change;
-use super::security::{Bootstrap, ClusterSecurityStore};
+use super::security::ClusterSecurityStore;
 use crate::security::{Policy, SecurityStore};
 
 fn read_acl(who: &str, topic: &str, pattern: PatternType) -> AclBinding {
