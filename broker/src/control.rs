@@ -4,8 +4,9 @@
 //! creation and the admin changes a mode refuses, leadership as Metadata
 //! reports it, reassignment, `/metrics` and `/cluster/*` additions). The
 //! server picks the implementation once at start-up: [`SingleBroker`] here,
-//! or the cluster's (`cluster::start`), the way it picks the group
-//! coordinator's `GroupBackend`. No handler asks which mode it is in.
+//! or the cluster's (`cluster::start`), together with the group
+//! coordinator's `GroupBackend` and the `SecurityStore` (users and ACLs) of
+//! the same mode ([`Mode`]). No handler asks which mode it is in.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +19,26 @@ use kafka_protocol::ResponseError;
 
 use crate::listener::Endpoints;
 use crate::topics::{Topic, TopicError, TopicRegistry};
+
+/// What the server runs on, picked once at start-up for its mode: a broker
+/// alone's, or a cluster member's (`cluster::start`).
+pub struct Mode {
+    /// The answers that depend on the mode.
+    pub control: Arc<dyn Control>,
+    /// The group coordinator's backend (where committed offsets go).
+    pub backend: Arc<dyn crate::groups::GroupBackend>,
+    /// Users and ACLs.
+    pub security: Arc<dyn crate::security::SecurityStore>,
+}
+
+impl std::fmt::Debug for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mode")
+            .field("control", &self.control)
+            .field("security", &self.security)
+            .finish_non_exhaustive()
+    }
+}
 
 /// A broker as clients are told of it: id, host, port.
 pub type BrokerAddress = (BrokerId, StrBytes, i32);

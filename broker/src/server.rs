@@ -18,7 +18,7 @@ use crate::clock::now_ms;
 use crate::cluster;
 use crate::config::BrokerConfig;
 use crate::connection;
-use crate::control::{Control, SingleBroker};
+use crate::control::{Mode, SingleBroker};
 use crate::extensions::{ExtensionError, Extensions, LocalAddrs, RunningTask};
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::listener::{Endpoints, ListenerSettings};
@@ -138,46 +138,57 @@ impl Server {
             }
         }
         // The mode is picked here, once: a broker alone, or a member of a
-        // cluster (where committed offsets are replicated through the
-        // metadata group).
-        let (control, backend): (Arc<dyn Control>, Arc<dyn crate::groups::GroupBackend>) =
-            match &config.cluster {
-                Some(settings) => {
-                    let peer_tls = match &settings.tls {
-                        Some(t) => {
-                            let loaded =
-                                cluster::PeerTls::load(t, &config.base_dir).map_err(|source| {
-                                    StartError::Tls {
-                                        listener: "inter-broker".into(),
-                                        source: Box::new(source),
-                                    }
-                                })?;
-                            tls.register("inter-broker", Arc::clone(&loaded.server));
-                            Some(Arc::new(loaded))
-                        }
-                        None => None,
-                    };
-                    let start = cluster::Start {
-                        node_id: config.node_id,
-                        settings: settings.clone(),
-                        data_dir: config.data_dir.clone(),
-                        base: config.base_log_config(),
-                        tls: peer_tls,
-                    };
-                    cluster::start(
-                        start,
-                        endpoints.clone(),
-                        Arc::clone(&topics),
-                        shutdown.subscribe(),
+        // cluster (where committed offsets, users and ACLs are replicated
+        // through the metadata group).
+        let Mode {
+            control,
+            backend,
+            security,
+        } = match &config.cluster {
+            Some(settings) => {
+                let peer_tls = match &settings.tls {
+                    Some(t) => {
+                        let loaded =
+                            cluster::PeerTls::load(t, &config.base_dir).map_err(|source| {
+                                StartError::Tls {
+                                    listener: "inter-broker".into(),
+                                    source: Box::new(source),
+                                }
+                            })?;
+                        tls.register("inter-broker", Arc::clone(&loaded.server));
+                        Some(Arc::new(loaded))
+                    }
+                    None => None,
+                };
+                let start = cluster::Start {
+                    node_id: config.node_id,
+                    settings: settings.clone(),
+                    data_dir: config.data_dir.clone(),
+                    base: config.base_log_config(),
+                    tls: peer_tls,
+                    policy: config.security.policy(),
+                };
+                cluster::start(
+                    start,
+                    endpoints.clone(),
+                    Arc::clone(&topics),
+                    shutdown.subscribe(),
+                )
+                .await
+                .map_err(|e| StartError::Cluster(e.to_string()))?
+            }
+            None => Mode {
+                control: Arc::new(SingleBroker::new(config.node_id, endpoints.clone())),
+                backend: Arc::new(MetaBackend::new(Arc::clone(&topics))),
+                security: Arc::new(
+                    crate::security::LocalSecurityStore::open(
+                        &data_dir.join("__meta"),
+                        config.security.policy(),
                     )
-                    .await
-                    .map_err(|e| StartError::Cluster(e.to_string()))?
-                }
-                None => (
-                    Arc::new(SingleBroker::new(config.node_id, endpoints.clone())),
-                    Arc::new(MetaBackend::new(Arc::clone(&topics))),
+                    .map_err(|e| storage_err(e.to_string()))?,
                 ),
-            };
+            },
+        };
         let groups = GroupCoordinator::new(backend, group_config);
         let schemas = if config.schema_registry.enabled {
             Some(Arc::new(
@@ -187,13 +198,6 @@ impl Server {
         } else {
             None
         };
-        let security: Arc<dyn crate::security::SecurityStore> = Arc::new(
-            crate::security::LocalSecurityStore::open(
-                &data_dir.join("__meta"),
-                config.security.policy(),
-            )
-            .map_err(|e| storage_err(e.to_string()))?,
-        );
         let internal = crate::security::InternalLogin::generate()
             .map_err(|e| storage_err(format!("the internal login: {e}")))?;
         let mut broker = Broker::new(config, topics, groups, schemas, control, security, internal);

@@ -1,23 +1,39 @@
 //! The admin client: topics (create, delete, describe), configs (describe,
-//! incremental alter), groups (list, describe, delete) and log offsets.
+//! incremental alter), groups (list, describe, delete), log offsets, ACLs
+//! (describe, create, delete) and users' SCRAM credentials (describe,
+//! alter), in `starlog-security`'s terms.
 //!
-//! Topic changes go to the controller; group calls to each group's
+//! Topic, ACL and credential changes go to the controller; group calls to each group's
 //! coordinator; ListGroups asks every broker and merges the answers.
 //! Per-resource Kafka errors become typed errors naming the resource.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use kafka_protocol::messages::alter_user_scram_credentials_request::{
+    ScramCredentialDeletion, ScramCredentialUpsertion,
+};
+use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, ApiKey, CreateAclsRequest, DeleteAclsRequest,
+    DescribeAclsRequest, DescribeUserScramCredentialsRequest,
 };
 use kafka_protocol::messages::{
     CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
     DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use starlog_security::{
+    AclBinding, AclEntry, AclFilter, AclOperation, PatternType, Permission, Principal,
+    ResourcePattern, ResourceType, ScramMechanism,
+};
 
 use crate::cluster::{Cluster, TopicInfo};
 use crate::config::ClientConfig;
@@ -25,7 +41,7 @@ use crate::connection::Connection;
 use crate::consumer::offsets;
 use crate::consumer::protocol::decode_assignment;
 use crate::error::{check, Result};
-use crate::TopicPartition;
+use crate::{ClientError, TopicPartition};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
@@ -139,6 +155,64 @@ pub struct GroupDescription {
     pub protocol: String,
     /// Members.
     pub members: Vec<MemberDescription>,
+}
+
+/// A user's SCRAM credentials as DescribeUserScramCredentials lists them:
+/// mechanisms and iteration counts, nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserScramCredentials {
+    /// The user name.
+    pub user: String,
+    /// Each mechanism the user has a credential for, with its iterations.
+    pub credentials: Vec<(ScramMechanism, i32)>,
+}
+
+/// One change of AlterUserScramCredentials.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ScramChange {
+    /// Sets a user's credential for a mechanism from a password: the client
+    /// picks a random salt and sends only the salted password, as Kafka's
+    /// tools do.
+    Upsert {
+        /// The user name.
+        user: String,
+        /// The mechanism.
+        mechanism: ScramMechanism,
+        /// The password (never sent, never printed).
+        password: String,
+        /// PBKDF2 iterations.
+        iterations: i32,
+    },
+    /// Removes a user's credential for a mechanism.
+    Delete {
+        /// The user name.
+        user: String,
+        /// The mechanism.
+        mechanism: ScramMechanism,
+    },
+}
+
+impl std::fmt::Debug for ScramChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Upsert {
+                user,
+                mechanism,
+                iterations,
+                ..
+            } => f
+                .debug_struct("Upsert")
+                .field("user", user)
+                .field("mechanism", mechanism)
+                .field("iterations", iterations)
+                .finish_non_exhaustive(),
+            Self::Delete { user, mechanism } => f
+                .debug_struct("Delete")
+                .field("user", user)
+                .field("mechanism", mechanism)
+                .finish(),
+        }
+    }
 }
 
 /// The admin client.
@@ -414,6 +488,256 @@ impl Admin {
     ) -> Result<HashMap<TopicPartition, i64>> {
         offsets::fetch_committed(&self.cluster, group, tps).await
     }
+}
+
+/// ACLs and users' SCRAM credentials.
+impl Admin {
+    /// The ACLs `filter` selects.
+    pub async fn describe_acls(&self, filter: &AclFilter) -> Result<Vec<AclBinding>> {
+        let req = DescribeAclsRequest::default()
+            .with_resource_type_filter(filter.resource_type.code())
+            .with_resource_name_filter(filter.name.as_deref().map(s))
+            .with_pattern_type_filter(filter.pattern_type.code())
+            .with_principal_filter(filter.principal.as_ref().map(|p| s(&p.to_string())))
+            .with_host_filter(filter.host.as_deref().map(s))
+            .with_operation(filter.operation.code())
+            .with_permission_type(filter.permission.code());
+        let conn = self.controller().await?;
+        let resp = conn.call(&req).await?;
+        check(resp.error_code, || {
+            format!("describe ACLs{}", message(resp.error_message.as_ref()))
+        })?;
+        let garbage = |reason: String| ClientError::Garbage {
+            addr: conn.addr().to_owned(),
+            api: ApiKey::DescribeAcls,
+            reason,
+        };
+        let mut out = Vec::new();
+        for r in &resp.resources {
+            let pattern = ResourcePattern {
+                resource_type: ResourceType::from_code(r.resource_type)
+                    .map_err(|e| garbage(e.to_string()))?,
+                name: r.resource_name.to_string(),
+                pattern_type: PatternType::from_code(r.pattern_type)
+                    .map_err(|e| garbage(e.to_string()))?,
+            };
+            for a in &r.acls {
+                let entry = entry(&a.principal, &a.host, a.operation, a.permission_type)
+                    .map_err(garbage)?;
+                out.push(AclBinding {
+                    pattern: pattern.clone(),
+                    entry,
+                });
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Creates ACLs; fails on the first one the broker refused, naming it.
+    pub async fn create_acls(&self, acls: &[AclBinding]) -> Result<()> {
+        let req = CreateAclsRequest::default().with_creations(
+            acls.iter()
+                .map(|a| {
+                    AclCreation::default()
+                        .with_resource_type(a.pattern.resource_type.code())
+                        .with_resource_name(s(&a.pattern.name))
+                        .with_resource_pattern_type(a.pattern.pattern_type.code())
+                        .with_principal(s(&a.entry.principal.to_string()))
+                        .with_host(s(&a.entry.host))
+                        .with_operation(a.entry.operation.code())
+                        .with_permission_type(a.entry.permission.code())
+                })
+                .collect(),
+        );
+        let resp = self.controller().await?.call(&req).await?;
+        for (r, acl) in resp.results.iter().zip(acls) {
+            check(r.error_code, || {
+                format!("create ACL `{acl}`{}", message(r.error_message.as_ref()))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the ACLs each filter selects: what each deleted.
+    pub async fn delete_acls(&self, filters: &[AclFilter]) -> Result<Vec<Vec<AclBinding>>> {
+        let req = DeleteAclsRequest::default().with_filters(
+            filters
+                .iter()
+                .map(|f| {
+                    DeleteAclsFilter::default()
+                        .with_resource_type_filter(f.resource_type.code())
+                        .with_resource_name_filter(f.name.as_deref().map(s))
+                        .with_pattern_type_filter(f.pattern_type.code())
+                        .with_principal_filter(f.principal.as_ref().map(|p| s(&p.to_string())))
+                        .with_host_filter(f.host.as_deref().map(s))
+                        .with_operation(f.operation.code())
+                        .with_permission_type(f.permission.code())
+                })
+                .collect(),
+        );
+        let conn = self.controller().await?;
+        let resp = conn.call(&req).await?;
+        let garbage = |reason: String| ClientError::Garbage {
+            addr: conn.addr().to_owned(),
+            api: ApiKey::DeleteAcls,
+            reason,
+        };
+        let mut out = Vec::new();
+        for r in &resp.filter_results {
+            check(r.error_code, || {
+                format!("delete ACLs{}", message(r.error_message.as_ref()))
+            })?;
+            let mut deleted = Vec::new();
+            for m in &r.matching_acls {
+                check(m.error_code, || {
+                    format!(
+                        "delete ACL on {}{}",
+                        m.resource_name,
+                        message(m.error_message.as_ref())
+                    )
+                })?;
+                deleted.push(AclBinding {
+                    pattern: ResourcePattern {
+                        resource_type: ResourceType::from_code(m.resource_type)
+                            .map_err(|e| garbage(e.to_string()))?,
+                        name: m.resource_name.to_string(),
+                        pattern_type: PatternType::from_code(m.pattern_type)
+                            .map_err(|e| garbage(e.to_string()))?,
+                    },
+                    entry: entry(&m.principal, &m.host, m.operation, m.permission_type)
+                        .map_err(garbage)?,
+                });
+            }
+            out.push(deleted);
+        }
+        Ok(out)
+    }
+
+    /// The SCRAM credentials of `users` (`None`: every user). A named user
+    /// without credentials is an error naming the user.
+    pub async fn describe_user_scram_credentials(
+        &self,
+        users: Option<&[&str]>,
+    ) -> Result<Vec<UserScramCredentials>> {
+        let req = DescribeUserScramCredentialsRequest::default().with_users(users.map(|u| {
+            u.iter()
+                .map(|n| UserName::default().with_name(s(n)))
+                .collect()
+        }));
+        let conn = self.controller().await?;
+        let resp = conn.call(&req).await?;
+        check(resp.error_code, || {
+            format!(
+                "describe SCRAM credentials{}",
+                message(resp.error_message.as_ref())
+            )
+        })?;
+        let mut out = Vec::new();
+        for r in &resp.results {
+            check(r.error_code, || {
+                format!(
+                    "describe SCRAM credentials of user {}{}",
+                    r.user,
+                    message(r.error_message.as_ref())
+                )
+            })?;
+            let mut credentials = Vec::new();
+            for c in &r.credential_infos {
+                let mechanism =
+                    ScramMechanism::from_code(c.mechanism).map_err(|e| ClientError::Garbage {
+                        addr: conn.addr().to_owned(),
+                        api: ApiKey::DescribeUserScramCredentials,
+                        reason: format!("user {}: {e}", r.user),
+                    })?;
+                credentials.push((mechanism, c.iterations));
+            }
+            credentials.sort();
+            out.push(UserScramCredentials {
+                user: r.user.to_string(),
+                credentials,
+            });
+        }
+        out.sort_by(|a, b| a.user.cmp(&b.user));
+        Ok(out)
+    }
+
+    /// Sets and removes users' SCRAM credentials; fails on the first user
+    /// the broker refused, naming the user.
+    pub async fn alter_user_scram_credentials(&self, changes: &[ScramChange]) -> Result<()> {
+        let mut req = AlterUserScramCredentialsRequest::default();
+        for c in changes {
+            match c {
+                ScramChange::Upsert {
+                    user,
+                    mechanism,
+                    password,
+                    iterations,
+                } => {
+                    if password.is_empty() {
+                        return Err(ClientError::Config(format!("user {user}: empty password")));
+                    }
+                    let rounds = u32::try_from(*iterations).map_err(|_| {
+                        ClientError::Config(format!(
+                            "user {user}: iteration count {iterations} is negative"
+                        ))
+                    })?;
+                    let mut salt = vec![0u8; 32];
+                    getrandom::fill(&mut salt).map_err(|e| ClientError::Encode {
+                        what: format!("a salt for user {user}"),
+                        reason: e.to_string(),
+                    })?;
+                    let salted = mechanism.salted_password(password.as_bytes(), &salt, rounds);
+                    req.upsertions.push(
+                        ScramCredentialUpsertion::default()
+                            .with_name(s(user))
+                            .with_mechanism(mechanism.code())
+                            .with_iterations(*iterations)
+                            .with_salt(salt.into())
+                            .with_salted_password(salted.into()),
+                    );
+                }
+                ScramChange::Delete { user, mechanism } => req.deletions.push(
+                    ScramCredentialDeletion::default()
+                        .with_name(s(user))
+                        .with_mechanism(mechanism.code()),
+                ),
+            }
+        }
+        let resp = self.controller().await?.call(&req).await?;
+        for r in &resp.results {
+            check(r.error_code, || {
+                format!(
+                    "alter SCRAM credentials of user {}{}",
+                    r.user,
+                    message(r.error_message.as_ref())
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// ` (message)` when the broker sent one.
+fn message(m: Option<&StrBytes>) -> String {
+    m.filter(|m| !m.is_empty())
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default()
+}
+
+/// An ACL entry from its wire fields.
+fn entry(
+    principal: &StrBytes,
+    host: &StrBytes,
+    operation: i8,
+    permission: i8,
+) -> std::result::Result<AclEntry, String> {
+    Ok(AclEntry {
+        principal: Principal::parse(principal).map_err(|e| e.to_string())?,
+        host: host.to_string(),
+        operation: AclOperation::from_code(operation).map_err(|e| e.to_string())?,
+        permission: Permission::from_code(permission).map_err(|e| e.to_string())?,
+    })
 }
 
 impl From<&str> for ConfigResource {

@@ -2,7 +2,7 @@
 //! the clients (the in-broker mirrors and the schema-id rule's upstream
 //! registry client are plugged into the broker through its
 //! `extensions`, see the `starlog` library), and adds the processing node
-//! and the cluster commands.
+//! and the cluster, user and ACL commands.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand};
 use starlog::cluster_cli;
 use starlog_broker::{BrokerConfig, Server};
 use tracing_subscriber::EnvFilter;
+
+mod security_cli;
 
 /// Survives absurd allocation sizes decoded from client bytes
 /// (see `starlog_alloc`).
@@ -76,6 +78,19 @@ enum Command {
         /// Do not draw the progress display.
         #[arg(long)]
         no_progress: bool,
+    },
+    /// SCRAM users: offline with --config (the broker stopped; also how the
+    /// first administrator is made before the first start), or online with
+    /// --bootstrap-server. Passwords are read from stdin.
+    Users {
+        #[command(subcommand)]
+        command: security_cli::UsersCommand,
+    },
+    /// ACLs in Kafka's terms: offline with --config (the broker stopped), or
+    /// online with --bootstrap-server.
+    Acls {
+        #[command(subcommand)]
+        command: security_cli::AclsCommand,
     },
     /// Print the embedded default configuration as YAML.
     DefaultConfig,
@@ -195,6 +210,8 @@ fn main() -> anyhow::Result<()> {
                 .context("writing the default configuration")?;
             Ok(())
         }
+        Command::Users { command } => security_cli::print(&security_cli::users(command)?),
+        Command::Acls { command } => security_cli::print(&security_cli::acls(command)?),
         Command::Process {
             pipeline,
             bootstrap,

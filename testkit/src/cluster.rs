@@ -146,6 +146,23 @@ pub struct ClusterSpec {
     /// (`http.tls` in `extra_yaml`): the harness then reaches `/cluster`
     /// over TLS, trusting it. `None`: plain HTTP.
     pub http_ca: Option<PathBuf>,
+    /// Run on each node once its configuration is written, before it
+    /// first starts (e.g. `starlog users set … --config nodeN.yaml`, the
+    /// offline bootstrap of users and ACLs). Not run for joiners.
+    pub before_first_start: Option<NodeHook>,
+}
+
+/// What a [`NodeHook`] runs: an error stops the cluster's start.
+pub type NodeHookFn = dyn Fn(&Node) -> Result<(), String> + Send + Sync;
+
+/// Something done to a node's files before it first starts.
+#[derive(Clone)]
+pub struct NodeHook(pub std::sync::Arc<NodeHookFn>);
+
+impl std::fmt::Debug for NodeHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeHook")
+    }
 }
 
 impl ClusterSpec {
@@ -165,6 +182,7 @@ impl ClusterSpec {
             node_log: "warn".into(),
             node_log_dir: None,
             http_ca: None,
+            before_first_start: None,
         }
     }
 }
@@ -269,6 +287,14 @@ impl SpawnedCluster {
         let peers: String = cluster.nodes.iter().map(Node::peer_line).collect();
         for node in &cluster.nodes {
             cluster.write_config(node, &peers, false)?;
+            if let Some(hook) = &cluster.spec.before_first_start {
+                (hook.0)(node).map_err(|e| {
+                    process_error(
+                        &cluster.command_of(node),
+                        format!("before its first start: {e}"),
+                    )
+                })?;
+            }
         }
         for id in cluster.ids() {
             cluster.spawn(id)?;

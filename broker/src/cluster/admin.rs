@@ -1,6 +1,6 @@
 //! Changes made through the metadata group from any broker: topic
-//! creation, reassignment, membership (add and remove a broker) and group
-//! offsets, each forwarded to the metadata leader and awaited until this
+//! creation, reassignment, membership (add and remove a broker), group
+//! offsets and (for `security.rs`) users and ACLs, each forwarded to the metadata leader and awaited until this
 //! broker has applied it; and what Metadata and the reassignment APIs read
 //! back (leadership, moves in progress).
 
@@ -25,6 +25,18 @@ impl Cluster {
     /// Proposes an offset command and waits until this broker applied it.
     pub async fn propose_offsets(&self, cmd: MetaCommand, token: u64) -> Result<(), String> {
         self.propose_until(&cmd, || self.tokens.lock().contains(&token).then_some(()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Forwards `cmd` to the metadata group and waits until `applied`
+    /// finds its effect here (users and ACLs, `security.rs`).
+    pub(super) async fn propose_until_applied<T>(
+        &self,
+        cmd: &MetaCommand,
+        applied: impl Fn() -> Option<T>,
+    ) -> Result<T, String> {
+        self.propose_until(cmd, applied)
             .await
             .map_err(|e| e.to_string())
     }

@@ -75,6 +75,7 @@ impl Cluster {
             self.reconcile_hosting(&topics).await;
             self.applied.send_replace(u64::try_from(next).unwrap_or(0));
             self.maybe_checkpoint(&topics, next);
+            self.maybe_bootstrap_security();
             tokio::select! {
                 changed = hw.changed() => if changed.is_err() { return },
                 _ = every.tick() => {}
@@ -121,6 +122,24 @@ impl Cluster {
             }
             Change::Placement => tracing::info!("partition replicas reassigned"),
             Change::Leader => {}
+            Change::Security { token, outcome } => {
+                match &outcome {
+                    Ok(_) => self.security.changed(),
+                    Err(e) => tracing::error!(error = %e, "security command refused"),
+                }
+                self.security.record(token, outcome);
+            }
+            Change::SecurityBootstrap(Ok((users, acls))) => {
+                self.security.changed();
+                tracing::info!(
+                    users,
+                    acls,
+                    "bootstrap users and ACLs applied (taken only by a cluster that never had any)"
+                );
+            }
+            Change::SecurityBootstrap(Err(e)) => {
+                tracing::error!(error = %e, "security bootstrap command refused")
+            }
         }
     }
 

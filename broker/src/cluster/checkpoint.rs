@@ -128,6 +128,7 @@ impl Cluster {
         as_of: i64,
     ) {
         *self.state.lock() = state;
+        self.security.changed();
         self.checkpoints.lock().0 = as_of;
         let store = Arc::clone(topics.meta());
         let written = tokio::task::spawn_blocking(move || {

@@ -14,27 +14,36 @@ use tokio::sync::watch;
 
 use super::node::{Cluster, ClusterError, Start};
 use super::offsets::ClusterBackend;
+use super::security::ClusterSecurityStore;
 use super::{http, metrics};
-use crate::control::{AdminChange, BrokerAddress, Control, Leadership, NewTopic, Reassignment};
-use crate::groups::GroupBackend;
+use crate::control::{
+    AdminChange, BrokerAddress, Control, Leadership, Mode, NewTopic, Reassignment,
+};
 use crate::listener::Endpoints;
 use crate::topics::{Topic, TopicError, TopicRegistry};
 
 /// How long Metadata waits for partitions without a known leader to get one.
 pub(super) const LEADER_WAIT: Duration = Duration::from_millis(500);
 
-/// Joins the cluster (see [`Cluster`]): the control the handlers ask, and
-/// the group coordinator's backend (offsets replicated through the metadata
-/// group). `me` is this broker as advertised to clients of each listener.
+/// Joins the cluster (see [`Cluster`]) and returns what the server runs on:
+/// the control the handlers ask, the group coordinator's backend (offsets
+/// replicated through the metadata group) and the users and ACLs (the
+/// same). `me` is this broker as advertised to clients of each listener.
 pub async fn start(
     start: Start,
     me: Endpoints,
     topics: Arc<TopicRegistry>,
     shutdown: watch::Receiver<bool>,
-) -> Result<(Arc<dyn Control>, Arc<dyn GroupBackend>), ClusterError> {
+) -> Result<Mode, ClusterError> {
+    let policy = start.policy.clone();
     let cluster = Cluster::start(start, Arc::clone(&topics), shutdown).await?;
     let backend = Arc::new(ClusterBackend::new(Arc::clone(&cluster), topics));
-    Ok((Arc::new(ClusterControl { cluster, me }), backend))
+    let security = Arc::new(ClusterSecurityStore::new(Arc::clone(&cluster), policy));
+    Ok(Mode {
+        control: Arc::new(ClusterControl { cluster, me }),
+        backend,
+        security,
+    })
 }
 
 /// A member of a replicated cluster (see the module docs).

@@ -174,6 +174,20 @@ pub struct ClusterStatus {
     /// The partitions whose replicas are moving.
     #[serde(default)]
     pub reassignments: Vec<Reassignment>,
+    /// The users and ACLs this broker has applied from the metadata log.
+    #[serde(default)]
+    pub security: SecuritySummary,
+}
+
+/// Users and ACLs as the status shows them: names, mechanisms and ACLs,
+/// never a salt or key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecuritySummary {
+    /// `name (MECHANISM, ...)` per user, by name.
+    pub users: Vec<String>,
+    /// Each ACL as `Allow User:alice Read on Topic:Prefixed:alerts- from *`.
+    pub acls: Vec<String>,
 }
 
 impl ClusterStatus {
@@ -309,6 +323,21 @@ pub fn status_document(c: &Cluster) -> ClusterStatus {
             .collect(),
         groups: c.view.all().iter().map(group_state).collect(),
         reassignments: c.reassignments(),
+        security: {
+            let s = c.state.lock();
+            SecuritySummary {
+                users: s
+                    .security
+                    .users
+                    .iter()
+                    .map(|(name, creds)| {
+                        let mechanisms: Vec<&str> = creds.keys().map(|m| m.name()).collect();
+                        format!("{name} ({})", mechanisms.join(", "))
+                    })
+                    .collect(),
+                acls: s.security.acls.iter().map(ToString::to_string).collect(),
+            }
+        },
     }
 }
 

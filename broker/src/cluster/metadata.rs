@@ -8,6 +8,12 @@
 //! every broker): group ids are handed out by a counter in the state, and a
 //! second `CreateTopic` for a name that exists is ignored, so two brokers
 //! racing to create a topic agree on the winner.
+//!
+//! Users and ACLs live here too (`Security`, `SecurityBootstrap`): each
+//! security command carries the format version of what it holds, and a
+//! broker that finds a version newer than it reads refuses the command (an
+//! error in its log, the state unchanged) instead of misreading it, so
+//! every broker of one build derives the same state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +23,7 @@ use kafka_protocol::records::{
 };
 use serde::{Deserialize, Serialize};
 use starlog_replication::GroupId;
+use starlog_security::{ChangeOutcome, SecurityChange, SecurityState, SECURITY_FORMAT_VERSION};
 use starlog_storage::CommittedOffset;
 
 use super::config::PeerSettings;
@@ -107,6 +114,28 @@ pub enum MetaCommand {
         /// As above.
         token: u64,
     },
+    /// A change to the users or ACLs (`starlog-security`'s
+    /// `SecurityChange`, kept as JSON until its version is checked).
+    Security {
+        /// The format version `change` was written with
+        /// ([`SECURITY_FORMAT_VERSION`]); a newer one is refused.
+        version: u32,
+        /// The change.
+        change: serde_json::Value,
+        /// Names this command so its proposer can see it applied.
+        token: u64,
+    },
+    /// Users and ACLs written into a broker's `__meta/security.json` before
+    /// the cluster first started: its users are taken only if the cluster
+    /// has never had a user, its ACLs only if it has never had an ACL (so a
+    /// second proposal, or a restart with the file still there, changes
+    /// nothing).
+    SecurityBootstrap {
+        /// The format version `state` was written with.
+        version: u32,
+        /// The file's `SecurityState`.
+        state: serde_json::Value,
+    },
     /// The whole state as of offset `as_of` (everything before it applied),
     /// with every group's committed offsets: the log before `as_of` can then
     /// be trimmed, and a broker whose log starts at `as_of` loads this first.
@@ -135,6 +164,24 @@ pub struct ClusterImage {
     pub leaders: Vec<(u64, LeaderAndIsr)>,
     /// The last group id handed out.
     pub next_group: u64,
+    /// Users and ACLs (absent from checkpoints written before they were
+    /// replicated: empty).
+    #[serde(default)]
+    pub security: SecurityState,
+    /// Whether the cluster ever had a user / an ACL.
+    #[serde(default)]
+    pub security_seen: SecuritySeen,
+}
+
+/// Whether the cluster ever had a user / an ACL: a bootstrap file's users
+/// (ACLs) are taken only while it has not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecuritySeen {
+    /// A user was set at some point.
+    pub users: bool,
+    /// An ACL was created at some point.
+    pub acls: bool,
 }
 
 /// One topic of a [`ClusterImage`].
@@ -160,6 +207,40 @@ impl MetaCommand {
             _ => None,
         }
     }
+
+    /// A `Security` command for `change`, in this build's format version.
+    pub fn security(change: &SecurityChange, token: u64) -> Result<Self, String> {
+        Ok(Self::Security {
+            version: SECURITY_FORMAT_VERSION,
+            change: serde_json::to_value(change).map_err(|e| e.to_string())?,
+            token,
+        })
+    }
+
+    /// A `SecurityBootstrap` command for a bootstrap file's state.
+    pub fn security_bootstrap(state: &SecurityState) -> Result<Self, String> {
+        Ok(Self::SecurityBootstrap {
+            version: SECURITY_FORMAT_VERSION,
+            state: serde_json::to_value(state).map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+/// Reads a security command's payload once its version is one this build
+/// knows.
+fn read_versioned<T: serde::de::DeserializeOwned>(
+    what: &str,
+    version: u32,
+    value: &serde_json::Value,
+) -> Result<T, String> {
+    if version > SECURITY_FORMAT_VERSION {
+        return Err(format!(
+            "{what} has format version {version}, newer than this Starlog reads \
+             ({SECURITY_FORMAT_VERSION}): not applied; upgrade this broker"
+        ));
+    }
+    T::deserialize(value)
+        .map_err(|e| format!("{what} (format version {version}) is unreadable: {e}"))
 }
 
 /// What applying a command changed.
@@ -175,6 +256,17 @@ pub enum Change {
     Placement,
     /// A partition group announced its leader.
     Leader,
+    /// Users or ACLs: what the change did, or why it was refused (a newer
+    /// format version, an unreadable change).
+    Security {
+        /// The command's token.
+        token: u64,
+        /// What it did, or why not.
+        outcome: Result<ChangeOutcome, String>,
+    },
+    /// A bootstrap file's users and ACLs: how many of each were taken, or
+    /// why the command was refused.
+    SecurityBootstrap(Result<(usize, usize), String>),
 }
 
 /// A partition's place in the cluster.
@@ -224,6 +316,10 @@ pub struct ClusterState {
     pub removed: BTreeSet<i32>,
     /// Each partition group's last announced leader.
     pub leaders: BTreeMap<GroupId, LeaderAndIsr>,
+    /// Users and ACLs.
+    pub security: SecurityState,
+    /// Whether the cluster ever had a user / an ACL.
+    pub security_seen: SecuritySeen,
     next_group: u64,
 }
 
@@ -245,6 +341,26 @@ impl ClusterState {
             | MetaCommand::DeleteOffsets { .. }
             | MetaCommand::DeleteGroup { .. }
             | MetaCommand::Checkpoint { .. } => Change::None,
+            MetaCommand::Security {
+                version,
+                change,
+                token,
+            } => {
+                let outcome = read_versioned::<SecurityChange>("security change", *version, change)
+                    .map(|change| {
+                        let outcome = self.security.apply(&change);
+                        self.note_security();
+                        outcome
+                    });
+                Change::Security {
+                    token: *token,
+                    outcome,
+                }
+            }
+            MetaCommand::SecurityBootstrap { version, state } => Change::SecurityBootstrap(
+                read_versioned::<SecurityState>("security bootstrap", *version, state)
+                    .and_then(|file| self.bootstrap_security(file)),
+            ),
             MetaCommand::AddBroker { peer } => {
                 if self.removed.contains(&peer.id) || self.brokers.get(&peer.id) == Some(peer) {
                     return Change::None;
@@ -340,6 +456,48 @@ impl ClusterState {
 }
 
 impl ClusterState {
+    /// Notes that users or ACLs exist (a bootstrap file's are then no
+    /// longer taken).
+    fn note_security(&mut self) {
+        self.security_seen.users |= !self.security.users.is_empty();
+        self.security_seen.acls |= !self.security.acls.is_empty();
+    }
+
+    /// Takes a bootstrap file's users if the cluster never had a user, and
+    /// its ACLs if it never had an ACL: how many of each it took.
+    fn bootstrap_security(&mut self, file: SecurityState) -> Result<(usize, usize), String> {
+        if file.version > SECURITY_FORMAT_VERSION {
+            return Err(format!(
+                "security bootstrap state has format version {}, newer than this Starlog reads \
+                 ({SECURITY_FORMAT_VERSION}): not applied; upgrade this broker",
+                file.version
+            ));
+        }
+        let mut taken = (0, 0);
+        if !self.security_seen.users && self.security.users.is_empty() {
+            for (user, creds) in &file.users {
+                for credential in creds.values() {
+                    self.security.apply(&SecurityChange::SetCredential {
+                        user: user.clone(),
+                        credential: credential.clone(),
+                    });
+                }
+            }
+            taken.0 = file.users.len();
+        }
+        if !self.security_seen.acls && self.security.acls.is_empty() && !file.acls.is_empty() {
+            // Invalid ACLs are dropped here, as CreateAcls refuses them.
+            if let ChangeOutcome::Created(results) = self
+                .security
+                .apply(&SecurityChange::CreateAcls { acls: file.acls })
+            {
+                taken.1 = results.iter().filter(|r| matches!(r, Ok(true))).count();
+            }
+        }
+        self.note_security();
+        Ok(taken)
+    }
+
     /// The state as plain data.
     pub fn image(&self) -> ClusterImage {
         ClusterImage {
@@ -361,12 +519,20 @@ impl ClusterState {
             removed: self.removed.iter().copied().collect(),
             leaders: self.leaders.iter().map(|(g, l)| (g.0, l.clone())).collect(),
             next_group: self.next_group,
+            security: self.security.clone(),
+            security_seen: self.security_seen,
         }
     }
 
     /// The state an image describes; an unreadable topic id is an error
     /// naming the topic.
     pub fn from_image(image: &ClusterImage) -> Result<Self, String> {
+        if image.security.version > SECURITY_FORMAT_VERSION {
+            return Err(format!(
+                "its users and ACLs have format version {}, newer than this Starlog reads ({SECURITY_FORMAT_VERSION}); upgrade this broker",
+                image.security.version
+            ));
+        }
         let mut topics = BTreeMap::new();
         for t in &image.topics {
             let id = uuid::Uuid::parse_str(&t.id)
@@ -398,6 +564,8 @@ impl ClusterState {
                 .iter()
                 .map(|(g, l)| (GroupId(*g), l.clone()))
                 .collect(),
+            security: image.security.clone(),
+            security_seen: image.security_seen,
             next_group: image.next_group,
         })
     }

@@ -19,6 +19,11 @@
 //!   forwarded to the metadata leader; leadership for Metadata.
 //! * `checkpoint` — metadata checkpoints: propose, load, install.
 //! * `offsets` — the group coordinator's backend in cluster mode.
+//! * `security` — users and ACLs through the metadata group (the broker's
+//!   `SecurityStore` in a cluster) and their bootstrap from a file written
+//!   before the first start; `applied_security` — what the applier keeps of
+//!   them beside the state (outcomes by token, a change counter, the
+//!   bootstrap still to propose).
 //! * `driver_loop` — the thread that owns the replication crate's `Driver`
 //!   (every group here, one fsync per partition per turn); `inbox` — what
 //!   it is asked to do.
@@ -43,6 +48,7 @@
 pub mod config;
 
 mod admin;
+mod applied_security;
 mod applier;
 mod checkpoint;
 mod control;
@@ -54,6 +60,7 @@ mod metadata;
 mod metrics;
 mod node;
 mod offsets;
+mod security;
 mod transport;
 mod view;
 
@@ -62,6 +69,6 @@ mod tests;
 
 pub use config::{ClusterSettings, ClusterTlsSettings, PeerSettings};
 pub use control::start;
-pub use http::{ClusterStatus, GroupState, PeerState, ReplicaState};
+pub use http::{ClusterStatus, GroupState, PeerState, ReplicaState, SecuritySummary};
 pub use node::{ClusterError, Start};
 pub use transport::PeerTls;

@@ -13,12 +13,14 @@ use starlog_storage::LogConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
+use super::applied_security::{Bootstrap, SecurityOutcomes};
 use super::config::{ClusterSettings, PeerSettings};
 use super::driver_loop;
 use super::inbox::{Inbox, Input};
 use super::metadata::{ClusterState, METADATA_GROUP, METADATA_TOPIC};
 use super::transport::{self, Faults, TcpTransport};
 use super::view::ClusterView;
+use crate::security::{read_state, Policy, StoreError, SECURITY_FILE};
 use crate::topics::TopicRegistry;
 
 /// How often the transport's received-frames counter is sampled.
@@ -43,6 +45,8 @@ pub struct Start {
     pub base: LogConfig,
     /// Mutual TLS between brokers (`cluster.tls`), loaded.
     pub tls: Option<Arc<transport::PeerTls>>,
+    /// The policy around the ACLs (the `security:` section).
+    pub policy: Policy,
 }
 
 /// A broker's membership in its Raft cluster.
@@ -66,6 +70,12 @@ pub(crate) struct Cluster {
     pub(super) checkpoints: Mutex<(i64, Option<std::time::Instant>)>,
     /// When a frame from a peer last arrived (sampled from the transport's counter).
     pub(super) heard: Mutex<(u64, std::time::Instant)>,
+    /// What the security commands applied lately did (their proposers wait
+    /// for them), and how many times the users and ACLs changed.
+    pub(super) security: SecurityOutcomes,
+    /// Users and ACLs of this broker's `__meta/security.json`, to propose
+    /// until the cluster has some (see `security.rs`).
+    pub(super) bootstrap: Mutex<Bootstrap>,
     pub(super) data_dir: PathBuf,
     pub(super) base: LogConfig,
     pub(super) thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -91,6 +101,9 @@ pub enum ClusterError {
     /// The configuration has no cluster section, or this node is not in it.
     #[error("cluster configuration: {0}")]
     Config(String),
+    /// The users and ACLs written before the first start could not be read.
+    #[error("cannot read the bootstrap users and ACLs: {0}")]
+    Security(StoreError),
 }
 
 impl Cluster {
@@ -107,6 +120,7 @@ impl Cluster {
             data_dir,
             base,
             tls,
+            policy: _,
         } = start;
         let me = settings
             .me(me_id)
@@ -161,6 +175,8 @@ impl Cluster {
             tls,
             shutdown.clone(),
         ));
+        let file = read_state(&data_dir.join("__meta").join(SECURITY_FILE))
+            .map_err(ClusterError::Security)?;
         let (applied, _) = watch::channel(0);
         let state = ClusterState::new(&settings.peers);
         let cluster = Arc::new(Self {
@@ -174,6 +190,8 @@ impl Cluster {
             tokens: Mutex::new(std::collections::VecDeque::new()),
             checkpoints: Mutex::new((0, None)),
             heard: Mutex::new((0, std::time::Instant::now())),
+            security: SecurityOutcomes::default(),
+            bootstrap: Mutex::new(Bootstrap::new(file)),
             data_dir,
             base,
             thread: Mutex::new(Some(thread)),
@@ -299,6 +317,8 @@ impl Cluster {
             tokens: Mutex::new(std::collections::VecDeque::new()),
             checkpoints: Mutex::new((0, None)),
             heard: Mutex::new((0, std::time::Instant::now())),
+            security: SecurityOutcomes::default(),
+            bootstrap: Mutex::new(Bootstrap::new(Default::default())),
             data_dir: PathBuf::new(),
             base: LogConfig::default(),
             thread: Mutex::new(None),

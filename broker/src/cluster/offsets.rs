@@ -41,7 +41,8 @@ impl ClusterBackend {
     }
 }
 
-fn rand_token() -> u64 {
+/// A random token naming a command, so its proposer can see it applied.
+pub(super) fn rand_token() -> u64 {
     let b = *uuid::Uuid::new_v4().as_bytes();
     u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }

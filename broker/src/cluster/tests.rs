@@ -422,3 +422,400 @@ async fn topic_creation_is_checked_here_then_forwarded_to_the_metadata_group() {
     assert_eq!(replicas.len(), 3);
     assert!(replicas.iter().all(|r| r.len() == 2), "{replicas:?}");
 }
+
+// ---- users and ACLs through the metadata log ----
+
+use starlog_security::{
+    AclBinding, AclEntry, AclFilter, AclOperation, ChangeOutcome, PatternType, Permission,
+    Principal, ResourcePattern, ResourceType, ScramCredential, ScramMechanism, SecurityChange,
+    SecurityState, SECURITY_FORMAT_VERSION,
+};
+
+use super::applied_security::Bootstrap;
+use super::metadata::Change;
+use super::security::ClusterSecurityStore;
+use crate::security::{Policy, SecurityStore};
+
+fn read_acl(who: &str, topic: &str, pattern: PatternType) -> AclBinding {
+    AclBinding {
+        pattern: ResourcePattern {
+            resource_type: ResourceType::Topic,
+            name: topic.into(),
+            pattern_type: pattern,
+        },
+        entry: AclEntry {
+            principal: Principal::parse(who).unwrap(),
+            host: "*".into(),
+            operation: AclOperation::Read,
+            permission: Permission::Allow,
+        },
+    }
+}
+
+fn credential(password: &str) -> ScramCredential {
+    ScramCredential::new(ScramMechanism::Sha512, password, 4096).unwrap()
+}
+
+/// Through the batch codec, as the applier reads it back.
+fn logged(cmd: &MetaCommand) -> MetaCommand {
+    let decoded = metadata::decode(metadata::encode(cmd).unwrap()).unwrap();
+    decoded.into_iter().next().unwrap().1.unwrap()
+}
+
+fn security(change: SecurityChange, token: u64) -> MetaCommand {
+    logged(&MetaCommand::security(&change, token).unwrap())
+}
+
+fn bootstrap_file(users: &[&str], acls: Vec<AclBinding>) -> SecurityState {
+    let mut file = SecurityState::default();
+    for u in users {
+        file.apply(&SecurityChange::SetCredential {
+            user: (*u).into(),
+            credential: credential("bootstrap-pw"),
+        });
+    }
+    file.apply(&SecurityChange::CreateAcls { acls });
+    file
+}
+
+#[test]
+fn security_commands_applied_in_order_or_from_a_checkpoint_give_the_same_state() {
+    let alerts = read_acl("User:alice", "alerts-", PatternType::Prefixed);
+    let private = read_acl("User:*", "private", PatternType::Literal);
+    let log = vec![
+        create(&ClusterState::new(&peers(3)), "alerts", 1, 3),
+        logged(&MetaCommand::security_bootstrap(&bootstrap_file(&["admin"], vec![])).unwrap()),
+        security(
+            SecurityChange::SetCredential {
+                user: "alice".into(),
+                credential: credential("pw-a"),
+            },
+            1,
+        ),
+        security(
+            SecurityChange::CreateAcls {
+                acls: vec![alerts.clone(), private.clone()],
+            },
+            2,
+        ),
+        security(
+            SecurityChange::DeleteAcls {
+                filters: vec![AclFilter {
+                    name: Some("private".into()),
+                    ..AclFilter::any()
+                }],
+            },
+            3,
+        ),
+        // A second bootstrap: the cluster has had users and ACLs, so it
+        // takes neither.
+        logged(
+            &MetaCommand::security_bootstrap(&bootstrap_file(
+                &["mallory"],
+                vec![read_acl("User:mallory", "alerts-", PatternType::Prefixed)],
+            ))
+            .unwrap(),
+        ),
+        security(
+            SecurityChange::DeleteCredential {
+                user: "admin".into(),
+                mechanism: ScramMechanism::Sha512,
+            },
+            4,
+        ),
+    ];
+    let mut a = ClusterState::new(&peers(3));
+    let mut b = ClusterState::new(&peers(3));
+    let changes: Vec<Change> = log.iter().map(|c| a.apply(c)).collect();
+    for c in &log {
+        b.apply(c);
+    }
+    assert_eq!(image(&a), image(&b));
+    assert_eq!(changes[1], Change::SecurityBootstrap(Ok((1, 0))));
+    assert_eq!(
+        changes[4],
+        Change::Security {
+            token: 3,
+            outcome: Ok(ChangeOutcome::Deleted(vec![vec![private.clone()]]))
+        }
+    );
+    assert_eq!(changes[5], Change::SecurityBootstrap(Ok((0, 0))));
+    // Alice is the only user (admin was deleted, mallory never taken);
+    // only her ACL is left.
+    assert_eq!(a.security.users.keys().collect::<Vec<_>>(), vec!["alice"]);
+    assert!(a
+        .security
+        .credential("alice", ScramMechanism::Sha512)
+        .is_some_and(|c| c.verify_password("pw-a")));
+    assert_eq!(a.security.acls, vec![alerts.clone()]);
+    assert!(a.security_seen.users && a.security_seen.acls);
+
+    // From a checkpoint taken at every point, then the rest of the log.
+    for cut in 0..=log.len() {
+        let mut early = ClusterState::new(&peers(3));
+        for c in &log[..cut] {
+            early.apply(c);
+        }
+        let json = serde_json::to_string(&early.image()).unwrap();
+        let mut c = ClusterState::from_image(&serde_json::from_str(&json).unwrap()).unwrap();
+        for cmd in &log[cut..] {
+            c.apply(cmd);
+        }
+        assert_eq!(image(&a), image(&c), "checkpoint after {cut} commands");
+    }
+
+    // Users all deleted: a later bootstrap still takes none (the cluster
+    // had users), so a file left in a data directory never resurrects them.
+    a.apply(&security(
+        SecurityChange::DeleteCredential {
+            user: "alice".into(),
+            mechanism: ScramMechanism::Sha512,
+        },
+        5,
+    ));
+    assert!(a.security.users.is_empty());
+    let again = a.apply(&logged(
+        &MetaCommand::security_bootstrap(&bootstrap_file(&["admin"], vec![])).unwrap(),
+    ));
+    assert_eq!(again, Change::SecurityBootstrap(Ok((0, 0))));
+    assert!(a.security.users.is_empty());
+}
+
+#[test]
+fn a_checkpoint_image_without_users_and_acls_still_loads() {
+    let mut s = ClusterState::new(&peers(3));
+    s.apply(&create(&s.clone(), "alerts", 2, 2));
+    let mut doc = serde_json::to_value(s.image()).unwrap();
+    let obj = doc.as_object_mut().unwrap();
+    assert!(obj.remove("security").is_some());
+    assert!(obj.remove("security_seen").is_some());
+    // As a checkpoint written before users and ACLs were replicated.
+    let old: metadata::ClusterImage = serde_json::from_value(doc.clone()).unwrap();
+    let loaded = ClusterState::from_image(&old).unwrap();
+    assert_eq!(loaded.topics, s.topics);
+    assert_eq!(loaded.security, SecurityState::default());
+    let cmd: MetaCommand = serde_json::from_value(serde_json::json!({
+        "op": "checkpoint", "as_of": 3, "state": doc, "offsets": {}
+    }))
+    .unwrap();
+    assert!(matches!(cmd, MetaCommand::Checkpoint { as_of: 3, .. }));
+    // And the bootstrap is still taken by such a cluster.
+    let mut loaded = loaded;
+    let took = loaded.apply(&logged(
+        &MetaCommand::security_bootstrap(&bootstrap_file(
+            &["admin"],
+            vec![read_acl("User:ANONYMOUS", "alerts", PatternType::Literal)],
+        ))
+        .unwrap(),
+    ));
+    assert_eq!(took, Change::SecurityBootstrap(Ok((1, 1))));
+}
+
+#[test]
+fn a_security_command_of_a_newer_format_is_refused_identically_everywhere() {
+    let newer = SECURITY_FORMAT_VERSION + 1;
+    // A change this build cannot even parse, and one it could: both refused
+    // for their version, naming it.
+    let unknown = logged(&MetaCommand::Security {
+        version: newer,
+        change: serde_json::json!({ "change": "rotate_everything", "how": 7 }),
+        token: 9,
+    });
+    let known_shape = logged(&MetaCommand::Security {
+        version: newer,
+        change: serde_json::to_value(SecurityChange::CreateAcls {
+            acls: vec![read_acl("User:*", "alerts", PatternType::Literal)],
+        })
+        .unwrap(),
+        token: 10,
+    });
+    let bootstrap = logged(&MetaCommand::SecurityBootstrap {
+        version: newer,
+        state: serde_json::to_value(bootstrap_file(&["admin"], vec![])).unwrap(),
+    });
+    let mut a = ClusterState::new(&peers(3));
+    let mut b = ClusterState::new(&peers(3));
+    for cmd in [&unknown, &known_shape, &bootstrap] {
+        let (x, y) = (a.apply(cmd), b.apply(cmd));
+        assert_eq!(x, y);
+        let why = match x {
+            Change::Security {
+                outcome: Err(why), ..
+            }
+            | Change::SecurityBootstrap(Err(why)) => why,
+            other => panic!("applied: {other:?}"),
+        };
+        assert!(
+            why.contains(&format!("format version {newer}")) && why.contains("upgrade"),
+            "{why}"
+        );
+    }
+    assert_eq!(a.security, SecurityState::default());
+    assert!(!a.security_seen.users && !a.security_seen.acls);
+    // A checkpoint whose users and ACLs are of a newer format is not loaded.
+    let mut image = a.image();
+    image.security.version = newer;
+    let err = ClusterState::from_image(&image).unwrap_err();
+    assert!(err.contains(&format!("format version {newer}")), "{err}");
+}
+
+/// Applies what `inputs` receives as the applier would (forwarded
+/// metadata commands), until `stop` is set.
+fn fake_metadata_group(
+    cluster: Arc<Cluster>,
+    inputs: Receiver<Input>,
+    topics: Arc<crate::topics::TopicRegistry>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok(input) = inputs.recv_timeout(Duration::from_millis(20)) else {
+                continue;
+            };
+            let Input::Forward {
+                group,
+                records,
+                reply,
+            } = input
+            else {
+                continue;
+            };
+            assert_eq!(group, METADATA_GROUP);
+            let _ = reply.send(Ok(()));
+            for (_, cmd) in metadata::decode(records).unwrap() {
+                runtime.block_on(cluster.apply(&topics, &cmd.unwrap()));
+                cluster.applied.send_modify(|n| *n += 1);
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_store_proposes_changes_and_answers_from_the_applied_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Arc::new(starlog_storage::MetaStore::open(&dir.path().join("__meta")).unwrap());
+    let topics =
+        Arc::new(crate::topics::TopicRegistry::open(dir.path(), Default::default(), meta).unwrap());
+    let (cluster, inputs) = Cluster::detached(2, peers(3));
+    let policy = Policy {
+        super_users: vec![Principal::user("admin")],
+        allow_everyone_if_no_acl_found: false,
+    };
+    let store = ClusterSecurityStore::new(Arc::clone(&cluster), policy);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let group = fake_metadata_group(
+        Arc::clone(&cluster),
+        inputs,
+        Arc::clone(&topics),
+        Arc::clone(&stop),
+    );
+    let anon = Principal::anonymous();
+    let can_read = |store: &ClusterSecurityStore| {
+        store.authorizer().authorize(
+            &anon,
+            "127.0.0.1",
+            AclOperation::Read,
+            ResourceType::Topic,
+            "alerts",
+        )
+    };
+    assert!(!can_read(&store), "no ACL, and no ACL means no");
+    let acl = read_acl("User:ANONYMOUS", "alerts", PatternType::Literal);
+    let out = store
+        .change(SecurityChange::CreateAcls {
+            acls: vec![acl.clone(), acl.clone()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, ChangeOutcome::Created(vec![Ok(true), Ok(false)]));
+    assert!(can_read(&store), "the authorizer follows the applied state");
+    let out = store
+        .change(SecurityChange::SetCredential {
+            user: "alice".into(),
+            credential: credential("pw-alice"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(out, ChangeOutcome::Credential(true));
+    assert!(store
+        .credential("alice", ScramMechanism::Sha512)
+        .is_some_and(|c| c.verify_password("pw-alice")));
+    assert_eq!(store.credential("alice", ScramMechanism::Sha256), None);
+    assert_eq!(store.state().acls, vec![acl]);
+    let status = super::http::status_document(&cluster);
+    assert_eq!(status.security.users, vec!["alice (SCRAM-SHA-512)"]);
+    assert_eq!(
+        status.security.acls,
+        vec!["Allow User:ANONYMOUS Read on Topic:Literal:alerts from *"]
+    );
+    assert!(!serde_json::to_string(&status)
+        .unwrap()
+        .contains("stored_key"));
+    // A metadata group that cannot take it: a typed error.
+    let (cluster2, inputs2) = Cluster::detached(1, peers(3));
+    let store2 = ClusterSecurityStore::new(
+        Arc::clone(&cluster2),
+        Policy {
+            super_users: vec![],
+            allow_everyone_if_no_acl_found: true,
+        },
+    );
+    let refuse = std::thread::spawn(move || {
+        if let Ok(Input::Forward { group, reply, .. }) = inputs2.recv() {
+            let _ = reply.send(Err(ReplicationError::NotLeader {
+                group,
+                leader: None,
+            }));
+        }
+    });
+    let err = store2
+        .change(SecurityChange::CreateAcls { acls: vec![] })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, crate::security::StoreError::NotCommitted(_)),
+        "{err}"
+    );
+    refuse.join().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    group.join().unwrap();
+}
+
+#[test]
+fn a_broker_with_a_bootstrap_file_proposes_it_until_the_cluster_has_users_and_acls() {
+    let (cluster, inputs) = Cluster::detached(1, peers(3));
+    let file = bootstrap_file(
+        &["admin"],
+        vec![read_acl("User:ANONYMOUS", "alerts", PatternType::Literal)],
+    );
+    *cluster.bootstrap.lock() = Bootstrap::new(file.clone());
+    // No controller known yet: nothing proposed.
+    cluster.maybe_bootstrap_security();
+    assert!(inputs.try_recv().is_err());
+    cluster.view.publish(vec![status(
+        METADATA_GROUP.0,
+        1,
+        Role::Follower,
+        Some(3),
+        2,
+    )]);
+    cluster.maybe_bootstrap_security();
+    let Ok(Input::Forward { group, records, .. }) = inputs.try_recv() else {
+        panic!("nothing proposed");
+    };
+    assert_eq!(group, METADATA_GROUP);
+    let cmd = metadata::decode(records).unwrap().remove(0).1.unwrap();
+    assert_eq!(cmd, MetaCommand::security_bootstrap(&file).unwrap());
+    // Not again at once; applied, it is not needed any more.
+    cluster.maybe_bootstrap_security();
+    assert!(inputs.try_recv().is_err());
+    cluster.state.lock().apply(&cmd);
+    cluster.maybe_bootstrap_security();
+    assert!(inputs.try_recv().is_err());
+    assert_eq!(
+        cluster.state.lock().security.acls,
+        file.acls,
+        "the file's ACLs are the cluster's"
+    );
+}
