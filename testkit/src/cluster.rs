@@ -146,6 +146,11 @@ pub struct ClusterSpec {
     /// (`http.tls` in `extra_yaml`): the harness then reaches `/cluster`
     /// over TLS, trusting it. `None`: plain HTTP.
     pub http_ca: Option<PathBuf>,
+    /// The Kafka listener's settings besides its name and address (e.g.
+    /// `security: SASL_PLAINTEXT, sasl_mechanisms: [SCRAM-SHA-512]`): the
+    /// node then gets a `listeners:` list with one listener named
+    /// `internal` on its Kafka port. `None`: `listen:` (plaintext).
+    pub listener_yaml: Option<String>,
     /// Run on each node once its configuration is written, before it
     /// first starts (e.g. `starlog users set … --config nodeN.yaml`, the
     /// offline bootstrap of users and ACLs). Not run for joiners.
@@ -182,6 +187,7 @@ impl ClusterSpec {
             node_log: "warn".into(),
             node_log_dir: None,
             http_ca: None,
+            listener_yaml: None,
             before_first_start: None,
         }
     }
@@ -336,14 +342,21 @@ impl SpawnedCluster {
             .sync_data
             .map(|s| format!("  sync_data: {s}\n"))
             .unwrap_or_default();
+        let listen = match &spec.listener_yaml {
+            None => format!("listen: 127.0.0.1:{}\n", node.kafka),
+            Some(extra) => format!(
+                "listeners:\n  - {{ name: internal, listen: 127.0.0.1:{}, {} }}\n",
+                node.kafka,
+                extra.replace("{node}", &node.id.to_string())
+            ),
+        };
         let text = format!(
             "# Written by the Starlog test kit: node {id} of cluster {name}.\n\
-             node_id: {id}\nlisten: 127.0.0.1:{kafka}\ndata_dir: {data}\n\
+             node_id: {id}\n{listen}data_dir: {data}\n\
              schema_registry: {{ listen: 127.0.0.1:{http} }}\n{extra}\
              cluster:\n  fault_injection: {faults}\n  join: {join}\n{sync}{cluster_extra}  peers:\n{peers}",
             id = node.id,
             name = spec.name,
-            kafka = node.kafka,
             http = node.http,
             data = node.data.display(),
             extra = spec.extra_yaml.replace("{node}", &node.id.to_string()),
