@@ -3,8 +3,11 @@
 //! ApiVersions and the SASL exchange itself — verifying the SCRAM client
 //! proof per RFC 5802 with its own HMAC code, independent of the client's —
 //! and then pipes the authenticated connection to a real Starlog broker
-//! (which advertises the terminator's port). The Starlog broker does not
-//! speak TLS/SASL yet; when it does, these tests point at it directly.
+//! (which advertises the terminator's port). The terminator's own HMAC code
+//! keeps this an independent check of the client's SCRAM (the broker's
+//! server side shares the client's primitives in `starlog-security`); the
+//! broker's own SASL and TLS listeners are tested with librdkafka and the
+//! Python clients in `broker/tests/security_sasl.rs`.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -170,3 +170,20 @@ fn a_log_written_to_a_file_carries_no_colour_codes() {
         "ANSI escape codes in a log written to a file:\n{text:?}"
     );
 }
+
+/// The `starlog` binary speaks TLS with rustls (on `ring`): it links no
+/// OpenSSL library (the tests' librdkafka does, as a client).
+#[test]
+fn the_binary_links_no_openssl() {
+    let bin = env!("CARGO_BIN_EXE_starlog");
+    let out = Command::new("ldd")
+        .arg(bin)
+        .output()
+        .expect("ldd runs (Debian's libc-bin)");
+    assert!(out.status.success(), "ldd {bin} failed");
+    let libs = String::from_utf8_lossy(&out.stdout);
+    assert!(libs.contains("libc.so"), "ldd listed the libraries: {libs}");
+    for forbidden in ["libssl", "libcrypto"] {
+        assert!(!libs.contains(forbidden), "starlog links {forbidden}:\n{libs}");
+    }
+}
