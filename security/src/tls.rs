@@ -298,6 +298,24 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The server's provider: ring's suites with AES-128-GCM first. A broker
+/// encrypts every byte it serves (a fetch of a 40-100 KB alert per
+/// consumer group), and AES-128-GCM costs about a third less CPU per byte
+/// than AES-256-GCM with the same AES-NI; the server's order is used
+/// (`ignore_client_order`), since OpenSSL clients list AES-256 first.
+fn server_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites.sort_by_key(|suite| {
+        !matches!(
+            suite.suite(),
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+                | rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    Arc::new(p)
+}
+
 fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -339,7 +357,7 @@ fn build_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
             ))
         }
     };
-    let config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(server_provider())
         .with_safe_default_protocol_versions()
         .map_err(|source| TlsError::Identity {
             cert: s.cert.clone(),
@@ -353,6 +371,7 @@ fn build_server_config(s: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
             key: s.key.clone(),
             source,
         })?;
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 

@@ -355,16 +355,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn serve(cfg: BrokerConfig) -> anyhow::Result<()> {
-    let server = Server::start_with(cfg, starlog::extensions()).await?;
     use tokio::signal::unix::{signal, SignalKind};
+    // The handlers are installed before the broker starts: its listeners
+    // accept connections before the start is over, and a SIGTERM sent then
+    // stops it gracefully once it has started instead of killing it.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     // SIGHUP: re-read every TLS listener's certificate and key (a file that
     // does not load is logged and its listener keeps the old one).
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let stop = wait_for_signal();
-    tokio::pin!(stop);
+    let server = Server::start_with(cfg, starlog::extensions()).await?;
     loop {
         tokio::select! {
-            r = &mut stop => { r?; break; }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading TLS certificates and keys");
                 let failed = server.reload_tls();

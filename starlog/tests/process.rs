@@ -184,6 +184,9 @@ fn the_binary_links_no_openssl() {
     let libs = String::from_utf8_lossy(&out.stdout);
     assert!(libs.contains("libc.so"), "ldd listed the libraries: {libs}");
     for forbidden in ["libssl", "libcrypto"] {
-        assert!(!libs.contains(forbidden), "starlog links {forbidden}:\n{libs}");
+        assert!(
+            !libs.contains(forbidden),
+            "starlog links {forbidden}:\n{libs}"
+        );
     }
 }

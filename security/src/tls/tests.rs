@@ -140,6 +140,42 @@ fn server_without_client_auth_serves_its_certificate() {
 }
 
 #[test]
+fn the_server_picks_aes_128_gcm_even_when_the_client_lists_aes_256_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test ca");
+    server_files(dir.path(), &ca, "broker-1");
+    let tls = ServerTls::load(&settings(ClientAuth::None, CertPrincipal::Dn), dir.path()).unwrap();
+    // A client that prefers AES-256-GCM (as OpenSSL's default list does).
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_256_GCM_SHA384);
+    assert_eq!(
+        provider.cipher_suites[0].suite(),
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(
+            <rustls::pki_types::CertificateDer<'static> as rustls::pki_types::pem::PemObject>::from_pem_slice(
+                ca.pem().as_bytes(),
+            )
+            .unwrap(),
+        )
+        .unwrap_or_else(|e: rustls::Error| panic!("{e}"));
+    let client = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (c, _) = handshake(Arc::new(client), tls.config()).unwrap();
+    assert_eq!(
+        c.negotiated_cipher_suite().map(|s| s.suite()),
+        Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
+}
+
+#[test]
 fn principal_is_the_subject_dn_as_kafka_prints_it_or_the_cn() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("test ca");
