@@ -199,6 +199,15 @@ pub enum BenchError {
         reason: String,
     },
 
+    /// A secured listener or a client's security settings could not be set up.
+    #[error("security ({what}): {reason}")]
+    Security {
+        /// What was being set up.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+
     /// A request to the broker's HTTP port (`/metrics`, the registry) failed.
     #[error("http://{addr}{path}: {reason}")]
     Metrics {

@@ -21,6 +21,10 @@
 //! - `ledger`, `stats`: delivery verdicts and latency/rate arithmetic.
 //! - `target`, `spawned`, `proc_stats`: the broker under test, as a process
 //!   we start per run or one already running, and its `/proc` figures.
+//! - `security`: librdkafka's SASL/TLS settings, and a spawned Starlog
+//!   with a secured listener (test CA, server certificate, SCRAM user);
+//!   `security_cost`: plaintext against secured, pair by pair, and the
+//!   issue 14 targets.
 //! - `compare`: A B A B alternation, per-pair ratios, min/median/max.
 //! - `limits`, `machine`: the machine's ceilings and description.
 //! - `report`, `progress`: Markdown/JSON output, the progress bar.
@@ -52,6 +56,8 @@ pub mod replication;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod security;
+pub mod security_cost;
 pub mod spawned;
 pub mod stamp;
 pub mod stats;

@@ -1,4 +1,4 @@
-//! The `starlog-bench` command: `run`, `compare`, `cluster` and `limits`.
+//! The `starlog-bench` command: `run`, `compare`, `security`, `cluster` and `limits`.
 
 use std::io::IsTerminal as _;
 use std::io::Write as _;
@@ -27,6 +27,8 @@ use starlog_bench::replication::{self, ReplicationReport};
 use starlog_bench::report::BenchReport;
 use starlog_bench::results::RunResult;
 use starlog_bench::run::{fresh_topic, run, RunContext};
+use starlog_bench::security::{ClientSecurity, Protocol, SecuredStarlog};
+use starlog_bench::security_cost::{RateCost, SecurityCost};
 use starlog_bench::spawned::{parse_host_port, CommandTarget};
 use starlog_bench::target::{BrokerTarget, ExternalBroker, RunningBroker};
 use starlog_bench::workload::Workload;
@@ -80,6 +82,31 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Security's cost (issue 14): the same Starlog with a PLAINTEXT listener
+    /// (A) and a secured one (B: SASL_SSL with SCRAM-SHA-512 by default, a
+    /// test CA and server certificate made for the run, a user written before
+    /// each start), alternately A B A B at each --rate.
+    Security {
+        /// The starlog binary (`cargo build --release -p starlog`).
+        #[arg(long, default_value = "target/release/starlog")]
+        starlog_bin: PathBuf,
+        /// The secured arm's listener.
+        #[arg(long, value_parser = Protocol::parse, default_value = "SASL_SSL")]
+        security_protocol: Protocol,
+        /// The secured arm's SASL mechanism (SCRAM-SHA-512 or SCRAM-SHA-256).
+        #[arg(long, default_value = "SCRAM-SHA-512")]
+        sasl_mechanism: String,
+        /// Number of A B pairs per rate.
+        #[arg(long, default_value_t = 2)]
+        pairs: usize,
+        /// Seconds to wait for a started broker to accept connections.
+        #[arg(long, default_value_t = 60)]
+        ready_timeout_secs: u64,
+        #[command(flatten)]
+        workload: WorkloadArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Replication (issue 7): acks=all throughput of a 1-node and an N-node
     /// Starlog Raft cluster alternately (RF 1, RF N, RF 1, RF N ...), then
     /// leader failover time (kill -9 of the leader to the first acknowledged
@@ -122,6 +149,34 @@ struct TargetArgs {
     /// external 3-node Starlog cluster given with --bootstrap).
     #[arg(long, default_value_t = 1)]
     replication_factor: i32,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+#[derive(Debug, Args)]
+struct SecurityArgs {
+    /// The listener's security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or
+    /// SASL_SSL. With --bootstrap, how the clients connect (with the --sasl-*
+    /// and --ssl-* settings); otherwise the Starlog the bench starts gets one
+    /// listener of this protocol (a test CA and server certificate made for
+    /// the invocation, a SCRAM user written before each start) and the
+    /// clients use it.
+    #[arg(long, value_parser = Protocol::parse, default_value = "PLAINTEXT")]
+    security_protocol: Protocol,
+    /// The SASL mechanism (SCRAM-SHA-512, SCRAM-SHA-256; PLAIN with --bootstrap).
+    #[arg(long, default_value = "SCRAM-SHA-512")]
+    sasl_mechanism: String,
+    /// With --bootstrap: the SASL user.
+    #[arg(long, requires = "bootstrap")]
+    sasl_username: Option<String>,
+    /// With --bootstrap: the environment variable that holds the SASL
+    /// password (kept out of the command line and the report).
+    #[arg(long, default_value = "STARLOG_BENCH_SASL_PASSWORD")]
+    sasl_password_env: String,
+    /// With --bootstrap: the CA certificate (PEM) that signed the broker's
+    /// (default: the system's trust store).
+    #[arg(long, requires = "bootstrap")]
+    ssl_ca_location: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -379,6 +434,45 @@ fn main() -> anyhow::Result<()> {
             }
             report
         }
+        Command::Security {
+            starlog_bin,
+            security_protocol,
+            sasl_mechanism,
+            pairs,
+            ready_timeout_secs,
+            workload,
+            output,
+        } => {
+            let report = run_security(
+                command_line,
+                &starlog_bin,
+                security_protocol,
+                &sasl_mechanism,
+                pairs,
+                Duration::from_secs(ready_timeout_secs),
+                &workload,
+                &output,
+            )?;
+            let report = finish(report, &output)?;
+            let verdict = |v: Option<bool>| match v {
+                Some(true) => "met",
+                Some(false) => "NOT met",
+                None => "not measured",
+            };
+            let met = report
+                .security
+                .as_ref()
+                .map_or((None, None), |c| (c.throughput_met, c.latency_met));
+            eprintln!(
+                "targets: {security_protocol} flat-out throughput >= {:.0}% of PLAINTEXT: {}; \
+                 p50 added at a fixed rate <= {:.0} ms: {}",
+                starlog_bench::security_cost::THROUGHPUT_TARGET * 100.0,
+                verdict(met.0),
+                starlog_bench::security_cost::P50_ADDED_TARGET_MS,
+                verdict(met.1)
+            );
+            report
+        }
         Command::Compare {
             starlog_cmd,
             starlog_bin,
@@ -512,12 +606,48 @@ fn make_target(
             );
         }
     }
+    let sec = &t.security;
     if let Some(b) = &t.bootstrap {
-        return Ok(Box::new(ExternalBroker::new(
-            t.name.clone(),
-            b.clone(),
-            t.broker_pid,
-        )));
+        let client = ClientSecurity {
+            protocol: sec.security_protocol,
+            mechanism: sec.sasl_mechanism.clone(),
+            username: sec.sasl_username.clone(),
+            password: if sec.security_protocol.sasl() {
+                Some(std::env::var(&sec.sasl_password_env).with_context(|| {
+                    format!(
+                        "--security-protocol {}: the SASL password is read from ${}",
+                        sec.security_protocol, sec.sasl_password_env
+                    )
+                })?)
+            } else {
+                None
+            },
+            ca_location: sec.ssl_ca_location.clone(),
+        };
+        client.validate()?;
+        return Ok(Box::new(
+            ExternalBroker::new(t.name.clone(), b.clone(), t.broker_pid)
+                .with_client_config(client.rdkafka_settings()),
+        ));
+    }
+    if sec.security_protocol != Protocol::Plaintext {
+        if t.broker_cmd.is_some() || chain.is_some() {
+            bail!(
+                "--security-protocol {} with a broker the bench starts: only its own Starlog \
+                 (no --broker-cmd, no --in-broker-chain); for another broker start it yourself \
+                 and pass --bootstrap with the client settings",
+                sec.security_protocol
+            );
+        }
+        let (c, _) = secured_starlog_target(
+            &t.name,
+            &t.starlog_bin,
+            &output.data_dir,
+            sec.security_protocol,
+            &sec.sasl_mechanism,
+            Duration::from_secs(t.ready_timeout_secs),
+        )?;
+        return Ok(Box::new(c));
     }
     let (template, config) = match &t.broker_cmd {
         Some(c) => (c.clone(), None),
@@ -535,6 +665,115 @@ fn make_target(
         c = c.with_config(config);
     }
     Ok(Box::new(c))
+}
+
+/// Starlog from `bin` with one listener of `protocol` (see
+/// `starlog_bench::security`); otherwise the same configuration as
+/// `starlog_template`'s (no schema registry).
+fn secured_starlog_target(
+    name: &str,
+    bin: &Path,
+    data_root: &Path,
+    protocol: Protocol,
+    mechanism: &str,
+    ready: Duration,
+) -> anyhow::Result<(CommandTarget, String)> {
+    if !bin.is_file() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p starlog`, or pass --starlog-bin",
+            bin.display()
+        );
+    }
+    let secured = Arc::new(SecuredStarlog::new(protocol, mechanism, data_root)?);
+    let config = format!(
+        "# Written by starlog-bench: Starlog's defaults without the schema registry,\n\
+         # one {protocol} listener.\n\
+         schema_registry:\n  enabled: false\n{}",
+        secured.listeners_yaml()
+    );
+    let command = format!(
+        "{} serve --config {{config}} --data-dir {{data_dir}}",
+        bin.display()
+    );
+    let login = secured.client().describe();
+    let client = secured.client().rdkafka_settings();
+    // The closure owns the certificates' folder: it lives as long as the target.
+    let seed = Arc::clone(&secured);
+    let mut c = CommandTarget::new(name, command, "127.0.0.1", None, data_root)
+        .with_config(config)
+        .with_prepare(Arc::new(move |data_dir: &Path| seed.seed_user(data_dir)))
+        .with_client_config(client);
+    c.ready_timeout = ready;
+    Ok((c, login))
+}
+
+/// `starlog-bench security`: PLAINTEXT (A) and `protocol` (B) A B A B at
+/// each rate.
+#[allow(clippy::too_many_arguments)]
+fn run_security(
+    command_line: String,
+    starlog_bin: &Path,
+    protocol: Protocol,
+    mechanism: &str,
+    pairs: usize,
+    ready: Duration,
+    workload: &WorkloadArgs,
+    output: &OutputArgs,
+) -> anyhow::Result<BenchReport> {
+    if let Some(kind) = workload.in_broker_chain {
+        bail!(
+            "--in-broker-chain {} is refused for `security`: it measures the listener alone",
+            kind.name()
+        );
+    }
+    if protocol == Protocol::Plaintext {
+        bail!("--security-protocol PLAINTEXT: the secured arm must be SSL, SASL_PLAINTEXT or SASL_SSL");
+    }
+    // Every workload is checked before anything is measured.
+    let workloads = workload
+        .rate
+        .iter()
+        .map(|&rate| build_workload(workload, rate).map(|w| (rate, w)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let limits = measure_limits(output)?;
+    let machine = machine::describe(&output.data_dir);
+    let payloads = load_payloads(workload)?;
+    let (template, _) = starlog_template(starlog_bin, &output.data_dir, None)?;
+    let mut a = CommandTarget::new("plaintext", template, "127.0.0.1", None, &output.data_dir);
+    a.ready_timeout = ready;
+    let secured_name = protocol.name().to_ascii_lowercase();
+    let (mut b, login) = secured_starlog_target(
+        &secured_name,
+        starlog_bin,
+        &output.data_dir,
+        protocol,
+        mechanism,
+        ready,
+    )?;
+    let mut runs = Vec::new();
+    let mut comparisons = Vec::new();
+    let mut costs = Vec::new();
+    let total = workloads.len() * pairs * 2;
+    let mut done = 0usize;
+    for (rate, w) in &workloads {
+        let (a_runs, b_runs) = compare::alternate(&mut a, &mut b, pairs, &mut |broker, name| {
+            done += 1;
+            eprintln!("run {done} of {total}: {name} at {rate} ...");
+            let r = run_against(broker, name, w, &payloads, !output.no_progress, 1)?;
+            eprintln_summary(&r);
+            Ok(r)
+        })
+        .with_context(|| format!("PLAINTEXT against {protocol} at {rate}"))?;
+        // Ratios read "secured ÷ plaintext".
+        comparisons.push(compare::compare(&b_runs, &a_runs)?);
+        costs.push(RateCost::new(*rate, &a_runs, &b_runs));
+        for (x, y) in a_runs.into_iter().zip(b_runs) {
+            runs.push(x);
+            runs.push(y);
+        }
+    }
+    let cost = SecurityCost::new(protocol, login, costs);
+    Ok(BenchReport::new(command_line, machine, limits, runs, comparisons).with_security(cost))
 }
 
 fn measure_limits(output: &OutputArgs) -> anyhow::Result<Option<MachineLimits>> {
@@ -606,7 +845,9 @@ fn run_against(
     progress: bool,
     replication_factor: i32,
 ) -> Result<RunResult, starlog_bench::BenchError> {
-    let client = RdKafkaClient::new(broker.bootstrap()).with_replication_factor(replication_factor);
+    let client = RdKafkaClient::new(broker.bootstrap())
+        .with_replication_factor(replication_factor)
+        .with_common_config(broker.client_config());
     let describe = broker.describe();
     let http = broker.http_addr();
     let ctx = RunContext {

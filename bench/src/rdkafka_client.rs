@@ -34,10 +34,13 @@ use crate::error::BenchError;
 use crate::stamp::{SENT_HEADER, SEQ_HEADER};
 
 /// librdkafka clients for one bootstrap address.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RdKafkaClient {
     bootstrap: String,
     replication_factor: i32,
+    /// Set on every client (admin, producers, consumers) before the
+    /// role's own settings: the listener's security properties.
+    common: Vec<(String, String)>,
 }
 
 impl RdKafkaClient {
@@ -46,7 +49,16 @@ impl RdKafkaClient {
         Self {
             bootstrap: bootstrap.into(),
             replication_factor: 1,
+            common: Vec::new(),
         }
+    }
+
+    /// Every client (admin, producers, consumers) also gets these
+    /// properties, e.g. `security.protocol`, `sasl.*`, `ssl.ca.location`.
+    #[must_use]
+    pub fn with_common_config(mut self, config: Vec<(String, String)>) -> Self {
+        self.common = config;
+        self
     }
 
     /// Topics created with `factor` replicas (default 1; a Starlog cluster
@@ -61,6 +73,9 @@ impl RdKafkaClient {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap)
             .set("client.id", "starlog-bench");
+        for (k, v) in &self.common {
+            c.set(k, v);
+        }
         c
     }
 
@@ -70,6 +85,20 @@ impl RdKafkaClient {
             bootstrap: self.bootstrap.clone(),
             reason: e.to_string(),
         }
+    }
+}
+
+impl fmt::Debug for RdKafkaClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RdKafkaClient")
+            .field("bootstrap", &self.bootstrap)
+            .field("replication_factor", &self.replication_factor)
+            // Keys only: the values may hold a password.
+            .field(
+                "common",
+                &self.common.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 

@@ -17,6 +17,7 @@ use crate::limits::{fractions, Fractions, MachineLimits};
 use crate::machine::MachineInfo;
 use crate::replication::ReplicationReport;
 use crate::results::RunResult;
+use crate::security_cost::SecurityCost;
 use crate::stats::LatencySummary;
 
 /// One run with its share of the machine's limits.
@@ -46,6 +47,9 @@ pub struct BenchReport {
     /// The replication benchmark's own figures (`starlog-bench cluster`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationReport>,
+    /// The security comparison's own figures (`starlog-bench security`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityCost>,
 }
 
 impl BenchReport {
@@ -78,6 +82,7 @@ impl BenchReport {
             runs,
             comparisons,
             replication: None,
+            security: None,
         }
     }
 
@@ -85,6 +90,13 @@ impl BenchReport {
     #[must_use]
     pub fn with_replication(mut self, replication: ReplicationReport) -> Self {
         self.replication = Some(replication);
+        self
+    }
+
+    /// Adds the security comparison's section.
+    #[must_use]
+    pub fn with_security(mut self, security: SecurityCost) -> Self {
+        self.security = Some(security);
         self
     }
 
@@ -164,6 +176,9 @@ impl BenchReport {
         }
         if let Some(r) = &self.replication {
             s.push_str(&r.markdown());
+        }
+        if let Some(c) = &self.security {
+            s.push_str(&c.markdown());
         }
         Ok(())
     }

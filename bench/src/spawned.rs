@@ -16,18 +16,27 @@
 //! registry and `/metrics`) gets `{http_port}`, a free port per run; a
 //! configuration file template (`with_config`) is filled in the same way and
 //! written into the run's directory, its path replacing `{config}`.
+//!
+//! A target may also prepare each run's fresh data directory before the
+//! broker starts (`with_prepare`: a secured Starlog's SCRAM user is written
+//! there) and name the client properties its listener needs
+//! (`with_client_config`).
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::BenchError;
 use crate::target::{BrokerTarget, RunningBroker};
 
+/// Called with a run's data directory before its broker starts.
+pub type PrepareDataDir = Arc<dyn Fn(&Path) -> Result<(), BenchError> + Send + Sync>;
+
 /// Starts a broker process per run from a command template.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CommandTarget {
     name: String,
     template: String,
@@ -36,6 +45,10 @@ pub struct CommandTarget {
     data_root: PathBuf,
     /// A configuration file template written per run (see `with_config`).
     config: Option<String>,
+    /// Run before each start (see `with_prepare`).
+    prepare: Option<PrepareDataDir>,
+    /// What clients need to reach its listener.
+    client_config: Vec<(String, String)>,
     /// How long to wait for the port to accept connections.
     pub ready_timeout: Duration,
     /// How long to wait after SIGTERM before SIGKILL.
@@ -59,13 +72,56 @@ impl CommandTarget {
             port,
             data_root: data_root.into(),
             config: None,
+            prepare: None,
+            client_config: Vec::new(),
             ready_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(30),
         }
     }
 }
 
+impl std::fmt::Debug for CommandTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandTarget")
+            .field("name", &self.name)
+            .field("template", &self.template)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("data_root", &self.data_root)
+            .field("config", &self.config)
+            .field("prepare", &self.prepare.as_ref().map(|_| "<fn>"))
+            // Values left out: they may hold a password.
+            .field(
+                "client_config",
+                &self
+                    .client_config
+                    .iter()
+                    .map(|(k, _)| k)
+                    .collect::<Vec<_>>(),
+            )
+            .field("ready_timeout", &self.ready_timeout)
+            .field("stop_timeout", &self.stop_timeout)
+            .finish()
+    }
+}
+
 impl CommandTarget {
+    /// Calls `prepare` with each run's fresh, empty data directory before
+    /// the broker starts (an error ends the start).
+    #[must_use]
+    pub fn with_prepare(mut self, prepare: PrepareDataDir) -> Self {
+        self.prepare = Some(prepare);
+        self
+    }
+
+    /// Clients reach its brokers with these properties (see
+    /// `RunningBroker::client_config`).
+    #[must_use]
+    pub fn with_client_config(mut self, config: Vec<(String, String)>) -> Self {
+        self.client_config = config;
+        self
+    }
+
     /// Writes `text` (with `{host}`, `{port}`, `{http_port}` and `{data_dir}`
     /// filled in) to `broker.yaml` in each run's directory; `{config}` in the
     /// command names that file.
@@ -145,6 +201,9 @@ impl BrokerTarget for CommandTarget {
                 format!("creating {}: {e}", data_dir.display()),
             )
         })?;
+        if let Some(prepare) = &self.prepare {
+            prepare(&data_dir)?;
+        }
         let http_port = if self.needs_http_port() {
             Some(free_port().map_err(|e| fail(&self.template, format!("no free port: {e}")))?)
         } else {
@@ -184,6 +243,7 @@ impl BrokerTarget for CommandTarget {
             command,
             addr,
             http_addr: http_port.map(|h| format!("{}:{h}", self.host)),
+            client_config: self.client_config.clone(),
             log_path,
             stop_timeout: self.stop_timeout,
             _dir: dir,
@@ -194,16 +254,28 @@ impl BrokerTarget for CommandTarget {
 }
 
 /// A broker process we started; killed on drop if still running.
-#[derive(Debug)]
 pub struct SpawnedBroker {
     child: Child,
     command: String,
     addr: String,
     http_addr: Option<String>,
+    client_config: Vec<(String, String)>,
     log_path: PathBuf,
     stop_timeout: Duration,
     /// Removed (with the broker's data) when the broker is dropped.
     _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for SpawnedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnedBroker")
+            .field("pid", &self.child.id())
+            .field("command", &self.command)
+            .field("addr", &self.addr)
+            .field("http_addr", &self.http_addr)
+            .field("log_path", &self.log_path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SpawnedBroker {
@@ -261,6 +333,10 @@ impl RunningBroker for SpawnedBroker {
 
     fn http_addr(&self) -> Option<String> {
         self.http_addr.clone()
+    }
+
+    fn client_config(&self) -> Vec<(String, String)> {
+        self.client_config.clone()
     }
 
     fn describe(&self) -> String {

@@ -27,6 +27,11 @@ pub trait RunningBroker: Send {
     fn http_addr(&self) -> Option<String> {
         None
     }
+    /// Client properties (librdkafka's names) a client needs to reach it,
+    /// e.g. `security.protocol` and the SASL login; none for plaintext.
+    fn client_config(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// How it was started (the command line, or `external`).
     fn describe(&self) -> String;
     /// Stops it (a no-op for an external broker).
@@ -39,6 +44,7 @@ pub struct ExternalBroker {
     name: String,
     bootstrap: String,
     pid: Option<u32>,
+    client_config: Vec<(String, String)>,
 }
 
 impl ExternalBroker {
@@ -48,7 +54,16 @@ impl ExternalBroker {
             name: name.into(),
             bootstrap: bootstrap.into(),
             pid,
+            client_config: Vec::new(),
         }
+    }
+
+    /// Clients reach it with these properties (see
+    /// `RunningBroker::client_config`).
+    #[must_use]
+    pub fn with_client_config(mut self, config: Vec<(String, String)>) -> Self {
+        self.client_config = config;
+        self
     }
 }
 
@@ -69,6 +84,10 @@ impl RunningBroker for ExternalBroker {
 
     fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    fn client_config(&self) -> Vec<(String, String)> {
+        self.client_config.clone()
     }
 
     fn describe(&self) -> String {
