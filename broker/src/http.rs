@@ -390,12 +390,13 @@ async fn authorize(State(auth): State<AuthState>, req: Request, next: Next) -> R
     let sent_internal =
         matches!(basic_credentials(&req), Ok(Some((ref u, _))) if u == INTERNAL_USER);
     let principal = match auth.authentication {
-        // Not required, but credentials sent are checked and used (the
-        // broker's in-broker mirrors send the internal login); without
-        // them, the client certificate's principal, an anonymous read, or
+        // Credentials are not asked for and, as a registry without
+        // authentication does, ignored — except the broker's own login
+        // (in-broker mirrors send it), which is checked and used; otherwise
+        // the client certificate's principal, an anonymous read, or
         // User:ANONYMOUS.
         HttpAuthentication::None => match basic_credentials(&req) {
-            Ok(Some((user, password))) => {
+            Ok(Some((user, password))) if user == INTERNAL_USER => {
                 match basic_login(&auth, user, password, client.as_ref()).await {
                     Ok(p) => p,
                     Err(r) => return r,
