@@ -17,79 +17,15 @@ use std::fmt;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use starlog_broker::security::{LocalSecurityStore, Policy};
 use starlog_security::{ScramCredential, ScramMechanism, SecurityChange, DEFAULT_ITERATIONS};
 use starlog_testkit::pki::{LeafFiles, TestCa};
 
 use crate::error::BenchError;
 
-/// A Kafka listener's security protocol, in Kafka's spelling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub enum Protocol {
-    /// No TLS, no login (`User:ANONYMOUS`).
-    #[default]
-    #[serde(rename = "PLAINTEXT")]
-    Plaintext,
-    /// TLS, no login.
-    #[serde(rename = "SSL")]
-    Ssl,
-    /// SASL login, no TLS.
-    #[serde(rename = "SASL_PLAINTEXT")]
-    SaslPlaintext,
-    /// SASL login over TLS.
-    #[serde(rename = "SASL_SSL")]
-    SaslSsl,
-}
-
-impl Protocol {
-    /// Every protocol.
-    pub const ALL: [Protocol; 4] = [
-        Protocol::Plaintext,
-        Protocol::Ssl,
-        Protocol::SaslPlaintext,
-        Protocol::SaslSsl,
-    ];
-
-    /// Kafka's name (`SASL_SSL`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Plaintext => "PLAINTEXT",
-            Protocol::Ssl => "SSL",
-            Protocol::SaslPlaintext => "SASL_PLAINTEXT",
-            Protocol::SaslSsl => "SASL_SSL",
-        }
-    }
-
-    /// Parses Kafka's name (case-insensitive; `-` for `_` accepted).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let wanted = s.trim().to_ascii_uppercase().replace('-', "_");
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == wanted)
-            .ok_or_else(|| {
-                format!(
-                    "unknown security protocol `{s}` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)"
-                )
-            })
-    }
-
-    /// Clients log in.
-    pub fn sasl(self) -> bool {
-        matches!(self, Protocol::SaslPlaintext | Protocol::SaslSsl)
-    }
-
-    /// The connection is TLS.
-    pub fn tls(self) -> bool {
-        matches!(self, Protocol::Ssl | Protocol::SaslSsl)
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// A Kafka listener's security protocol, in Kafka's spelling (the
+/// broker's own type: the bench sets up the listeners it names).
+pub use starlog_broker::listener::SecurityProtocol as Protocol;
 
 /// What a client needs to reach a listener. `Debug` leaves the password out.
 #[derive(Clone, Default, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use serde::Deserialize;
 pub const DEFAULT_LISTENER: &str = "PLAINTEXT";
 
 /// How a listener's clients connect and prove who they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 pub enum SecurityProtocol {
     /// TCP, every client `User:ANONYMOUS`.
     #[default]
@@ -37,6 +37,28 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
+    /// Every protocol.
+    pub const ALL: [SecurityProtocol; 4] = [
+        SecurityProtocol::Plaintext,
+        SecurityProtocol::Ssl,
+        SecurityProtocol::SaslPlaintext,
+        SecurityProtocol::SaslSsl,
+    ];
+
+    /// Parses Kafka's name (case-insensitive; `-` for `_` accepted), as
+    /// command lines take it.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let wanted = s.trim().to_ascii_uppercase().replace('-', "_");
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == wanted)
+            .ok_or_else(|| {
+                format!(
+                    "unknown security protocol `{s}` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)"
+                )
+            })
+    }
+
     /// Whether clients log in with SASL.
     pub fn sasl(self) -> bool {
         matches!(self, Self::SaslPlaintext | Self::SaslSsl)
@@ -55,6 +77,12 @@ impl SecurityProtocol {
             Self::SaslPlaintext => "SASL_PLAINTEXT",
             Self::SaslSsl => "SASL_SSL",
         }
+    }
+}
+
+impl std::fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

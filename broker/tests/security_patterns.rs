@@ -16,12 +16,12 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::TestBroker;
+use common::{listener, TestBroker};
 use rdkafka::config::ClientConfig as RdConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use starlog_broker::listener::{ListenerSettings, SecurityProtocol};
+use starlog_broker::listener::SecurityProtocol;
 use starlog_broker::security::LocalSecurityStore;
 use starlog_broker::BrokerConfig;
 use starlog_security::{
@@ -32,20 +32,6 @@ use starlog_testkit::pki::TestCa;
 
 const ADMIN_PW: &str = "admin-pw-7";
 const READER_PW: &str = "rubin-reader-pw-3";
-
-fn listener(name: &str, security: SecurityProtocol) -> ListenerSettings {
-    let mut l = ListenerSettings::plaintext(SocketAddr::from(([127, 0, 0, 1], 0)), None);
-    l.name = name.to_string();
-    l.security = security;
-    if security.sasl() {
-        l.sasl_mechanisms = vec![
-            "SCRAM-SHA-512".into(),
-            "SCRAM-SHA-256".into(),
-            "PLAIN".into(),
-        ];
-    }
-    l
-}
 
 fn allow(who: &str, kind: ResourceType, name: &str, pattern: PatternType) -> AclBinding {
     AclBinding {

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{RawClient, TestBroker};
+use common::{listener, RawClient, TestBroker};
 use kafka_protocol::messages::{
     ApiKey, MetadataRequest, RequestKind, ResponseKind, SaslAuthenticateRequest,
     SaslHandshakeRequest,
@@ -27,7 +27,7 @@ use rdkafka::config::ClientConfig as RdConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message as _;
-use starlog_broker::listener::{ListenerSettings, SecurityProtocol};
+use starlog_broker::listener::SecurityProtocol;
 use starlog_broker::security::LocalSecurityStore;
 use starlog_broker::BrokerConfig;
 use starlog_security::tls::TlsSettings;
@@ -36,20 +36,6 @@ use starlog_testkit::pki::{LeafFiles, TestCa};
 
 const ADMIN_PW: &str = "admin-secret-1";
 const READER_PW: &str = "reader-secret-2";
-
-fn listener(name: &str, security: SecurityProtocol) -> ListenerSettings {
-    let mut l = ListenerSettings::plaintext(SocketAddr::from(([127, 0, 0, 1], 0)), None);
-    l.name = name.to_string();
-    l.security = security;
-    if security.sasl() {
-        l.sasl_mechanisms = vec![
-            "SCRAM-SHA-512".into(),
-            "SCRAM-SHA-256".into(),
-            "PLAIN".into(),
-        ];
-    }
-    l
-}
 
 fn tls(files: &LeafFiles) -> TlsSettings {
     serde_yaml::from_str(&format!(

@@ -114,6 +114,28 @@ pub async fn http(
     (status, body)
 }
 
+/// A Kafka listener on a free loopback port: `name`, `security`, and on a
+/// SASL listener all three mechanisms (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN).
+pub fn listener(
+    name: &str,
+    security: starlog_broker::listener::SecurityProtocol,
+) -> starlog_broker::listener::ListenerSettings {
+    let mut l = starlog_broker::listener::ListenerSettings::plaintext(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        None,
+    );
+    l.name = name.to_string();
+    l.security = security;
+    if security.sasl() {
+        l.sasl_mechanisms = vec![
+            "SCRAM-SHA-512".into(),
+            "SCRAM-SHA-256".into(),
+            "PLAIN".into(),
+        ];
+    }
+    l
+}
+
 /// A test binary that starts a broker here decodes outside bytes as the
 /// binaries do, so it declares the same guarded global allocator.
 #[global_allocator]
