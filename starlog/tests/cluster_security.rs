@@ -10,9 +10,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,31 +42,10 @@ const ACLS: [&str; 6] = [
 
 /// `starlog ARGS --config node.yaml` with `stdin`; its error when it fails.
 fn cli(node: &Node, args: &[&str], stdin: &str) -> Result<(), String> {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(&node.config)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "starlog {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    let config = node.config.display().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--config", &config]);
+    cli::starlog(&all, stdin).map(|_| ())
 }
 
 /// Broker 1's users and ACLs, written offline before its first start.
