@@ -230,6 +230,21 @@ async fn a_wrong_password_or_unknown_user_is_refused_and_leaves_nothing() {
     b.stop().await;
 }
 
+/// A Metadata v9 request frame (without its length prefix), for sending
+/// when no answer is expected.
+fn metadata_frame() -> bytes::BytesMut {
+    use kafka_protocol::protocol::Encodable;
+    let mut body = bytes::BytesMut::new();
+    kafka_protocol::messages::RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(9)
+        .with_correlation_id(1)
+        .encode(&mut body, ApiKey::Metadata.request_header_version(9))
+        .unwrap();
+    MetadataRequest::default().encode(&mut body, 9).unwrap();
+    body
+}
+
 fn metadata_request() -> RequestKind {
     RequestKind::Metadata(MetadataRequest::default().with_topics(None))
 }
@@ -307,18 +322,7 @@ async fn requests_before_login_and_garbage_sasl_frames_close_the_connection() {
     let internal = addr(&b, "internal");
     // A request before login: closed without an answer.
     let mut c = RawClient::connect(internal).await;
-    let mut body = bytes::BytesMut::new();
-    {
-        use kafka_protocol::protocol::Encodable;
-        kafka_protocol::messages::RequestHeader::default()
-            .with_request_api_key(ApiKey::Metadata as i16)
-            .with_request_api_version(9)
-            .with_correlation_id(1)
-            .encode(&mut body, ApiKey::Metadata.request_header_version(9))
-            .unwrap();
-        MetadataRequest::default().encode(&mut body, 9).unwrap();
-    }
-    c.send_frame(&body).await;
+    c.send_frame(&metadata_frame()).await;
     assert!(
         c.is_closed_by_broker().await,
         "Metadata before login must close"
@@ -459,18 +463,7 @@ async fn a_login_lasts_reauthentication_ms_and_is_renewed_on_the_connection() {
         0
     );
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let mut body = bytes::BytesMut::new();
-    {
-        use kafka_protocol::protocol::Encodable;
-        kafka_protocol::messages::RequestHeader::default()
-            .with_request_api_key(ApiKey::Metadata as i16)
-            .with_request_api_version(9)
-            .with_correlation_id(9)
-            .encode(&mut body, ApiKey::Metadata.request_header_version(9))
-            .unwrap();
-        MetadataRequest::default().encode(&mut body, 9).unwrap();
-    }
-    c.send_frame(&body).await;
+    c.send_frame(&metadata_frame()).await;
     assert!(
         c.is_closed_by_broker().await,
         "an expired session is closed"
