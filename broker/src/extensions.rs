@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
+use starlog_processors::config::ProcessorRegistry;
+
 /// A boxed error from an extension.
 pub type ExtensionError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -172,4 +174,8 @@ pub struct Extensions {
     pub upstream_registry: Option<Arc<dyn UpstreamRegistry>>,
     /// Runs the configured `mirrors:`.
     pub mirrors: Option<Arc<dyn MirrorLauncher>>,
+    /// The processor classes in-broker pipelines may name; `None` is the
+    /// processors crate's built-ins alone (the `starlog` binary adds the
+    /// `sinks` crate's writers and notifiers).
+    pub processors: Option<ProcessorRegistry>,
 }

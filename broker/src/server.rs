@@ -29,6 +29,7 @@ use crate::security::{TlsReloader, TLS_POLL_INTERVAL};
 use crate::session::{ListenerAuth, Session};
 use crate::topics::TopicRegistry;
 use crate::{http, metrics};
+use starlog_processors::config::ProcessorRegistry;
 use starlog_security::tls::ServerTls;
 
 /// Why the broker could not start.
@@ -208,7 +209,7 @@ impl Server {
         let broker = Arc::new(broker);
         let mut tasks = JoinSet::new();
         let schemas = broker.schemas.clone();
-        let pipelines = start_pipelines(&broker, schemas.clone(), &shutdown)?;
+        let pipelines = start_pipelines(&broker, schemas.clone(), &shutdown, &extensions)?;
         let mirrors = match (&extensions.mirrors, broker.config.mirrors.is_empty()) {
             (_, true) => Vec::new(),
             (Some(launcher), false) => launcher
@@ -428,7 +429,16 @@ fn start_pipelines(
     broker: &Arc<Broker>,
     schemas: Option<Arc<SchemaStore>>,
     shutdown: &watch::Sender<bool>,
+    extensions: &Extensions,
 ) -> Result<Vec<RunningPipeline>, StartError> {
+    let builtins;
+    let registry = match &extensions.processors {
+        Some(registry) => registry,
+        None => {
+            builtins = ProcessorRegistry::with_builtins();
+            &builtins
+        }
+    };
     let env = PipelineEnv {
         topics: Arc::clone(&broker.topics),
         schemas,
@@ -437,8 +447,8 @@ fn start_pipelines(
     };
     let mut running = Vec::new();
     for (i, node) in broker.config.pipelines.iter().enumerate() {
-        let spec =
-            pipelines::load_spec(node, i, &broker.config.base_dir).map_err(StartError::Pipeline)?;
+        let spec = pipelines::load_spec(node, i, &broker.config.base_dir, registry)
+            .map_err(StartError::Pipeline)?;
         let p = pipelines::start(
             &spec,
             &env,

@@ -188,13 +188,15 @@ pub enum ProcessNodeError {
 /// Runs the pipeline in `file` against `bootstrap` until `shutdown`: joins
 /// the pipeline's group (its `source.group`, or `starlog-node-<name>`),
 /// processes, commits after the outputs are acknowledged, and leaves the
-/// group cleanly.
+/// group cleanly. `registry` holds the classes the file may name
+/// (`ProcessorRegistry::with_builtins()`, or with the `sinks` crate's).
 pub async fn run_pipeline_file(
     file: &Path,
+    registry: &ProcessorRegistry,
     bootstrap: &str,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<RunStats, ProcessNodeError> {
-    let spec = PipelineSpec::from_file(file, &ProcessorRegistry::with_builtins())
+    let spec = PipelineSpec::from_file(file, registry)
         .map_err(|e| ProcessNodeError::Config(e.to_string()))?;
     let producer = Arc::new(Producer::new(ProducerConfig::new(bootstrap))?);
     let sink = Arc::new(ProducerSink::new(Arc::clone(&producer), Handle::current()));

@@ -12,10 +12,20 @@ use std::sync::Arc;
 use starlog_broker::Extensions;
 
 /// What the broker gets plugged in: the mirror engine for the `mirrors:`
-/// section, the clients' registry client for the schema-id rule.
+/// section, the clients' registry client for the schema-id rule, and the
+/// processor classes of [`processors`] for in-broker pipelines.
 pub fn extensions() -> Extensions {
     Extensions {
         upstream_registry: Some(Arc::new(upstream::Upstream::default())),
         mirrors: Some(Arc::new(mirror_task::Mirrors)),
+        processors: Some(processors()),
     }
+}
+
+/// The processor classes a pipeline run by this binary may name: the
+/// processors crate's built-ins and the `sinks` crate's writers and
+/// notifiers (the same set in-broker and in `starlog process`).
+#[must_use]
+pub fn processors() -> starlog_processors::config::ProcessorRegistry {
+    starlog_sinks::registry()
 }

@@ -216,14 +216,18 @@ fn main() -> anyhow::Result<()> {
             pipeline,
             bootstrap,
         } => runtime()?.block_on(async {
-            let stats =
-                starlog_clients::pipeline::run_pipeline_file(&pipeline, &bootstrap, async {
+            let stats = starlog_clients::pipeline::run_pipeline_file(
+                &pipeline,
+                &starlog::processors(),
+                &bootstrap,
+                async {
                     if let Err(e) = wait_for_signal().await {
                         tracing::error!(error = %e, "cannot wait for signals; stopping");
                     }
-                })
-                .await
-                .with_context(|| format!("processing node {}", pipeline.display()))?;
+                },
+            )
+            .await
+            .with_context(|| format!("processing node {}", pipeline.display()))?;
             tracing::info!(records = stats.records, commits = stats.commits, "done");
             Ok(())
         }),

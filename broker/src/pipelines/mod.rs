@@ -49,16 +49,20 @@ impl RunningPipeline {
 }
 
 /// Loads one `pipelines[i]` entry: `{ file: path }` or an inline component.
-pub fn load_spec(node: &Yaml, index: usize, base_dir: &Path) -> Result<PipelineSpec, String> {
-    let registry = ProcessorRegistry::with_builtins();
+pub fn load_spec(
+    node: &Yaml,
+    index: usize,
+    base_dir: &Path,
+    registry: &ProcessorRegistry,
+) -> Result<PipelineSpec, String> {
     let path = format!("pipelines[{index}]");
     if let Some(file) = node.get("file") {
         let file = file
             .as_str()
             .ok_or_else(|| format!("{path}.file: expected a path to a pipeline YAML file"))?;
-        return PipelineSpec::from_file(&base_dir.join(file), &registry).map_err(|e| e.to_string());
+        return PipelineSpec::from_file(&base_dir.join(file), registry).map_err(|e| e.to_string());
     }
-    PipelineSpec::from_node(node, &path, base_dir, &registry).map_err(|e| e.to_string())
+    PipelineSpec::from_node(node, &path, base_dir, registry).map_err(|e| e.to_string())
 }
 
 /// What pipelines need from the broker.

@@ -1,0 +1,6 @@
+//! Notifications (VOEvent, Slack, e-mail).
+
+use starlog_processors::config::ProcessorRegistry;
+
+/// Adds this module's classes to `registry`.
+pub(crate) fn register(_registry: &mut ProcessorRegistry) {}
