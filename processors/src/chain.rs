@@ -20,6 +20,8 @@ pub struct Counters {
     pub skipped: u64,
     /// Candidates on which a processor failed.
     pub failed: u64,
+    /// Candidates a processor sent to the dead-letter topic.
+    pub dead_lettered: u64,
 }
 
 impl Counters {
@@ -29,6 +31,7 @@ impl Counters {
             Response::Pass => self.passed += 1,
             Response::Skip => self.skipped += 1,
             Response::Fail(_) => self.failed += 1,
+            Response::DeadLetter(_) => self.dead_lettered += 1,
         }
     }
 }

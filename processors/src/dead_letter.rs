@@ -57,7 +57,7 @@ impl DeadLetter {
             offset = source.offset,
             dead_letter_topic = %self.topic,
             %reason,
-            "undecodable alert sent to the dead-letter topic"
+            "message sent to the dead-letter topic"
         );
         let Some(sink) = &self.sink else {
             return Ok(());

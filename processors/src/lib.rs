@@ -42,6 +42,6 @@ pub use candidate::{
 };
 pub use chain::Chain;
 pub use decode::{AlertDecoder, DecodeError, InputFormat};
-pub use pipeline::{InputRecord, Pipeline, RecordOutcome};
+pub use pipeline::{ChainRun, InputRecord, Pipeline, RecordOutcome};
 pub use processor::{CandidateProcessor, ProcessError, Response};
 pub use sink::{SinkError, TopicSink};

@@ -25,6 +25,9 @@ pub enum RecordOutcome {
         passed: usize,
         /// Candidates some step skipped.
         skipped: usize,
+        /// Candidates some step could never handle; the record was sent to
+        /// the dead-letter topic with their reasons.
+        dead_lettered: usize,
     },
     /// Undecodable; sent to the dead-letter topic.
     DeadLettered {
@@ -35,12 +38,24 @@ pub enum RecordOutcome {
     Failed(ProcessError),
 }
 
+/// What the chain did with one record's candidates ([`Pipeline::run`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainRun {
+    /// Candidates that passed every step.
+    pub passed: usize,
+    /// Candidates some step skipped.
+    pub skipped: usize,
+    /// Why some step could never handle a candidate, one per candidate.
+    pub dead_letters: Vec<String>,
+}
+
 /// Counters of a pipeline (records, dead letters) plus its chain's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PipelineCounters {
     /// Messages handled.
     pub records: u64,
-    /// Messages sent to the dead-letter topic.
+    /// Messages sent to the dead-letter topic (undecodable, or a candidate a
+    /// step dead-lettered).
     pub dead_lettered: u64,
     /// Messages whose handling failed.
     pub failed: u64,
@@ -140,23 +155,58 @@ impl Pipeline {
                 };
             }
         };
-        self.run(candidates)
+        let ran = match self.run(candidates) {
+            Ok(ran) => ran,
+            Err(e) => return RecordOutcome::Failed(e),
+        };
+        if !ran.dead_letters.is_empty() {
+            // One message to the dead-letter topic per record, with every
+            // refused candidate's reason; the record's other candidates went on.
+            let reason = format!(
+                "{}/{}@{}: {}",
+                record.topic,
+                record.partition,
+                record.offset,
+                ran.dead_letters.join("; ")
+            );
+            if let Err(source) = self.dead_letter.send(record, &reason) {
+                self.failed += 1;
+                return RecordOutcome::Failed(ProcessError::Sink {
+                    topic: self.dead_letter.topic().to_owned(),
+                    source,
+                });
+            }
+            self.dead_lettered += 1;
+        }
+        RecordOutcome::Processed {
+            passed: ran.passed,
+            skipped: ran.skipped,
+            dead_lettered: ran.dead_letters.len(),
+        }
     }
 
-    /// Runs already-decoded candidates through the chain.
-    pub fn run(&mut self, candidates: Vec<Candidate>) -> RecordOutcome {
-        let (mut passed, mut skipped) = (0, 0);
+    /// Runs already-decoded candidates through the chain. The reasons of
+    /// candidates a step dead-lettered are returned, not sent: only
+    /// [`Pipeline::handle`] has the record to send.
+    ///
+    /// # Errors
+    /// The first [`Response::Fail`]: the record must be retried.
+    pub fn run(&mut self, candidates: Vec<Candidate>) -> Result<ChainRun, ProcessError> {
+        let mut ran = ChainRun::default();
         for mut c in candidates {
             match self.chain.process(&mut c) {
-                Response::Pass => passed += 1,
-                Response::Skip => skipped += 1,
+                Response::Pass => ran.passed += 1,
+                Response::Skip => ran.skipped += 1,
+                Response::DeadLetter(reason) => ran
+                    .dead_letters
+                    .push(format!("alert {}: {reason}", c.alert_id())),
                 Response::Fail(e) => {
                     self.failed += 1;
-                    return RecordOutcome::Failed(e);
+                    return Err(e);
                 }
             }
         }
-        RecordOutcome::Processed { passed, skipped }
+        Ok(ran)
     }
 
     /// Makes every output so far durable; commit the input position only after this succeeds.

@@ -5,7 +5,9 @@
 //! for this candidate). Writers can also fail — a full disk, a producer that
 //! cannot deliver — and a silent failure would lose data, so there is a
 //! third answer, [`Response::Fail`]: the runner must then not commit the
-//! input position past this record, and retry from the last commit.
+//! input position past this record, and retry from the last commit. A
+//! candidate a processor can never handle is [`Response::DeadLetter`]: its
+//! record goes to the dead-letter topic with the reason, and the chain goes on.
 
 use std::path::PathBuf;
 
@@ -23,6 +25,12 @@ pub enum Response {
     Skip,
     /// The processor could not do its work; the record must be retried.
     Fail(ProcessError),
+    /// The processor can never handle this candidate (a row the database
+    /// refuses, a stamp that does not decode, a value too large): the
+    /// record goes to the pipeline's dead-letter topic with this reason,
+    /// and the chain stops for this candidate and goes on with the next.
+    /// A failure that may succeed later is [`Response::Fail`] instead.
+    DeadLetter(String),
 }
 
 impl Response {

@@ -217,7 +217,11 @@ fn solar_system_pipeline_end_to_end_with_dead_letters() {
     for (i, r) in rows.iter().enumerate() {
         let bytes = r.bytes();
         match pipeline.handle(&record(&bytes, offset)) {
-            RecordOutcome::Processed { passed, skipped } => assert_eq!(passed + skipped, 1),
+            RecordOutcome::Processed {
+                passed,
+                skipped,
+                dead_lettered: 0,
+            } => assert_eq!(passed + skipped, 1),
             other => panic!("{}: {other:?}", r.file()),
         }
         offset += 1;
@@ -320,7 +324,8 @@ fn sink_failures_fail_the_record_and_recover() {
         pipeline.handle(&record(&bytes, 0)),
         RecordOutcome::Processed {
             passed: 1,
-            skipped: 0
+            skipped: 0,
+            dead_lettered: 0
         }
     ));
     let out = sink.records_for("out");
@@ -444,4 +449,83 @@ fn other_crates_can_register_classes() {
     )
     .unwrap_err();
     assert_eq!(err.path(), Some("processors[0].class"));
+}
+
+/// Refuses every second candidate for good, as a writer refuses a row it
+/// can never store.
+#[derive(Debug)]
+struct RefuseEveryOther(bool);
+impl CandidateProcessor for RefuseEveryOther {
+    fn process(&mut self, c: &mut Candidate) -> Response {
+        self.0 = !self.0;
+        if self.0 {
+            Response::Pass
+        } else {
+            Response::DeadLetter(format!("row for {} refused", c.alert_id()))
+        }
+    }
+}
+impl ProcessorSpec for RefuseEveryOther {
+    fn build(
+        &self,
+        _ctx: &BuildContext,
+        _path: &str,
+    ) -> Result<Box<dyn CandidateProcessor>, ConfigError> {
+        Ok(Box::new(RefuseEveryOther(false)))
+    }
+}
+
+#[test]
+fn a_step_dead_letters_a_candidate_and_the_chain_goes_on() {
+    let mut registry = ProcessorRegistry::with_builtins();
+    registry.register(
+        "RefuseEveryOther",
+        |_p: &mut starlog_processors::config::Params<'_>| {
+            Ok(Box::new(RefuseEveryOther(false)) as Box<dyn ProcessorSpec>)
+        },
+    );
+    let yaml = "type: in-broker\nsource: { topic: ztf-buffer }\ndead_letter: { topic: refused }\nprocessors:\n  - class: RefuseEveryOther\n  - class: KafkaTopicWriter\n    params: { topic: out, format: json, key: alert_id }\n";
+    let spec = PipelineSpec::from_yaml_str(yaml, "inline", Path::new("."), &registry).unwrap();
+    let sink = Arc::new(MemoryTopicSink::new());
+    let mut p = spec
+        .build(&BuildContext::default().with_sink(sink.clone()))
+        .unwrap();
+    let rows = manifest();
+    let mut refused = Vec::new();
+    for (i, r) in rows.iter().take(6).enumerate() {
+        let b = r.bytes();
+        let outcome = p.handle(&record(&b, i64::try_from(i).unwrap()));
+        let expect_refused = i % 2 == 1;
+        match outcome {
+            RecordOutcome::Processed {
+                passed,
+                skipped: 0,
+                dead_lettered,
+            } => {
+                assert_eq!(passed, usize::from(!expect_refused), "record {i}");
+                assert_eq!(dead_lettered, usize::from(expect_refused), "record {i}");
+            }
+            other => panic!("record {i}: {other:?}"),
+        }
+        if expect_refused {
+            refused.push((i, r.get("alert_id").to_owned()));
+        }
+    }
+    // The refused records went to the dead-letter topic unchanged, with the
+    // step's reason naming the alert; the others reached the writer.
+    let dead = sink.records_for("refused");
+    assert_eq!(dead.len(), refused.len());
+    for (d, (i, alert_id)) in dead.iter().zip(&refused) {
+        assert_eq!(d.value, rows[*i].bytes());
+        let reason = String::from_utf8(d.header(REASON_HEADER).unwrap().to_vec()).unwrap();
+        assert_eq!(
+            reason,
+            format!("ztf-buffer/3@{i}: alert {alert_id}: row for {alert_id} refused")
+        );
+    }
+    assert_eq!(sink.records_for("out").len(), 3);
+    let counters = p.counters();
+    assert_eq!(counters.dead_lettered, 3);
+    assert_eq!(counters.chain.dead_lettered, 3);
+    assert_eq!(counters.chain.passed, 3);
 }

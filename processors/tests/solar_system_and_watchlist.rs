@@ -22,6 +22,7 @@ fn passes(p: &mut dyn CandidateProcessor, c: &mut Candidate) -> bool {
         Response::Pass => true,
         Response::Skip => false,
         Response::Fail(e) => panic!("{e}"),
+        Response::DeadLetter(reason) => panic!("dead-lettered: {reason}"),
     }
 }
 
