@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::candidate::Candidate;
 use crate::config::{BuildContext, ConfigError, Params, ProcessorSpec};
-use crate::decode::{confluent, SchemaRegistry};
+use crate::decode::{confluent, SchemaRegistry, SchemaSourceError};
 use crate::output::annotated::{AnnotatedSchema, AnnotatedSchemas};
 use crate::output::json::candidate_to_json;
 use crate::processor::{CandidateProcessor, ProcessError, Response};
@@ -140,17 +140,31 @@ impl CandidateProcessor for KafkaTopicWriter {
         let value = match self.format {
             OutputFormat::Avro => match self.avro_value(candidate) {
                 Ok(v) => v,
+                // An alert that cannot be encoded, or whose schema the
+                // registry refuses, never will be: dead-letter it. A
+                // registry that cannot answer now is retried.
+                Err(
+                    e @ (ProcessError::Encode { .. }
+                    | ProcessError::Registry {
+                        source:
+                            SchemaSourceError::Refused { .. } | SchemaSourceError::Invalid { .. },
+                        ..
+                    }),
+                ) => return Response::DeadLetter(e.to_string()),
                 Err(e) => return Response::Fail(e),
             },
             OutputFormat::Json { include_cutouts } => {
                 match serde_json::to_vec(&candidate_to_json(candidate, include_cutouts)) {
                     Ok(v) => v,
                     Err(e) => {
-                        return Response::Fail(ProcessError::Encode {
-                            alert_id: candidate.alert_id(),
-                            schema: "json".to_owned(),
-                            reason: e.to_string(),
-                        })
+                        return Response::DeadLetter(
+                            ProcessError::Encode {
+                                alert_id: candidate.alert_id(),
+                                schema: "json".to_owned(),
+                                reason: e.to_string(),
+                            }
+                            .to_string(),
+                        )
                     }
                 }
             }
