@@ -5,5 +5,7 @@
 //! ([`testdata`]).
 
 pub mod site;
+pub mod supervisor;
+pub mod testdata;
 
 pub use site::{Site, SiteError};
