@@ -103,8 +103,8 @@ fn a_node_reading_a_topic_its_buffer_lacks_is_refused() {
     );
 
     let (path, message) = fault(
-        "topic: ztf-buffer\n    samples",
-        "topic: nowhere\n    samples",
+        "topic: ztf-buffer\n    files",
+        "topic: nowhere\n    files",
     );
     assert_eq!(path, "components[2].topic");
     assert!(message.contains("has no topic \"nowhere\""), "{message}");
