@@ -102,10 +102,7 @@ fn a_node_reading_a_topic_its_buffer_lacks_is_refused() {
         "{message}"
     );
 
-    let (path, message) = fault(
-        "topic: ztf-buffer\n    files",
-        "topic: nowhere\n    files",
-    );
+    let (path, message) = fault("topic: ztf-buffer\n    files", "topic: nowhere\n    files");
     assert_eq!(path, "components[2].topic");
     assert!(message.contains("has no topic \"nowhere\""), "{message}");
 }
@@ -165,4 +162,20 @@ fn schemaless_test_data_needs_its_schema() {
     let (path, message) = fault("framing: ocf ", "framing: schemaless ");
     assert_eq!(path, "components[2].schema");
     assert!(message.contains("static schema"), "{message}");
+}
+
+#[test]
+fn shipped_samples_or_files_not_both() {
+    let site = variant(
+        "files: [../testdata/ztf/alerts/kowalski/20231012]",
+        "samples: lsst",
+    )
+    .unwrap();
+    assert_eq!(site.testdata[0].files, AlertFiles::Samples(SampleSet::Lsst));
+    let (path, message) = fault(
+        "files: [../testdata/ztf/alerts/kowalski/20231012]",
+        "files: [x]\n    samples: ztf",
+    );
+    assert_eq!(path, "components[2].samples");
+    assert!(message.contains("not both"), "{message}");
 }

@@ -16,6 +16,8 @@
 //! `config/` (broker, mirror and inline pipeline YAMLs), `logs/<process>.log`
 //! and `data/<buffer>/<instance>/` (kept across `down` and `up`).
 
+mod error;
+mod options;
 pub mod plan;
 mod process;
 pub mod status;
@@ -24,87 +26,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+pub use error::SupervisorError;
+pub use options::Options;
 pub use plan::{Plan, ProcessKind, ProcessSpec};
 pub use status::{ProcessStatus, RunStatus};
 
-use crate::site::{KafkaBuffer, Site, SiteError};
+use crate::site::{KafkaBuffer, Site};
 use process::Supervised;
 
 /// The supervisor's pid file in the run folder.
 pub const PID_FILE: &str = "supervisor.pid";
-
-/// What can go wrong running a site.
-#[derive(Debug, thiserror::Error)]
-pub enum SupervisorError {
-    /// The site file.
-    #[error(transparent)]
-    Site(#[from] SiteError),
-    /// A file of the run folder.
-    #[error("{what}: {source}")]
-    Io {
-        /// The file or action.
-        what: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A process could not be started or stopped.
-    #[error("{process}: {reason}")]
-    Process {
-        /// The process name.
-        process: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// The site is already up in this run folder.
-    #[error("site already up in {state_dir} (supervisor pid {pid}): `starlog deploy down` first")]
-    AlreadyUp {
-        /// The run folder.
-        state_dir: PathBuf,
-        /// The running supervisor.
-        pid: u32,
-    },
-    /// A buffer never became ready, or its topics could not be created.
-    #[error("buffer {buffer}: {reason}")]
-    Buffer {
-        /// The buffer.
-        buffer: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// `stop` was raised while the site was starting.
-    #[error("stopped while starting")]
-    Interrupted,
-}
-
-/// How to run the site.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The run folder.
-    pub state_dir: PathBuf,
-    /// The `starlog` executable every process runs.
-    pub exe: PathBuf,
-    /// How long a process gets between SIGTERM and SIGKILL.
-    pub stop_timeout: Duration,
-    /// How long the brokers get to listen and take their topics.
-    pub ready_timeout: Duration,
-    /// `RUST_LOG` of the processes.
-    pub log_filter: String,
-}
-
-impl Options {
-    /// Defaults: 20 s to stop, 60 s to be ready, `info` logs.
-    #[must_use]
-    pub fn new(state_dir: PathBuf, exe: PathBuf) -> Self {
-        Self {
-            state_dir,
-            exe,
-            stop_timeout: Duration::from_secs(20),
-            ready_timeout: Duration::from_secs(60),
-            log_filter: "info".to_owned(),
-        }
-    }
-}
 
 /// The default run folder of a site: `.starlog-deploy/<site name>`.
 #[must_use]

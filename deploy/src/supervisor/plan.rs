@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value as Yaml};
 
-use super::SupervisorError;
+use super::error::SupervisorError;
 use crate::site::{
     AlertFiles, KafkaBuffer, PipelineSource, Placement, ProcessingNode, Site, Upstream,
 };

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::options::Options;
 use super::plan::{Plan, ProcessKind, ProcessSpec};
 use super::status::ProcessStatus;
-use super::Options;
 
 /// First restart delay; doubled per consecutive failure.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);

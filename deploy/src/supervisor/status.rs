@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::error::SupervisorError;
 use super::plan::ProcessKind;
-use super::SupervisorError;
 
 /// The status document's file name in the run folder.
 pub const STATUS_FILE: &str = "status.json";
@@ -103,8 +103,8 @@ impl RunStatus {
         );
         let _ = writeln!(
             out,
-            "{:<24} {:<10} {:<8} {:>8} {:>8}  {}",
-            "PROCESS", "KIND", "STATE", "PID", "RESTARTS", "SERVES / LAST EXIT"
+            "{:<24} {:<10} {:<8} {:>8} {:>8}  SERVES / LAST EXIT",
+            "PROCESS", "KIND", "STATE", "PID", "RESTARTS"
         );
         for p in &self.processes {
             let kind = match p.kind {
