@@ -201,11 +201,20 @@ pub fn deploy(command: DeployCommand) -> anyhow::Result<()> {
             json,
         } => {
             let s = Site::load(&site).with_context(|| format!("site {}", site.display()))?;
-            let status = RunStatus::read(&state.resolve(&s))?;
+            let dir = state.resolve(&s);
+            let status = RunStatus::read(&dir)?;
             let text = if json {
                 format!("{}\n", serde_json::to_string_pretty(&status)?)
             } else {
-                status.render(lines)
+                let mut text = status.render(lines);
+                if status.state != "stopped" && supervisor::running_supervisor(&dir).is_none() {
+                    text.push_str(&format!(
+                        "note: the supervisor (pid {}) is not running: these are its last states; \
+                         `starlog deploy down` stops what is left\n",
+                        status.supervisor_pid
+                    ));
+                }
+                text
             };
             std::io::stdout()
                 .write_all(text.as_bytes())

@@ -544,12 +544,14 @@ async fn the_example_site_runs_survives_kill9_and_stops() {
             .any(|(k, v)| k.as_deref() == Some(key.as_bytes()) && v == value));
     }
     assert_eq!(all.len(), want, "ztf-buffer after the kill");
-    // The node and the chain keep writing exactly the expected alerts
-    // (the second copies have the same candids).
+    // The node keeps writing exactly the expected alerts (the second
+    // copies have the same candids). The killed member's partitions wait
+    // for its session to expire (45 s, the consumer's default) before the
+    // group hands them to the restarted one.
     let node_out = read_all(
         &alerts_bootstrap,
         "bright-transients",
-        Duration::from_secs(30),
+        Duration::from_secs(120),
         |m| m.len() >= 2 * bright.len(),
     );
     assert_eq!(
@@ -559,6 +561,33 @@ async fn the_example_site_runs_survives_kill9_and_stops() {
     assert!(
         node_out.len() >= 2 * bright.len(),
         "the node processed the second copies"
+    );
+
+    // The mirror copied every message of the buffer once, across the
+    // upstream broker's kill, and the in-broker chain behind it processed
+    // the second copies too.
+    let mirrored = read_all(
+        &edge_bootstrap,
+        "ztf-buffer",
+        Duration::from_secs(90),
+        |m| m.len() >= want,
+    );
+    assert_eq!(mirrored.len(), want, "edge's ztf-buffer (mirrored once)");
+    let chain_out = read_all(
+        &edge_bootstrap,
+        "solar-system-bright",
+        Duration::from_secs(60),
+        |m| m.len() >= 2 * sso.len(),
+    );
+    assert_eq!(
+        confluent_candids(ports["edge-http"], &chain_out)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        sso
+    );
+    assert!(
+        chain_out.len() >= 2 * sso.len(),
+        "the chain processed the second copies"
     );
 
     // Down: everything stops, the supervisor exits cleanly.
@@ -576,4 +605,62 @@ async fn the_example_site_runs_survives_kill9_and_stops() {
         assert!(p["pid"].is_null(), "{p}");
         assert!(p["state"] == "stopped" || p["state"] == "done", "{p}");
     }
+}
+
+#[test]
+fn check_names_the_fault_with_its_yaml_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("examples/site.yaml"))
+        .unwrap()
+        .replace(
+            "file: pipelines/",
+            &format!("file: {}/examples/pipelines/", repo().display()),
+        )
+        .replace("../testdata/", &format!("{}/testdata/", repo().display()))
+        .replace("class: ", "class: X")
+        .replace(
+            "{ name: ztf-buffer, partitions: 2 }",
+            "{ name: ztf-buffer, partitions: 2, replication: 2 }",
+        );
+    let site = dir.path().join("bad.yaml");
+    std::fs::write(&site, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["deploy", "check"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "components[1].topics[0].replication: replication 2 is above the buffer's 1 instance"
+        ),
+        "{err}"
+    );
+    // An unknown processor class in a pipeline (here inline), with its path.
+    let text = std::fs::read_to_string(repo().join("examples/site.yaml"))
+        .unwrap()
+        .replace("../testdata/", &format!("{}/testdata/", repo().display()))
+        .replace(
+            "pipeline: { file: pipelines/bright-transients.yaml }",
+            "pipeline: { source: { topic: ztf-buffer }, processors: [ { class: NoSuchFilter } ] }",
+        )
+        .replace(
+            "file: pipelines/",
+            &format!("file: {}/examples/pipelines/", repo().display()),
+        );
+    std::fs::write(&site, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["deploy", "check"])
+        .arg(&site)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "components[3].pipeline.processors[0].class: unknown processor class \"NoSuchFilter\""
+        ),
+        "{err}"
+    );
 }

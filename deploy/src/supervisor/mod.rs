@@ -60,6 +60,28 @@ pub fn up(site: &Site, opts: &Options, stop: &AtomicBool) -> Result<(), Supervis
             return Err(SupervisorError::AlreadyUp { state_dir, pid });
         }
     }
+    // A supervisor killed without stopping its processes leaves them
+    // running: starting again would collide with them.
+    if let Ok(previous) = RunStatus::read(&state_dir) {
+        let alive: Vec<String> = previous
+            .processes
+            .iter()
+            .filter_map(|p| {
+                p.pid
+                    .filter(|pid| process::alive(*pid))
+                    .map(|pid| format!("{} (pid {pid})", p.name))
+            })
+            .collect();
+        if !alive.is_empty() {
+            return Err(SupervisorError::Process {
+                process: "a previous run".to_owned(),
+                reason: format!(
+                    "still running without its supervisor: {}; `starlog deploy down` stops them",
+                    alive.join(", ")
+                ),
+            });
+        }
+    }
     let pid_file = state_dir.join(PID_FILE);
     std::fs::write(&pid_file, std::process::id().to_string()).map_err(|source| {
         SupervisorError::Io {
@@ -148,6 +170,12 @@ pub fn down(state_dir: &Path, timeout: Duration) -> Result<RunStatus, Supervisor
         }
     }
     RunStatus::read(state_dir)
+}
+
+/// The pid of the supervisor running in `state_dir`, if one runs.
+#[must_use]
+pub fn running_supervisor(state_dir: &Path) -> Option<u32> {
+    read_pid(state_dir).filter(|pid| process::alive(*pid))
 }
 
 fn read_pid(state_dir: &Path) -> Option<u32> {
