@@ -179,3 +179,13 @@ fn shipped_samples_or_files_not_both() {
     assert_eq!(path, "components[2].samples");
     assert!(message.contains("not both"), "{message}");
 }
+
+#[test]
+fn missing_test_data_files_are_named() {
+    let (path, message) = fault(
+        "files: [../testdata/ztf/alerts/kowalski/20231012]",
+        "files: [../testdata/ztf/alerts/kowalski/20231012, ../testdata/nowhere]",
+    );
+    assert_eq!(path, "components[2].files[1]");
+    assert!(message.contains("does not exist"), "{message}");
+}

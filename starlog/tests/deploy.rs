@@ -605,6 +605,56 @@ async fn the_example_site_runs_survives_kill9_and_stops() {
         assert!(p["pid"].is_null(), "{p}");
         assert!(p["state"] == "stopped" || p["state"] == "done", "{p}");
     }
+
+    // Up again on the same run folder: the data was kept (the test data
+    // runs once more, so the buffer ends with one more copy of the files).
+    let supervisor_log = std::fs::File::options()
+        .append(true)
+        .open(dir.path().join("supervisor.log"))
+        .unwrap();
+    let child = Command::new(BIN)
+        .args(["deploy", "up", "--stop-timeout", "15"])
+        .arg(&site)
+        .arg("--state")
+        .arg(&state)
+        .stdin(Stdio::null())
+        .stdout(supervisor_log.try_clone().unwrap())
+        .stderr(supervisor_log)
+        .spawn()
+        .unwrap();
+    let mut again = Up { child };
+    wait_status(
+        &site,
+        &state,
+        "site up again",
+        Duration::from_secs(120),
+        |s| s["state"] == "running" && process(s, "ztf-samples-0")["state"] == "done",
+    );
+    let kept = read_all(
+        &alerts_bootstrap,
+        "ztf-buffer",
+        Duration::from_secs(60),
+        |m| m.len() >= want + files.len(),
+    );
+    assert_eq!(
+        kept.len(),
+        want + files.len(),
+        "ztf-buffer after down and up"
+    );
+    for (key, _) in &acked {
+        assert!(
+            kept.iter()
+                .any(|(k, _)| k.as_deref() == Some(key.as_bytes())),
+            "{key} kept"
+        );
+    }
+    let down = deploy(&["down"], &site, &state);
+    assert!(
+        down.status.success(),
+        "down: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(again.child.wait().unwrap().success());
 }
 
 #[test]

@@ -256,6 +256,26 @@ impl Site {
             let at = self.at(&t.name);
             let b = buffer_at(&t.name, &t.buffer)?;
             topic_in(b, &t.topic, format!("{at}.topic"))?;
+            if let AlertFiles::Paths(paths) = &t.files {
+                for (j, p) in paths.iter().enumerate() {
+                    if !p.exists() {
+                        return Err(invalid(
+                            format!("{at}.files[{j}]"),
+                            format!("{} does not exist", p.display()),
+                        ));
+                    }
+                }
+            }
+            if let Some(schema) = &t.schema {
+                for (j, f) in schema.files.iter().enumerate() {
+                    if !f.is_file() {
+                        return Err(invalid(
+                            format!("{at}.schema.files[{j}]"),
+                            format!("{} is not a file", f.display()),
+                        ));
+                    }
+                }
+            }
             if t.framing == Framing::Confluent && !b.registry {
                 return Err(invalid(
                     format!("{at}.framing"),
