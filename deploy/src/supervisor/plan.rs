@@ -127,6 +127,18 @@ impl Plan {
             pipeline_files.push((n, file));
         }
         for b in &site.buffers {
+            if b.listeners.host.parse::<std::net::IpAddr>().is_err() {
+                return Err(SupervisorError::Site(crate::SiteError::Invalid {
+                    path: format!(
+                        "{}.listeners.host",
+                        site.component_path(&b.name).unwrap_or("components")
+                    ),
+                    message: format!(
+                        "{:?}: the local platform binds brokers to an IP address (e.g. 127.0.0.1)",
+                        b.listeners.host
+                    ),
+                }));
+            }
             let in_broker: Vec<&PathBuf> = pipeline_files
                 .iter()
                 .filter(|(n, _)| n.buffer == b.name && n.placement == Placement::InBroker)

@@ -292,3 +292,113 @@ pub(super) fn alive(pid: u32) -> bool {
         .and_then(|(_, rest)| rest.trim_start().chars().next())
         .is_some_and(|s| s != 'Z' && s != 'X')
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn shell(kind: ProcessKind, script: &str, dir: &Path) -> Supervised {
+        let spec = ProcessSpec {
+            name: "t-0".into(),
+            component: "t".into(),
+            instance: 0,
+            kind,
+            args: vec!["-c".into(), script.into()],
+            addresses: Vec::new(),
+        };
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        let opts = Options::new(dir.to_owned(), PathBuf::from("/bin/sh"));
+        let mut p = Supervised::new(spec, dir, &opts);
+        p.request_start();
+        p
+    }
+
+    fn run_for(p: &mut Supervised, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            p.tick();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_failing_process_is_restarted_with_a_growing_back_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = shell(ProcessKind::Node, "echo hello; exit 3", dir.path());
+        // Starts at once, exits, restarts after 0.5 s, exits, then waits 1 s.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            p.tick();
+            let s = p.status();
+            if s.restarts == 1 && s.state == "backoff" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{s:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The second wait is twice the first.
+        assert_eq!(p.failures, 2);
+        let s = p.status();
+            if s.restarts == 1 && s.state == "backoff" {
+                break Instant::now();
+            }
+            assert!(Instant::now() < deadline, "{s:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        run_for(&mut p, Duration::from_millis(300));
+        assert!(
+            first_exit.elapsed() < Duration::from_secs(1),
+            "the wait is not over yet"
+        );
+        let s = p.status();
+        assert_eq!(s.restarts, 1, "{s:?}");
+        assert_eq!(s.state, "backoff");
+        assert_eq!(s.last_exit.as_deref(), Some("exit status 3"));
+        let log = std::fs::read_to_string(&s.log).unwrap();
+        assert_eq!(log.lines().filter(|l| *l == "hello").count(), 2, "{log}");
+        assert!(log.contains("t-0 exited: exit status 3"), "{log}");
+    }
+
+    #[test]
+    fn test_data_that_succeeds_is_done_and_not_restarted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = shell(ProcessKind::Testdata, "exit 0", dir.path());
+        run_for(&mut p, Duration::from_millis(800));
+        let s = p.status();
+        assert_eq!((s.state.as_str(), s.restarts, s.pid), ("done", 0, None));
+    }
+
+    #[test]
+    fn stop_sends_sigterm_then_sigkill_after_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = shell(ProcessKind::Broker, "exec sleep 30", dir.path());
+        run_for(&mut p, Duration::from_millis(100));
+        assert!(p.status().pid.is_some());
+        p.terminate();
+        p.wait_stopped(Instant::now() + Duration::from_secs(5));
+        let s = p.status();
+        assert_eq!(s.state, "stopped");
+        assert_eq!(s.last_exit.as_deref(), Some("signal 15 (SIGTERM)"));
+
+        // A process that ignores SIGTERM is killed at the bound.
+        let mut p = shell(
+            ProcessKind::Node,
+            "trap '' TERM; sleep 30 & wait; sleep 30",
+            dir.path(),
+        );
+        run_for(&mut p, Duration::from_millis(200));
+        p.terminate();
+        p.wait_stopped(Instant::now() + Duration::from_millis(500));
+        let s = p.status();
+        assert_eq!(s.state, "stopped");
+        assert_eq!(s.last_exit.as_deref(), Some("signal 9 (SIGKILL)"));
+        assert!(std::fs::read_to_string(&s.log).unwrap().contains("SIGKILL"));
+    }
+
+    #[test]
+    fn zombies_and_absent_pids_are_not_alive() {
+        assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX - 1));
+    }
+}
