@@ -7,6 +7,9 @@
 //! cannot be delivered is dead-lettered with the reason.
 
 mod delivery;
+mod email;
+mod http;
+mod slack;
 mod template;
 mod throttle;
 mod voevent;
@@ -16,4 +19,6 @@ use starlog_processors::config::ProcessorRegistry;
 /// Adds this module's classes to `registry`.
 pub(crate) fn register(registry: &mut ProcessorRegistry) {
     registry.register("VOEventWriter", voevent::parse);
+    registry.register("SlackNotifier", slack::parse);
+    registry.register("EmailNotifier", email::parse);
 }

@@ -16,7 +16,7 @@ use starlog_processors::config::{BuildContext, ConfigError, PipelineSpec};
 use starlog_processors::sink::{MemoryTopicSink, SentRecord};
 use starlog_processors::{AlertDecoder, Candidate, InputFormat, InputRecord, Pipeline, RecordOutcome};
 
-pub use starlog_testkit::{free_port, testdata_dir};
+pub use starlog_testkit::free_port;
 
 /// ZTF alert files (real, from testdata/), sorted.
 pub fn ztf_files(n: usize) -> Vec<PathBuf> {
@@ -62,6 +62,12 @@ pub fn build(yaml: &str) -> (Pipeline, Arc<MemoryTopicSink>) {
 
 /// Runs every file through the pipeline (each must pass) and flushes.
 pub fn feed(pipeline: &mut Pipeline, files: &[PathBuf]) {
+    handle_all(pipeline, files);
+    pipeline.flush().unwrap_or_else(|e| panic!("flush: {e}"));
+}
+
+/// Runs every file through the pipeline (each must pass), without flushing.
+pub fn handle_all(pipeline: &mut Pipeline, files: &[PathBuf]) {
     for (i, f) in files.iter().enumerate() {
         let value = std::fs::read(f).unwrap();
         let record = InputRecord {
@@ -77,7 +83,6 @@ pub fn feed(pipeline: &mut Pipeline, files: &[PathBuf]) {
             other => panic!("{}: {other:?}", f.display()),
         }
     }
-    pipeline.flush().unwrap_or_else(|e| panic!("flush: {e}"));
 }
 
 /// The dead letters' reasons.
