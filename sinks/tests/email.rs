@@ -126,7 +126,11 @@ fn header(data: &str, name: &str) -> String {
 }
 
 fn body(data: &str) -> String {
-    let text = data.split_once("\r\n\r\n").or_else(|| data.split_once("\n\n")).unwrap().1;
+    let text = data
+        .split_once("\r\n\r\n")
+        .or_else(|| data.split_once("\n\n"))
+        .unwrap()
+        .1;
     text.replace("\r\n", "\n")
 }
 
@@ -134,7 +138,11 @@ fn body(data: &str) -> String {
 fn one_message_per_alert_over_starttls_with_login() {
     let smtp = Smtp::start();
     let files = ztf_files(3);
-    let (mut p, sink) = build(&pipeline(&smtp, &["a@observers.test", "'\"B\" <b@observers.test>'"], ""));
+    let (mut p, sink) = build(&pipeline(
+        &smtp,
+        &["a@observers.test", "'\"B\" <b@observers.test>'"],
+        "",
+    ));
     feed(&mut p, &files);
     assert!(sink.records().is_empty(), "{:?}", reasons(&sink.records()));
     let messages = smtp.messages();
@@ -145,7 +153,10 @@ fn one_message_per_alert_over_starttls_with_login() {
         assert_eq!(m["tls"], true);
         assert_eq!(m["authenticated"], true);
         assert_eq!(m["mail_from"], "alerts@starlog.test");
-        assert_eq!(m["rcpt_tos"], serde_json::json!(["a@observers.test", "b@observers.test"]));
+        assert_eq!(
+            m["rcpt_tos"],
+            serde_json::json!(["a@observers.test", "b@observers.test"])
+        );
         let data = m["data"].as_str().unwrap();
         assert_eq!(
             header(data, "Subject"),
@@ -172,14 +183,21 @@ fn one_message_per_alert_over_starttls_with_login() {
 fn a_550_refusal_dead_letters_the_alert() {
     let smtp = Smtp::start();
     let files = ztf_files(2);
-    let (mut p, sink) = build(&pipeline(&smtp, &["refuse-me@observers.test"], "      max_retries: 3"));
+    let (mut p, sink) = build(&pipeline(
+        &smtp,
+        &["refuse-me@observers.test"],
+        "      max_retries: 3",
+    ));
     feed(&mut p, &files);
     assert!(smtp.messages().is_empty());
     let dead = sink.records_for("notify-dead-letter");
     assert_eq!(dead.len(), 2);
     for (r, f) in reasons(&dead).iter().zip(&files) {
         assert!(r.contains("550"), "{r}");
-        assert!(!r.contains("gave up"), "a permanent refusal is not retried: {r}");
+        assert!(
+            !r.contains("gave up"),
+            "a permanent refusal is not retried: {r}"
+        );
         let _ = f;
     }
     assert_eq!(p.counters().chain.passed, 2);
@@ -188,8 +206,12 @@ fn a_550_refusal_dead_letters_the_alert() {
 #[test]
 fn a_wrong_password_is_not_delivered() {
     let smtp = Smtp::start();
-    let yaml = pipeline(&smtp, &["a@observers.test"], "      max_retries: 1\n      retry_backoff_ms: 10")
-        .replace(PASSWORD_ENV, "STARLOG_TEST_SMTP_WRONG_PASSWORD");
+    let yaml = pipeline(
+        &smtp,
+        &["a@observers.test"],
+        "      max_retries: 1\n      retry_backoff_ms: 10",
+    )
+    .replace(PASSWORD_ENV, "STARLOG_TEST_SMTP_WRONG_PASSWORD");
     std::env::set_var("STARLOG_TEST_SMTP_WRONG_PASSWORD", "wrong");
     let (mut p, sink) = build(&yaml);
     feed(&mut p, &ztf_files(1));
@@ -204,7 +226,11 @@ fn a_digest_gathers_the_alerts_of_its_interval() {
     let smtp = Smtp::start();
     let files = ztf_files(5);
     // A digest every 1.5 s.
-    let (mut p, sink) = build(&pipeline(&smtp, &["a@observers.test"], "      mode: digest\n      digest_minutes: 0.025"));
+    let (mut p, sink) = build(&pipeline(
+        &smtp,
+        &["a@observers.test"],
+        "      mode: digest\n      digest_minutes: 0.025",
+    ));
     handle_all(&mut p, &files[..3]);
     p.flush().unwrap();
     eventually("the first digest", || smtp.messages().len() == 1);
@@ -223,7 +249,10 @@ fn a_digest_gathers_the_alerts_of_its_interval() {
         let text = body(data);
         for f in chunk {
             let c = candidate(f);
-            assert!(text.contains(&format!("(candid {})", c.alert_id())), "{text}");
+            assert!(
+                text.contains(&format!("(candid {})", c.alert_id())),
+                "{text}"
+            );
         }
     }
 }

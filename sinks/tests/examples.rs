@@ -19,7 +19,10 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn builds(name: &str, classes: &[&str]) {
-    std::env::set_var("STARLOG_SLACK_WEBHOOK", "https://hooks.slack.example/services/T/B/X");
+    std::env::set_var(
+        "STARLOG_SLACK_WEBHOOK",
+        "https://hooks.slack.example/services/T/B/X",
+    );
     std::env::set_var("STARLOG_SMTP_PASSWORD", "not-a-real-password");
     let file = example(name);
     let spec = PipelineSpec::from_file(&file, &starlog_sinks::registry())
@@ -36,7 +39,12 @@ fn builds(name: &str, classes: &[&str]) {
 fn voevent_example() {
     builds(
         "voevent-followup.yaml",
-        &["SolarSystemFilter", "ExpressionFilter", "WatchlistFilter", "VOEventWriter"],
+        &[
+            "SolarSystemFilter",
+            "ExpressionFilter",
+            "WatchlistFilter",
+            "VOEventWriter",
+        ],
     );
 }
 
@@ -50,13 +58,22 @@ fn slack_example() {
 
 #[test]
 fn email_example() {
-    builds("email-digest.yaml", &["CrossmatchProcessor", "EmailNotifier"]);
+    builds(
+        "email-digest.yaml",
+        &["CrossmatchProcessor", "EmailNotifier"],
+    );
 }
 
 #[test]
 fn lasair_streams_example() {
     builds(
         "lasair-streams.yaml",
-        &["SolarSystemFilter", "ExpressionFilter", "KafkaTopicWriter", "KafkaTopicWriter", "KafkaTopicWriter"],
+        &[
+            "SolarSystemFilter",
+            "ExpressionFilter",
+            "KafkaTopicWriter",
+            "KafkaTopicWriter",
+            "KafkaTopicWriter",
+        ],
     );
 }

@@ -35,7 +35,11 @@ struct Answer {
 
 impl Answer {
     fn status(status: u16) -> Self {
-        Answer { status, header: None, gate: None }
+        Answer {
+            status,
+            header: None,
+            gate: None,
+        }
     }
 }
 
@@ -48,7 +52,10 @@ struct Receiver {
 impl Receiver {
     fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/services/T000/B000/secret", listener.local_addr().unwrap());
+        let url = format!(
+            "http://{}/services/T000/B000/secret",
+            listener.local_addr().unwrap()
+        );
         let requests = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Mutex<VecDeque<Answer>>> = Arc::new(Mutex::new(VecDeque::new()));
         let (r, s) = (requests.clone(), script.clone());
@@ -93,8 +100,15 @@ impl Receiver {
                     429 => "Too Many Requests",
                     _ => "Error",
                 };
-                let text = if answer.status == 200 { "ok" } else { "no_service" };
-                let extra = answer.header.map(|h| format!("{h}\r\n")).unwrap_or_default();
+                let text = if answer.status == 200 {
+                    "ok"
+                } else {
+                    "no_service"
+                };
+                let extra = answer
+                    .header
+                    .map(|h| format!("{h}\r\n"))
+                    .unwrap_or_default();
                 let _ = write!(
                     out,
                     "HTTP/1.1 {} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{text}",
@@ -103,7 +117,11 @@ impl Receiver {
                 );
             }
         });
-        Receiver { url, requests, script }
+        Receiver {
+            url,
+            requests,
+            script,
+        }
     }
 
     fn push(&self, answer: Answer) {
@@ -164,10 +182,17 @@ fn one_message_per_alert_with_the_templated_text_and_link() {
     assert_eq!(requests.len(), 4);
     let mut texts: Vec<String> = rx.texts();
     texts.sort();
-    let mut want: Vec<String> = files.iter().map(|f| candidate(f)).map(|c| {
-        let id = c.object_id().unwrap().to_string();
-        format!("{}<https://lasair-ztf.lsst.ac.uk/objects/{id}/>", expected_text(&c))
-    }).collect();
+    let mut want: Vec<String> = files
+        .iter()
+        .map(|f| candidate(f))
+        .map(|c| {
+            let id = c.object_id().unwrap().to_string();
+            format!(
+                "{}<https://lasair-ztf.lsst.ac.uk/objects/{id}/>",
+                expected_text(&c)
+            )
+        })
+        .collect();
     want.sort();
     for (got, want) in texts.iter().zip(&want) {
         let (head, tail) = want.split_once('<').unwrap();
@@ -200,7 +225,10 @@ fn a_429_retry_after_is_honoured() {
     assert_eq!(r.len(), 2);
     assert_eq!(r[0].body, r[1].body);
     let waited = r[1].at.duration_since(r[0].at);
-    assert!(waited >= Duration::from_secs(2), "retried after {waited:?}, not after Retry-After");
+    assert!(
+        waited >= Duration::from_secs(2),
+        "retried after {waited:?}, not after Retry-After"
+    );
 }
 
 #[test]
@@ -224,8 +252,14 @@ fn a_500_is_retried_then_dead_lettered_and_the_chain_goes_on() {
     assert!(reason.contains("gave up after 3 attempts"), "{reason}");
     assert!(reason.contains("HTTP 500"), "{reason}");
     let c = candidate(&files[0]);
-    assert_eq!(dead[0].header("starlog.alert_id").unwrap(), c.alert_id().to_string().as_bytes());
-    assert_eq!(dead[0].key.as_deref(), Some(c.object_id().unwrap().to_string().as_bytes()));
+    assert_eq!(
+        dead[0].header("starlog.alert_id").unwrap(),
+        c.alert_id().to_string().as_bytes()
+    );
+    assert_eq!(
+        dead[0].key.as_deref(),
+        Some(c.object_id().unwrap().to_string().as_bytes())
+    );
     assert!(rx.texts()[3].starts_with(&expected_text(&candidate(&files[1]))));
 }
 
@@ -245,7 +279,11 @@ fn a_404_is_dead_lettered_without_retrying() {
 fn batches_rate_limit_and_summary() {
     let rx = Receiver::start();
     let (open, gate) = mpsc::channel();
-    rx.push(Answer { status: 200, header: None, gate: Some(gate) });
+    rx.push(Answer {
+        status: 200,
+        header: None,
+        gate: Some(gate),
+    });
     // Two messages at once, then one every 10 s.
     let yaml = pipeline(
         &rx.url,
@@ -263,9 +301,17 @@ fn batches_rate_limit_and_summary() {
     assert_eq!(texts.len(), 2, "{texts:?}");
     assert!(texts[0].starts_with(&expected_text(&candidate(&files[0]))));
     // The five waiting alerts went as one batch message.
-    assert!(texts[1].starts_with("5 alerts from bright-ones:"), "{}", texts[1]);
+    assert!(
+        texts[1].starts_with("5 alerts from bright-ones:"),
+        "{}",
+        texts[1]
+    );
     for f in &files[1..6] {
-        assert!(texts[1].contains(&expected_text(&candidate(f))), "{}", texts[1]);
+        assert!(
+            texts[1].contains(&expected_text(&candidate(f))),
+            "{}",
+            texts[1]
+        );
     }
     // The bucket is empty: the next alerts are over the limit, dead-lettered...
     handle_all(&mut p, &files[6..]);

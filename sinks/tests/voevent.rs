@@ -118,10 +118,7 @@ fn every_alert_reaches_two_comet_receivers_as_a_valid_voevent() {
     // skips the others, so run it in its own pipeline for the first file).
     let (mut p, sink) = build(&yaml);
     feed(&mut p, &files[1..]);
-    let with_watch = yaml.replace(
-        "processors:\n",
-        &format!("processors:\n{watch}"),
-    );
+    let with_watch = yaml.replace("processors:\n", &format!("processors:\n{watch}"));
     let (mut pw, sink_w) = build(&with_watch);
     feed(&mut pw, &files[..1]);
     p.close().unwrap();
@@ -134,7 +131,9 @@ fn every_alert_reaches_two_comet_receivers_as_a_valid_voevent() {
         .map(|f| format!("ivo://starlog.test/ztf-alerts#{}", candidate(f).alert_id()))
         .collect();
     for comet in [&a, &b] {
-        eventually("comet saved every event", || comet.saved().len() == files.len());
+        eventually("comet saved every event", || {
+            comet.saved().len() == files.len()
+        });
         let mut got = received_ivorns(comet);
         got.sort();
         let mut want = expected.clone();
@@ -159,10 +158,15 @@ fn every_alert_reaches_two_comet_receivers_as_a_valid_voevent() {
     };
     let text = packet_of(first.alert_id());
     assert!(text.contains(&format!("<C1>{}</C1>", first.ra())), "{text}");
-    assert!(text.contains(&format!("<C2>{}</C2>", first.dec())), "{text}");
+    assert!(
+        text.contains(&format!("<C2>{}</C2>", first.dec())),
+        "{text}"
+    );
     let objid = first.object_id().unwrap().to_string();
     assert!(
-        text.contains(&format!("<Param name=\"objectId\" value=\"{objid}\" dataType=\"string\"/>")),
+        text.contains(&format!(
+            "<Param name=\"objectId\" value=\"{objid}\" dataType=\"string\"/>"
+        )),
         "{text}"
     );
     assert!(
@@ -173,10 +177,16 @@ fn every_alert_reaches_two_comet_receivers_as_a_valid_voevent() {
         "{text}"
     );
     assert!(text.contains("<Name>test-filter</Name>"), "{text}");
-    assert!(text.contains("<Inference relation=\"associated\">"), "{text}");
+    assert!(
+        text.contains("<Inference relation=\"associated\">"),
+        "{text}"
+    );
     assert!(text.contains("<Name>target-1</Name>"), "{text}");
     assert!(text.contains("<Concept>followup</Concept>"), "{text}");
-    assert!(text.contains("<AuthorIVORN>ivo://starlog.test</AuthorIVORN>"), "{text}");
+    assert!(
+        text.contains("<AuthorIVORN>ivo://starlog.test</AuthorIVORN>"),
+        "{text}"
+    );
     let second = candidate(&files[1]);
     let text2 = packet_of(second.alert_id());
     assert!(!text2.contains("<Inference"), "{text2}");
@@ -186,12 +196,20 @@ fn every_alert_reaches_two_comet_receivers_as_a_valid_voevent() {
     let iso_day = {
         // 1970-01-01 is MJD 40587
         let out = Command::new("date")
-            .args(["-u", "-d", &format!("@{}", ((days - 40_587.0) * 86_400.0) as i64), "+%Y-%m-%d"])
+            .args([
+                "-u",
+                "-d",
+                &format!("@{}", ((days - 40_587.0) * 86_400.0) as i64),
+                "+%Y-%m-%d",
+            ])
             .output()
             .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
-    assert!(text2.contains(&format!("<ISOTime>{iso_day}T")), "{iso_day}: {text2}");
+    assert!(
+        text2.contains(&format!("<ISOTime>{iso_day}T")),
+        "{iso_day}: {text2}"
+    );
 }
 
 #[test]
@@ -207,7 +225,9 @@ fn rubin_alerts_make_valid_voevents() {
     feed(&mut p, &files);
     p.close().unwrap();
     assert!(sink.records().is_empty(), "{:?}", reasons(&sink.records()));
-    eventually("comet saved every event", || comet.saved().len() == files.len());
+    eventually("comet saved every event", || {
+        comet.saved().len() == files.len()
+    });
     assert_eq!(received_ivorns(&comet).len(), files.len());
     xmllint_valid(&comet.saved());
 }

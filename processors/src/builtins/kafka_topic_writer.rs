@@ -264,7 +264,11 @@ pub fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> 
     let topic = p.required_str("topic", "a topic name")?;
     let format = p.choice("format", &["avro", "json"], Some("avro"))?;
     let include_cutouts = p.optional_bool("include_cutouts", false)?;
-    let shape_name = p.choice("shape", &["full", "fields", "lite_lightcurve"], Some("full"))?;
+    let shape_name = p.choice(
+        "shape",
+        &["full", "fields", "lite_lightcurve"],
+        Some("full"),
+    )?;
     let fields = p.optional_str_list("fields", "field names or dotted paths")?;
     let format = if format == "json" {
         OutputFormat::Json { include_cutouts }

@@ -33,7 +33,8 @@ impl FieldPath {
 }
 
 fn number(f: Option<f64>) -> Json {
-    f.and_then(Number::from_f64).map_or(Json::Null, Json::Number)
+    f.and_then(Number::from_f64)
+        .map_or(Json::Null, Json::Number)
 }
 
 /// `{ "<field as written>": value, ... }` (a JSON object: keys unordered); a field the

@@ -205,7 +205,10 @@ impl<D: Deliver> Worker<D> {
     }
 
     /// Sends with retries; true when delivered.
-    fn attempt(&mut self, send: &mut dyn FnMut(&mut D) -> Result<(), DeliveryError>) -> Result<(), String> {
+    fn attempt(
+        &mut self,
+        send: &mut dyn FnMut(&mut D) -> Result<(), DeliveryError>,
+    ) -> Result<(), String> {
         let mut attempt = 0;
         loop {
             match send(&mut self.deliver) {
@@ -215,10 +218,7 @@ impl<D: Deliver> Worker<D> {
                     Retry::Later(after) => {
                         attempt += 1;
                         if attempt > self.limits.max_retries {
-                            return Err(format!(
-                                "gave up after {attempt} attempts: {}",
-                                e.reason
-                            ));
+                            return Err(format!("gave up after {attempt} attempts: {}", e.reason));
                         }
                         let wait = after.map_or_else(
                             || self.limits.backoff(attempt),
@@ -345,11 +345,14 @@ impl<D: Deliver> Worker<D> {
     }
 }
 
+/// Renders one alert's message (on the chain's thread); the `&str` is the filter's name.
+pub(crate) type Render<M> = Box<dyn Fn(&Candidate, &str) -> M + Send>;
+
 /// A notifier: renders on the chain's thread, delivers on its own.
 pub(crate) struct Notifier<D: Deliver> {
     class: &'static str,
     filter: String,
-    render: Box<dyn Fn(&Candidate, &str) -> D::Message + Send>,
+    render: Render<D::Message>,
     tx: Option<SyncSender<Item<D::Message>>>,
     worker: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
@@ -379,7 +382,7 @@ impl<D: Deliver> Notifier<D> {
         limits: Limits,
         schedule: Schedule,
         dead: DeadLetters,
-        render: Box<dyn Fn(&Candidate, &str) -> D::Message + Send>,
+        render: Render<D::Message>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel(limits.queue_capacity);
         let shared = Arc::new(Shared::default());
@@ -534,7 +537,6 @@ impl<D: Deliver> Drop for Notifier<D> {
 pub(crate) fn parse_dead_letter_topic(
     p: &mut starlog_processors::config::Params<'_>,
 ) -> Result<String, starlog_processors::config::ConfigError> {
-    Ok(p
-        .optional_str("dead_letter_topic", "a topic name")?
+    Ok(p.optional_str("dead_letter_topic", "a topic name")?
         .unwrap_or_else(|| "notify-dead-letter".to_owned()))
 }

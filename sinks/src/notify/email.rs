@@ -76,7 +76,12 @@ impl Deliver for SmtpSender {
         let subject = format!("[{}] digest: {} alerts", self.filter, batch.len());
         let mut body = format!("{} alerts from {}.\n", batch.len(), self.filter);
         for (i, mail) in batch.iter().enumerate() {
-            body.push_str(&format!("\n--- {}. {}\n\n{}\n", i + 1, mail.subject, mail.body));
+            body.push_str(&format!(
+                "\n--- {}. {}\n\n{}\n",
+                i + 1,
+                mail.subject,
+                mail.body
+            ));
         }
         self.send(subject, body)
     }
@@ -202,7 +207,10 @@ fn mailbox(p: &Params<'_>, key: &str, text: &str) -> Result<Mailbox, ConfigError
 fn parse_smtp(p: &mut Params<'_>) -> Result<SmtpConfig, ConfigError> {
     let node = p.get("smtp");
     if node.is_none() {
-        return Err(p.error("smtp", "missing, expected {host, port, username, password_env}"));
+        return Err(p.error(
+            "smtp",
+            "missing, expected {host, port, username, password_env}",
+        ));
     }
     let mut s = Params::new(p.path_of("smtp"), node, p.base_dir())?;
     let host = s.required_str("host", "an SMTP server host name")?;
@@ -216,7 +224,11 @@ fn parse_smtp(p: &mut Params<'_>) -> Result<SmtpConfig, ConfigError> {
     let password_env = s.optional_str("password_env", "an environment variable name")?;
     if username.is_some() != password_env.is_some() {
         return Err(s.error(
-            if username.is_some() { "password_env" } else { "username" },
+            if username.is_some() {
+                "password_env"
+            } else {
+                "username"
+            },
             "username and password_env go together",
         ));
     }
@@ -260,7 +272,9 @@ pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, Config
     let from_text = p.required_str("from", "an e-mail address")?;
     let from = mailbox(p, "from", &from_text)?;
     let to_path = p.path_of("to");
-    let to_text = p.optional_str_list("to", "e-mail addresses")?.unwrap_or_default();
+    let to_text = p
+        .optional_str_list("to", "e-mail addresses")?
+        .unwrap_or_default();
     if to_text.is_empty() {
         return Err(p.error("to", "missing, expected a list of e-mail addresses"));
     }

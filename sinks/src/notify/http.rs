@@ -209,8 +209,9 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 }
 
 fn parse_response(raw: &[u8]) -> Result<Response, HttpError> {
-    let end = find_head_end(raw)
-        .ok_or_else(|| HttpError::Malformed(format!("{} bytes without a complete head", raw.len())))?;
+    let end = find_head_end(raw).ok_or_else(|| {
+        HttpError::Malformed(format!("{} bytes without a complete head", raw.len()))
+    })?;
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
@@ -233,7 +234,9 @@ fn parse_response(raw: &[u8]) -> Result<Response, HttpError> {
     Ok(Response {
         status,
         retry_after,
-        body: String::from_utf8_lossy(&raw[end..body_end]).trim().to_owned(),
+        body: String::from_utf8_lossy(&raw[end..body_end])
+            .trim()
+            .to_owned(),
     })
 }
 
@@ -244,12 +247,17 @@ mod tests {
     #[test]
     fn urls_and_responses() {
         let u = Url::parse("https://hooks.example.com/services/T/B/X").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (true, "hooks.example.com", 443, "/services/T/B/X"));
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (true, "hooks.example.com", 443, "/services/T/B/X")
+        );
         let u = Url::parse("http://127.0.0.1:8080").unwrap();
         assert_eq!((u.tls, u.port, u.path.as_str()), (false, 8080, "/"));
         assert!(Url::parse("ftp://x/").is_none());
         assert!(Url::parse("http://user@x/").is_none());
-        let r = parse_response(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\n\r\nslow down").unwrap();
+        let r =
+            parse_response(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\n\r\nslow down")
+                .unwrap();
         assert_eq!(r.status, 429);
         assert_eq!(r.retry_after, Some(Duration::from_secs(3)));
         assert_eq!(r.body, "slow down");

@@ -58,7 +58,10 @@ impl SlackSender {
         match response.status {
             200..=299 => Ok(()),
             429 | 408 | 500..=599 => Err(DeliveryError {
-                reason: format!("webhook answered HTTP {}: {}", response.status, response.body),
+                reason: format!(
+                    "webhook answered HTTP {}: {}",
+                    response.status, response.body
+                ),
                 retry: Retry::Later(response.retry_after),
             }),
             s => Err(DeliveryError::permanent(format!(
@@ -178,7 +181,10 @@ pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, Config
             "webhook_url_env",
         ),
         (Some(_), Some(_)) => {
-            return Err(p.error("webhook_url", "give webhook_url or webhook_url_env, not both"))
+            return Err(p.error(
+                "webhook_url",
+                "give webhook_url or webhook_url_env, not both",
+            ))
         }
         (None, None) => {
             return Err(p.error(
@@ -192,9 +198,10 @@ pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, Config
     let ca_pem = match p.optional_str("ca_file", "a PEM file of CA certificates")? {
         Some(f) => {
             let path = p.base_dir().join(f);
-            Some(std::fs::read(&path).map_err(|e| {
-                p.error("ca_file", format!("{}: {e}", path.display()))
-            })?)
+            Some(
+                std::fs::read(&path)
+                    .map_err(|e| p.error("ca_file", format!("{}: {e}", path.display())))?,
+            )
         }
         None => None,
     };

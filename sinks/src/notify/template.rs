@@ -77,7 +77,8 @@ pub(crate) fn field_exists(family: AlertFamily, path: &str) -> bool {
         return true;
     }
     let fields = survey_fields(family);
-    fields.contains(path) || fields.contains(format!("{}.{path}", detection_record(family)).as_str())
+    fields.contains(path)
+        || fields.contains(format!("{}.{path}", detection_record(family)).as_str())
 }
 
 /// Reads the `survey` parameter (`ztf` or `rubin`).
@@ -85,10 +86,12 @@ pub(crate) fn field_exists(family: AlertFamily, path: &str) -> bool {
 /// # Errors
 /// Missing or not one of the two.
 pub(crate) fn parse_survey(p: &mut Params<'_>) -> Result<AlertFamily, ConfigError> {
-    Ok(match p.choice("survey", &["ztf", "rubin"], None)?.as_str() {
-        "rubin" => AlertFamily::Rubin,
-        _ => AlertFamily::Ztf,
-    })
+    Ok(
+        match p.choice("survey", &["ztf", "rubin"], None)?.as_str() {
+            "rubin" => AlertFamily::Rubin,
+            _ => AlertFamily::Ztf,
+        },
+    )
 }
 
 /// How a value is formatted.

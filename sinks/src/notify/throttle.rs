@@ -96,8 +96,11 @@ impl Limits {
     /// # Errors
     /// Mistyped or out-of-range values.
     pub(crate) fn parse(p: &mut Params<'_>, default_rate: u64) -> Result<Self, ConfigError> {
-        let rate_per_minute =
-            p.optional_u64("rate_limit_per_minute", "a number of messages a minute", default_rate)?;
+        let rate_per_minute = p.optional_u64(
+            "rate_limit_per_minute",
+            "a number of messages a minute",
+            default_rate,
+        )?;
         let burst = p.optional_u64("burst", "a number of messages", rate_per_minute.max(1))?;
         let max_batch = p.optional_u64("max_batch", "a number of alerts per message", 1)?;
         if max_batch == 0 {

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use starlog_processors::config::{BuildContext, ConfigError, PipelineSpec};
 use starlog_processors::sink::{MemoryTopicSink, SentRecord};
-use starlog_processors::{AlertDecoder, Candidate, InputFormat, InputRecord, Pipeline, RecordOutcome};
+use starlog_processors::{
+    AlertDecoder, Candidate, InputFormat, InputRecord, Pipeline, RecordOutcome,
+};
 
 pub use starlog_testkit::free_port;
 

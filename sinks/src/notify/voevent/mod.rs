@@ -70,7 +70,10 @@ fn check_authority(p: &Params<'_>, authority: &str) -> Result<(), ConfigError> {
         && authority
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
-        && authority.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && authority
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -127,7 +130,10 @@ pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, Config
         .optional_str_list("receivers", "host:port addresses")?
         .unwrap_or_default();
     if receivers.is_empty() {
-        return Err(p.error("receivers", "missing, expected a list of host:port addresses"));
+        return Err(p.error(
+            "receivers",
+            "missing, expected a list of host:port addresses",
+        ));
     }
     let receivers_path = p.path_of("receivers");
     for (i, r) in receivers.iter().enumerate() {

@@ -195,12 +195,7 @@ pub(crate) fn root_attribute<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     // Skip the XML declaration and comments: the root is the first `<` followed by a letter.
     let start = xml
         .match_indices('<')
-        .find(|(i, _)| {
-            xml[i + 1..]
-                .chars()
-                .next()
-                .is_some_and(char::is_alphabetic)
-        })?
+        .find(|(i, _)| xml[i + 1..].chars().next().is_some_and(char::is_alphabetic))?
         .0;
     let end = start + xml[start..].find('>')?;
     let tag = &xml[start..end];
