@@ -330,3 +330,98 @@ fn batches_rate_limit_and_summary() {
         "{summary}"
     );
 }
+
+/// An https webhook with a certificate of the test's own CA (`ca_file`):
+/// the TLS path of the client, against a rustls server in the test.
+#[test]
+fn an_https_webhook_with_an_extra_ca() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = starlog_testkit::pki::TestCa::new("Starlog webhook test CA").unwrap();
+    let ca_file = ca.write_cert(&dir.path().join("ca.pem")).unwrap();
+    let leaf = ca.write_leaf(dir.path(), "hook", "localhost").unwrap();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&leaf.cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&leaf.key).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(tcp) = conn else { return };
+            let tls = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut stream = rustls::StreamOwned::new(tls, tcp);
+            let mut reader = BufReader::new(&mut stream);
+            let mut head = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            );
+            stream.conn.send_close_notify();
+            let _ = stream.flush();
+            tx.send((head, body)).unwrap();
+        }
+    });
+    let yaml = pipeline(
+        &format!("https://localhost:{port}/services/T/B/X"),
+        &format!("      ca_file: {}", ca_file.display()),
+    );
+    let (mut p, sink) = build(&yaml);
+    let files = ztf_files(1);
+    feed(&mut p, &files);
+    assert!(sink.records().is_empty(), "{:?}", reasons(&sink.records()));
+    let (head, body) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        head.starts_with("POST /services/T/B/X HTTP/1.1\r\n"),
+        "{head}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(json["text"]
+        .as_str()
+        .unwrap()
+        .starts_with(&expected_text(&candidate(&files[0]))));
+    // Without the extra CA the server's certificate is not trusted: dead-lettered.
+    let untrusted = pipeline(
+        &format!("https://localhost:{port}/services/T/B/X"),
+        "      max_retries: 0",
+    );
+    let (mut p, sink) = build(&untrusted);
+    feed(&mut p, &files);
+    let dead = sink.records_for("notify-dead-letter");
+    assert_eq!(dead.len(), 1);
+    assert!(
+        reasons(&dead)[0].to_lowercase().contains("certificate"),
+        "{:?}",
+        reasons(&dead)
+    );
+}

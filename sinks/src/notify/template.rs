@@ -451,7 +451,8 @@ mod tests {
             "p.text",
         )
         .unwrap();
-        assert_eq!(t.pieces.len(), 8);
+        assert_eq!(t.pieces.len(), 7);
+        assert_eq!(t.pieces[5], Piece::Text(" {x} ".to_owned()));
         let e = Template::compile("{nope}", AlertFamily::Ztf, "p.text").unwrap_err();
         assert!(e.to_string().contains("p.text"), "{e}");
         assert!(e.to_string().contains("`nope`"), "{e}");
