@@ -425,3 +425,45 @@ fn an_https_webhook_with_an_extra_ca() {
         reasons(&dead)
     );
 }
+
+/// The chain never waits for a receiver: with the receiver holding its
+/// answer, alerts beyond the bounded queue are dead-lettered at once
+/// (`process` returns while the delivery thread is still blocked).
+#[test]
+fn a_stalled_receiver_never_blocks_the_chain() {
+    let rx = Receiver::start();
+    let (open, gate) = mpsc::channel();
+    rx.push(Answer {
+        status: 200,
+        header: None,
+        gate: Some(gate),
+    });
+    let yaml = pipeline(
+        &rx.url,
+        "      queue_capacity: 2\n      rate_limit_per_minute: 0\n      dead_letter_topic: slack-dead",
+    );
+    let (mut p, sink) = build(&yaml);
+    let files = ztf_files(5);
+    handle_all(&mut p, &files[..1]);
+    eventually("the first message is being answered", || {
+        rx.requests().len() == 1
+    });
+    // Two fit in the queue, two do not; the receiver is still holding the first.
+    handle_all(&mut p, &files[1..]);
+    let dead = sink.records_for("slack-dead");
+    assert_eq!(dead.len(), 2);
+    for (r, f) in dead.iter().zip(&files[3..]) {
+        assert_eq!(
+            r.header("starlog.error").unwrap(),
+            b"delivery queue full (2 alerts waiting)"
+        );
+        assert_eq!(
+            r.header("starlog.alert_id").unwrap(),
+            candidate(f).alert_id().to_string().as_bytes()
+        );
+    }
+    assert_eq!(rx.requests().len(), 1);
+    open.send(()).unwrap();
+    p.flush().unwrap();
+    assert_eq!(rx.requests().len(), 3);
+}

@@ -264,3 +264,57 @@ impl Deliver for VtpSender {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// The protocol exchange on a loopback socket: an `iamalive` from the
+    /// receiver before its ack is answered with an `iamalive` carrying the
+    /// receiver's Origin and the author's IVORN, then the ack completes the
+    /// submission; a nak is a refusal with its reason.
+    #[test]
+    fn iamalive_is_answered_and_ack_or_nak_ends_the_exchange() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            for role in ["ack", "nak"] {
+                let (mut s, _) = listener.accept().unwrap();
+                let event = read_frame(&mut s).unwrap();
+                assert!(event.contains("ivorn=\"ivo://a.test/s#1\""), "{event}");
+                let alive = "<?xml version='1.0'?><trn:Transport xmlns:trn=\"http://www.telescope-networks.org/xml/Transport/v1.1\" version=\"1.0\" role=\"iamalive\"><Origin>ivo://receiver.test/r</Origin><TimeStamp>2026-01-01T00:00:00Z</TimeStamp></trn:Transport>";
+                write_frame(&mut s, alive.as_bytes()).unwrap();
+                answers.push(read_frame(&mut s).unwrap());
+                let reply = format!(
+                    "<?xml version='1.0'?><trn:Transport xmlns:trn=\"http://www.telescope-networks.org/xml/Transport/v1.1\" version=\"1.0\" role=\"{role}\"><Origin>ivo://a.test/s#1</Origin><Response>ivo://receiver.test/r</Response><TimeStamp>2026-01-01T00:00:00Z</TimeStamp><Meta><Result>seen it</Result></Meta></trn:Transport>"
+                );
+                write_frame(&mut s, reply.as_bytes()).unwrap();
+            }
+            answers
+        });
+        let packet = Packet {
+            ivorn: "ivo://a.test/s#1".to_owned(),
+            xml: "<voe:VOEvent ivorn=\"ivo://a.test/s#1\" role=\"test\" version=\"2.0\"/>"
+                .to_owned(),
+        };
+        let mut r = Receiver::new(addr.to_string());
+        let timeout = Duration::from_secs(10);
+        assert!(r.send(&packet, "ivo://a.test", timeout).is_ok());
+        r.stream = None;
+        match r.send(&packet, "ivo://a.test", timeout) {
+            Err(SendError::Refused(why)) => assert!(why.ends_with("nak: seen it"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        for answer in server.join().unwrap() {
+            assert_eq!(root_attribute(&answer, "role"), Some("iamalive"));
+            assert_eq!(
+                element_text(&answer, "Origin"),
+                Some("ivo://receiver.test/r")
+            );
+            assert_eq!(element_text(&answer, "Response"), Some("ivo://a.test"));
+        }
+    }
+}
