@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 use common::{build, candidate, eventually, feed, handle_all, reasons, ztf_files};
 
+// The in-broker test starts a broker in this binary.
+#[global_allocator]
+static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 struct Request {
@@ -466,4 +470,88 @@ fn a_stalled_receiver_never_blocks_the_chain() {
     open.send(()).unwrap();
     p.flush().unwrap();
     assert_eq!(rx.requests().len(), 3);
+}
+
+fn kafka_python(args: &[String]) -> String {
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python/produce_consume.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kafka-python (scripts/test installs it):\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// In the broker: a SlackNotifier in an in-broker pipeline (classes from the
+/// `starlog` binary's registry) whose receiver holds its first answer. The
+/// broker's produce and fetch paths still serve a kafka-python round trip of
+/// every alert; once the receiver answers, each alert is either posted or
+/// in the dead-letter topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_broker_a_stalled_receiver_blocks_neither_produce_nor_fetch() {
+    let rx = Receiver::start();
+    let (open, gate) = mpsc::channel();
+    rx.push(Answer {
+        status: 200,
+        header: None,
+        gate: Some(gate),
+    });
+    let yaml = format!(
+        "type: in-broker\nname: slack-in-broker\nsource: {{ topic: ztf-buffer }}\nprocessors:\n  - class: SlackNotifier\n    params:\n      survey: ztf\n      webhook_url: \"{}\"\n      text: \"{{objectId}} {{candid}}\"\n      rate_limit_per_minute: 0\n      queue_capacity: 2\n      timeout_ms: 120000\n      dead_letter_topic: slack-dead\n",
+        rx.url
+    );
+    let node: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    let extensions = starlog_broker::Extensions {
+        processors: Some(starlog_sinks::registry()),
+        ..starlog_broker::Extensions::default()
+    };
+    let broker =
+        starlog_testkit::TestBroker::start_extended(extensions, |c| c.pipelines = vec![node]).await;
+    let bootstrap = broker.bootstrap();
+    let files = ztf_files(10);
+    let mut args = vec![
+        bootstrap.clone(),
+        "roundtrip".to_owned(),
+        "ztf-buffer".to_owned(),
+    ];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let out = tokio::task::spawn_blocking(move || kafka_python(&args))
+        .await
+        .unwrap();
+    assert!(out.contains("roundtrip ok: 10"), "{out}");
+    // The receiver is still holding its first answer.
+    assert_eq!(rx.requests().len(), 1);
+    open.send(()).unwrap();
+    // records_in and lag are published after the runner's flush, which
+    // waits until every alert is posted or dead-lettered.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = broker.server().pipeline_status();
+        if st[0].records_in >= 10 && st[0].lag == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pipeline stalled: {st:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered = rx.requests().len();
+    let args = vec![
+        bootstrap.clone(),
+        "count".to_owned(),
+        "slack-dead".to_owned(),
+        (10 - delivered).to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || kafka_python(&args))
+        .await
+        .unwrap();
+    assert_eq!(out.trim(), format!("count: {}", 10 - delivered));
+    // The first alert and at least the two that fitted in the queue were posted.
+    assert!(delivered >= 3, "{delivered}");
+    broker.stop().await;
 }
