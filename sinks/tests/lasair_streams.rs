@@ -34,17 +34,39 @@ processors:
     params: { topic: lasair-lite, format: json, shape: lite_lightcurve, key: none }
 "#;
 
+const RUBIN_PIPELINE: &str = r#"
+type: in-broker
+name: lasair-rubin
+source: { topic: lsst-buffer }
+processors:
+  - class: KafkaTopicWriter
+    params: { topic: rubin-fields, format: json, shape: fields, fields: [diaSourceId, diaSource.diaObjectId, psfFlux, band, diaObject.nDiaSources] }
+  - class: KafkaTopicWriter
+    params: { topic: rubin-lite, format: json, shape: lite_lightcurve, key: alert_id }
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lasair_shapes_read_back_with_kafka_python() {
     let node: serde_yaml::Value = serde_yaml::from_str(PIPELINE).unwrap();
+    let rubin: serde_yaml::Value = serde_yaml::from_str(RUBIN_PIPELINE).unwrap();
     let extensions = Extensions {
         processors: Some(starlog_sinks::registry()),
         ..Extensions::default()
     };
-    let broker = TestBroker::start_extended(extensions, |c| c.pipelines = vec![node]).await;
+    let broker = TestBroker::start_extended(extensions, |c| {
+        c.pipelines = vec![node, rubin];
+    })
+    .await;
     let mut files = starlog_testkit::alert_files("ztf/alerts/kowalski/20231012");
     files.sort();
     files.truncate(12);
+    let mut rubin_files = starlog_testkit::alert_files("lsst/alerts/fink-broker-rubin");
+    rubin_files.sort();
+    assert_eq!(
+        rubin_files.len(),
+        9,
+        "testdata's real Rubin alerts (v7.4 and v9.0)"
+    );
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/lasair_streams.py");
     let bootstrap = broker.bootstrap();
     let out = tokio::task::spawn_blocking(move || {
@@ -52,6 +74,8 @@ async fn lasair_shapes_read_back_with_kafka_python() {
             .arg(&script)
             .arg(&bootstrap)
             .args(&files)
+            .arg("--rubin")
+            .args(&rubin_files)
             .output()
             .expect("python3")
     })
@@ -63,6 +87,9 @@ async fn lasair_shapes_read_back_with_kafka_python() {
         "kafka-python / fastavro (scripts/test installs them):\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("lasair streams ok: 12 alerts"), "{stdout}");
+    assert!(
+        stdout.contains("lasair streams ok: 12 ZTF alerts, 9 Rubin alerts"),
+        "{stdout}"
+    );
     broker.stop().await;
 }

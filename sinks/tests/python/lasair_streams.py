@@ -2,9 +2,11 @@
 (kafka-python) and compares every message with its source alert, decoded
 independently with fastavro.
 
-usage: lasair_streams.py BOOTSTRAP ALERT_FILE...
-Produces each file's bytes to `ztf-buffer`, then reads `lasair-full`,
-`lasair-fields` and `lasair-lite`. Prints "lasair streams ok: N alerts".
+usage: lasair_streams.py BOOTSTRAP ZTF_FILE... --rubin RUBIN_FILE...
+Produces each ZTF file's bytes to `ztf-buffer` and each Rubin file's to
+`lsst-buffer`, then reads `lasair-full`, `lasair-fields`, `lasair-lite`,
+`rubin-fields` and `rubin-lite`. Prints "lasair streams ok: N ZTF alerts,
+M Rubin alerts".
 """
 
 import json
@@ -69,18 +71,65 @@ def consume(bootstrap, topic, count):
     return out
 
 
-def main():
-    bootstrap, files = sys.argv[1], sys.argv[2:]
+def produce(producer, topic, paths, id_of):
     sources = {}
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    for path in files:
+    for path in paths:
         with open(path, "rb") as f:
             raw = f.read()
         with open(path, "rb") as f:
             (record,) = list(fastavro.reader(f))
-        sources[record["candid"]] = record
-        producer.send("ztf-buffer", value=raw).get(timeout=30)
+        sources[id_of(record)] = record
+        producer.send(topic, value=raw).get(timeout=30)
+    return sources
+
+
+def close(a, b, where):
+    assert abs(a - b) <= 1e-9 * max(1.0, abs(a)), f"{where}: {a} != {b}"
+
+
+def check_rubin(bootstrap, sources):
+    # `diaSourceId` is found at the top (8.0+) or in diaSource (7.4, whose top-level id is alertId).
+    by_source = {r["diaSource"]["diaSourceId"]: r for r in sources.values()}
+    for m in consume(bootstrap, "rubin-fields", len(sources)):
+        got = json.loads(m.value)
+        src = by_source[got["diaSourceId"]]
+        ds = src["diaSource"]
+        assert got["diaSource.diaObjectId"] == ds["diaObjectId"]
+        same(ds.get("psfFlux", ds.get("psFlux")), got["psfFlux"], "psfFlux")
+        same(ds.get("band"), got["band"], "band")
+        obj = src.get("diaObject")
+        same((obj or {}).get("nDiaSources"), got["diaObject.nDiaSources"], "nDiaSources")
+    for m in consume(bootstrap, "rubin-lite", len(sources)):
+        got = json.loads(m.value)
+        src = sources[got["alert_id"]]
+        assert m.key == str(got["alert_id"]).encode(), m.key
+        assert got["survey"] == "Rubin"
+        ds = src["diaSource"]
+        oid = ds["diaObjectId"] or (src.get("diaObject") or {}).get("diaObjectId")
+        assert got["object_id"] == (oid or None), (got["object_id"], oid)
+        flux = lambda s: s.get("psfFlux", s.get("psFlux"))
+        rows = [s for s in (src.get("prvDiaSources") or []) if (flux(s) or 0) > 0]
+        if (flux(ds) or 0) > 0:
+            rows.append(ds)
+        rows.sort(key=lambda s: s["midpointMjdTai"])
+        lc = got["lightcurve"]
+        assert len(lc) == len(rows), (len(lc), len(rows))
+        for s, p in zip(rows, lc):
+            f = flux(s)
+            assert p["mjd"] == s["midpointMjdTai"] and p["band"] == s["band"]
+            close(31.4 - 2.5 * math.log10(f), p["magnitude"], "magnitude")
+            close(2.5 / math.log(10) * s["psfFluxErr"] / f, p["magnitude_err"], "magnitude_err")
+
+
+def main():
+    bootstrap = sys.argv[1]
+    cut = sys.argv.index("--rubin")
+    files, rubin_files = sys.argv[2:cut], sys.argv[cut + 1 :]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    sources = produce(producer, "ztf-buffer", files, lambda r: r["candid"])
+    rubin = produce(producer, "lsst-buffer", rubin_files, lambda r: r.get("diaSourceId", r.get("alertId")))
     producer.close()
+    check_rubin(bootstrap, rubin)
 
     for m in consume(bootstrap, "lasair-full", len(files)):
         got = json.loads(m.value)
@@ -117,7 +166,7 @@ def main():
         assert len(want) >= 1
         same(want, got["lightcurve"], f"lite {got['alert_id']}")
 
-    print(f"lasair streams ok: {len(files)} alerts")
+    print(f"lasair streams ok: {len(files)} ZTF alerts, {len(rubin_files)} Rubin alerts")
 
 
 main()
