@@ -204,7 +204,7 @@ impl<D: Deliver> Worker<D> {
         self.settle(0, items.len() as u64, error);
     }
 
-    /// Sends with retries; true when delivered.
+    /// Sends with bounded retries; the last reason when it gives up or is refused.
     fn attempt(
         &mut self,
         send: &mut dyn FnMut(&mut D) -> Result<(), DeliveryError>,

@@ -26,13 +26,21 @@ pub(crate) enum HttpError {
     Malformed(String),
 }
 
-/// A parsed `http(s)://host[:port]/path` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed `http(s)://host[:port]/path` URL. Its `Debug` leaves the path
+/// out: a webhook's path is its secret.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Url {
     pub tls: bool,
     pub host: String,
     pub port: u16,
     pub path: String,
+}
+
+impl std::fmt::Debug for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}/(path hidden)", self.host, self.port)
+    }
 }
 
 impl Url {
@@ -262,5 +270,7 @@ mod tests {
         assert_eq!(r.retry_after, Some(Duration::from_secs(3)));
         assert_eq!(r.body, "slow down");
         assert!(parse_response(b"garbage").is_err());
+        let secret = Url::parse("https://hooks.example.com/services/T/B/SECRET").unwrap();
+        assert!(!format!("{secret:?}").contains("SECRET"));
     }
 }
