@@ -10,12 +10,12 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Message, SmtpTransport, Transport};
 use starlog_processors::config::{BuildContext, ConfigError, Params, ProcessorSpec};
-use starlog_processors::{AlertFamily, CandidateProcessor};
+use starlog_processors::CandidateProcessor;
 
 use super::delivery::{
     parse_dead_letter_topic, DeadLetters, Deliver, DeliveryError, Notifier, Schedule,
 };
-use super::template::{self, Template};
+use super::template::{Survey, Template};
 use super::throttle::Limits;
 
 const CLASS: &str = "EmailNotifier";
@@ -267,7 +267,7 @@ fn parse_smtp(p: &mut Params<'_>) -> Result<SmtpConfig, ConfigError> {
 /// # Errors
 /// Missing or mistyped parameters, unknown template fields, bad addresses.
 pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> {
-    let family: AlertFamily = template::parse_survey(p)?;
+    let survey = Survey::parse(p)?;
     let smtp = parse_smtp(p)?;
     let from_text = p.required_str("from", "an e-mail address")?;
     let from = mailbox(p, "from", &from_text)?;
@@ -291,8 +291,8 @@ pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, Config
     let filter = p
         .optional_str("filter_name", "the filter's name")?
         .unwrap_or_else(|| "starlog".to_owned());
-    let subject = Template::param(p, "subject", family, Some(DEFAULT_SUBJECT))?;
-    let body = Template::param(p, "body", family, Some(DEFAULT_BODY))?;
+    let subject = Template::param(p, "subject", &survey, Some(DEFAULT_SUBJECT))?;
+    let body = Template::param(p, "body", &survey, Some(DEFAULT_BODY))?;
     let digest = p.choice("mode", &["per_alert", "digest"], Some("per_alert"))? == "digest";
     let digest_minutes = p
         .optional_f64("digest_minutes", "a number of minutes")?

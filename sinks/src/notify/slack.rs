@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use starlog_processors::config::{BuildContext, ConfigError, Params, ProcessorSpec};
-use starlog_processors::{AlertFamily, CandidateProcessor};
+use starlog_processors::CandidateProcessor;
 
 use super::delivery::{
     parse_dead_letter_topic, DeadLetters, Deliver, DeliveryError, Notifier, Retry, Schedule,
 };
 use super::http::{self, Client, Url};
-use super::template::{self, Template};
+use super::template::{Survey, Template};
 use super::throttle::Limits;
 
 const CLASS: &str = "SlackNotifier";
@@ -166,7 +166,7 @@ impl ProcessorSpec for SlackSpec {
 /// Missing or mistyped parameters, unknown template fields, an unset
 /// environment variable.
 pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> {
-    let family: AlertFamily = template::parse_survey(p)?;
+    let survey = Survey::parse(p)?;
     let direct = p.optional_str("webhook_url", "a webhook URL")?;
     let env = p.optional_str("webhook_url_env", "an environment variable name")?;
     let (url_text, key) = match (direct, env) {
@@ -209,9 +209,9 @@ pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, Config
         .optional_str("filter_name", "the filter's name")?
         .unwrap_or_else(|| "starlog".to_owned());
     let username = p.optional_str("username", "a name")?;
-    let text = Template::param(p, "text", family, Some(DEFAULT_TEXT))?;
+    let text = Template::param(p, "text", &survey, Some(DEFAULT_TEXT))?;
     let link = match p.get("link") {
-        Some(_) => Some(Template::param(p, "link", family, None)?),
+        Some(_) => Some(Template::param(p, "link", &survey, None)?),
         None => None,
     };
     let dead_letter_topic = parse_dead_letter_topic(p)?;

@@ -70,28 +70,53 @@ fn detection_record(family: AlertFamily) -> &'static str {
     }
 }
 
-/// True when `path` names a field of `family`'s alerts (top-level or inside
-/// the detection record) or a survey-independent name.
-pub(crate) fn field_exists(family: AlertFamily, path: &str) -> bool {
-    if VIRTUAL.contains(&path) {
-        return true;
-    }
-    let fields = survey_fields(family);
-    fields.contains(path)
-        || fields.contains(format!("{}.{path}", detection_record(family)).as_str())
+/// The fields a notifier's templates may name: the survey's (see
+/// `fields/README.md`), the survey-independent names, and `extra_fields`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Survey {
+    /// ZTF or Rubin.
+    pub family: AlertFamily,
+    extra: HashSet<String>,
 }
 
-/// Reads the `survey` parameter (`ztf` or `rubin`).
-///
-/// # Errors
-/// Missing or not one of the two.
-pub(crate) fn parse_survey(p: &mut Params<'_>) -> Result<AlertFamily, ConfigError> {
-    Ok(
-        match p.choice("survey", &["ztf", "rubin"], None)?.as_str() {
+impl Survey {
+    /// Reads `survey` (`ztf` | `rubin`, required) and `extra_fields`
+    /// (field paths of schema versions the built-in lists lack).
+    ///
+    /// # Errors
+    /// Missing or mistyped.
+    pub(crate) fn parse(p: &mut Params<'_>) -> Result<Self, ConfigError> {
+        let family = match p.choice("survey", &["ztf", "rubin"], None)?.as_str() {
             "rubin" => AlertFamily::Rubin,
             _ => AlertFamily::Ztf,
-        },
-    )
+        };
+        let extra = p
+            .optional_str_list("extra_fields", "field paths")?
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        Ok(Survey { family, extra })
+    }
+
+    /// A survey with no extra fields.
+    #[cfg(test)]
+    pub(crate) fn of(family: AlertFamily) -> Self {
+        Survey {
+            family,
+            extra: HashSet::new(),
+        }
+    }
+
+    /// True when `path` names a field of the survey's alerts (top-level or
+    /// inside the detection record), a survey-independent name or an extra field.
+    pub(crate) fn has(&self, path: &str) -> bool {
+        if VIRTUAL.contains(&path) || self.extra.contains(path) {
+            return true;
+        }
+        let fields = survey_fields(self.family);
+        fields.contains(path)
+            || fields.contains(format!("{}.{path}", detection_record(self.family)).as_str())
+    }
 }
 
 /// How a value is formatted.
@@ -154,11 +179,7 @@ impl Template {
     ///
     /// # Errors
     /// An unbalanced brace, an unknown format, or a field `family`'s alerts do not have.
-    pub(crate) fn compile(
-        text: &str,
-        family: AlertFamily,
-        path: &str,
-    ) -> Result<Self, ConfigError> {
+    pub(crate) fn compile(text: &str, survey: &Survey, path: &str) -> Result<Self, ConfigError> {
         let err = |message: String| ConfigError::Invalid {
             path: path.to_owned(),
             message,
@@ -197,9 +218,10 @@ impl Template {
                             "unknown format `{spec}` in `{{{inner}}}` (known: .Nf, .Ne, d, iso, hms, dms)"
                         ))
                     })?;
-                    if !field_exists(family, name) {
+                    if !survey.has(name) {
                         return Err(err(format!(
-                            "`{name}` is not a field of {family} alerts (nor one of {})",
+                            "`{name}` is not a field of {} alerts (nor one of {}; fields of other schema versions go in extra_fields)",
+                            survey.family,
                             VIRTUAL.join(", ")
                         )));
                     }
@@ -228,7 +250,7 @@ impl Template {
     pub(crate) fn param(
         p: &mut Params<'_>,
         key: &str,
-        family: AlertFamily,
+        survey: &Survey,
         default: Option<&str>,
     ) -> Result<Self, ConfigError> {
         let text = match (p.optional_str(key, "a template text")?, default) {
@@ -236,7 +258,7 @@ impl Template {
             (None, Some(d)) => d.to_owned(),
             (None, None) => return Err(p.error(key, "missing, expected a template text")),
         };
-        Self::compile(&text, family, &p.path_of(key))
+        Self::compile(&text, survey, &p.path_of(key))
     }
 
     /// The text for one alert; `filter` is what `{filter}` renders as.
@@ -445,21 +467,27 @@ mod tests {
 
     #[test]
     fn compile_checks_fields_and_formats() {
+        let ztf = Survey::of(AlertFamily::Ztf);
+        let rubin = Survey::of(AlertFamily::Rubin);
         let t = Template::compile(
             "{objectId} {candidate.magpsf:.2f} {magpsf:.1f} {{x}} {jd:iso}",
-            AlertFamily::Ztf,
+            &ztf,
             "p.text",
         )
         .unwrap();
         assert_eq!(t.pieces.len(), 7);
         assert_eq!(t.pieces[5], Piece::Text(" {x} ".to_owned()));
-        let e = Template::compile("{nope}", AlertFamily::Ztf, "p.text").unwrap_err();
+        let e = Template::compile("{nope}", &ztf, "p.text").unwrap_err();
         assert!(e.to_string().contains("p.text"), "{e}");
         assert!(e.to_string().contains("`nope`"), "{e}");
-        assert!(Template::compile("{psfFlux}", AlertFamily::Ztf, "p").is_err());
-        assert!(Template::compile("{psfFlux:.1e}", AlertFamily::Rubin, "p").is_ok());
-        assert!(Template::compile("{ra:xyz}", AlertFamily::Ztf, "p").is_err());
-        assert!(Template::compile("{ra", AlertFamily::Ztf, "p").is_err());
-        assert!(Template::compile("ra}", AlertFamily::Ztf, "p").is_err());
+        assert!(Template::compile("{psfFlux}", &ztf, "p").is_err());
+        assert!(Template::compile("{psfFlux:.1e}", &rubin, "p").is_ok());
+        assert!(Template::compile("{ra:xyz}", &ztf, "p").is_err());
+        assert!(Template::compile("{ra", &ztf, "p").is_err());
+        assert!(Template::compile("ra}", &ztf, "p").is_err());
+        let mut newer = Survey::of(AlertFamily::Rubin);
+        assert!(Template::compile("{diaObject.someNewField}", &newer, "p").is_err());
+        newer.extra.insert("diaObject.someNewField".to_owned());
+        assert!(Template::compile("{diaObject.someNewField}", &newer, "p").is_ok());
     }
 }

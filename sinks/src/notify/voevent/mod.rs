@@ -6,10 +6,10 @@ mod packet;
 mod transport;
 
 use starlog_processors::config::{BuildContext, ConfigError, Params, ProcessorSpec};
-use starlog_processors::{AlertFamily, CandidateProcessor};
+use starlog_processors::CandidateProcessor;
 
 use super::delivery::{parse_dead_letter_topic, DeadLetters, Notifier, Schedule};
-use super::template::{self, Template};
+use super::template::{Survey, Template};
 use super::throttle::Limits;
 
 const CLASS: &str = "VOEventWriter";
@@ -98,7 +98,7 @@ fn check_authority(p: &Params<'_>, authority: &str) -> Result<(), ConfigError> {
 /// # Errors
 /// Missing or mistyped parameters, unknown fields.
 pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> {
-    let family: AlertFamily = template::parse_survey(p)?;
+    let survey = Survey::parse(p)?;
     let authority = p.required_str("authority", "an IVOA authority id")?;
     check_authority(p, &authority)?;
     let stream = p
@@ -119,10 +119,13 @@ pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, Config
     };
     let fields_path = p.path_of("fields");
     for (i, f) in fields.iter().enumerate() {
-        if !template::field_exists(family, f) {
+        if !survey.has(f) {
             return Err(ConfigError::Invalid {
                 path: format!("{fields_path}[{i}]"),
-                message: format!("`{f}` is not a field of {family} alerts"),
+                message: format!(
+                    "`{f}` is not a field of {} alerts (fields of other schema versions go in extra_fields)",
+                    survey.family
+                ),
             });
         }
     }
@@ -160,7 +163,7 @@ pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, Config
         return Err(p.error("importance", "must be between 0 and 1"));
     }
     let description = match p.get("description") {
-        Some(_) => Some(Template::param(p, "description", family, None)?),
+        Some(_) => Some(Template::param(p, "description", &survey, None)?),
         None => None,
     };
     let dead_letter_topic = parse_dead_letter_topic(p)?;
