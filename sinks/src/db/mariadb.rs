@@ -59,8 +59,9 @@ fn sql_type(t: SqlType, key: bool) -> &'static str {
     match t {
         SqlType::BigInt => "BIGINT",
         SqlType::Integer => "INT",
-        SqlType::Double => "DOUBLE",
-        SqlType::Real => "FLOAT",
+        // MariaDB's FLOAT compares and prints poorly (6 digits); a float's
+        // value is kept exactly in a DOUBLE.
+        SqlType::Double | SqlType::Real => "DOUBLE",
         // A key must have a bounded length.
         SqlType::Text if key => "VARCHAR(255)",
         SqlType::Text => "TEXT",

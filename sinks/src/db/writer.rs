@@ -263,29 +263,14 @@ impl CandidateProcessor for DbWriter {
         match layout.row(candidate) {
             Ok(row) => self.rows.push(row),
             Err(reason) => {
-                let reason = format!("{}: alert {}: {reason}", self.class, candidate.alert_id());
-                tracing::warn!(class = self.class, alert = candidate.alert_id(), %reason, "alert cannot be mapped to a row; dead-lettered");
-                if let Some(sink) = &self.sink {
-                    let id = candidate.alert_id().to_string();
-                    let value = starlog_processors::output::json::candidate_to_json(candidate, false).to_string();
-                    if let Err(source) = sink.send(
-                        &self.settings.dead_letter_topic,
-                        Some(id.as_bytes()),
-                        value.as_bytes(),
-                        &[
-                            (REASON_HEADER, reason.as_bytes()),
-                            (ALERT_ID_HEADER, id.as_bytes()),
-                            (TABLE_HEADER, layout.table.as_bytes()),
-                        ],
-                    ) {
-                        return Response::Fail(ProcessError::Sink {
-                            topic: self.settings.dead_letter_topic.clone(),
-                            source,
-                        });
-                    }
-                    self.dead_letters_sent = true;
-                }
-                return Response::Pass;
+                // Never writable: the pipeline sends the record to its
+                // dead-letter topic with the reason, and the chain goes on.
+                return Response::DeadLetter(format!(
+                    "{}: alert {} cannot be mapped to a row of {}: {reason}",
+                    self.class,
+                    candidate.alert_id(),
+                    layout.table
+                ));
             }
         }
         if self.rows.len() >= self.settings.batch_size {
