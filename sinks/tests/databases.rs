@@ -243,10 +243,20 @@ fn check_ztf_rows(db: Db, table: &str, expected: &BTreeMap<i64, ZtfRow>) {
         assert_eq!(got_candid, *candid);
         assert_eq!(row[1], want.object_id, "objectId of {candid}");
         let f = |i: usize| -> f64 { row[i].parse().unwrap() };
-        assert!(close(f(2), want.ra, 1e-12), "ra of {candid}: {} vs {}", row[2], want.ra);
+        assert!(
+            close(f(2), want.ra, 1e-12),
+            "ra of {candid}: {} vs {}",
+            row[2],
+            want.ra
+        );
         assert!(close(f(3), want.dec, 1e-12), "dec of {candid}");
         // magpsf is a float in the alert: a REAL / FLOAT column.
-        assert!(close(f(4), want.magpsf, 1e-6), "magpsf of {candid}: {} vs {}", row[4], want.magpsf);
+        assert!(
+            close(f(4), want.magpsf, 1e-6),
+            "magpsf of {candid}: {} vs {}",
+            row[4],
+            want.magpsf
+        );
         assert_eq!(row[5].parse::<i64>().unwrap(), want.fid, "fid of {candid}");
         assert!(close(f(6), want.jd, 1e-12), "jd of {candid}");
     }
@@ -276,7 +286,11 @@ fn default_mapping_writes_every_alert_once(db: Db, table: &str) {
     ))[0][0]
         .parse::<usize>()
         .unwrap();
-    assert_eq!(columns, schema_fields + 1, "candidate's fields and objectId");
+    assert_eq!(
+        columns,
+        schema_fields + 1,
+        "candidate's fields and objectId"
+    );
 
     // A replay (a new instance, as after a crash) writes each row once.
     drop(p);
@@ -381,7 +395,10 @@ fn explicit_columns(db: Db, table: &str) {
     let columns = db.sql(&format!(
         "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = '{table}'"
     ));
-    assert_eq!(columns[0][0], "5", "alert_id (the key) and the four columns");
+    assert_eq!(
+        columns[0][0], "5",
+        "alert_id (the key) and the four columns"
+    );
 }
 
 #[test]
@@ -398,7 +415,11 @@ fn mariadb_explicit_columns_with_names_paths_and_types() {
 /// dead-lettered with the server's message, the others are written.
 fn refused_rows_are_dead_lettered(db: Db, table: &str) {
     db.drop_table(table);
-    let double = if db == Db::Postgres { "DOUBLE PRECISION" } else { "DOUBLE" };
+    let double = if db == Db::Postgres {
+        "DOUBLE PRECISION"
+    } else {
+        "DOUBLE"
+    };
     db.sql(&format!(
         "CREATE TABLE {table} (alert_id BIGINT NOT NULL PRIMARY KEY, magpsf {double}, \
          CONSTRAINT bright_only CHECK (magpsf < 19))"
@@ -444,7 +465,10 @@ fn refused_rows_are_dead_lettered(db: Db, table: &str) {
             );
             let row: serde_json::Value = serde_json::from_slice(&r.value).unwrap();
             assert!(row["magpsf"].as_f64().unwrap() >= 19.0);
-            String::from_utf8(r.key.clone().unwrap()).unwrap().parse().unwrap()
+            String::from_utf8(r.key.clone().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
         })
         .collect();
     dead.sort_unstable();
@@ -495,7 +519,10 @@ fn unreachable_database(db: Db, table: &str) {
         });
         p.flush().unwrap();
     });
-    assert!(started.elapsed() >= Duration::from_millis(900), "it did wait");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "it did wait"
+    );
     assert_eq!(db.count(table), files.len());
 
     // Down for longer than the retry time: the flush fails, nothing is lost
@@ -509,7 +536,10 @@ fn unreachable_database(db: Db, table: &str) {
     feed(&mut p, &files); // the runner's re-delivery from its last commit
     p.flush().unwrap();
     assert_eq!(db.count(table), files.len());
-    let objects = db.sql(&format!("SELECT COUNT(DISTINCT {}) FROM {table}", db.q("objectId")));
+    let objects = db.sql(&format!(
+        "SELECT COUNT(DISTINCT {}) FROM {table}",
+        db.q("objectId")
+    ));
     let want: std::collections::BTreeSet<String> = files
         .iter()
         .map(|f| text(get(&read_alert(f), "objectId")))
@@ -537,8 +567,9 @@ fn wrong_password(db: Db) {
         db.class(),
         db.url(db.port())
     );
-    let spec = PipelineSpec::from_yaml_str(&yaml, "test.yaml", dir.path(), &starlog_sinks::registry())
-        .unwrap();
+    let spec =
+        PipelineSpec::from_yaml_str(&yaml, "test.yaml", dir.path(), &starlog_sinks::registry())
+            .unwrap();
     let err = spec
         .build(&BuildContext::default())
         .map(|_| ())
@@ -549,7 +580,10 @@ fn wrong_password(db: Db) {
         "names the YAML path: {err}"
     );
     assert!(err.contains(&db.url(db.port())), "names the URL: {err}");
-    assert!(!err.contains(wrong) && !err.contains(PASSWORD), "no password: {err}");
+    assert!(
+        !err.contains(wrong) && !err.contains(PASSWORD),
+        "no password: {err}"
+    );
 }
 
 #[test]
@@ -565,22 +599,55 @@ fn mariadb_wrong_password_is_a_load_error_naming_the_yaml_path_and_url() {
 #[test]
 fn parameter_faults_carry_their_yaml_path() {
     let cases: [(&str, &str, &str); 7] = [
-        ("url: \"postgresql://u:pw@h/db\", table: t", "params.url", "password_env or password_file"),
-        ("url: \"http://h/db\", table: t", "params.url", "postgresql://"),
-        ("url: \"postgresql://u@h/db\", table: \"t; drop\"", "params.table", "plain SQL table name"),
-        ("url: \"postgresql://u@h/db\", table: t, columns: [{ path: a.b, type: float128 }]", "params.columns[0].type", "bigint"),
-        ("url: \"postgresql://u@h/db\", table: t, columns: [a], key: b", "params.key", "not one of the columns"),
-        ("url: \"postgresql://u@h/db\", table: t, batch_size: 0", "params.batch_size", "from 1"),
-        ("url: \"postgresql://u@h/db\", table: t, tablee: x", "params.tablee", "unknown parameter"),
+        (
+            "url: \"postgresql://u:pw@h/db\", table: t",
+            "params.url",
+            "password_env or password_file",
+        ),
+        (
+            "url: \"http://h/db\", table: t",
+            "params.url",
+            "postgresql://",
+        ),
+        (
+            "url: \"postgresql://u@h/db\", table: \"t; drop\"",
+            "params.table",
+            "plain SQL table name",
+        ),
+        (
+            "url: \"postgresql://u@h/db\", table: t, columns: [{ path: a.b, type: float128 }]",
+            "params.columns[0].type",
+            "bigint",
+        ),
+        (
+            "url: \"postgresql://u@h/db\", table: t, columns: [a], key: b",
+            "params.key",
+            "not one of the columns",
+        ),
+        (
+            "url: \"postgresql://u@h/db\", table: t, batch_size: 0",
+            "params.batch_size",
+            "from 1",
+        ),
+        (
+            "url: \"postgresql://u@h/db\", table: t, tablee: x",
+            "params.tablee",
+            "unknown parameter",
+        ),
     ];
     for (params, path, message) in cases {
         let yaml = format!(
             "component:\n  type: processing-node\n  source: {{ topic: a, group: g }}\n  processors:\n    - class: PostgreSQLWriter\n      params: {{ {params} }}\n"
         );
-        let err = PipelineSpec::from_yaml_str(&yaml, "t.yaml", Path::new("."), &starlog_sinks::registry())
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
+        let err = PipelineSpec::from_yaml_str(
+            &yaml,
+            "t.yaml",
+            Path::new("."),
+            &starlog_sinks::registry(),
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains(&format!("component.processors[0].{path}")) && err.contains(message),
             "{params}: {err}"
@@ -597,8 +664,68 @@ fn the_example_pipelines_load() {
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert_eq!(
             spec.chain.classes().last().copied(),
-            Some(if name == "postgresql.yaml" { "PostgreSQLWriter" } else { "MariaDBWriter" }),
+            Some(if name == "postgresql.yaml" {
+                "PostgreSQLWriter"
+            } else {
+                "MariaDBWriter"
+            }),
             "{name}"
         );
     }
+}
+
+impl Db {
+    fn server(self) -> &'static databases::Server {
+        match self {
+            Db::Postgres => postgres(),
+            Db::MariaDb => mariadb(),
+        }
+    }
+}
+
+/// `tls: require` with the server's CA: rows written by a user the server
+/// admits over TLS only; with an unrelated CA the certificate is rejected
+/// and the records fail (retried), nothing is written.
+fn tls_required(db: Db, table: &str) {
+    db.drop_table(table);
+    let s = db.server();
+    let url = db
+        .url(s.port)
+        .replace("starlog@", &format!("{}@", databases::TLS_USER));
+    let files = avro_files("ztf/alerts/kowalski/20200202");
+    let yaml = |ca: &Path| {
+        format!(
+            "component:\n  type: processing-node\n  source: {{ topic: alerts, group: g }}\n  processors:\n    - class: {}\n      params:\n        url: \"{url}\"\n        password_file: \"{}\"\n        tls: require\n        ca: \"{}\"\n        table: {table}\n        columns: [objectId]\n        retry_timeout_ms: 300\n",
+            db.class(),
+            s.password_file.display(),
+            ca.display()
+        )
+    };
+    let sink = Arc::new(MemoryTopicSink::new());
+    let mut p = build(&yaml(&s.ca), &sink);
+    feed(&mut p, &files);
+    p.close().unwrap();
+    assert_eq!(db.count(table), files.len());
+
+    db.sql(&format!("DELETE FROM {table}"));
+    let mut wrong = build(&yaml(&s.other_ca), &sink);
+    let bytes = std::fs::read(&files[0]).unwrap();
+    match wrong.handle(&record(&bytes, 0)) {
+        RecordOutcome::Failed(e) => {
+            let err = e.to_string();
+            assert!(err.contains("invalid peer certificate"), "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(db.count(table), 0);
+}
+
+#[test]
+fn postgresql_tls_required_with_the_servers_ca_and_refused_with_another() {
+    tls_required(Db::Postgres, "ztf_tls");
+}
+
+#[test]
+fn mariadb_tls_required_with_the_servers_ca_and_refused_with_another() {
+    tls_required(Db::MariaDb, "ztf_tls");
 }

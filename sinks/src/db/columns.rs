@@ -201,7 +201,10 @@ pub(crate) fn parse_columns(p: &mut Params<'_>) -> Result<Mapping, ConfigError> 
         return Err(expected(&path, "a list of columns", node));
     };
     if items.is_empty() {
-        return Err(p.error("columns", "expected at least one column, found an empty list"));
+        return Err(p.error(
+            "columns",
+            "expected at least one column, found an empty list",
+        ));
     }
     let mut columns: Vec<ColumnSpec> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -222,8 +225,12 @@ pub(crate) fn parse_columns(p: &mut Params<'_>) -> Result<Mapping, ConfigError> 
             Yaml::Mapping(_) => {
                 let mut m = Params::new(item_path.clone(), Some(item), p.base_dir())?;
                 let field = m.required_str("path", "a dotted field path")?;
-                let segments = split_path(&field)
-                    .ok_or_else(|| m.error("path", format!("expected a dotted field path, found {field:?}")))?;
+                let segments = split_path(&field).ok_or_else(|| {
+                    m.error(
+                        "path",
+                        format!("expected a dotted field path, found {field:?}"),
+                    )
+                })?;
                 let name = m
                     .optional_str("name", "a column name")?
                     .unwrap_or_else(|| segments.last().cloned().unwrap_or_default());
@@ -253,7 +260,13 @@ pub(crate) fn parse_columns(p: &mut Params<'_>) -> Result<Mapping, ConfigError> 
                     ty,
                 }
             }
-            other => return Err(expected(&item_path, "a field path or a mapping { name, path, type }", other)),
+            other => {
+                return Err(expected(
+                    &item_path,
+                    "a field path or a mapping { name, path, type }",
+                    other,
+                ))
+            }
         };
         if !is_identifier(&col.name) {
             return Err(ConfigError::Invalid {
@@ -264,7 +277,10 @@ pub(crate) fn parse_columns(p: &mut Params<'_>) -> Result<Mapping, ConfigError> 
                 ),
             });
         }
-        if columns.iter().any(|c| c.name.eq_ignore_ascii_case(&col.name)) {
+        if columns
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(&col.name))
+        {
             return Err(ConfigError::Invalid {
                 path: item_path,
                 message: format!("column {:?} appears twice", col.name),
@@ -277,10 +293,7 @@ pub(crate) fn parse_columns(p: &mut Params<'_>) -> Result<Mapping, ConfigError> 
 
 fn split_path(s: &str) -> Option<Vec<String>> {
     let segments: Vec<String> = s.split('.').map(str::to_owned).collect();
-    segments
-        .iter()
-        .all(|x| !x.is_empty())
-        .then_some(segments)
+    segments.iter().all(|x| !x.is_empty()).then_some(segments)
 }
 
 /// The names of the virtual paths.
@@ -374,7 +387,9 @@ fn default_columns(c: &Candidate) -> (Vec<Column>, String) {
                 continue;
             };
             if !is_identifier(&f.name)
-                || columns.iter().any(|c: &Column| c.name.eq_ignore_ascii_case(&f.name))
+                || columns
+                    .iter()
+                    .any(|c: &Column| c.name.eq_ignore_ascii_case(&f.name))
             {
                 continue;
             }
@@ -495,7 +510,10 @@ impl Layout {
                 .unwrap_or(0);
             Ok(())
         } else if let Some(missing) = self.columns.iter().find(|c| !has(&c.name)) {
-            Err(format!("table {} has no column {}", self.table, missing.name))
+            Err(format!(
+                "table {} has no column {}",
+                self.table, missing.name
+            ))
         } else {
             Ok(())
         }
@@ -505,8 +523,7 @@ impl Layout {
     pub(crate) fn row(&self, c: &Candidate) -> Result<Vec<SqlValue>, String> {
         let mut row = Vec::with_capacity(self.columns.len());
         for (i, col) in self.columns.iter().enumerate() {
-            let v = value_of(c, &col.path)
-                .map_err(|e| format!("column {}: {e}", col.name))?;
+            let v = value_of(c, &col.path).map_err(|e| format!("column {}: {e}", col.name))?;
             if i == self.key && v == SqlValue::Null {
                 return Err(format!(
                     "key column {} ({}) is missing or null",

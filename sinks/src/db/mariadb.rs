@@ -155,9 +155,9 @@ impl Backend for MariaDb {
         };
         let conn = match Conn::new(builder.clone().ssl_opts(tls.clone())).await {
             Ok(c) => c,
-            Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
-                if settings.tls == TlsMode::Prefer =>
-            {
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) if settings.tls == TlsMode::Prefer => {
                 tracing::info!(url = %settings.url, "the server offers no TLS; connecting without (tls: prefer)");
                 Conn::new(builder.ssl_opts(None::<SslOpts>))
                     .await

@@ -172,7 +172,10 @@ impl Settings {
                         "key",
                         format!(
                             "{k:?} is not one of the columns ({})",
-                            cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                            cols.iter()
+                                .map(|c| c.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
@@ -196,7 +199,10 @@ impl Settings {
         }
         let connect_timeout = p.optional_u64("connect_timeout_ms", "milliseconds", 10_000)?;
         if connect_timeout == 0 {
-            return Err(p.error("connect_timeout_ms", "expected a positive number of milliseconds, found 0"));
+            return Err(p.error(
+                "connect_timeout_ms",
+                "expected a positive number of milliseconds, found 0",
+            ));
         }
         let dead_letter_topic = p
             .optional_str("dead_letter_topic", "a topic name")?

@@ -38,11 +38,12 @@ pub(crate) fn client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, D
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| DbError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| DbError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     Ok(config)
 }

@@ -66,7 +66,10 @@ impl<B: Backend> ProcessorSpec for WriterSpec<B> {
             Err(DbError::Auth(msg)) => {
                 return Err(ConfigError::Invalid {
                     path: format!("{path}.params.{}", s.password.key()),
-                    message: format!("{}: the server refused the login to {}: {msg}", self.class, s.url),
+                    message: format!(
+                        "{}: the server refused the login to {}: {msg}",
+                        self.class, s.url
+                    ),
                 })
             }
             Err(DbError::Tls(msg)) => {
@@ -124,12 +127,19 @@ impl DbWriter {
     fn fail(&self, reason: impl std::fmt::Display) -> ProcessError {
         ProcessError::Other {
             processor: self.class.to_owned(),
-            reason: format!("table {} at {}: {reason}", self.settings.table, self.settings.url),
+            reason: format!(
+                "table {} at {}: {reason}",
+                self.settings.table, self.settings.url
+            ),
         }
     }
 
     /// Runs `op` until it succeeds, fails for good, or the retry time is up.
-    fn with_retries<T>(&self, what: &str, mut op: impl FnMut() -> Result<T, DbError>) -> Result<T, DbError> {
+    fn with_retries<T>(
+        &self,
+        what: &str,
+        mut op: impl FnMut() -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
         let retry = self.settings.retry;
         let start = Instant::now();
         let mut backoff = retry.initial;
@@ -150,8 +160,8 @@ impl DbWriter {
             return Ok(Arc::clone(l));
         }
         let s = &self.settings;
-        let layout = Layout::settle(&s.table, &s.mapping, s.key.as_deref(), c)
-            .map_err(|e| self.fail(e))?;
+        let layout =
+            Layout::settle(&s.table, &s.mapping, s.key.as_deref(), c).map_err(|e| self.fail(e))?;
         let fitted = self
             .with_retries("creating the table", || self.worker.prepare(layout.clone()))
             .map_err(|e| self.fail(e))?;
@@ -162,7 +172,12 @@ impl DbWriter {
     }
 
     /// Sends a refused row to the dead-letter topic with the reason.
-    fn dead_letter(&mut self, layout: &Layout, row: &[SqlValue], reason: &str) -> Result<(), ProcessError> {
+    fn dead_letter(
+        &mut self,
+        layout: &Layout,
+        row: &[SqlValue],
+        reason: &str,
+    ) -> Result<(), ProcessError> {
         let alert_id = row[layout.key].to_json().to_string();
         tracing::warn!(class = self.class, table = %layout.table, alert = %alert_id, topic = %self.settings.dead_letter_topic, %reason, "row dead-lettered");
         let Some(sink) = &self.sink else {
@@ -211,7 +226,9 @@ impl DbWriter {
         let started = Instant::now();
         let result = self.with_retries("writing a batch", || {
             let Some(b) = batch.take() else {
-                return Err(DbError::Unavailable("batch lost by the connection thread".to_owned()));
+                return Err(DbError::Unavailable(
+                    "batch lost by the connection thread".to_owned(),
+                ));
             };
             let (back, r) = self.worker.write(b);
             batch = back;

@@ -23,11 +23,18 @@ use std::time::{Duration, Instant};
 /// The password of the test user `starlog` on both servers.
 pub const PASSWORD: &str = "s3cret-test-pw";
 
+/// The user that may log in over TLS only (`hostssl` / `REQUIRE SSL`).
+pub const TLS_USER: &str = "starlog_tls";
+
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
     /// Loopback port.
     pub port: u16,
+    /// The CA that signed the server's certificate (PEM).
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing the server has.
+    pub other_ca: PathBuf,
     /// Its directory (data, socket, logs).
     pub dir: PathBuf,
     /// A file holding [`PASSWORD`].
@@ -128,6 +135,8 @@ fn spawn_with_watchdog(server: Command, pid_file: &Path, dir: &Path, log: &Path)
         pidf = pid_file.display(),
         dir = dir.display(),
     );
+    // Not waited for: the watchdog outlives this process by design.
+    #[allow(clippy::zombie_processes)]
     Command::new("bash")
         .arg("-c")
         .arg(script)
@@ -169,6 +178,41 @@ fn write_password(dir: &Path) -> PathBuf {
     f
 }
 
+/// Writes a CA, a server certificate for 127.0.0.1 / localhost signed by
+/// it (`server.pem`, `server.key`, mode 0600) and an unrelated CA into `dir`:
+/// (ca, other_ca, cert, key).
+fn write_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let ca = |name: &str| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    };
+    let issuer = ca("starlog test database CA");
+    let other = ca("starlog test unrelated CA");
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("other-ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&paths.0, issuer.pem()).unwrap();
+    std::fs::write(&paths.1, other.pem()).unwrap();
+    std::fs::write(&paths.2, cert.pem()).unwrap();
+    std::fs::write(&paths.3, key.serialize_pem()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&paths.3, std::fs::Permissions::from_mode(0o600)).unwrap();
+    paths
+}
+
 fn pg_bin_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
@@ -188,15 +232,31 @@ pub fn postgres() -> &'static Server {
         let user = is_root().then_some("postgres");
         let dir = temp_dir("starlog-pg");
         let password_file = write_password(&dir);
+        let (ca, other_ca, cert, key) = write_certificates(&dir);
         let data = dir.join("data");
         let log = dir.join("server.log");
         chown(&dir, user);
         let mut init = as_user(user, &initdb);
         init.arg("-D")
             .arg(&data)
-            .args(["-U", "starlog", "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"])
+            .args([
+                "-U",
+                "starlog",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
             .arg(format!("--pwfile={}", password_file.display()));
         run(init, "initdb");
+        // The TLS user may not log in without TLS.
+        let hba = data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(
+            &hba,
+            format!("hostnossl all {TLS_USER} 127.0.0.1/32 reject\n{rules}"),
+        )
+        .unwrap();
         let port = free_port();
         let mut server = as_user(user, &postgres);
         server
@@ -204,10 +264,23 @@ pub fn postgres() -> &'static Server {
             .arg(&data)
             .args(["-p", &port.to_string(), "-k"])
             .arg(&dir)
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]);
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "ssl=on",
+            ])
+            .arg("-c")
+            .arg(format!("ssl_cert_file={}", cert.display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", key.display()));
         spawn_with_watchdog(server, &data.join("postmaster.pid"), &dir, &log);
         let s = Server {
             port,
+            ca,
+            other_ca,
             dir,
             password_file,
             log,
@@ -216,6 +289,11 @@ pub fn postgres() -> &'static Server {
             psql_try(&s, "postgres", "SELECT 1").is_ok()
         });
         psql_in(&s, "postgres", "CREATE DATABASE starlog");
+        psql_in(
+            &s,
+            "postgres",
+            &format!("CREATE ROLE {TLS_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"),
+        );
         s
     })
 }
@@ -224,7 +302,16 @@ fn psql_try(s: &Server, db: &str, sql: &str) -> Result<String, String> {
     let psql = find("psql", &pg_bin_dirs());
     let out = Command::new(psql)
         .args(["-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1"])
-        .args(["-h", "127.0.0.1", "-p", &s.port.to_string(), "-U", "starlog", "-d", db])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &s.port.to_string(),
+            "-U",
+            "starlog",
+            "-d",
+            db,
+        ])
         .args(["-c", sql])
         .env("PGPASSWORD", PASSWORD)
         .stdin(Stdio::null())
@@ -263,6 +350,7 @@ pub fn mariadb() -> &'static Server {
         let user = is_root().then_some("mysql");
         let dir = temp_dir("starlog-mariadb");
         let password_file = write_password(&dir);
+        let (ca, other_ca, cert, key) = write_certificates(&dir);
         let data = dir.join("data");
         let log = dir.join("server.log");
         chown(&dir, user);
@@ -285,13 +373,22 @@ pub fn mariadb() -> &'static Server {
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", pid.display()))
-            .args(["--skip-log-bin", "--innodb-flush-log-at-trx-commit=2", "--skip-name-resolve"]);
+            .args([
+                "--skip-log-bin",
+                "--innodb-flush-log-at-trx-commit=2",
+                "--skip-name-resolve",
+            ])
+            .arg(format!("--ssl-ca={}", ca.display()))
+            .arg(format!("--ssl-cert={}", cert.display()))
+            .arg(format!("--ssl-key={}", key.display()));
         if let Some(u) = user {
             server.arg(format!("--user={u}"));
         }
         spawn_with_watchdog(server, &pid, &dir, &log);
         let s = Server {
             port,
+            ca,
+            other_ca,
             dir,
             password_file,
             log,
@@ -301,7 +398,8 @@ pub fn mariadb() -> &'static Server {
         let root_sql = |sql: &str| -> Result<String, String> {
             let client = find("mariadb", &sbin);
             let mut c = Command::new(client);
-            c.arg("--no-defaults").arg(format!("--socket={}", socket.display()));
+            c.arg("--no-defaults")
+                .arg(format!("--socket={}", socket.display()));
             if user.is_some() {
                 c.args(["-u", "root"]);
             }
@@ -319,7 +417,9 @@ pub fn mariadb() -> &'static Server {
         wait_for("MariaDB", &s.log, || root_sql("SELECT 1").is_ok());
         root_sql(&format!(
             "CREATE USER 'starlog'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; \
-             GRANT ALL ON *.* TO 'starlog'@'127.0.0.1'; CREATE DATABASE starlog;"
+             GRANT ALL ON *.* TO 'starlog'@'127.0.0.1'; CREATE DATABASE starlog; \
+             CREATE USER '{TLS_USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}' REQUIRE SSL; \
+             GRANT ALL ON *.* TO '{TLS_USER}'@'127.0.0.1';"
         ))
         .unwrap_or_else(|e| panic!("creating the MariaDB user: {e}"));
         s
@@ -331,7 +431,15 @@ pub fn mariadb_sql(sql: &str) -> Vec<Vec<String>> {
     let s = mariadb();
     let client = find("mariadb", &[PathBuf::from("/usr/bin")]);
     let out = Command::new(client)
-        .args(["--no-defaults", "-B", "-N", "-h", "127.0.0.1", "-P", &s.port.to_string()])
+        .args([
+            "--no-defaults",
+            "-B",
+            "-N",
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &s.port.to_string(),
+        ])
         .args(["-u", "starlog", "starlog", "-e", sql])
         .env("MYSQL_PWD", PASSWORD)
         .stdin(Stdio::null())
@@ -401,7 +509,7 @@ impl Proxy {
 
 fn pipe(mut from: TcpStream, mut to: TcpStream) {
     std::thread::spawn(move || {
-        let mut buf = [0u8; 64 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
