@@ -328,6 +328,11 @@ fn psql_in(s: &Server, db: &str, sql: &str) -> String {
     psql_try(s, db, sql).unwrap_or_else(|e| panic!("psql {sql}: {e}"))
 }
 
+/// [`psql`], or the error message.
+pub fn try_psql(sql: &str) -> Result<Vec<Vec<String>>, String> {
+    psql_try(postgres(), "starlog", sql).map(|t| lines(&t))
+}
+
 /// Runs SQL in the `starlog` database with `psql`; rows as tab-separated lines.
 pub fn psql(sql: &str) -> Vec<Vec<String>> {
     lines(&psql_in(postgres(), "starlog", sql))
