@@ -154,11 +154,14 @@ async fn a_node_killed_mid_batch_and_restarted_leaves_every_alert_once_in_both_d
             let n = tokio::task::spawn_blocking(pg_count).await.unwrap();
             if n >= 15 {
                 node.kill().unwrap(); // SIGKILL
-                node.wait().unwrap();
                 killed_at = Some((i + 1, n));
             }
         }
     }
+    if killed_at.is_none() {
+        node.kill().unwrap();
+    }
+    node.wait().unwrap();
     let (sent, rows_at_kill) = killed_at.expect("the node wrote 15 rows before the last alert");
     assert!(
         rows_at_kill < want.len(),
