@@ -729,3 +729,43 @@ fn postgresql_tls_required_with_the_servers_ca_and_refused_with_another() {
 fn mariadb_tls_required_with_the_servers_ca_and_refused_with_another() {
     tls_required(Db::MariaDb, "ztf_tls");
 }
+
+/// An alert whose value cannot go into its column (text into a bigint) is
+/// never writable: the pipeline dead-letters the original record with the
+/// reason, and the chain goes on.
+#[test]
+fn an_alert_that_cannot_be_mapped_goes_to_the_pipelines_dead_letter_topic() {
+    let db = Db::Postgres;
+    db.drop_table("ztf_unmappable");
+    let yaml = pipeline_yaml(
+        db,
+        db.port(),
+        "        table: ztf_unmappable\n        columns: [{ name: ss, path: candidate.ssnamenr, type: bigint }]\n",
+    );
+    let sink = Arc::new(MemoryTopicSink::new());
+    let mut p = build(&yaml, &sink);
+    let files = avro_files("ztf/alerts/kowalski/20200202");
+    for (i, f) in files.iter().enumerate() {
+        let bytes = std::fs::read(f).unwrap();
+        match p.handle(&record(&bytes, i as i64)) {
+            RecordOutcome::Processed {
+                passed: 0,
+                dead_lettered: 1,
+                ..
+            } => {}
+            other => panic!("{}: {other:?}", f.display()),
+        }
+    }
+    p.flush().unwrap();
+    let dead = sink.records_for("alerts-dead-letter");
+    assert_eq!(dead.len(), files.len());
+    for (r, f) in dead.iter().zip(&files) {
+        assert_eq!(r.value, std::fs::read(f).unwrap(), "the original record");
+        let reason = String::from_utf8_lossy(r.header(REASON_HEADER).unwrap()).into_owned();
+        assert!(
+            reason.contains("PostgreSQLWriter") && reason.contains("column ss"),
+            "{reason}"
+        );
+    }
+    assert_eq!(db.count("ztf_unmappable"), 0);
+}

@@ -627,3 +627,33 @@ fn convert(v: SqlValue, ty: SqlType) -> Result<SqlValue, String> {
         (ty, v) => return Err(format!("cannot store {v:?} in a {ty} column")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{convert, is_identifier, is_table_name, SqlType, SqlValue};
+
+    #[test]
+    fn identifiers_are_plain() {
+        assert!(is_identifier("magpsf") && is_identifier("_x1") && is_identifier("objectId"));
+        assert!(!is_identifier("1x") && !is_identifier("a-b") && !is_identifier("a\"b"));
+        assert!(!is_identifier(&"a".repeat(64)));
+        assert!(
+            is_table_name("alerts.ztf") && !is_table_name("a.b.c") && !is_table_name("t; drop")
+        );
+    }
+
+    #[test]
+    fn values_convert_to_the_column_type_or_say_why_not() {
+        assert_eq!(
+            convert(SqlValue::Int(3), SqlType::Double),
+            Ok(SqlValue::Float(3.0))
+        );
+        assert_eq!(
+            convert(SqlValue::Int(7), SqlType::Text),
+            Ok(SqlValue::Text("7".into()))
+        );
+        assert_eq!(convert(SqlValue::Null, SqlType::BigInt), Ok(SqlValue::Null));
+        assert!(convert(SqlValue::Int(1 << 40), SqlType::Integer).is_err());
+        assert!(convert(SqlValue::Text("x".into()), SqlType::BigInt).is_err());
+    }
+}

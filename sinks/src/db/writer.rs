@@ -312,3 +312,16 @@ impl CandidateProcessor for DbWriter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{dedup_last_by_key, SqlValue};
+
+    #[test]
+    fn a_batch_keeps_the_last_row_of_each_key_in_order() {
+        let row = |k: i64, v: &str| vec![SqlValue::Int(k), SqlValue::Text(v.to_owned())];
+        let mut rows = vec![row(1, "a"), row(2, "b"), row(1, "c"), row(3, "d")];
+        dedup_last_by_key(&mut rows, 0);
+        assert_eq!(rows, vec![row(2, "b"), row(1, "c"), row(3, "d")]);
+    }
+}
