@@ -7,25 +7,20 @@
 //! Files are `<alert id>_<science|template|difference>.<fits|png|jpg>` in
 //! `directory`, written through [`StagedFiles`]: `.part` files in
 //! `process`, fsynced and renamed at `flush`. A stamp that cannot be
-//! decoded (not gzip, not FITS, no image) never will be: the alert is sent
-//! to the dead-letter topic with the reason, the other stamps are written,
-//! and the alert goes on through the chain.
+//! decoded (not gzip, not FITS, no image) never will be: the writer answers
+//! [`Response::DeadLetter`] with the reason, writes none of that alert's
+//! files, and the pipeline goes on with the next alert.
 
 mod render;
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 use starlog_processors::config::{BuildContext, ConfigError, Params, ProcessorSpec};
-use starlog_processors::dead_letter::REASON_HEADER;
-use starlog_processors::output::json::candidate_to_json;
-use starlog_processors::{
-    Candidate, CandidateProcessor, CutoutKind, ProcessError, Response, TopicSink,
-};
+use starlog_processors::{Candidate, CandidateProcessor, CutoutKind, ProcessError, Response};
 
 pub(crate) use render::{Limits, Stretch};
 
@@ -35,14 +30,8 @@ use super::staged::{io_err, remove_stale_parts, StagedFiles};
 /// The class name.
 pub(crate) const CLASS: &str = "CutoutWriter";
 
-/// Header naming the processor that dead-lettered an alert.
-const PROCESSOR_HEADER: &str = "starlog.processor";
-
 /// Largest stamp accepted after gunzip (a guard against gzip bombs).
 const MAX_STAMP_BYTES: u64 = 64 << 20;
-
-/// Default dead-letter topic.
-const DEFAULT_DEAD_LETTER_TOPIC: &str = "cutouts-dead-letter";
 
 /// Which files each stamp is written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,55 +78,12 @@ fn decode_stamp(raw: &[u8]) -> Result<(Vec<u8>, fits::Image), String> {
     Ok((bytes, image))
 }
 
-/// Where alerts with undecodable stamps go.
-#[derive(Debug)]
-struct DeadLetters {
-    topic: String,
-    sink: Option<Arc<dyn TopicSink>>,
-}
-
-impl DeadLetters {
-    /// Sends the alert (JSON, cutouts in base64) with the reason.
-    fn send(&self, c: &Candidate, reason: &str) -> Result<(), ProcessError> {
-        tracing::warn!(alert_id = c.alert_id(), dead_letter_topic = %self.topic, %reason, "undecodable stamp: alert dead-lettered");
-        let Some(sink) = &self.sink else {
-            return Ok(());
-        };
-        let value =
-            serde_json::to_vec(&candidate_to_json(c, true)).map_err(|e| ProcessError::Other {
-                processor: CLASS.to_owned(),
-                reason: format!("encoding alert {} as JSON: {e}", c.alert_id()),
-            })?;
-        let key = c.alert_id().to_string();
-        let headers: [(&str, &[u8]); 2] = [
-            (REASON_HEADER, reason.as_bytes()),
-            (PROCESSOR_HEADER, CLASS.as_bytes()),
-        ];
-        sink.send(&self.topic, Some(key.as_bytes()), &value, &headers)
-            .map_err(|source| ProcessError::Sink {
-                topic: self.topic.clone(),
-                source,
-            })
-    }
-
-    fn flush(&self) -> Result<(), ProcessError> {
-        self.sink
-            .as_ref()
-            .map_or(Ok(()), |s| s.flush())
-            .map_err(|source| ProcessError::Sink {
-                topic: self.topic.clone(),
-                source,
-            })
-    }
-}
-
 /// The writer.
 #[derive(Debug)]
 pub(crate) struct CutoutWriter {
     formats: Formats,
     rendering: Rendering,
     staged: StagedFiles,
-    dead_letters: DeadLetters,
 }
 
 impl CutoutWriter {
@@ -145,7 +91,6 @@ impl CutoutWriter {
         directory: PathBuf,
         formats: Formats,
         rendering: Rendering,
-        dead_letters: DeadLetters,
     ) -> Result<Self, ProcessError> {
         std::fs::create_dir_all(&directory).map_err(io_err(&directory))?;
         remove_stale_parts(&directory, &[".fits", ".png", ".jpg"])?;
@@ -153,7 +98,6 @@ impl CutoutWriter {
             formats,
             rendering,
             staged: StagedFiles::new(directory),
-            dead_letters,
         })
     }
 
@@ -185,7 +129,10 @@ impl CutoutWriter {
         Ok(out)
     }
 
-    fn write(&mut self, c: &Candidate) -> Result<(), ProcessError> {
+    /// Stages every file of the alert, or none when a stamp is undecodable
+    /// (`Ok(Some(reason))`: dead-letter it).
+    fn write(&mut self, c: &Candidate) -> Result<Option<String>, ProcessError> {
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         let mut problems = Vec::new();
         for kind in CutoutKind::ALL {
             let Some(raw) = c.cutout(kind) else {
@@ -199,9 +146,6 @@ impl CutoutWriter {
                     continue;
                 }
             };
-            if self.formats.fits {
-                self.staged.stage(&format!("{name}.fits"), &bytes)?;
-            }
             for (on, jpeg, ext) in [
                 (self.formats.png, false, "png"),
                 (self.formats.jpeg, true, "jpg"),
@@ -210,31 +154,39 @@ impl CutoutWriter {
                     continue;
                 }
                 match self.image_bytes(&image, jpeg) {
-                    Ok(img) => self.staged.stage(&format!("{name}.{ext}"), &img)?,
+                    Ok(img) => files.push((format!("{name}.{ext}"), img)),
                     Err(reason) => {
                         problems.push(format!("{} stamp as {ext}: {reason}", kind_name(kind)));
                     }
                 }
             }
+            if self.formats.fits {
+                files.push((format!("{name}.fits"), bytes));
+            }
         }
         if !problems.is_empty() {
-            let reason = format!("{CLASS}: alert {}: {}", c.alert_id(), problems.join("; "));
-            self.dead_letters.send(c, &reason)?;
+            return Ok(Some(format!("{CLASS}: {}", problems.join("; "))));
         }
-        Ok(())
+        for (name, bytes) in &files {
+            self.staged.stage(name, bytes)?;
+        }
+        Ok(None)
     }
 }
 
 impl CandidateProcessor for CutoutWriter {
     fn process(&mut self, candidate: &mut Candidate) -> Response {
         match self.write(candidate) {
-            Ok(()) => Response::Pass,
+            Ok(None) => Response::Pass,
+            Ok(Some(reason)) => {
+                tracing::warn!(alert_id = candidate.alert_id(), %reason, "undecodable stamp: alert dead-lettered");
+                Response::DeadLetter(reason)
+            }
             Err(e) => Response::Fail(e),
         }
     }
 
     fn flush(&mut self) -> Result<(), ProcessError> {
-        self.dead_letters.flush()?;
         self.staged.commit()
     }
 }
@@ -244,38 +196,27 @@ struct CutoutWriterSpec {
     directory: PathBuf,
     formats: Formats,
     rendering: Rendering,
-    dead_letter_topic: String,
 }
 
 impl ProcessorSpec for CutoutWriterSpec {
     fn build(
         &self,
-        ctx: &BuildContext,
+        _ctx: &BuildContext,
         path: &str,
     ) -> Result<Box<dyn CandidateProcessor>, ConfigError> {
-        let dead_letters = DeadLetters {
-            topic: self.dead_letter_topic.clone(),
-            sink: ctx.topic_sink.clone(),
-        };
-        CutoutWriter::open(
-            self.directory.clone(),
-            self.formats,
-            self.rendering,
-            dead_letters,
-        )
-        .map(|w| Box::new(w) as Box<dyn CandidateProcessor>)
-        .map_err(|e| ConfigError::Invalid {
-            path: format!("{path}.params.directory"),
-            message: e.to_string(),
-        })
+        CutoutWriter::open(self.directory.clone(), self.formats, self.rendering)
+            .map(|w| Box::new(w) as Box<dyn CandidateProcessor>)
+            .map_err(|e| ConfigError::Invalid {
+                path: format!("{path}.params.directory"),
+                message: e.to_string(),
+            })
     }
 }
 
 /// Parameters: `directory` (required), `formats` (a non-empty list of
 /// `fits`, `png`, `jpeg`; default all three), `stretch` (`linear` |
 /// `asinh`, default `asinh`), `limits` (`zscale` | `minmax`, default
-/// `zscale`), `jpeg_quality` (1..=100, default 90), `dead_letter_topic`
-/// (default `cutouts-dead-letter`).
+/// `zscale`), `jpeg_quality` (1..=100, default 90).
 pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> {
     let directory = p.required_path("directory", "an output directory")?;
     let formats = super::format_list(p, &["fits", "png", "jpeg"])?;
@@ -308,9 +249,6 @@ pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, Config
                 format!("expected a JPEG quality from 1 to 100, found {quality}"),
             )
         })?;
-    let dead_letter_topic = p
-        .optional_str("dead_letter_topic", "a topic name")?
-        .unwrap_or_else(|| DEFAULT_DEAD_LETTER_TOPIC.to_owned());
     Ok(Box::new(CutoutWriterSpec {
         directory,
         formats,
@@ -319,6 +257,5 @@ pub(crate) fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, Config
             limits,
             jpeg_quality,
         },
-        dead_letter_topic,
     }))
 }
