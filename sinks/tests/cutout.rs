@@ -296,3 +296,44 @@ fn parameters_are_checked_with_yaml_paths() {
         "{e}"
     );
 }
+
+#[test]
+fn the_example_pipeline_loads_builds_and_writes() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pipelines/cutouts.yaml");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("cutouts.yaml");
+    std::fs::copy(&example, &copy).unwrap();
+    let spec = PipelineSpec::from_file(&copy, &starlog_sinks::registry()).unwrap();
+    assert_eq!(spec.chain.classes(), ["ExpressionFilter", "CutoutWriter"]);
+    let sink = std::sync::Arc::new(starlog_processors::sink::MemoryTopicSink::new());
+    let mut p = spec
+        .build(&starlog_processors::config::BuildContext::default().with_sink(sink))
+        .unwrap();
+    let files = alert_files();
+    let mut passed = 0;
+    for (i, f) in files.iter().enumerate() {
+        match handle(
+            &mut p,
+            i64::try_from(i).unwrap(),
+            &std::fs::read(f).unwrap(),
+        ) {
+            RecordOutcome::Processed {
+                passed: n,
+                dead_lettered: 0,
+                ..
+            } => passed += n,
+            other => panic!("{other:?}"),
+        }
+    }
+    p.flush().unwrap();
+    let written = names(&tmp.path().join("cutouts"));
+    assert!(passed > 10, "{passed} alerts passed the filter");
+    assert!(
+        written.len() >= passed * 2,
+        "{} files for {passed} alerts",
+        written.len()
+    );
+    assert!(written
+        .iter()
+        .all(|n| n.ends_with(".fits") || n.ends_with(".png")));
+}

@@ -195,3 +195,34 @@ fn parameters_are_checked_with_yaml_paths() {
         "{e}"
     );
 }
+
+#[test]
+fn the_example_pipeline_loads_builds_and_writes() {
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pipelines/lightcurves.yaml");
+    // Loaded from a copy, so that its relative `directory` lands in a temporary folder.
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("lightcurves.yaml");
+    std::fs::copy(&example, &copy).unwrap();
+    let spec = PipelineSpec::from_file(&copy, &starlog_sinks::registry()).unwrap();
+    assert_eq!(
+        spec.chain.classes(),
+        ["SolarSystemFilter", "LightCurveWriter"]
+    );
+    let sink = std::sync::Arc::new(starlog_processors::sink::MemoryTopicSink::new());
+    let mut p = spec
+        .build(&starlog_processors::config::BuildContext::default().with_sink(sink))
+        .unwrap();
+    let kowalski: Vec<_> = alert_files()
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains("kowalski/20200202"))
+        .collect();
+    feed(&mut p, &kowalski);
+    p.flush().unwrap();
+    let written = names(&tmp.path().join("lightcurves"));
+    assert_eq!(
+        written.len(),
+        22,
+        "11 objects, FITS and VOTable: {written:?}"
+    );
+}
