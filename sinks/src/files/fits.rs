@@ -286,7 +286,7 @@ fn read_image(bytes: &[u8], h: &Header) -> Result<Image, FitsError> {
         .ok_or_else(|| {
             FitsError::Truncated(format!(
                 "image of {width}x{height} needs {} bytes after byte {}",
-                n * size,
+                n.saturating_mul(size),
                 h.data_start
             ))
         })?;
@@ -485,8 +485,9 @@ pub(crate) fn read_bintable(
             "NAXIS1 is {row_len}, the columns take {at}"
         )));
     }
-    let data = bytes
-        .get(h.data_start..h.data_start + row_len * nrows)
+    let data = row_len
+        .checked_mul(nrows)
+        .and_then(|len| bytes.get(h.data_start..h.data_start.checked_add(len)?))
         .ok_or_else(|| FitsError::Truncated("binary table data".to_owned()))?;
     let mut plan = Vec::with_capacity(columns.len());
     for c in columns {

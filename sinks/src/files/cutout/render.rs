@@ -214,4 +214,13 @@ mod tests {
         assert_eq!(g[90], 0);
         assert_eq!(limits(&[f64::NAN], Limits::MinMax), None);
     }
+
+    #[test]
+    fn non_finite_pixels_take_no_part_and_are_black() {
+        let pixels = [1.0, f64::NAN, 3.0, f64::INFINITY];
+        assert_eq!(limits(&pixels, Limits::MinMax), Some((1.0, 3.0)));
+        let g = grey_levels(&pixels, 2, 2, Some((1.0, 3.0)), Stretch::Asinh);
+        // top row first: [3, inf], then [1, NaN]
+        assert_eq!(g, [255, 0, 0, 0]);
+    }
 }
