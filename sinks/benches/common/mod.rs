@@ -105,6 +105,38 @@ pub fn disk_limit(
             });
         },
     );
+    group.bench_function(
+        format!("disk: {per_flush} files of {size} B, fsync on 16 threads + rename"),
+        |b| {
+            b.iter(|| {
+                let parts: Vec<PathBuf> = (0..per_flush)
+                    .map(|i| {
+                        let part = dir.path().join(format!("p{i}.bin.part"));
+                        std::fs::write(&part, &payload).unwrap();
+                        part
+                    })
+                    .collect();
+                std::thread::scope(|s| {
+                    for chunk in parts.chunks(per_flush.div_ceil(16)) {
+                        s.spawn(move || {
+                            for p in chunk {
+                                std::fs::File::options()
+                                    .write(true)
+                                    .open(p)
+                                    .unwrap()
+                                    .sync_data()
+                                    .unwrap();
+                            }
+                        });
+                    }
+                });
+                for p in &parts {
+                    std::fs::rename(p, p.with_extension("")).unwrap();
+                }
+                std::fs::File::open(dir.path()).unwrap().sync_all().unwrap();
+            });
+        },
+    );
     group.throughput(Throughput::Bytes(64 << 20));
     group.bench_function("disk: 64 MiB sequential + fsync", |b| {
         let block = vec![0xa5u8; 1 << 20];
