@@ -9,7 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-mod common;
+mod astro_common;
+use astro_common as common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 

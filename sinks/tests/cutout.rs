@@ -5,12 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod astro_common;
 
 use std::path::{Path, PathBuf};
 
 use apache_avro::types::Value;
-use common::{alert_files, feed, handle, names, pipeline, python, Tmpfs};
+use astro_common::{alert_files, feed, handle, names, pipeline, python, Tmpfs};
 use starlog_processors::config::PipelineSpec;
 use starlog_processors::dead_letter::REASON_HEADER;
 use starlog_processors::RecordOutcome;

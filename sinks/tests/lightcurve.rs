@@ -4,11 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod astro_common;
 
 use std::path::Path;
 
-use common::{alert_files, feed, handle, names, pipeline, python, Tmpfs};
+use astro_common::{alert_files, feed, handle, names, pipeline, python, Tmpfs};
 use starlog_processors::config::PipelineSpec;
 use starlog_processors::RecordOutcome;
 
