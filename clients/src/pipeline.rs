@@ -18,8 +18,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use starlog_processors::config::{BuildContext, PipelineSpec, ProcessorRegistry};
-use starlog_processors::sink::Header;
 use starlog_processors::pipeline::PipelineCounters;
+use starlog_processors::sink::Header;
 use starlog_processors::{InputRecord, Pipeline, RecordOutcome, SinkError, TopicSink};
 use tokio::runtime::Handle;
 
@@ -181,16 +181,16 @@ impl RecordChain for PipelineChain {
                 }
                 outcome
             })
-                .await
-                .map_err(|e| {
-                    let (topic, partition, offset) = first.unwrap_or_default();
-                    ChainError {
-                        topic,
-                        partition,
-                        offset,
-                        reason: format!("chain task failed: {e}"),
-                    }
-                })?
+            .await
+            .map_err(|e| {
+                let (topic, partition, offset) = first.unwrap_or_default();
+                ChainError {
+                    topic,
+                    partition,
+                    offset,
+                    reason: format!("chain task failed: {e}"),
+                }
+            })?
         })
     }
 }

@@ -58,7 +58,7 @@ pub enum PipelineTaskError {
         /// Its group.
         group: String,
         /// The fault.
-        source: starlog_clients::pipeline::ProcessNodeError,
+        source: Box<starlog_clients::pipeline::ProcessNodeError>,
     },
 }
 
@@ -127,7 +127,7 @@ fn start(
         .map_err(|source| PipelineTaskError::Build {
             name: spec.name.clone(),
             group: group.to_owned(),
-            source,
+            source: Box::new(source),
         })?
         .with_group_timeouts(SESSION_TIMEOUT, HEARTBEAT_INTERVAL, REBALANCE_TIMEOUT)
         .with_observer(Arc::new(Status(Arc::clone(&status))));

@@ -262,7 +262,10 @@ async fn a_pipeline_in_every_broker_runs_once_per_partition_and_survives_a_kill(
             .filter(|(_, n, g)| g < n)
             .collect();
         let unexpected: Vec<&String> = got.keys().filter(|id| !ss.contains(*id)).collect();
-        assert!(unexpected.is_empty(), "not solar-system alerts: {unexpected:?}");
+        assert!(
+            unexpected.is_empty(),
+            "not solar-system alerts: {unexpected:?}"
+        );
         if missing.is_empty() {
             let extra: usize = got.values().sum::<usize>() - total;
             eprintln!("after the kill: {total} expected outputs, {extra} written twice");
@@ -283,4 +286,77 @@ async fn a_pipeline_in_every_broker_runs_once_per_partition_and_survives_a_kill(
     );
     drop(p);
     c.stop_all();
+}
+
+/// A one-broker cluster's YAML whose pipeline writes `format`.
+fn one_broker_cluster(dir: &std::path::Path, format: &str) -> String {
+    use starlog_testkit::free_port;
+    let (kafka, raft, http) = (free_port(), free_port(), free_port());
+    format!(
+        "node_id: 1\nlisten: 127.0.0.1:{kafka}\ndata_dir: {data}\n\
+         schema_registry: {{ listen: 127.0.0.1:{http} }}\n\
+         {pipelines}\
+         cluster:\n  peers:\n    - {{ id: 1, host: 127.0.0.1, port: {kafka}, raft: 127.0.0.1:{raft} }}\n",
+        data = dir.join("data").display(),
+        pipelines = PIPELINES.replace("format: json", &format!("format: {format}")),
+    )
+}
+
+#[test]
+fn a_cluster_member_refuses_avro_output_naming_the_yaml_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broker.yaml");
+    std::fs::write(&file, one_broker_cluster(dir.path(), "avro")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_starlog"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn starlog serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("starlog serve did not refuse the configuration");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "refused: {stderr}");
+    for part in [
+        "pipelines[0]",
+        "processors[1].params.format",
+        "without a schema registry",
+        "use JSON",
+    ] {
+        assert!(stderr.contains(part), "{part:?} in {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_member_without_a_pipeline_launcher_refuses_pipelines() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        starlog_broker::BrokerConfig::from_yaml(&one_broker_cluster(dir.path(), "json")).unwrap();
+    let extensions = starlog_broker::Extensions {
+        processors: Some(starlog::processors()),
+        ..starlog_broker::Extensions::default()
+    };
+    let err = starlog_broker::Server::start_with(config, extensions)
+        .await
+        .expect_err("a cluster member with pipelines and no launcher is refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("lists pipelines")
+            && message.contains("cluster member")
+            && message.contains("this program runs none"),
+        "{message}"
+    );
 }

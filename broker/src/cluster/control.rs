@@ -17,8 +17,7 @@ use super::offsets::ClusterBackend;
 use super::security::ClusterSecurityStore;
 use super::{http, metrics};
 use crate::control::{
-    AdminChange, BrokerAddress, Control, Leadership, Mode, NewTopic, PipelineHosting,
-    Reassignment,
+    AdminChange, BrokerAddress, Control, Leadership, Mode, NewTopic, PipelineHosting, Reassignment,
 };
 use crate::listener::Endpoints;
 use crate::topics::{Topic, TopicError, TopicRegistry};
