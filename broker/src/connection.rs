@@ -120,7 +120,7 @@ async fn read_requests<S: AsyncRead + Send>(
 }
 
 fn ready(bytes: bytes::Bytes) -> Pending {
-    Box::pin(std::future::ready(Ok(Outcome::Respond(bytes))))
+    Box::pin(std::future::ready(Ok(Outcome::Respond(bytes.into()))))
 }
 
 async fn write_responses<S: AsyncWrite>(
@@ -136,8 +136,8 @@ async fn write_responses<S: AsyncWrite>(
     let mut open = true;
     while let Some(next) = pending.recv().await {
         match next.await {
-            Ok(Outcome::Respond(bytes)) if open => {
-                if let Err(e) = wr.write_all(&bytes).await {
+            Ok(Outcome::Respond(frame)) if open => {
+                if let Err(e) = frame.write_to(&mut wr).await {
                     tracing::debug!(peer = %host, error = %e, "connection write failed");
                     open = false;
                     pending.close();

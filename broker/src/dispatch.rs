@@ -6,14 +6,14 @@
 //! Decode errors close the connection with one log line; nothing here panics
 //! on client bytes.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::Decodable;
-use kafka_protocol::protocol::Encodable;
 use kafka_protocol::ResponseError;
 
 use crate::api_versions;
 use crate::broker::Broker;
+use crate::frame::{encode, encode_frame, EncodeError, Frame};
 use crate::handlers;
 use crate::peer::Peer;
 
@@ -50,22 +50,15 @@ pub enum Refusal {
     #[error("this broker is cut off from its cluster (no controller known); the client should ask another broker")]
     Fenced,
     /// Our own response failed to encode (a bug, reported).
-    #[error("cannot encode {key:?} v{version} response: {reason}")]
-    Encode {
-        /// The API.
-        key: ApiKey,
-        /// The version.
-        version: i16,
-        /// The encoder's complaint.
-        reason: String,
-    },
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
 }
 
 /// What the connection should do with a frame.
 #[derive(Debug)]
 pub enum Outcome {
     /// Send this response frame (length prefix included).
-    Respond(Bytes),
+    Respond(Frame),
     /// Send nothing (a Produce with acks=0).
     Silent,
 }
@@ -161,7 +154,8 @@ pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<
                 0,
                 correlation_id,
             )
-            .map(Outcome::Respond);
+            .map(|b| Outcome::Respond(b.into()))
+            .map_err(Refusal::from);
             return Ok(Box::pin(std::future::ready(done)));
         }
     };
@@ -173,7 +167,8 @@ pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<
         return Ok(Box::pin(async move {
             match completion.await {
                 Some(r) => encode(ResponseKind::Produce(r), key, version, correlation_id)
-                    .map(Outcome::Respond),
+                    .map(|b| Outcome::Respond(b.into()))
+                    .map_err(Refusal::from),
                 None => Ok(Outcome::Silent),
             }
         }));
@@ -184,37 +179,12 @@ pub async fn handle_frame(broker: &Broker, frame: Bytes, peer: &Peer) -> Result<
         .map_or_else(String::new, |c| c.to_string());
     let response = route(broker, request, key, version, &client_id, peer).await?;
     let done = match response {
-        Some(r) => encode(r, key, version, correlation_id).map(Outcome::Respond),
+        Some(r) => encode_frame(r, key, version, correlation_id)
+            .map(Outcome::Respond)
+            .map_err(Refusal::from),
         None => Ok(Outcome::Silent),
     };
     Ok(Box::pin(std::future::ready(done)))
-}
-
-pub(crate) fn encode(
-    response: ResponseKind,
-    key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-) -> Result<Bytes, Refusal> {
-    let fail = |e: anyhow::Error| Refusal::Encode {
-        key,
-        version,
-        reason: format!("{e:#}"),
-    };
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0); // length, patched below
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, key.response_header_version(version))
-        .map_err(fail)?;
-    response.encode(&mut buf, version).map_err(fail)?;
-    let len = i32::try_from(buf.len() - 4).map_err(|_| Refusal::Encode {
-        key,
-        version,
-        reason: "response larger than 2 GiB".to_string(),
-    })?;
-    buf[0..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
 }
 
 /// How long a Metadata request from a broker out of touch with its peers

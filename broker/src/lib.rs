@@ -24,6 +24,7 @@ mod control;
 mod dispatch;
 mod embedded;
 mod errors;
+mod frame;
 mod groups;
 mod handlers;
 mod http;

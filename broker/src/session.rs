@@ -26,6 +26,7 @@ use starlog_security::{Principal, ScramCredential, ScramMechanism};
 
 use crate::broker::Broker;
 use crate::dispatch::{self, Parsed};
+use crate::frame;
 use crate::peer::Peer;
 use crate::security::INTERNAL_USER;
 
@@ -161,7 +162,7 @@ impl Session {
             }
             Err(refusal) => return Action::Close(refusal.to_string()),
         };
-        let respond = |r: ResponseKind, then_close: bool| match dispatch::encode(
+        let respond = |r: ResponseKind, then_close: bool| match frame::encode(
             r,
             key,
             version,

@@ -20,7 +20,8 @@ use starlog_processors::dead_letter::{
 use starlog_processors::decode::{MemorySchemaRegistry, SchemaSource};
 use starlog_processors::sink::{MemoryTopicSink, SinkError};
 use starlog_processors::{
-    AlertDecoder, Candidate, CandidateProcessor, InputFormat, InputRecord, RecordOutcome, Response,
+    AlertDecoder, Candidate, CandidateProcessor, InputFormat, InputRecord, ProcessError,
+    RecordOutcome, Response,
 };
 
 fn load(yaml: &str) -> Result<PipelineSpec, ConfigError> {
@@ -528,4 +529,86 @@ fn a_step_dead_letters_a_candidate_and_the_chain_goes_on() {
     assert_eq!(counters.dead_lettered, 3);
     assert_eq!(counters.chain.dead_lettered, 3);
     assert_eq!(counters.chain.passed, 3);
+}
+
+/// A registry that refuses every new schema (as an incompatible subject
+/// does), or cannot be reached.
+#[derive(Debug)]
+struct RefusingRegistry {
+    reachable: bool,
+}
+impl SchemaSource for RefusingRegistry {
+    fn schema_text(
+        &self,
+        id: u32,
+    ) -> Result<String, starlog_processors::decode::SchemaSourceError> {
+        Err(starlog_processors::decode::SchemaSourceError::NotFound { id })
+    }
+}
+impl starlog_processors::decode::SchemaRegistry for RefusingRegistry {
+    fn register(
+        &self,
+        subject: &str,
+        _schema_text: &str,
+    ) -> Result<u32, starlog_processors::decode::SchemaSourceError> {
+        use starlog_processors::decode::SchemaSourceError;
+        Err(if self.reachable {
+            SchemaSourceError::Refused {
+                subject: subject.to_owned(),
+                reason: "incompatible with an earlier schema".to_owned(),
+            }
+        } else {
+            SchemaSourceError::Unavailable {
+                reason: "connection refused".to_owned(),
+            }
+        })
+    }
+}
+
+#[test]
+fn an_output_schema_the_registry_refuses_dead_letters_and_an_unreachable_one_retries() {
+    let yaml = "component:\n  type: in-broker\n  source: { topic: ztf-buffer }\n  dead_letter: { topic: refused }\n  processors:\n    - class: KafkaTopicWriter\n      params: { topic: out }\n";
+    let rows = manifest();
+    let bytes = rows[0].bytes();
+    // Refused for good: the record goes to the dead-letter topic with the reason.
+    let sink = Arc::new(MemoryTopicSink::new());
+    let mut p = load(yaml)
+        .unwrap()
+        .build(
+            &BuildContext::default()
+                .with_sink(sink.clone())
+                .with_registry(Arc::new(RefusingRegistry { reachable: true })),
+        )
+        .unwrap();
+    match p.handle(&record(&bytes, 0)) {
+        RecordOutcome::Processed {
+            passed: 0,
+            skipped: 0,
+            dead_lettered: 1,
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    let dead = sink.records_for("refused");
+    assert_eq!(dead.len(), 1);
+    let reason = String::from_utf8(dead[0].header(REASON_HEADER).unwrap().to_vec()).unwrap();
+    assert!(
+        reason.contains("the registry refused the schema for subject out-value: incompatible"),
+        "{reason}"
+    );
+    assert!(sink.records_for("out").is_empty());
+    // Unreachable: the record fails and is retried, nothing dead-lettered.
+    let sink = Arc::new(MemoryTopicSink::new());
+    let mut p = load(yaml)
+        .unwrap()
+        .build(
+            &BuildContext::default()
+                .with_sink(sink.clone())
+                .with_registry(Arc::new(RefusingRegistry { reachable: false })),
+        )
+        .unwrap();
+    assert!(matches!(
+        p.handle(&record(&bytes, 0)),
+        RecordOutcome::Failed(ProcessError::Registry { .. })
+    ));
+    assert!(sink.records_for("refused").is_empty());
 }

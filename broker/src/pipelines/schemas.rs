@@ -29,6 +29,10 @@ impl SchemaRegistry for LocalSchemas {
                 what: format!("for subject {subject}"),
                 reason,
             },
+            e @ RegistryError::Incompatible(_) => SchemaSourceError::Refused {
+                subject: subject.to_owned(),
+                reason: e.to_string(),
+            },
             other => SchemaSourceError::Unavailable {
                 reason: other.to_string(),
             },

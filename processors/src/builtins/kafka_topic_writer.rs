@@ -8,15 +8,20 @@
 //! the topic. JSON output is the same content as a JSON object
 //! ([`crate::output::json`]). The key is the object id by default, so all
 //! alerts of an object land in one partition, in order.
+//!
+//! JSON output has three shapes, those of Lasair's per-filter streams
+//! ([`crate::output::lasair`]): the full alert (without cutouts unless
+//! asked), chosen fields only, or a lite light curve.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::candidate::Candidate;
 use crate::config::{BuildContext, ConfigError, Params, ProcessorSpec};
-use crate::decode::{confluent, SchemaRegistry};
+use crate::decode::{confluent, SchemaRegistry, SchemaSourceError};
 use crate::output::annotated::{AnnotatedSchema, AnnotatedSchemas};
 use crate::output::json::candidate_to_json;
+use crate::output::lasair::{fields_json, lite_lightcurve_json, FieldPath};
 use crate::processor::{CandidateProcessor, ProcessError, Response};
 use crate::sink::TopicSink;
 
@@ -30,6 +35,18 @@ pub enum OutputFormat {
         /// Keep the cutouts (base64) in the JSON.
         include_cutouts: bool,
     },
+}
+
+/// What a JSON message holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum JsonShape {
+    /// The whole alert with its matches (cutouts per `include_cutouts`).
+    #[default]
+    Full,
+    /// Only these fields, keyed as written.
+    Fields(Vec<FieldPath>),
+    /// The object, the alert, its position and its detections.
+    LiteLightcurve,
 }
 
 /// What the message key is.
@@ -48,6 +65,7 @@ pub struct KafkaTopicWriter {
     topic: String,
     subject: String,
     format: OutputFormat,
+    shape: JsonShape,
     key: KeyChoice,
     sink: Arc<dyn TopicSink>,
     registry: Option<Arc<dyn SchemaRegistry>>,
@@ -62,6 +80,7 @@ impl std::fmt::Debug for KafkaTopicWriter {
             .field("topic", &self.topic)
             .field("subject", &self.subject)
             .field("format", &self.format)
+            .field("shape", &self.shape)
             .field("key", &self.key)
             .finish_non_exhaustive()
     }
@@ -82,6 +101,7 @@ impl KafkaTopicWriter {
             subject: format!("{topic}-value"),
             topic,
             format,
+            shape: JsonShape::Full,
             key,
             sink,
             registry,
@@ -94,6 +114,13 @@ impl KafkaTopicWriter {
     #[must_use]
     pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = subject.into();
+        self
+    }
+
+    /// Writes JSON messages of `shape` (only for [`OutputFormat::Json`]).
+    #[must_use]
+    pub fn with_shape(mut self, shape: JsonShape) -> Self {
+        self.shape = shape;
         self
     }
 
@@ -140,17 +167,36 @@ impl CandidateProcessor for KafkaTopicWriter {
         let value = match self.format {
             OutputFormat::Avro => match self.avro_value(candidate) {
                 Ok(v) => v,
+                // An alert that cannot be encoded, or whose schema the
+                // registry refuses, never will be: dead-letter it. A
+                // registry that cannot answer now is retried.
+                Err(
+                    e @ (ProcessError::Encode { .. }
+                    | ProcessError::Registry {
+                        source:
+                            SchemaSourceError::Refused { .. } | SchemaSourceError::Invalid { .. },
+                        ..
+                    }),
+                ) => return Response::DeadLetter(e.to_string()),
                 Err(e) => return Response::Fail(e),
             },
             OutputFormat::Json { include_cutouts } => {
-                match serde_json::to_vec(&candidate_to_json(candidate, include_cutouts)) {
+                let json = match &self.shape {
+                    JsonShape::Full => candidate_to_json(candidate, include_cutouts),
+                    JsonShape::Fields(fields) => fields_json(candidate, fields),
+                    JsonShape::LiteLightcurve => lite_lightcurve_json(candidate),
+                };
+                match serde_json::to_vec(&json) {
                     Ok(v) => v,
                     Err(e) => {
-                        return Response::Fail(ProcessError::Encode {
-                            alert_id: candidate.alert_id(),
-                            schema: "json".to_owned(),
-                            reason: e.to_string(),
-                        })
+                        return Response::DeadLetter(
+                            ProcessError::Encode {
+                                alert_id: candidate.alert_id(),
+                                schema: "json".to_owned(),
+                                reason: e.to_string(),
+                            }
+                            .to_string(),
+                        )
                     }
                 }
             }
@@ -185,6 +231,7 @@ struct KafkaTopicWriterSpec {
     topic: String,
     subject: Option<String>,
     format: OutputFormat,
+    shape: JsonShape,
     key: KeyChoice,
 }
 
@@ -214,14 +261,16 @@ impl ProcessorSpec for KafkaTopicWriterSpec {
         if let Some(s) = &self.subject {
             w = w.with_subject(s.clone());
         }
-        Ok(Box::new(w))
+        Ok(Box::new(w.with_shape(self.shape.clone())))
     }
 }
 
 /// Parameters: `topic` (required), `format` (`avro` | `json`, default
 /// `avro`), `key` (`object_id` | `alert_id` | `none`, default `object_id`),
 /// `subject` (default `<topic>-value`), `include_cutouts` (JSON only,
-/// default false).
+/// default false), `shape` (JSON only: `full` | `fields` |
+/// `lite_lightcurve`, default `full`), `fields` (names or dotted paths,
+/// required with `shape: fields`).
 ///
 /// # Errors
 /// Missing or mistyped parameters.
@@ -229,6 +278,12 @@ pub fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> 
     let topic = p.required_str("topic", "a topic name")?;
     let format = p.choice("format", &["avro", "json"], Some("avro"))?;
     let include_cutouts = p.optional_bool("include_cutouts", false)?;
+    let shape_name = p.choice(
+        "shape",
+        &["full", "fields", "lite_lightcurve"],
+        Some("full"),
+    )?;
+    let fields = p.optional_str_list("fields", "field names or dotted paths")?;
     let format = if format == "json" {
         OutputFormat::Json { include_cutouts }
     } else {
@@ -238,7 +293,30 @@ pub fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> 
                 "only applies to format: json (Avro output always keeps cutouts)",
             ));
         }
+        if shape_name != "full" {
+            return Err(p.error(
+                "shape",
+                "only applies to format: json (Avro output is the full annotated alert)",
+            ));
+        }
         OutputFormat::Avro
+    };
+    if include_cutouts && shape_name != "full" {
+        return Err(p.error("include_cutouts", "only applies to shape: full"));
+    }
+    let shape = match (shape_name.as_str(), fields) {
+        ("fields", Some(f)) if !f.is_empty() => {
+            JsonShape::Fields(f.iter().map(|s| FieldPath::new(s)).collect())
+        }
+        ("fields", _) => {
+            return Err(p.error(
+                "fields",
+                "missing, expected a non-empty list of field names (shape: fields)",
+            ))
+        }
+        (_, Some(_)) => return Err(p.error("fields", "only applies to shape: fields")),
+        ("lite_lightcurve", None) => JsonShape::LiteLightcurve,
+        _ => JsonShape::Full,
     };
     let key = match p
         .choice("key", &["object_id", "alert_id", "none"], Some("object_id"))?
@@ -253,6 +331,7 @@ pub fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> 
         topic,
         subject,
         format,
+        shape,
         key,
     }))
 }

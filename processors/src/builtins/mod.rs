@@ -20,7 +20,7 @@ pub mod watchlist;
 pub use avro_file_writer::AvroFileWriter;
 pub use crossmatch::{CatalogIndex, CrossmatchProcessor};
 pub use expression::ExpressionFilter;
-pub use kafka_topic_writer::{KafkaTopicWriter, KeyChoice, OutputFormat};
+pub use kafka_topic_writer::{JsonShape, KafkaTopicWriter, KeyChoice, OutputFormat};
 pub use solar_system::{SolarSystemAction, SolarSystemFilter};
 pub use watchlist::{WatchlistEntry, WatchlistFilter};
 

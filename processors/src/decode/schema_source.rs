@@ -31,6 +31,15 @@ pub enum SchemaSourceError {
         /// What went wrong.
         reason: String,
     },
+    /// The registry refused to register the schema for good (it is
+    /// incompatible with the subject's earlier schemas): retrying cannot help.
+    #[error("the registry refused the schema for subject {subject}: {reason}")]
+    Refused {
+        /// The subject.
+        subject: String,
+        /// The registry's message.
+        reason: String,
+    },
     /// The schema text is not a valid Avro schema.
     #[error("schema {what} is not a valid Avro schema: {reason}")]
     Invalid {
@@ -58,7 +67,8 @@ pub trait SchemaRegistry: SchemaSource {
     /// the same schema again returns the same id.
     ///
     /// # Errors
-    /// [`SchemaSourceError::Invalid`] or [`SchemaSourceError::Unavailable`].
+    /// [`SchemaSourceError::Invalid`], [`SchemaSourceError::Refused`] (for
+    /// good) or [`SchemaSourceError::Unavailable`] (may succeed later).
     fn register(&self, subject: &str, schema_text: &str) -> Result<u32, SchemaSourceError>;
 }
 
