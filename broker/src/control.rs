@@ -57,6 +57,22 @@ pub struct Leadership {
     pub isr: Vec<i32>,
 }
 
+/// How this mode runs the configuration's in-broker pipelines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineHosting {
+    /// A thread per pipeline reads the local partitions, appends its
+    /// outputs to local partitions and commits in the local meta store
+    /// (`pipelines::runner`): a broker alone.
+    Local,
+    /// Each broker runs the pipeline as a member of the pipeline's consumer
+    /// group, through its own Kafka listener: the group spreads the source
+    /// partitions over the brokers, outputs are produced through the
+    /// cluster (replicated, acknowledged by a quorum) and positions are the
+    /// cluster's group offsets, committed after the outputs are
+    /// acknowledged (the `PipelineLauncher` extension runs it).
+    GroupMember,
+}
+
 /// A CreateTopics (or auto-create) request.
 #[derive(Debug, Clone)]
 pub struct NewTopic<'a> {
@@ -175,6 +191,9 @@ pub trait Control: Send + Sync + std::fmt::Debug + 'static {
 
     /// This mode's HTTP routes (`/cluster/*`), if any.
     fn http_routes(&self) -> Option<axum::Router>;
+
+    /// How in-broker pipelines run in this mode.
+    fn pipeline_hosting(&self) -> PipelineHosting;
 
     /// Stops what this mode runs (after the listeners and pipelines).
     fn shutdown(&self) -> BoxFuture<'_, ()>;
@@ -308,6 +327,10 @@ impl Control for SingleBroker {
         None
     }
 
+    fn pipeline_hosting(&self) -> PipelineHosting {
+        PipelineHosting::Local
+    }
+
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
     }
@@ -350,6 +373,7 @@ mod tests {
         assert_eq!(c.refuses(AdminChange::DeleteTopics), None);
         assert_eq!(c.refuses(AdminChange::AlterConfigs { topic: "t" }), None);
         assert!(c.http_routes().is_none());
+        assert_eq!(c.pipeline_hosting(), PipelineHosting::Local);
     }
 
     #[tokio::test]

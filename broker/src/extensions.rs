@@ -2,11 +2,14 @@
 //! broker defines so that it needs neither the Kafka client nor the mirror.
 //!
 //! The `starlog` binary implements them: [`UpstreamRegistry`] with the
-//! clients' schema-registry client (for the server-side schema-id rule)
-//! and [`MirrorLauncher`] with the mirror engine (the `mirrors:` section of
-//! the YAML). A broker started without them refuses what needs them: a
+//! clients' schema-registry client (for the server-side schema-id rule),
+//! [`MirrorLauncher`] with the mirror engine (the `mirrors:` section of
+//! the YAML) and [`PipelineLauncher`] with the clients' processing node
+//! (in-broker pipelines of a cluster member, run as consumer-group
+//! members). A broker started without them refuses what needs them: a
 //! produce to a topic with a schema-id rule (`INVALID_RECORD`), a
-//! configuration with mirrors (at start).
+//! configuration with mirrors, a cluster configuration with pipelines (at
+//! start).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use starlog_processors::config::ProcessorRegistry;
+use parking_lot::Mutex;
+use starlog_processors::config::{PipelineSpec, ProcessorRegistry};
+
+use crate::pipelines::PipelineStatus;
 
 /// A boxed error from an extension.
 pub type ExtensionError = Box<dyn std::error::Error + Send + Sync>;
@@ -103,8 +109,9 @@ impl std::fmt::Debug for PreparedTask {
 /// Stops a running task and resolves once it has ended.
 pub type StopFn = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
-/// A running task; the broker stops it first on shutdown, while it still
-/// serves the task's last writes.
+/// A running task (an in-broker mirror, or a pipeline of a cluster
+/// member); the broker stops it first on shutdown, while it still serves
+/// the task's last writes.
 pub struct RunningTask {
     /// Its name.
     pub name: String,
@@ -167,6 +174,29 @@ pub trait MirrorCountersSource: Send + Sync + std::fmt::Debug {
     fn counters(&self) -> MirrorCounters;
 }
 
+/// An in-broker pipeline's live counters, shared with `/metrics`.
+pub type SharedPipelineStatus = Arc<Mutex<PipelineStatus>>;
+
+/// Runs an in-broker pipeline of a cluster member
+/// (the cluster's `PipelineHosting::GroupMember`): a
+/// member of the pipeline's consumer group through this broker's own Kafka
+/// listener (with [`LocalAddrs::login`] when it is SASL), producing its
+/// outputs through the cluster and committing its positions as the group's
+/// offsets once the outputs are acknowledged.
+pub trait PipelineLauncher: Send + Sync + std::fmt::Debug {
+    /// Builds the pipeline of `spec` and starts it once the listeners are
+    /// bound, as a member of `group`; it keeps `status` up to date (the
+    /// `starlog_pipeline_*` families of `/metrics`). A pipeline this
+    /// launcher cannot run is refused here, with its YAML path.
+    fn start(
+        &self,
+        spec: &PipelineSpec,
+        group: &str,
+        status: SharedPipelineStatus,
+        local: &LocalAddrs,
+    ) -> Result<RunningTask, ExtensionError>;
+}
+
 /// Everything plugged into a broker at start ([`crate::Server::start_with`]).
 #[derive(Debug, Clone, Default)]
 pub struct Extensions {
@@ -178,4 +208,7 @@ pub struct Extensions {
     /// processors crate's built-ins alone (the `starlog` binary adds the
     /// `sinks` crate's writers and notifiers).
     pub processors: Option<ProcessorRegistry>,
+    /// Runs the configured `pipelines:` of a cluster member (a broker
+    /// alone runs them itself).
+    pub pipelines: Option<Arc<dyn PipelineLauncher>>,
 }

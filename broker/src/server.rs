@@ -18,7 +18,7 @@ use crate::clock::now_ms;
 use crate::cluster;
 use crate::config::BrokerConfig;
 use crate::connection;
-use crate::control::{Mode, SingleBroker};
+use crate::control::{Mode, PipelineHosting, SingleBroker};
 use crate::extensions::{ExtensionError, Extensions, LocalAddrs, RunningTask};
 use crate::groups::{GroupConfig, GroupCoordinator};
 use crate::listener::{Endpoints, ListenerSettings};
@@ -83,6 +83,8 @@ pub struct Server {
     http_addr: Option<SocketAddr>,
     registry_addr: Option<SocketAddr>,
     pipelines: Vec<RunningPipeline>,
+    /// Pipelines run as group members (cluster mode), with their counters.
+    hosted: Vec<(Arc<parking_lot::Mutex<PipelineStatus>>, RunningTask)>,
     mirrors: Vec<RunningTask>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -209,7 +211,8 @@ impl Server {
         let broker = Arc::new(broker);
         let mut tasks = JoinSet::new();
         let schemas = broker.schemas.clone();
-        let pipelines = start_pipelines(&broker, schemas.clone(), &shutdown, &extensions)?;
+        let (pipelines, to_host) =
+            start_pipelines(&broker, schemas.clone(), &shutdown, &extensions)?;
         let mirrors = match (&extensions.mirrors, broker.config.mirrors.is_empty()) {
             (_, true) => Vec::new(),
             (Some(launcher), false) => launcher
@@ -251,7 +254,11 @@ impl Server {
                 };
                 let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
                 let bound = listener.local_addr().map_err(bind_err)?;
-                let statuses = pipelines.iter().map(|p| Arc::clone(&p.status)).collect();
+                let statuses = pipelines
+                    .iter()
+                    .map(|p| Arc::clone(&p.status))
+                    .chain(to_host.iter().map(|h| Arc::clone(&h.status)))
+                    .collect();
                 let mut router = match &schemas {
                     Some(store) => registry::http::router(Arc::clone(store)),
                     None => axum::Router::new(),
@@ -320,6 +327,18 @@ impl Server {
             registry: registry_addr,
             login,
         };
+        let mut hosted = Vec::new();
+        for h in to_host {
+            // Checked at start_pipelines: group-member hosting has a launcher.
+            let Some(launcher) = &extensions.pipelines else {
+                break;
+            };
+            let task = launcher
+                .start(&h.spec, &h.group, Arc::clone(&h.status), &local)
+                .map_err(|e| StartError::Pipeline(format!("{}: {e}", h.at)))?;
+            tracing::info!(pipeline = %h.spec.name, group = %h.group, "in-broker pipeline runs as a member of its group");
+            hosted.push((h.status, task));
+        }
         let mirrors = mirrors
             .into_iter()
             .map(|m| (m.start)(local.clone()))
@@ -331,6 +350,7 @@ impl Server {
             http_addr,
             registry_addr,
             pipelines,
+            hosted,
             mirrors,
             shutdown,
             tasks,
@@ -380,7 +400,9 @@ impl Server {
     pub fn pipeline_status(&self) -> Vec<PipelineStatus> {
         self.pipelines
             .iter()
-            .map(|p| p.status.lock().clone())
+            .map(|p| &p.status)
+            .chain(self.hosted.iter().map(|(status, _)| status))
+            .map(|status| status.lock().clone())
             .collect()
     }
 
@@ -391,7 +413,11 @@ impl Server {
 
     /// Stops accepting, waits for in-flight requests, flushes every log.
     pub async fn shutdown(mut self) {
-        // Mirrors first: their last writes and checkpoint need the listener.
+        // Hosted pipelines and mirrors first: their last writes, commits
+        // and checkpoints need the listener.
+        for (_, p) in std::mem::take(&mut self.hosted) {
+            (p.stop)().await;
+        }
         for m in std::mem::take(&mut self.mirrors) {
             (m.stop)().await;
         }
@@ -425,12 +451,26 @@ impl Server {
     }
 }
 
+/// A pipeline of a cluster member, loaded, to start as a group member
+/// once the listeners are bound.
+struct HostedPipeline {
+    /// Where it is configured (`pipelines[i]`).
+    at: String,
+    spec: starlog_processors::config::PipelineSpec,
+    group: String,
+    status: Arc<parking_lot::Mutex<PipelineStatus>>,
+}
+
+/// Loads the configured pipelines: a broker alone starts them (local
+/// runners); a cluster member returns them to be started as group members
+/// by the [`PipelineLauncher`](crate::extensions::PipelineLauncher), and
+/// refuses them when none is plugged in.
 fn start_pipelines(
     broker: &Arc<Broker>,
     schemas: Option<Arc<SchemaStore>>,
     shutdown: &watch::Sender<bool>,
     extensions: &Extensions,
-) -> Result<Vec<RunningPipeline>, StartError> {
+) -> Result<(Vec<RunningPipeline>, Vec<HostedPipeline>), StartError> {
     let builtins;
     let registry = match &extensions.processors {
         Some(registry) => registry,
@@ -439,6 +479,18 @@ fn start_pipelines(
             &builtins
         }
     };
+    let hosting = broker.control.pipeline_hosting();
+    if hosting == PipelineHosting::GroupMember
+        && !broker.config.pipelines.is_empty()
+        && extensions.pipelines.is_none()
+    {
+        return Err(StartError::Pipeline(
+            "the configuration lists pipelines and this broker is a cluster member, \
+             where pipelines run as consumer-group members, but this program runs \
+             none (the `starlog` binary does)"
+                .into(),
+        ));
+    }
     let env = PipelineEnv {
         topics: Arc::clone(&broker.topics),
         schemas,
@@ -446,19 +498,39 @@ fn start_pipelines(
         max_partitions: broker.config.topics.max_partitions,
     };
     let mut running = Vec::new();
+    let mut hosted = Vec::new();
     for (i, node) in broker.config.pipelines.iter().enumerate() {
         let spec = pipelines::load_spec(node, i, &broker.config.base_dir, registry)
             .map_err(StartError::Pipeline)?;
-        let p = pipelines::start(
-            &spec,
-            &env,
-            tokio::runtime::Handle::current(),
-            shutdown.subscribe(),
-        )
-        .map_err(StartError::Pipeline)?;
-        running.push(p);
+        match hosting {
+            PipelineHosting::Local => {
+                let p = pipelines::start(
+                    &spec,
+                    &env,
+                    tokio::runtime::Handle::current(),
+                    shutdown.subscribe(),
+                )
+                .map_err(StartError::Pipeline)?;
+                running.push(p);
+            }
+            PipelineHosting::GroupMember => {
+                let group = pipelines::runner::group_name(&spec);
+                let status = Arc::new(parking_lot::Mutex::new(PipelineStatus {
+                    name: spec.name.clone(),
+                    group: group.clone(),
+                    source: spec.source.topic.clone(),
+                    ..PipelineStatus::default()
+                }));
+                hosted.push(HostedPipeline {
+                    at: format!("pipelines[{i}]"),
+                    spec,
+                    group,
+                    status,
+                });
+            }
+        }
     }
-    Ok(running)
+    Ok((running, hosted))
 }
 
 /// How long shutdown waits for open connections to finish their request.

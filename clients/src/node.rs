@@ -67,11 +67,25 @@ pub enum NodeError {
     Chain(#[from] ChainError),
 }
 
+/// Called after every commit with the records between the committed
+/// positions and the high watermarks of the assigned partitions.
+pub type LagObserver = Box<dyn Fn(i64) + Send + Sync>;
+
 /// Consumes `topics` as a member of the configured group and drives a chain.
-#[derive(Debug)]
 pub struct NodeRunner {
     consumer: Consumer,
     poll_timeout: Duration,
+    lag: Option<LagObserver>,
+}
+
+impl std::fmt::Debug for NodeRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeRunner")
+            .field("consumer", &self.consumer)
+            .field("poll_timeout", &self.poll_timeout)
+            .field("lag", &self.lag.is_some())
+            .finish()
+    }
 }
 
 impl NodeRunner {
@@ -88,7 +102,30 @@ impl NodeRunner {
         Ok(Self {
             consumer,
             poll_timeout: Duration::from_millis(500),
+            lag: None,
         })
+    }
+
+    /// Reports the lag of the assigned partitions after every commit.
+    #[must_use]
+    pub fn with_lag_observer(mut self, observer: LagObserver) -> Self {
+        self.lag = Some(observer);
+        self
+    }
+
+    fn report_lag(&self) {
+        if let Some(report) = &self.lag {
+            let lag = self
+                .consumer
+                .assignment()
+                .iter()
+                .map(|tp| {
+                    let position = self.consumer.position(tp).unwrap_or(0);
+                    (self.consumer.high_watermark(tp) - position).max(0)
+                })
+                .sum();
+            report(lag);
+        }
     }
 
     /// The consumer (assignment, positions) for inspection.
@@ -125,7 +162,10 @@ impl NodeRunner {
             }
             stats.records += records.len() as u64;
             match self.consumer.commit_sync().await {
-                Ok(()) => stats.commits += 1,
+                Ok(()) => {
+                    stats.commits += 1;
+                    self.report_lag();
+                }
                 // A rebalance took the partitions: the next owner resumes
                 // from the last commit (at-least-once).
                 Err(e) => warn!(error = %e, "commit after chain failed"),

@@ -17,7 +17,7 @@ use super::offsets::ClusterBackend;
 use super::security::ClusterSecurityStore;
 use super::{http, metrics};
 use crate::control::{
-    AdminChange, BrokerAddress, Control, Leadership, Mode, NewTopic, Reassignment,
+    AdminChange, BrokerAddress, Control, Leadership, Mode, NewTopic, PipelineHosting, Reassignment,
 };
 use crate::listener::Endpoints;
 use crate::topics::{Topic, TopicError, TopicRegistry};
@@ -190,6 +190,10 @@ impl Control for ClusterControl {
 
     fn http_routes(&self) -> Option<axum::Router> {
         Some(http::router(Arc::clone(&self.cluster)))
+    }
+
+    fn pipeline_hosting(&self) -> PipelineHosting {
+        PipelineHosting::GroupMember
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {

@@ -9,6 +9,12 @@
 //! (`starlog-pipeline-<name>` unless the source names a group), after the
 //! outputs are durable; a restart resumes there, and outputs written after
 //! the last commit are recognised and not written twice.
+//!
+//! That is a broker alone (`PipelineHosting::Local`). A cluster member
+//! (`PipelineHosting::GroupMember`) only loads the specs here
+//! ([`load_spec`]) and hands them to the program's `PipelineLauncher`
+//! (`extensions.rs`), which runs each as a member of the pipeline's
+//! consumer group ([`runner::group_name`]) through this broker's listener.
 
 pub mod runner;
 pub mod schemas;
