@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use starlog_processors::config::{BuildContext, PipelineSpec};
-use starlog_processors::dead_letter::REASON_HEADER;
+use starlog_processors::dead_letter::{OFFSET_HEADER, REASON_HEADER};
 use starlog_processors::sink::MemoryTopicSink;
 use starlog_processors::{InputRecord, Pipeline, RecordOutcome};
 
@@ -49,7 +49,7 @@ fn pipeline(yaml: &str, dir: &Path, sink: Option<Arc<MemoryTopicSink>>) -> Pipel
 
 fn yaml(params: &str) -> String {
     format!(
-        "component:\n  type: processing-node\n  name: pq\n  source: {{ topic: alerts }}\n  processors:\n    - class: ParquetWriter\n      params:\n{}",
+        "component:\n  type: processing-node\n  name: pq\n  source: {{ topic: alerts }}\n  dead_letter: {{ topic: pq-dead }}\n  processors:\n    - class: ParquetWriter\n      params:\n{}",
         params
             .lines()
             .map(|l| format!("        {l}\n"))
@@ -249,7 +249,6 @@ fn chosen_columns_in_date_folders_and_unwritable_alerts_dead_lettered() {
     let mut p = pipeline(
         &yaml(
             "directory: dated\npartition_by: observation_date\ncompression: zstd\n\
-             dead_letter_topic: pq-dead\n\
              columns:\n  - objectId\n  - candid\n  - { name: jd, path: candidate.jd }\n  - candidate.magpsf\n  - fid\n  - prv_candidates",
         ),
         dir.path(),
@@ -258,26 +257,34 @@ fn chosen_columns_in_date_folders_and_unwritable_alerts_dead_lettered() {
     run(&mut p, &files, 0, 30).unwrap();
     p.close().unwrap();
 
-    // Rubin alerts have no objectId: each is dead-lettered with the reason
-    // and its bytes (a container file a decoder reads), the chain goes on.
+    // Rubin alerts have no objectId: the writer answers DeadLetter, the
+    // pipeline sends each record, unchanged, to the dead-letter topic with
+    // the reason, and the chain goes on.
     let dead = sink.records();
     assert_eq!(dead.len(), rubin.len());
-    let mut dead_ids = Vec::new();
+    let mut dead_files = Vec::new();
     for d in &dead {
         assert_eq!(d.topic, "pq-dead");
         let reason = String::from_utf8(d.header(REASON_HEADER).unwrap().to_vec()).unwrap();
-        assert!(reason.contains("no field objectId"), "{reason}");
-        let mut reader = apache_avro::Reader::new(&d.value[..]).unwrap();
-        assert!(reader.next().unwrap().is_ok());
-        dead_ids.push(
-            String::from_utf8(d.key.clone().unwrap())
-                .unwrap()
-                .parse::<i64>()
-                .unwrap(),
+        assert!(
+            reason.contains("ParquetWriter: schema") && reason.contains("no field objectId"),
+            "{reason}"
         );
+        let offset: usize = std::str::from_utf8(d.header(OFFSET_HEADER).unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            d.value,
+            std::fs::read(&files[offset]).unwrap(),
+            "the original bytes"
+        );
+        dead_files.push(files[offset].clone());
     }
-    dead_ids.sort_unstable();
-    assert_eq!(dead_ids, manifest_ids(&rubin));
+    dead_files.sort();
+    let mut want = rubin.clone();
+    want.sort();
+    assert_eq!(dead_files, want);
 
     let out = dir.path().join("dated");
     let written = parquet_files(&out);

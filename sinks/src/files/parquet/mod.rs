@@ -6,7 +6,7 @@
 //! every field of the detection record (ZTF `candidate`, Rubin
 //! `diaSource`), and its top-level arrays of records (previous detections,
 //! forced photometry) as lists of structs; or the `columns` the pipeline
-//! chose. Alerts whose schemas give different columns go to different
+//! chose. Alerts of different schemas (name or columns) go to different
 //! files.
 //!
 //! A file is `<prefix>-<run>-<n>.parquet.part` while written and renamed to
@@ -23,8 +23,8 @@
 //! last commit and nothing is written twice or lost; the writer works
 //! again once the cause is gone. An alert that can never be written (its
 //! schema lacks a chosen column, a value of the wrong type, no observation
-//! date to partition by) is sent to the dead-letter topic with the reason
-//! and passed on.
+//! date to partition by) is answered `DeadLetter` with the reason: the
+//! pipeline sends its record to the dead-letter topic and goes on.
 
 mod columns;
 mod file;
@@ -46,8 +46,6 @@ use starlog_processors::config::params::expected;
 use starlog_processors::config::{
     BuildContext, ConfigError, Params, ProcessorRegistry, ProcessorSpec,
 };
-use starlog_processors::dead_letter::REASON_HEADER;
-use starlog_processors::sink::TopicSink;
 use starlog_processors::{Candidate, CandidateProcessor, ProcessError, Response};
 
 use self::columns::check_row;
@@ -56,11 +54,6 @@ use self::schema::{ColumnChoice, ColumnSelection, Plan};
 
 /// The class name pipelines use.
 pub(crate) const CLASS: &str = "ParquetWriter";
-
-/// Header naming the processor class on a dead letter sent by this writer.
-const PROCESSOR_HEADER: &str = "starlog.processor";
-/// Header carrying the alert id (decimal) on a dead letter.
-const ALERT_ID_HEADER: &str = "starlog.alert.id";
 
 /// Registers `ParquetWriter`.
 pub(crate) fn register(registry: &mut ProcessorRegistry) {
@@ -93,7 +86,6 @@ struct Config {
     row_group_size: usize,
     codec: Codec,
     partition_by: PartitionBy,
-    dead_letter_topic: String,
 }
 
 /// This process's part of file names: its start time and id, so that two
@@ -120,14 +112,12 @@ type PlanEntry = (Arc<Schema>, Result<(Arc<Plan>, usize), String>);
 pub(crate) struct ParquetWriter {
     config: Arc<Config>,
     props: WriterProperties,
-    sink: Option<Arc<dyn TopicSink>>,
     plans: HashMap<usize, PlanEntry>,
     /// Distinct (Avro schema name, Arrow schema): a file holds one.
     arrow_schemas: Vec<(String, SchemaRef)>,
     /// Open files by (folder under `directory`, Arrow schema number).
     open: HashMap<(PathBuf, usize), OpenFile>,
     finished: u64,
-    dead_letters_unflushed: bool,
 }
 
 impl std::fmt::Debug for ParquetWriter {
@@ -169,7 +159,7 @@ fn remove_stale_parts(dir: &Path, prefix: &str, depth: usize) -> std::io::Result
 }
 
 impl ParquetWriter {
-    fn open(config: Arc<Config>, sink: Option<Arc<dyn TopicSink>>) -> Result<Self, FileError> {
+    fn open(config: Arc<Config>) -> Result<Self, FileError> {
         let dir = &config.directory;
         std::fs::create_dir_all(dir).map_err(FileError::io(dir))?;
         remove_stale_parts(dir, &config.prefix, 0).map_err(FileError::io(dir))?;
@@ -186,12 +176,10 @@ impl ParquetWriter {
         Ok(ParquetWriter {
             config,
             props,
-            sink,
             plans: HashMap::new(),
             arrow_schemas: Vec::new(),
             open: HashMap::new(),
             finished: 0,
-            dead_letters_unflushed: false,
         })
     }
 
@@ -294,55 +282,25 @@ impl ParquetWriter {
         }
     }
 
-    /// Sends `c` to the dead-letter topic with `reason`, and passes it on.
-    fn dead_letter(&mut self, c: &Candidate, reason: &str) -> Response {
-        let id = c.alert_id();
-        tracing::warn!(alert_id = id, topic = %self.config.dead_letter_topic, %reason, "alert cannot be written to Parquet; sent to the dead-letter topic");
-        let Some(sink) = &self.sink else {
-            return Response::Pass;
-        };
-        let (body, reason) = match alert_container(c) {
-            Ok(b) => (b, reason.to_owned()),
-            Err(e) => (
-                Vec::new(),
-                format!("{reason} (and the alert could not be re-encoded: {e})"),
-            ),
-        };
-        let id_text = id.to_string();
-        let headers: [(&str, &[u8]); 3] = [
-            (REASON_HEADER, reason.as_bytes()),
-            (PROCESSOR_HEADER, CLASS.as_bytes()),
-            (ALERT_ID_HEADER, id_text.as_bytes()),
-        ];
-        match sink.send(
-            &self.config.dead_letter_topic,
-            Some(id_text.as_bytes()),
-            &body,
-            &headers,
-        ) {
-            Ok(()) => {
-                self.dead_letters_unflushed = true;
-                Response::Pass
-            }
-            Err(source) => Response::Fail(ProcessError::Sink {
-                topic: self.config.dead_letter_topic.clone(),
-                source,
-            }),
-        }
+    /// `c` can never be written: the pipeline sends its record to the
+    /// dead-letter topic with `reason`.
+    fn dead_letter(c: &Candidate, reason: &str) -> Response {
+        tracing::debug!(alert_id = c.alert_id(), %reason, "alert cannot be written to Parquet");
+        Response::DeadLetter(format!("{CLASS}: {reason}"))
     }
 
     fn append(&mut self, c: &Candidate) -> Response {
         let (plan, schema_no) = match self.plan_for(c.schema()) {
             Ok(p) => p,
-            Err(reason) => return self.dead_letter(c, &reason),
+            Err(reason) => return Self::dead_letter(c, &reason),
         };
         if let Err(reason) = check_row(&plan, c.value()) {
             let reason = format!("schema {}: {reason}", plan.avro_name);
-            return self.dead_letter(c, &reason);
+            return Self::dead_letter(c, &reason);
         }
         let folder = match self.folder_of(c) {
             Ok(f) => f,
-            Err(reason) => return self.dead_letter(c, &reason),
+            Err(reason) => return Self::dead_letter(c, &reason),
         };
         let key = (folder, schema_no);
         let roll = self.open.get(&key).is_some_and(|f| {
@@ -396,25 +354,8 @@ impl ParquetWriter {
                 return Err(process_io(e));
             }
         }
-        if self.dead_letters_unflushed {
-            if let Some(sink) = &self.sink {
-                sink.flush().map_err(|source| ProcessError::Sink {
-                    topic: self.config.dead_letter_topic.clone(),
-                    source,
-                })?;
-            }
-            self.dead_letters_unflushed = false;
-        }
         Ok(())
     }
-}
-
-/// The alert as a one-record Avro container (its writer schema in the
-/// header): a dead letter any Avro reader, and Starlog's decoder, can read.
-fn alert_container(c: &Candidate) -> Result<Vec<u8>, apache_avro::Error> {
-    let mut w = apache_avro::Writer::new(c.schema(), Vec::new())?;
-    w.append_value_ref(c.value())?;
-    w.into_inner()
 }
 
 impl CandidateProcessor for ParquetWriter {
@@ -447,10 +388,10 @@ struct ParquetWriterSpec {
 impl ProcessorSpec for ParquetWriterSpec {
     fn build(
         &self,
-        ctx: &BuildContext,
+        _ctx: &BuildContext,
         path: &str,
     ) -> Result<Box<dyn CandidateProcessor>, ConfigError> {
-        ParquetWriter::open(Arc::clone(&self.config), ctx.topic_sink.clone())
+        ParquetWriter::open(Arc::clone(&self.config))
             .map(|w| Box::new(w) as Box<dyn CandidateProcessor>)
             .map_err(|e| ConfigError::Invalid {
                 path: format!("{path}.params.directory"),
@@ -536,8 +477,7 @@ fn parse_columns(p: &mut Params<'_>) -> Result<ColumnSelection, ConfigError> {
 /// detections), `max_records` (default 100000), `max_seconds` (default
 /// 600), `row_group_size` (default 8192), `compression` (`zstd` |
 /// `snappy` | `none`, default `zstd`), `partition_by` (`none` |
-/// `observation_date`, default `none`), `dead_letter_topic` (default
-/// `parquet-dead-letter`).
+/// `observation_date`, default `none`).
 fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> {
     let directory = p.required_path("directory", "an output directory")?;
     let prefix = p
@@ -589,9 +529,6 @@ fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> {
         "observation_date" => PartitionBy::ObservationDate,
         _ => PartitionBy::None,
     };
-    let dead_letter_topic = p
-        .optional_str("dead_letter_topic", "a topic name")?
-        .unwrap_or_else(|| "parquet-dead-letter".to_owned());
     Ok(Box::new(ParquetWriterSpec {
         config: Arc::new(Config {
             directory,
@@ -602,7 +539,6 @@ fn parse(p: &mut Params<'_>) -> Result<Box<dyn ProcessorSpec>, ConfigError> {
             row_group_size,
             codec,
             partition_by,
-            dead_letter_topic,
         }),
     }))
 }
