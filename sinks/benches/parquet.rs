@@ -83,6 +83,56 @@ fn disk_limit(dir: &Path) -> String {
         .to_owned()
 }
 
+/// CPU seconds (user + system) this process has used, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    let hz = String::from_utf8(
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse::<f64>()
+    .unwrap();
+    ticks / hz
+}
+
+/// Alerts per CPU-second over `rounds` flushes of the write loop: the
+/// per-core rate whatever else the machine runs (fsync waits are not CPU).
+fn per_cpu_second(
+    name: &str,
+    w: &mut impl CandidateProcessor,
+    alerts: &mut [Candidate],
+    rounds: usize,
+) -> f64 {
+    let wall = std::time::Instant::now();
+    let start = cpu_seconds();
+    for _ in 0..rounds {
+        for _ in 0..ROUNDS {
+            for a in alerts.iter_mut() {
+                assert!(matches!(w.process(a), Response::Pass));
+            }
+        }
+        w.flush().unwrap();
+    }
+    let cpu = cpu_seconds() - start;
+    let n = (rounds * ROUNDS * alerts.len()) as f64;
+    println!(
+        "{name}: {n} alerts in {cpu:.2} CPU-s ({:.2} s wall): {:.0} alerts per CPU-second",
+        wall.elapsed().as_secs_f64(),
+        n / cpu
+    );
+    n / cpu
+}
+
 fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir_in(
         std::env::var_os("PARQUET_BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into()),
@@ -114,7 +164,8 @@ fn bench(c: &mut Criterion) {
                 }
             }
             w.flush().unwrap();
-            let n = (ROUNDS * alerts.len()) as u64;
+            per_cpu_second(name, &mut w, &mut alerts, 10);
+            let n = (11 * ROUNDS * alerts.len()) as u64;
             println!(
                 "{name}: {} alerts, {} bytes of Parquet per alert (zstd)",
                 alerts.len(),

@@ -64,14 +64,32 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn check(kind: &Kind, nullable: bool, v: &Value, at: &str) -> Result<(), String> {
+/// Why a value does not fit its column: the message, and the path to the
+/// value (innermost first), built only when a check fails.
+struct Misfit {
+    message: String,
+    path: Vec<String>,
+}
+
+impl Misfit {
+    fn at(mut self, segment: String) -> Self {
+        self.path.push(segment);
+        self
+    }
+}
+
+fn check(kind: &Kind, nullable: bool, v: &Value) -> Result<(), Misfit> {
     let v = unwrap_union(v);
+    let misfit = |message: String| Misfit {
+        message,
+        path: Vec::new(),
+    };
     let ok = match (kind, v) {
         (_, Value::Null) => {
             return if nullable {
                 Ok(())
             } else {
-                Err(format!("{at}: null in a column that cannot be null"))
+                Err(misfit("null in a column that cannot be null".to_owned()))
             }
         }
         (Kind::Bool, Value::Boolean(_))
@@ -95,8 +113,8 @@ fn check(kind: &Kind, nullable: bool, v: &Value, at: &str) -> Result<(), String>
         (Kind::Struct(children), Value::Record(_)) => {
             for c in children {
                 let cv = child(v, &c.name, c.index)
-                    .ok_or_else(|| format!("{at}: record has no field {}", c.name))?;
-                check(&c.kind, c.nullable, cv, &format!("{at}.{}", c.name))?;
+                    .ok_or_else(|| misfit(format!("record has no field {}", c.name)))?;
+                check(&c.kind, c.nullable, cv).map_err(|m| m.at(format!(".{}", c.name)))?;
             }
             true
         }
@@ -108,7 +126,7 @@ fn check(kind: &Kind, nullable: bool, v: &Value, at: &str) -> Result<(), String>
             Value::Array(items),
         ) => {
             for (i, it) in items.iter().enumerate() {
-                check(item, *item_nullable, it, &format!("{at}[{i}]"))?;
+                check(item, *item_nullable, it).map_err(|m| m.at(format!("[{i}]")))?;
             }
             i32::try_from(items.len()).is_ok()
         }
@@ -117,11 +135,11 @@ fn check(kind: &Kind, nullable: bool, v: &Value, at: &str) -> Result<(), String>
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{at}: expected {:?}, found {}",
+        Err(misfit(format!(
+            "expected {:?}, found {}",
             kind.data_type(),
             type_name(v)
-        ))
+        )))
     }
 }
 
@@ -133,7 +151,10 @@ pub(crate) fn check_row(plan: &Plan, root: &Value) -> Result<(), String> {
     for c in &plan.columns {
         let v = at_path(root, &c.path)
             .ok_or_else(|| format!("column {}: the alert has no such field", c.name))?;
-        check(&c.kind, c.nullable, v, &c.name)?;
+        check(&c.kind, c.nullable, v).map_err(|m| {
+            let inner: String = m.path.iter().rev().map(String::as_str).collect();
+            format!("column {}{inner}: {}", c.name, m.message)
+        })?;
     }
     Ok(())
 }
@@ -380,5 +401,78 @@ impl RowBuilders {
             .collect::<Result<Vec<_>, _>>()?;
         self.rows = 0;
         RecordBatch::try_new(Arc::clone(&plan.arrow), arrays)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::Schema;
+
+    use super::*;
+    use crate::files::parquet::schema::{plan, ColumnSelection};
+
+    const SCHEMA: &str = r#"{
+      "type": "record", "name": "alert",
+      "fields": [
+        {"name": "alertId", "type": "long"},
+        {"name": "diaSource", "type": {"type": "record", "name": "src", "fields": [
+            {"name": "flux", "type": ["null", "float"]}]}},
+        {"name": "prv", "type": ["null", {"type": "array", "items": "src"}]}
+      ]}"#;
+
+    fn rec(fields: Vec<(&str, Value)>) -> Value {
+        Value::Record(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
+    fn src(flux: Value) -> Value {
+        rec(vec![("flux", Value::Union(1, Box::new(flux)))])
+    }
+
+    #[test]
+    fn rows_are_checked_then_built_into_a_batch() {
+        let schema = Schema::parse_str(SCHEMA).unwrap();
+        let p = plan(&schema, &ColumnSelection::Default).unwrap();
+        let good = rec(vec![
+            ("alertId", Value::Long(7)),
+            ("diaSource", src(Value::Float(1.5))),
+            (
+                "prv",
+                Value::Union(
+                    1,
+                    Box::new(Value::Array(vec![src(Value::Float(1.0)), src(Value::Null)])),
+                ),
+            ),
+        ]);
+        let no_prv = rec(vec![
+            ("alertId", Value::Long(8)),
+            ("diaSource", src(Value::Null)),
+            ("prv", Value::Union(0, Box::new(Value::Null))),
+        ]);
+        check_row(&p, &good).unwrap();
+        check_row(&p, &no_prv).unwrap();
+        let mut b = RowBuilders::new(&p);
+        b.append(&good);
+        b.append(&no_prv);
+        let batch = b.finish(&p).unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(
+            batch.column(2).null_count(),
+            1,
+            "the second row has no list"
+        );
+        assert_eq!(b.rows(), 0, "the builders start over");
+
+        let bad = rec(vec![
+            ("alertId", Value::Long(9)),
+            ("diaSource", src(Value::Float(1.5))),
+            (
+                "prv",
+                Value::Array(vec![src(Value::Float(1.0)), src(Value::String("x".into()))]),
+            ),
+        ]);
+        let e = check_row(&p, &bad).unwrap_err();
+        assert_eq!(e, "column prv[1].flux: expected Float32, found string");
+        let e = check_row(&p, &rec(vec![("alertId", Value::Null)])).unwrap_err();
+        assert_eq!(e, "column alertId: null in a column that cannot be null");
     }
 }
