@@ -40,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apache_avro::Schema;
 use arrow_schema::SchemaRef;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde_yaml::Value as Yaml;
 use starlog_processors::config::params::expected;
 use starlog_processors::config::{
@@ -172,6 +172,10 @@ impl ParquetWriter {
             .set_compression(compression)
             .set_max_row_group_row_count(Some(config.row_group_size))
             .set_created_by(format!("starlog {CLASS}"))
+            // Min/max per column chunk (row-group pruning); page-level
+            // statistics and their index cost more than they save on
+            // files of a few thousand alerts.
+            .set_statistics_enabled(EnabledStatistics::Chunk)
             .build();
         Ok(ParquetWriter {
             config,
