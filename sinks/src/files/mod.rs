@@ -3,6 +3,7 @@
 mod cutout;
 mod fits;
 mod lightcurve;
+mod parquet;
 mod staged;
 
 use starlog_processors::config::{ConfigError, Params, ProcessorRegistry};
@@ -11,6 +12,7 @@ use starlog_processors::config::{ConfigError, Params, ProcessorRegistry};
 pub(crate) fn register(registry: &mut ProcessorRegistry) {
     registry.register(lightcurve::CLASS, lightcurve::parse);
     registry.register(cutout::CLASS, cutout::parse);
+    parquet::register(registry);
 }
 
 /// The `formats` parameter: a non-empty list of `choices` (default: all of them).
