@@ -53,7 +53,7 @@ fn the_example_site_loads_with_every_component() {
     assert_eq!(t.framing, Framing::Ocf);
     assert_eq!(t.rate, Some(50.0));
 
-    assert_eq!(site.nodes.len(), 2);
+    assert_eq!(site.nodes.len(), 3);
     assert_eq!(
         site.nodes[0].placement,
         Placement::Standalone { instances: 2 }
@@ -61,6 +61,8 @@ fn the_example_site_loads_with_every_component() {
     assert_eq!(site.nodes[0].source_topic, "ztf-buffer");
     assert!(matches!(site.nodes[0].pipeline, PipelineSource::File(_)));
     assert_eq!(site.nodes[1].placement, Placement::InBroker);
+    assert_eq!(site.nodes[2].placement, Placement::InBroker);
+    assert!(matches!(site.nodes[2].pipeline, PipelineSource::Inline(_)));
     assert_eq!(site.mirrors[0].upstream, Upstream::Buffer("alerts".into()));
     assert_eq!(site.component_path("bright"), Some("components[3]"));
 
@@ -121,13 +123,18 @@ fn an_unknown_buffer_or_type_is_refused() {
 }
 
 #[test]
-fn an_in_broker_chain_on_a_cluster_is_refused() {
-    let (path, message) = fault(
-        "    buffer: edge\n    placement",
-        "    buffer: alerts\n    placement",
-    );
-    assert_eq!(path, "components[5].placement");
-    assert!(message.contains("not cluster-aware"), "{message}");
+fn in_broker_chains_run_on_single_brokers_and_on_clusters() {
+    let site = Site::load(&example()).unwrap();
+    let buffers: Vec<(&str, u16)> = site
+        .nodes
+        .iter()
+        .filter(|n| n.placement == Placement::InBroker)
+        .map(|n| {
+            let b = site.buffer(&n.buffer).unwrap();
+            (b.name.as_str(), b.instances)
+        })
+        .collect();
+    assert_eq!(buffers, vec![("edge", 1), ("alerts", 3)]);
 }
 
 #[test]

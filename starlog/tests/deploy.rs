@@ -239,11 +239,12 @@ fn candid(v: &Value) -> i64 {
     }
 }
 
-/// What the two chains should write, computed from the files' fields:
-/// (bright-transients, solar-system-bright) candids.
-fn expected() -> (BTreeSet<i64>, BTreeSet<i64>) {
+/// What the chains should write, computed from the files' fields:
+/// (bright-transients, solar-system-bright, solar-system) candids.
+fn expected() -> (BTreeSet<i64>, BTreeSet<i64>, BTreeSet<i64>) {
     let mut bright = BTreeSet::new();
     let mut sso = BTreeSet::new();
+    let mut sso_all = BTreeSet::new();
     for (_, v) in alerts() {
         let c = field(&v, "candidate");
         let is_sso = match field(c, "ssnamenr") {
@@ -256,6 +257,9 @@ fn expected() -> (BTreeSet<i64>, BTreeSet<i64>) {
             Value::Array(a) => a.len(),
             _ => 0,
         };
+        if is_sso {
+            sso_all.insert(candid(&v));
+        }
         if is_sso && mag < 19.5 && drb.is_some_and(|d| d > 0.5) {
             sso.insert(candid(&v));
         }
@@ -263,7 +267,7 @@ fn expected() -> (BTreeSet<i64>, BTreeSet<i64>) {
             bright.insert(candid(&v));
         }
     }
-    (bright, sso)
+    (bright, sso, sso_all)
 }
 
 /// GET on a loopback HTTP port; the body.
@@ -404,7 +408,7 @@ async fn the_example_site_runs_survives_kill9_and_stops() {
         .collect::<Vec<_>>()
         .join(",");
     let edge_bootstrap = format!("127.0.0.1:{}", ports["edge-kafka"]);
-    let (bright, sso) = expected();
+    let (bright, sso, sso_all) = expected();
     assert!(
         !bright.is_empty() && !sso.is_empty(),
         "the sample has alerts for both chains"
@@ -441,6 +445,21 @@ async fn the_example_site_runs_survives_kill9_and_stops() {
         json_candids(&node_out).into_iter().collect::<BTreeSet<_>>(),
         bright,
         "the processing node's output"
+    );
+    // The in-broker chain of the 3-broker buffer (a group member in each
+    // broker) writes every solar-system alert.
+    let cluster_chain = read_all(
+        &alerts_bootstrap,
+        "solar-system",
+        Duration::from_secs(90),
+        |m| json_candids(m).into_iter().collect::<BTreeSet<_>>() == sso_all,
+    );
+    assert_eq!(
+        json_candids(&cluster_chain)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        sso_all,
+        "the cluster's in-broker chain's output"
     );
     let chain_out = read_all(
         &edge_bootstrap,
@@ -561,6 +580,26 @@ async fn the_example_site_runs_survives_kill9_and_stops() {
     assert!(
         node_out.len() >= 2 * bright.len(),
         "the node processed the second copies"
+    );
+
+    // The cluster's in-broker chain processed the second copies too, across
+    // the broker's kill (at least once: a member that died may have written
+    // some outputs again after its partitions moved).
+    let cluster_chain = read_all(
+        &alerts_bootstrap,
+        "solar-system",
+        Duration::from_secs(120),
+        |m| m.len() >= 2 * sso_all.len(),
+    );
+    assert_eq!(
+        json_candids(&cluster_chain)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        sso_all
+    );
+    assert!(
+        cluster_chain.len() >= 2 * sso_all.len(),
+        "the cluster's chain processed the second copies"
     );
 
     // The mirror copied every message of the buffer once, across the

@@ -222,17 +222,6 @@ impl Site {
                 PipelineSource::Inline(_) => format!("{at}.pipeline.source.topic"),
             };
             topic_in(b, &n.source_topic, topic_path)?;
-            if n.placement == Placement::InBroker && b.instances > 1 {
-                return Err(invalid(
-                    format!("{at}.placement"),
-                    format!(
-                        "buffer {:?} has {} instances, and in-broker chains are not cluster-aware yet \
-                         (each broker would run the chain on its own replicas): place it on a \
-                         single-instance buffer, or run it standalone",
-                        b.name, b.instances
-                    ),
-                ));
-            }
         }
         for m in &self.mirrors {
             let at = self.at(&m.name);
