@@ -14,6 +14,7 @@ use starlog::cluster_cli;
 use starlog_broker::{BrokerConfig, Server};
 use tracing_subscriber::EnvFilter;
 
+mod deploy_cli;
 mod security_cli;
 
 /// Survives absurd allocation sizes decoded from client bytes
@@ -92,6 +93,15 @@ enum Command {
         #[command(subcommand)]
         command: security_cli::AclsCommand,
     },
+    /// Run a site (a YAML file of components: buffers, processing nodes,
+    /// mirrors, test data) on this machine: check, up, status, down.
+    Deploy {
+        #[command(subcommand)]
+        command: deploy_cli::DeployCommand,
+    },
+    /// Fill a topic from alert files (the shipped samples or a folder), at
+    /// a fixed rate or flat out, in a framing real streams use.
+    Testdata(deploy_cli::TestdataArgs),
     /// Print the embedded default configuration as YAML.
     DefaultConfig,
 }
@@ -210,6 +220,8 @@ fn main() -> anyhow::Result<()> {
                 .context("writing the default configuration")?;
             Ok(())
         }
+        Command::Deploy { command } => deploy_cli::deploy(command),
+        Command::Testdata(args) => deploy_cli::testdata(args),
         Command::Users { command } => security_cli::print(&security_cli::users(command)?),
         Command::Acls { command } => security_cli::print(&security_cli::acls(command)?),
         Command::Process {
