@@ -9,10 +9,13 @@
 use starlog_broker::cluster::node_identity::NODE_ID_ENV;
 use starlog_broker::BrokerConfig;
 
-const SITE: &str = "node_id: auto\n\
-cluster:\n  peers:\n\
-    - { id: 1, host: starlog-0.starlog, port: 9092, raft: starlog-0.starlog:9093 }\n\
-    - { id: 2, host: starlog-1.starlog, port: 9092, raft: starlog-1.starlog:9093 }\n";
+const SITE: &str = concat!(
+    "node_id: auto\n",
+    "cluster:\n",
+    "  peers:\n",
+    "    - { id: 1, host: starlog-0.starlog, port: 9092, raft: starlog-0.starlog:9093 }\n",
+    "    - { id: 2, host: starlog-1.starlog, port: 9092, raft: starlog-1.starlog:9093 }\n",
+);
 
 #[test]
 fn the_node_id_comes_from_the_environment_and_picks_the_peer() {

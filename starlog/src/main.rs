@@ -15,6 +15,7 @@ use starlog_broker::{BrokerConfig, Server};
 use tracing_subscriber::EnvFilter;
 
 mod deploy_cli;
+mod deploy_render_cli;
 mod security_cli;
 
 /// Survives absurd allocation sizes decoded from client bytes
