@@ -19,7 +19,10 @@
 use serde_json::{json, Value};
 
 use super::broker::{self, external_port, Instance};
-use super::{comment, left_out, yaml_text, Addressing, Options, RenderError, Rendered, Target};
+use super::{
+    comment, headless, k8s_name, left_out, yaml_text, Addressing, Options, RenderError, Rendered,
+    Target,
+};
 use crate::site::{KafkaBuffer, Placement, Site};
 
 const A: Addressing = Addressing::Kubernetes;
@@ -29,16 +32,6 @@ const ETC: &str = "/etc/starlog";
 
 /// The image's unprivileged user (see deploy/Dockerfile).
 const UID: u32 = 65_532;
-
-/// A Kubernetes name for a component (DNS-1123: lower case).
-fn k8s_name(name: &str) -> String {
-    name.to_lowercase()
-}
-
-/// The headless Service of a buffer.
-pub(super) fn headless(b: &KafkaBuffer) -> String {
-    format!("{}-headless", k8s_name(&b.name))
-}
 
 fn labels(site: &Site, component: &str) -> Value {
     json!({

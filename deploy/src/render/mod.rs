@@ -183,7 +183,7 @@ impl Addressing {
     fn host(self, b: &KafkaBuffer, i: u16) -> String {
         match self {
             Self::Compose => format!("{}-{i}", b.name),
-            Self::Kubernetes => format!("{}-{i}.{}", b.name, kubernetes::headless(b)),
+            Self::Kubernetes => format!("{}-{i}.{}", k8s_name(&b.name), headless(b)),
             Self::Local => b.listeners.host.clone(),
         }
     }
@@ -229,6 +229,16 @@ impl Addressing {
             _ => format!("http://{}:{}", self.host(b, 0), self.http_port(b, 0)),
         }
     }
+}
+
+/// A Kubernetes name for a component (DNS-1123: lower case).
+fn k8s_name(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// The headless Service of a buffer's StatefulSet.
+fn headless(b: &KafkaBuffer) -> String {
+    format!("{}-headless", k8s_name(&b.name))
 }
 
 /// A YAML (or JSON) document as text; the header comment goes first.
