@@ -9,9 +9,10 @@
 //!    `<name>-0`, `<name>-1`, ...: `starlog-0` is node 1, `starlog-2` node 3
 //!    (node ids start at 1, ordinals at 0). Any other host name is refused.
 //!
-//! The host name is the kernel's (`/proc/sys/kernel/hostname`, which is the
-//! pod's name in Kubernetes and the `hostname:` of a compose service), else
-//! `HOSTNAME` from the environment.
+//! The host name is the kernel's (uname(2)'s node name, which is the pod's
+//! name in Kubernetes and the `hostname:` of a compose service; it needs no
+//! `/proc`, absent from an empty container root), else `HOSTNAME` from the
+//! environment.
 
 use std::fmt;
 
@@ -46,7 +47,9 @@ pub enum NodeIdError {
         host: String,
     },
     /// Neither the kernel nor the environment gave a host name.
-    #[error("cannot tell this machine's host name (no /proc/sys/kernel/hostname, no HOSTNAME): set {NODE_ID_ENV}")]
+    #[error(
+        "cannot tell this machine's host name (uname gives none, no HOSTNAME): set {NODE_ID_ENV}"
+    )]
     NoHostName,
 }
 
@@ -96,8 +99,13 @@ pub fn auto_node_id() -> Result<i32, NodeIdError> {
 
 /// The kernel's host name, else `HOSTNAME`.
 fn host_name() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let kernel = rustix::system::uname()
+        .nodename()
+        .to_str()
         .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty());
+    kernel
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
@@ -190,6 +198,13 @@ mod tests {
             );
         }
         assert_eq!(id_from(None, || None), Err(NodeIdError::NoHostName));
+    }
+
+    #[test]
+    fn the_kernel_names_this_machine() {
+        let name = host_name().unwrap();
+        let kernel = std::process::Command::new("hostname").output().unwrap();
+        assert_eq!(name, String::from_utf8_lossy(&kernel.stdout).trim());
     }
 
     #[derive(Debug, serde::Deserialize)]
