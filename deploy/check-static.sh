@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the image's binary (a static `starlog`, as deploy/Dockerfile does)
 # and shows it runs with nothing else present: two brokers, each in an empty
-# root holding only the binary, its configuration and the /etc/hosts a
-# container runtime would mount, each with its own host name (starlog-0,
+# root holding only the binary, its configuration and what a container
+# runtime gives even a `scratch` image (/etc/hosts, /dev/null, /dev/random,
+# /dev/urandom; no /proc), each with its own host name (starlog-0,
 # starlog-1: their node ids come from it, `node_id: auto`), name each other
 # by DNS name (`starlog-1.starlog:PORT`), form one Raft cluster and elect a
 # controller. Needs root or unprivileged user namespaces (unshare), curl.
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 log() { printf '== %s\n' "$*"; }
 fail() { printf 'check-static: FAILED: %s\n' "$*" >&2; exit 1; }
 
-for tool in readelf unshare chroot curl hostname; do
+for tool in readelf unshare chroot curl hostname mount python3; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is needed"
 done
 
@@ -54,17 +55,23 @@ free_port() {
 }
 k0=$(free_port); k1=$(free_port); r0=$(free_port); r1=$(free_port); h0=$(free_port); h1=$(free_port)
 
-# In a namespace of its own (host name), chroot into an empty root.
+# In namespaces of its own (host name, mounts), with the devices a runtime
+# provides bound in, chroot into an empty root. Run it in a subshell: it
+# execs, so the subshell's process id is the broker's.
 in_root() {
   local host=$1 root=$2; shift 2
-  local ns=(unshare --uts)
-  [ "$(id -u)" -eq 0 ] || ns=(unshare --map-root-user --uts)
-  "${ns[@]}" -- sh -c 'hostname "$0" && exec chroot "$@"' "$host" "$root" "$@"
+  local ns=(unshare --uts --mount)
+  [ "$(id -u)" -eq 0 ] || ns=(unshare --map-root-user --uts --mount)
+  exec "${ns[@]}" -- sh -c 'hostname "$0" && r="$1" &&
+    mount --bind /dev/null "$r/dev/null" && mount --bind /dev/urandom "$r/dev/urandom" &&
+    mount --bind /dev/random "$r/dev/random" &&
+    exec chroot "$@"' "$host" "$root" "$@"
 }
 
 for i in 0 1; do
   root="$work/root$i"
-  mkdir -p "$root/etc" "$root/data"
+  mkdir -p "$root/etc" "$root/data" "$root/dev"
+  touch "$root/dev/null" "$root/dev/random" "$root/dev/urandom"
   cp "$bin" "$root/starlog"
   # What a runtime mounts into a container; nothing else is there.
   printf '127.0.0.1 localhost\n127.0.0.1 starlog-0.starlog\n127.0.0.1 starlog-1.starlog\n' > "$root/etc/hosts"
@@ -83,11 +90,11 @@ YAML
 done
 
 log "the binary alone in an empty root"
-in_root starlog-0 "$work/root0" /starlog --version
+(in_root starlog-0 "$work/root0" /starlog --version)
 
 log "two brokers in empty roots, peers named starlog-N.starlog, ids from the host names"
 for i in 0 1; do
-  in_root "starlog-$i" "$work/root$i" /starlog serve --config /etc/broker.yaml \
+  (in_root "starlog-$i" "$work/root$i" /starlog serve --config /etc/broker.yaml) \
     >"$work/broker$i.log" 2>&1 &
   pids+=($!)
 done
@@ -118,7 +125,13 @@ echo "node 1 (starlog-0) and node 2 (starlog-1) agree on controller $(python3 -c
 log "SIGTERM: both stop gracefully"
 for pid in "${pids[@]}"; do kill -TERM "$pid"; done
 for pid in "${pids[@]}"; do
-  wait "$pid" || fail "a broker exited with status $? after SIGTERM"
+  status=0
+  wait "$pid" || status=$?
+  if [ "$status" -ne 0 ]; then
+    for i in 0 1; do echo "--- broker $i log"; tail -n 20 "$work/broker$i.log"; done >&2
+    fail "a broker exited with status $status after SIGTERM"
+  fi
 done
+grep -h "shutdown requested" "$work"/broker*.log
 pids=()
 echo "check-static: OK"
