@@ -52,7 +52,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// This broker's id, as reported in Metadata.
+    /// This broker's id, as reported in Metadata. In YAML a number, or
+    /// `auto`: `STARLOG_NODE_ID`, else the host name's ordinal plus one
+    /// (`starlog-2` is node 3; see `cluster::node_identity`).
+    #[serde(deserialize_with = "crate::cluster::node_identity::deserialize")]
     pub node_id: i32,
     /// Address the Kafka listener binds to, when there is no `listeners:`
     /// list (one plaintext listener named `PLAINTEXT`).

@@ -91,7 +91,7 @@ fn the_cluster_examples_agree_on_peers_and_differ_in_node_id() {
         3,
         "data dirs"
     );
-    let raft: BTreeSet<_> = first.peers.iter().map(|p| p.raft).collect();
+    let raft: BTreeSet<_> = first.peers.iter().map(|p| p.raft.clone()).collect();
     assert_eq!(raft.len(), 3, "Raft listeners");
 }
 

@@ -4,6 +4,7 @@
 //! ([`supervisor`]), and the test-data producer behind `starlog testdata`
 //! ([`testdata`]).
 
+pub mod render;
 pub mod site;
 pub mod supervisor;
 pub mod testdata;

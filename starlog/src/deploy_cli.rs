@@ -68,6 +68,12 @@ pub enum DeployCommand {
         #[arg(long, default_value_t = 90)]
         timeout: u64,
     },
+    /// Render the site for a real tool (compose, kubernetes, systemd) into a folder.
+    Render(crate::deploy_render_cli::RenderArgs),
+    /// GET a URL, succeed on 2xx: the health check of images without a shell.
+    Probe(crate::deploy_render_cli::ProbeArgs),
+    /// Create a buffer's missing topics, retrying while it comes up (the rendered sites' topic step).
+    Topics(crate::deploy_render_cli::TopicsArgs),
 }
 
 /// The run folder option.
@@ -148,6 +154,9 @@ fn load(site: &Path) -> anyhow::Result<Site> {
 /// Runs a `deploy` command.
 pub fn deploy(command: DeployCommand) -> anyhow::Result<()> {
     match command {
+        DeployCommand::Render(args) => crate::deploy_render_cli::render(args),
+        DeployCommand::Probe(args) => crate::deploy_render_cli::probe(args),
+        DeployCommand::Topics(args) => crate::deploy_render_cli::topics(args),
         DeployCommand::Check { site } => {
             let s = load(&site)?;
             let brokers: u32 = s.buffers.iter().map(|b| u32::from(b.instances)).sum();

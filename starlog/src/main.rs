@@ -15,6 +15,7 @@ use starlog_broker::{BrokerConfig, Server};
 use tracing_subscriber::EnvFilter;
 
 mod deploy_cli;
+mod deploy_render_cli;
 mod security_cli;
 
 /// Survives absurd allocation sizes decoded from client bytes
@@ -51,7 +52,7 @@ enum Command {
         /// Override the node id (in a cluster: this broker's entry in the peers).
         #[arg(long)]
         node_id: Option<i32>,
-        /// A cluster peer, this broker included: ID=HOST:PORT/RAFT_IP:RAFT_PORT
+        /// A cluster peer, this broker included: ID=HOST:PORT/RAFT_HOST:RAFT_PORT
         /// (repeat per broker; replaces `cluster.peers` of the YAML).
         #[arg(long = "peer")]
         peers: Vec<String>,
@@ -123,7 +124,7 @@ enum ClusterCommand {
     AddBroker {
         #[command(flatten)]
         http: HttpTarget,
-        /// The new broker: ID=HOST:PORT/RAFT_IP:RAFT_PORT.
+        /// The new broker: ID=HOST:PORT/RAFT_HOST:RAFT_PORT.
         #[arg(long)]
         peer: String,
     },

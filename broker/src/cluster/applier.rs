@@ -176,7 +176,7 @@ impl Cluster {
             members: state
                 .brokers
                 .values()
-                .map(|p| (node_id(p.id), p.raft))
+                .map(|p| (node_id(p.id), p.raft.clone()))
                 .collect(),
             removed: state.removed.iter().map(|&id| node_id(id)).collect(),
         });

@@ -2,13 +2,14 @@
 //! fast Raft ticks. Without it the broker runs alone, unreplicated.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use starlog_security::tls::{CertPrincipal, ClientAuth, ClientTlsSettings, TlsSettings};
 use starlog_security::Principal;
+
+pub use super::peer_addr::{PeerAddr, PeerAddrError};
 
 /// One broker of the cluster, as every member lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,8 +21,9 @@ pub struct PeerSettings {
     pub host: String,
     /// Its Kafka port.
     pub port: u16,
-    /// Its inter-broker (Raft) listener.
-    pub raft: SocketAddr,
+    /// Its inter-broker (Raft) listener: `IP:PORT`, or `HOST:PORT` with a
+    /// DNS name resolved at each connection (see [`PeerAddr`]).
+    pub raft: PeerAddr,
     /// Its Kafka listeners by name, when it has several: a client is then
     /// given this broker's endpoint of the listener it came in on, and a
     /// broker without that listener is left out. Empty: `host:port` for
@@ -104,7 +106,7 @@ pub struct ClusterSettings {
 pub struct ClusterTlsSettings {
     /// This broker's certificate chain (PEM), leaf first. It must name the
     /// host peers dial it by (`cluster.peers[].host`, as a DNS name or an
-    /// IP address; a broker added later is dialed by its Raft IP).
+    /// IP address; a broker added later is dialed by its Raft host).
     pub cert: PathBuf,
     /// Its private key (PEM).
     pub key: PathBuf,
@@ -226,7 +228,7 @@ impl ClusterSettings {
     /// Parses a `--peer` flag: `ID=HOST:PORT/RAFT_HOST:RAFT_PORT`.
     pub fn parse_peer(text: &str) -> Result<PeerSettings, String> {
         let bad =
-            |why: &str| format!("--peer {text:?}: {why} (want ID=HOST:PORT/RAFT_IP:RAFT_PORT)");
+            |why: &str| format!("--peer {text:?}: {why} (want ID=HOST:PORT/RAFT_HOST:RAFT_PORT)");
         let (id, rest) = text.split_once('=').ok_or_else(|| bad("no '='"))?;
         let id: i32 = id
             .trim()
@@ -237,9 +239,7 @@ impl ClusterSettings {
         let port: u16 = port
             .parse()
             .map_err(|_| bad("the Kafka port is not a number"))?;
-        let raft: SocketAddr = raft
-            .parse()
-            .map_err(|_| bad("the Raft address is not IP:PORT"))?;
+        let raft = PeerAddr::parse(raft).map_err(|e| bad(&e.to_string()))?;
         Ok(PeerSettings {
             id,
             host: host.to_string(),
@@ -259,6 +259,8 @@ mod tests {
         let p = ClusterSettings::parse_peer("2=127.0.0.1:9093/127.0.0.1:19093").unwrap();
         assert_eq!((p.id, p.host.as_str(), p.port), (2, "127.0.0.1", 9093));
         assert_eq!(p.raft.port(), 19093);
+        let p = ClusterSettings::parse_peer("3=b3.starlog:9092/b3.starlog:9093").unwrap();
+        assert_eq!((p.raft.host(), p.raft.port()), ("b3.starlog", 9093));
         for bad in ["2", "x=h:1/127.0.0.1:2", "2=h/127.0.0.1:2", "2=h:1/nowhere"] {
             let e = ClusterSettings::parse_peer(bad).unwrap_err();
             assert!(e.contains(bad), "{e}");

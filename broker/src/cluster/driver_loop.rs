@@ -60,9 +60,9 @@ fn reconcile(driver: &mut Driver<TcpTransport>, view: &ClusterView) {
         return;
     }
     let me = driver.node_id();
-    for &(id, addr) in &m.members {
-        if id != me {
-            driver.transport_mut().ensure_peer(id, addr);
+    for (id, addr) in &m.members {
+        if *id != me {
+            driver.transport_mut().ensure_peer(*id, addr);
         }
     }
     let members: Vec<NodeId> = m.members.iter().map(|(id, _)| *id).collect();

@@ -28,7 +28,11 @@
 //!   (every group here, one fsync per partition per turn); `inbox` — what
 //!   it is asked to do.
 //! * `transport` — Raft frames between brokers over TCP (or mutual TLS
-//!   under the cluster CA, [`PeerTls`]), the fault switch.
+//!   under the cluster CA, [`PeerTls`]), the fault switch; `peer_addr` —
+//!   a peer's Raft address, an IP or a DNS name resolved at each connection.
+//! * `node_identity` — `node_id: auto`: this broker's id from
+//!   `STARLOG_NODE_ID` or its host name's ordinal (one StatefulSet template
+//!   for every pod).
 //! * `metadata` — the metadata group's commands and the state every broker
 //!   derives from them.
 //! * `view` — statuses, membership and placement as last published;
@@ -59,7 +63,9 @@ mod inbox;
 mod metadata;
 mod metrics;
 mod node;
+pub mod node_identity;
 mod offsets;
+mod peer_addr;
 mod security;
 mod transport;
 mod view;
@@ -67,7 +73,7 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ClusterSettings, ClusterTlsSettings, PeerSettings};
+pub use config::{ClusterSettings, ClusterTlsSettings, PeerAddr, PeerAddrError, PeerSettings};
 pub use control::start;
 pub use http::{ClusterStatus, GroupState, PeerState, ReplicaState, SecuritySummary};
 pub use node::{ClusterError, Start};

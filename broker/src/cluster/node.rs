@@ -127,19 +127,18 @@ impl Cluster {
             .cloned()
             .ok_or_else(|| ClusterError::Config(format!("node {me_id} is not a peer")))?;
         let node = node_id(me_id);
-        let listener = TcpListener::bind(me.raft)
+        // A name (`starlog-1.starlog:9093`) binds every interface.
+        let bind = me.raft.bind_addr();
+        let listener = TcpListener::bind(bind)
             .await
-            .map_err(|source| ClusterError::Bind {
-                addr: me.raft,
-                source,
-            })?;
+            .map_err(|source| ClusterError::Bind { addr: bind, source })?;
         let faults = Arc::new(Faults::default());
         let view = Arc::new(ClusterView::default());
-        let peers: Vec<(NodeId, std::net::SocketAddr)> = settings
+        let peers: Vec<(NodeId, super::peer_addr::PeerAddr)> = settings
             .peers
             .iter()
             .filter(|p| p.id != me_id)
-            .map(|p| (node_id(p.id), p.raft))
+            .map(|p| (node_id(p.id), p.raft.clone()))
             .collect();
         let runtime = tokio::runtime::Handle::current();
         let names = settings

@@ -39,6 +39,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use super::config::ClusterTlsSettings;
+use super::peer_addr::PeerAddr;
 
 use super::inbox::{Inbox, Input};
 
@@ -176,7 +177,7 @@ pub struct TcpTransport {
     shutdown: watch::Receiver<bool>,
     tls: Option<Arc<PeerTls>>,
     /// The host name each configured peer's certificate is checked against
-    /// (its `cluster.peers[].host`); others are checked by their Raft IP.
+    /// (its `cluster.peers[].host`); others are checked by their Raft host.
     names: HashMap<NodeId, String>,
 }
 
@@ -184,7 +185,7 @@ impl TcpTransport {
     /// Starts one writer task per peer on `runtime` (over TLS with `tls`;
     /// `names`: the host name of each configured peer).
     pub fn start(
-        peers: &[(NodeId, SocketAddr)],
+        peers: &[(NodeId, PeerAddr)],
         faults: Arc<Faults>,
         runtime: &tokio::runtime::Handle,
         shutdown: &watch::Receiver<bool>,
@@ -199,14 +200,14 @@ impl TcpTransport {
             tls,
             names,
         };
-        for &(id, addr) in peers {
-            transport.ensure_peer(id, addr);
+        for (id, addr) in peers {
+            transport.ensure_peer(*id, addr);
         }
         transport
     }
 
     /// Starts a writer for `id` unless it has one (a broker added to the cluster).
-    pub fn ensure_peer(&mut self, id: NodeId, addr: SocketAddr) {
+    pub fn ensure_peer(&mut self, id: NodeId, addr: &PeerAddr) {
         if self.peers.contains_key(&id) {
             return;
         }
@@ -215,11 +216,12 @@ impl TcpTransport {
             .names
             .get(&id)
             .cloned()
-            .unwrap_or_else(|| addr.ip().to_string());
+            .unwrap_or_else(|| addr.host().to_string());
+        tracing::info!(peer = id, %addr, "inter-broker peer added");
         self.runtime.spawn(peer_writer(
             Dial {
                 id,
-                addr,
+                addr: addr.clone(),
                 name,
                 tls: self.tls.clone(),
             },
@@ -228,7 +230,6 @@ impl TcpTransport {
             self.shutdown.clone(),
         ));
         self.peers.insert(id, tx);
-        tracing::info!(peer = id, %addr, "inter-broker peer added");
     }
 
     /// Where the driver records its stage timings (shown on `/metrics`).
@@ -273,13 +274,21 @@ impl Transport for TcpTransport {
     }
 }
 
-/// Who a writer dials: the peer's id, Raft address, the name its
-/// certificate must carry, and the TLS settings.
+/// Who a writer dials: the peer's id, Raft address (a name is resolved
+/// again at each connection), the name its certificate must carry, and the
+/// TLS settings.
 struct Dial {
     id: NodeId,
-    addr: SocketAddr,
+    addr: PeerAddr,
     name: String,
     tls: Option<Arc<PeerTls>>,
+}
+
+/// Resolves the peer's address now (a pod's name points at its current IP)
+/// and connects to the first of its addresses that accepts.
+async fn connect(addr: &PeerAddr) -> std::io::Result<TcpStream> {
+    let resolved = addr.resolve().await?;
+    TcpStream::connect(&resolved[..]).await
 }
 
 /// Wraps an outgoing connection in TLS and checks the peer's certificate.
@@ -317,13 +326,13 @@ async fn peer_writer(
     faults: Arc<Faults>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let Dial { id, addr, .. } = dial;
+    let Dial { id, ref addr, .. } = dial;
     let mut backoff = Duration::from_millis(50);
     // The last TLS failure logged (the same one is not logged at each retry).
     let mut last_refusal: Option<String> = None;
     loop {
         let connected = tokio::select! {
-            c = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)) => c,
+            c = tokio::time::timeout(Duration::from_secs(1), connect(addr)) => c,
             _ = shutdown.changed() => return,
         };
         let stream = match connected {

@@ -2,7 +2,6 @@
 //! driver loop last published, one per Raft group on this broker.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use parking_lot::RwLock;
 use starlog_replication::{GroupId, GroupStatus, NodeId, Role};
@@ -49,7 +48,7 @@ pub struct Announced {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
     /// Members and their inter-broker addresses.
-    pub members: Vec<(NodeId, SocketAddr)>,
+    pub members: Vec<(NodeId, super::peer_addr::PeerAddr)>,
     /// Brokers removed from the cluster.
     pub removed: Vec<NodeId>,
 }
