@@ -124,7 +124,7 @@ fn an_unknown_buffer_or_type_is_refused() {
 
 #[test]
 fn in_broker_chains_run_on_single_brokers_and_on_clusters() {
-    let site = Site::load(&example()).unwrap();
+    let site = Site::load(example()).unwrap();
     let buffers: Vec<(&str, u16)> = site
         .nodes
         .iter()
