@@ -9,10 +9,12 @@
 //! | `files/` | writers of files astronomers read: Parquet, light curves (FITS, VOTable), cutouts (FITS, PNG, JPEG) |
 //! | `db/` | writers of rows into relational databases (PostgreSQL, MariaDB) |
 //! | `notify/` | notifications (VOEvent, Slack, e-mail) |
+//! | `calendar.rs` | dates of observation times (MJD to civil dates), shared by writers and notifiers |
 //!
 //! The public surface is [`register`] and [`registry`]; the classes are
 //! reached by name through the registry, never as Rust types.
 
+mod calendar;
 mod db;
 mod files;
 mod notify;

@@ -24,6 +24,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
+use crate::calendar::{civil_from_days, MJD_UNIX_EPOCH};
 use apache_avro::types::Value;
 use starlog_processors::avro_value;
 use starlog_processors::config::{ConfigError, Params};
@@ -401,7 +402,7 @@ pub(crate) fn iso_from_day_number(day: f64) -> String {
 pub(crate) fn iso_from_mjd(mjd: f64) -> String {
     // Milliseconds since 1970-01-01 (MJD 40587).
     #[allow(clippy::cast_possible_truncation)]
-    let ms = ((mjd - 40_587.0) * 86_400_000.0).round() as i64;
+    let ms = ((mjd - MJD_UNIX_EPOCH) * 86_400_000.0).round() as i64;
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
@@ -412,21 +413,6 @@ pub(crate) fn iso_from_mjd(mjd: f64) -> String {
         rem / 1000 % 60,
         rem % 1000
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (H. Hinnant's `civil_from_days`).
-pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// `value` (hours or degrees) as `[+-]HH:MM:SS.s…` with `decimals` on the seconds.
