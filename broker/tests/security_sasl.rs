@@ -370,7 +370,7 @@ async fn requests_before_login_and_garbage_sasl_frames_close_the_connection() {
     assert!(c.is_closed_by_broker().await);
     // A frame larger than the bound before login: closed.
     let mut c = RawClient::connect(internal).await;
-    c.send_frame(&vec![0u8; 600 * 1024]).await;
+    c.send_oversize_frame(600 * 1024).await;
     assert!(c.is_closed_by_broker().await);
     // The broker still serves a proper client.
     let config = sasl_config(internal, "SCRAM-SHA-512", "reader", READER_PW);

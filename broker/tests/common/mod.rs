@@ -59,6 +59,17 @@ impl RawClient {
         self.stream.write_all(&buf).await.expect("write");
     }
 
+    /// Announces a frame of `len` bytes and sends its body for as long as the
+    /// broker reads it: a broker that refuses the size may close the
+    /// connection before the body is written, so a failed write is expected.
+    pub async fn send_oversize_frame(&mut self, len: usize) {
+        let size = i32::try_from(len).expect("frame size fits");
+        if self.stream.write_all(&size.to_be_bytes()).await.is_err() {
+            return;
+        }
+        let _ = self.stream.write_all(&vec![0u8; len]).await;
+    }
+
     /// Reads one response frame, or None when the broker closed the connection.
     pub async fn read_frame(&mut self) -> Option<Bytes> {
         let size = tokio::time::timeout(Duration::from_secs(20), self.stream.read_i32())

@@ -68,8 +68,13 @@ fn find(program: &str, extra: &[PathBuf]) -> PathBuf {
 
 fn free_port() -> u16 {
     // Below the ephemeral range, so that no outgoing connection takes it.
-    for i in 0..2000u32 {
-        let port = 21_000 + ((std::process::id() * 7 + i * 131) % 10_000) as u16;
+    // Each call starts further on: two servers started at once by this
+    // process (PostgreSQL and MariaDB, from two test threads) would
+    // otherwise both find the same port free before either binds it.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let start = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 977;
+    for i in start..start + 2000 {
+        let port = 21_000 + ((std::process::id().wrapping_mul(7) + i * 131) % 10_000) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
