@@ -55,29 +55,6 @@ fn alert_values() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// The alert ids with a solar-system association, from manifest.csv.
-fn solar_system_ids() -> HashSet<String> {
-    let text = std::fs::read_to_string(common::testdata_dir().join("manifest.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let file_col = header.iter().position(|h| *h == "file").unwrap();
-    let ss_col = header.iter().position(|h| *h == "ssnamenr").unwrap();
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|c| {
-            c[file_col].starts_with("ztf/alerts/fink-alert-simulator/") && !c[ss_col].is_empty()
-        })
-        .map(|c| {
-            c[file_col]
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .trim_end_matches(".avro")
-                .to_string()
-        })
-        .collect()
-}
-
 /// How many times each solar-system alert was acknowledged into the source.
 fn expected(acked: &[Acked], ids: &[String], ss: &HashSet<String>) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
@@ -170,7 +147,7 @@ async fn a_pipeline_in_every_broker_runs_once_per_partition_and_survives_a_kill(
     let alerts = alert_values();
     let ids: Vec<String> = alerts.iter().map(|(id, _)| id.clone()).collect();
     let values: Vec<Vec<u8>> = alerts.into_iter().map(|(_, v)| v).collect();
-    let ss = solar_system_ids();
+    let ss = common::solar_system_ids();
     assert!(!ss.is_empty() && ss.len() < ids.len());
     let p = producer(&bs);
 

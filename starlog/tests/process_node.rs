@@ -62,28 +62,6 @@ async fn group_state(addr: std::net::SocketAddr) -> (String, usize) {
     }
 }
 
-fn solar_system_ids() -> HashSet<String> {
-    let text = std::fs::read_to_string(common::testdata_dir().join("manifest.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let file_col = header.iter().position(|h| *h == "file").unwrap();
-    let ss_col = header.iter().position(|h| *h == "ssnamenr").unwrap();
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|c| {
-            c[file_col].starts_with("ztf/alerts/fink-alert-simulator/") && !c[ss_col].is_empty()
-        })
-        .map(|c| {
-            c[file_col]
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .trim_end_matches(".avro")
-                .to_string()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_split_the_partitions_and_write_exactly_the_solar_system_alerts() {
     let broker = TestBroker::start().await;
@@ -126,7 +104,7 @@ async fn two_nodes_split_the_partitions_and_write_exactly_the_solar_system_alert
     let mut a = spawn_node(&pipeline, &bs);
     let mut b = spawn_node(&pipeline, &bs);
 
-    let want = solar_system_ids();
+    let want = common::solar_system_ids();
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bs)
         .set("group.id", "check")

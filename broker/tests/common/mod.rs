@@ -151,3 +151,26 @@ pub fn listener(
 /// binaries do, so it declares the same guarded global allocator.
 #[global_allocator]
 static GLOBAL: starlog_alloc::GuardedAllocator = starlog_alloc::GuardedAllocator;
+
+/// The file names (without `.avro`) of the `fink-alert-simulator` ZTF
+/// alerts that have a solar-system association, from `testdata/manifest.csv`:
+/// what a SolarSystemFilter `include` chain must pass, computed without it.
+pub fn solar_system_ids() -> std::collections::HashSet<String> {
+    let text = std::fs::read_to_string(testdata_dir().join("manifest.csv")).expect("manifest.csv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect("column");
+    let (file_col, ss_col) = (col("file"), col("ssnamenr"));
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|c| {
+            c[file_col].starts_with("ztf/alerts/fink-alert-simulator/") && !c[ss_col].is_empty()
+        })
+        .filter_map(|c| {
+            c[file_col]
+                .rsplit('/')
+                .next()
+                .map(|f| f.trim_end_matches(".avro").to_string())
+        })
+        .collect()
+}
