@@ -164,11 +164,23 @@ fn read_all(
         .set("topic.metadata.refresh.interval.ms", "1000")
         .create()
         .unwrap();
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let partitions = md.topics()[0].partitions().len();
-    assert!(partitions > 0, "{topic} has no partitions");
+    // A broker that has not applied the topic's creation yet answers it
+    // without partitions: ask again until it has them.
+    let metadata_deadline = Instant::now() + Duration::from_secs(30);
+    let partitions = loop {
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let n = md.topics()[0].partitions().len();
+        if n > 0 {
+            break n;
+        }
+        assert!(
+            Instant::now() < metadata_deadline,
+            "{topic} has no partitions after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, i32::try_from(p).unwrap(), Offset::Beginning)
